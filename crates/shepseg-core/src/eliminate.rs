@@ -1,0 +1,366 @@
+//! Elimination: single pixels first, then small segments, each merged into a neighbour.
+//!
+//! Single-pixel elimination (Shepherd et al. 2019, section 2.3) gives each one-pixel segment
+//! the segment of its spectrally nearest neighbouring *pixel*, in raster scans applied scan by
+//! scan until nothing changes. Small-segment elimination then takes sizes 1, 2, ...,
+//! `min_segment_size - 1` in turn and merges each segment of that size into the neighbour whose
+//! mean spectrum is nearest, provided that neighbour is strictly larger and within
+//! maxSpectralDiff, in up to 10 passes per size. Both end by relabelling the survivors to
+//! contiguous IDs in their old order.
+//!
+//! The arithmetic and orders are pyshepseg's (see the crate docs): `float32` spectral sums in
+//! raster order, ties to the first neighbour found in a segment's pixel list, a merged segment's
+//! list being the target's followed by the merged one's. Segment pixel lists are linked lists
+//! here, so a merge costs the size of the smaller segment, not the larger.
+
+use crate::pixel::Pixel;
+
+/// A band-major image (`bands x rows x cols`, contiguous) with its shape.
+pub(crate) struct Img<'a, T> {
+    pub data: &'a [T],
+    pub bands: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<T: Pixel> Img<'_, T> {
+    #[inline]
+    fn band_value(&self, b: usize, p: usize) -> T {
+        self.data[b * self.rows * self.cols + p]
+    }
+}
+
+/// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
+/// columns inner (the pixel itself included, as pyshepseg's loops include it).
+#[inline]
+fn for_each_neighbour(
+    rows: usize,
+    cols: usize,
+    i: usize,
+    j: usize,
+    four: bool,
+    mut f: impl FnMut(usize),
+) {
+    let i0 = i.saturating_sub(1);
+    let i1 = (i + 1).min(rows - 1);
+    let j0 = j.saturating_sub(1);
+    let j1 = (j + 1).min(cols - 1);
+    for ii in i0..=i1 {
+        for jj in j0..=j1 {
+            if four && ii != i && jj != j {
+                continue;
+            }
+            f(ii * cols + jj);
+        }
+    }
+}
+
+/// Pixel counts per segment ID (index 0 counts the null pixels).
+pub(crate) fn segment_sizes(seg: &[u32], max_id: u32) -> Vec<u32> {
+    let mut size = vec![0u32; max_id as usize + 1];
+    for &s in seg {
+        size[s as usize] += 1;
+    }
+    size
+}
+
+/// Renumbers non-empty segments to 1..N in their old order; returns N.
+pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
+    let mut map = vec![0u32; size.len()];
+    let mut next = 0u32;
+    for id in 1..size.len() {
+        if size[id] > 0 {
+            next += 1;
+            map[id] = next;
+        }
+    }
+    for s in seg.iter_mut() {
+        *s = map[*s as usize];
+    }
+    next
+}
+
+/// Single-pixel elimination; returns the largest ID after relabelling.
+///
+/// With `compat`, pyshepseg's defects are kept: a null neighbour (segment 0 counts as larger
+/// than one pixel) can absorb a valid pixel, and a lone null pixel can join a valid segment.
+/// Without it, null pixels neither absorb nor are absorbed.
+pub(crate) fn eliminate_single_pixels<T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    max_id: u32,
+    four: bool,
+    compat: bool,
+) -> u32 {
+    let (rows, cols) = (img.rows, img.cols);
+    let mut size = segment_sizes(seg, max_id);
+    // Single pixels only ever disappear, so the first scan finds every candidate.
+    let mut candidates: Vec<u32> = (0..seg.len())
+        .filter(|&p| size[seg[p] as usize] == 1 && (compat || seg[p] != 0))
+        .map(|p| p as u32)
+        .collect();
+    let mut merges: Vec<(u32, u32)> = Vec::new();
+    loop {
+        merges.clear();
+        for &p in &candidates {
+            let p = p as usize;
+            if size[seg[p] as usize] != 1 {
+                continue;
+            }
+            let (i, j) = (p / cols, p % cols);
+            let mut min = T::DIST_UNSET;
+            let mut found = None;
+            for_each_neighbour(rows, cols, i, j, four, |q| {
+                let nbr = seg[q];
+                if size[nbr as usize] > 1 && (compat || nbr != 0) {
+                    let mut d = T::DIST_ZERO;
+                    for b in 0..img.bands {
+                        d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
+                    }
+                    if min < T::DIST_ZERO || d < min {
+                        min = d;
+                        found = Some(nbr);
+                    }
+                }
+            });
+            if let Some(nbr) = found {
+                merges.push((p as u32, nbr));
+            }
+        }
+        if merges.is_empty() {
+            break;
+        }
+        for &(p, new) in &merges {
+            let old = seg[p as usize];
+            seg[p as usize] = new;
+            size[old as usize] = 0;
+            size[new as usize] += 1;
+        }
+        candidates.retain(|&p| size[seg[p as usize] as usize] == 1);
+    }
+    relabel(seg, &size)
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Small-segment elimination state: sizes, `float32` spectral sums and linked pixel lists.
+struct Segments {
+    size: Vec<u32>,
+    sum: Vec<f32>,
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    next: Vec<u32>,
+    bands: usize,
+}
+
+impl Segments {
+    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32) -> Self {
+        let n = max_id as usize + 1;
+        let nb = img.bands;
+        let mut s = Segments {
+            size: segment_sizes(seg, max_id),
+            sum: vec![0.0; n * nb],
+            head: vec![NONE; n],
+            tail: vec![NONE; n],
+            next: vec![NONE; seg.len()],
+            bands: nb,
+        };
+        for (p, &id) in seg.iter().enumerate() {
+            if id == 0 {
+                continue;
+            }
+            let id = id as usize;
+            for b in 0..nb {
+                let acc = &mut s.sum[id * nb + b];
+                *acc = img.band_value(b, p).add_to_f32_sum(*acc);
+            }
+            if s.head[id] == NONE {
+                s.head[id] = p as u32;
+            } else {
+                s.next[s.tail[id] as usize] = p as u32;
+            }
+            s.tail[id] = p as u32;
+        }
+        s
+    }
+
+    fn pixels(&self, id: u32) -> impl Iterator<Item = usize> + '_ {
+        let mut p = self.head[id as usize];
+        std::iter::from_fn(move || {
+            if p == NONE {
+                return None;
+            }
+            let cur = p;
+            p = self.next[p as usize];
+            Some(cur as usize)
+        })
+    }
+
+    /// Mean spectrum as pyshepseg computes it: `float32` sum / `float32` count.
+    #[inline]
+    fn mean(&self, id: u32, b: usize) -> f32 {
+        self.sum[id as usize * self.bands + b] / self.size[id as usize] as f32
+    }
+
+    /// The neighbour segment `id` should merge into, or 0.
+    fn find_merge(
+        &self,
+        id: u32,
+        seg: &[u32],
+        rows: usize,
+        cols: usize,
+        four: bool,
+        thr: f64,
+    ) -> u32 {
+        let own = self.size[id as usize];
+        let nb = self.bands;
+        let mut spect = [0f32; 16];
+        let mut spect_vec = Vec::new();
+        let spect: &mut [f32] = if nb <= 16 {
+            &mut spect[..nb]
+        } else {
+            spect_vec.resize(nb, 0.0);
+            &mut spect_vec
+        };
+        for (b, s) in spect.iter_mut().enumerate() {
+            *s = self.mean(id, b);
+        }
+        let mut best = 0u32;
+        let mut best_dist = 0.0f64;
+        for p in self.pixels(id) {
+            for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
+                let nbr = seg[q];
+                if nbr != id && nbr != 0 && self.size[nbr as usize] > own {
+                    let mut dist = 0.0f32;
+                    for (b, s) in spect.iter().enumerate() {
+                        let d = s - self.mean(nbr, b);
+                        dist += d * d;
+                    }
+                    if best == 0 || (dist as f64) < best_dist {
+                        best_dist = dist as f64;
+                        best = nbr;
+                    }
+                }
+            });
+        }
+        if best_dist > thr {
+            0
+        } else {
+            best
+        }
+    }
+
+    fn merge(&mut self, id: u32, into: u32, seg: &mut [u32]) {
+        let (i, t) = (id as usize, into as usize);
+        let mut p = self.head[i];
+        while p != NONE {
+            seg[p as usize] = into;
+            p = self.next[p as usize];
+        }
+        if self.head[t] == NONE {
+            self.head[t] = self.head[i];
+        } else {
+            self.next[self.tail[t] as usize] = self.head[i];
+        }
+        self.tail[t] = self.tail[i];
+        self.head[i] = NONE;
+        self.tail[i] = NONE;
+        for b in 0..self.bands {
+            self.sum[t * self.bands + b] += self.sum[i * self.bands + b];
+            self.sum[i * self.bands + b] = 0.0;
+        }
+        self.size[t] += self.size[i];
+        self.size[i] = 0;
+    }
+}
+
+/// Small-segment elimination; returns `(merges done, largest ID after relabelling)`.
+pub(crate) fn eliminate_small_segments<T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    max_id: u32,
+    min_segment_size: usize,
+    threshold_sq: f64,
+    four: bool,
+) -> (usize, u32) {
+    const MAX_PASSES: usize = 10;
+    let (rows, cols) = (img.rows, img.cols);
+    let mut segs = Segments::new(img, seg, max_id);
+    let mut num_elim = 0;
+    let mut merges: Vec<(u32, u32)> = Vec::new();
+    for target in 1..min_segment_size {
+        let target = target as u32;
+        let mut ids: Vec<u32> = (1..=max_id)
+            .filter(|&id| segs.size[id as usize] == target)
+            .collect();
+        let mut prev_count = None;
+        let mut passes = 0;
+        while prev_count != Some(ids.len()) && passes < MAX_PASSES {
+            prev_count = Some(ids.len());
+            merges.clear();
+            for &id in &ids {
+                let m = segs.find_merge(id, seg, rows, cols, four, threshold_sq);
+                if m != 0 {
+                    merges.push((id, m));
+                }
+            }
+            for &(id, into) in &merges {
+                segs.merge(id, into, seg);
+            }
+            num_elim += merges.len();
+            ids.retain(|&id| segs.size[id as usize] == target);
+            passes += 1;
+        }
+    }
+    let n = relabel(seg, &segs.size);
+    (num_elim, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relabel_is_contiguous_and_ordered() {
+        let mut seg = vec![0, 3, 3, 5, 1];
+        let size = segment_sizes(&seg, 5);
+        assert_eq!(relabel(&mut seg, &size), 3);
+        assert_eq!(seg, vec![0, 2, 2, 3, 1]);
+    }
+
+    #[test]
+    fn single_pixel_joins_nearest_pixel_segment() {
+        // One band, 1 x 3: [10, 12, 30]; segments [1, 2, 3] with 1 and 3 larger via row 2.
+        let data = [10u8, 12, 30, 10, 50, 30];
+        let img = Img {
+            data: &data,
+            bands: 1,
+            rows: 2,
+            cols: 3,
+        };
+        let mut seg = vec![1, 2, 3, 1, 4, 3];
+        let n = eliminate_single_pixels(&img, &mut seg, 4, true, false);
+        // Pixel of segment 2 (value 12) is nearest to 10 (segment 1); segment 4 (50) to 30.
+        assert_eq!(seg, vec![1, 1, 2, 1, 2, 2]);
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn compat_lets_null_absorb_a_pixel_default_does_not() {
+        // Pixel (0,1) is a single segment whose spectrally nearest neighbour is null.
+        let data = [0u8, 1, 100, 100, 100, 100];
+        let img = Img {
+            data: &data,
+            bands: 1,
+            rows: 2,
+            cols: 3,
+        };
+        let seg0 = vec![0, 1, 2, 0, 2, 2];
+        let mut a = seg0.clone();
+        eliminate_single_pixels(&img, &mut a, 2, true, true);
+        assert_eq!(a[1], 0, "pyshepseg merges the valid pixel into null");
+        let mut b = seg0;
+        eliminate_single_pixels(&img, &mut b, 2, true, false);
+        assert_ne!(b[1], 0);
+    }
+}

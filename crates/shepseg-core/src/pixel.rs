@@ -1,0 +1,157 @@
+//! Pixel types the segmentation accepts, and the per-type arithmetic pyshepseg uses on them.
+//!
+//! pyshepseg runs its loops in numba, whose type rules decide the exact arithmetic: the
+//! single-pixel distance is computed in `int64` for integer images and in `float32` for float
+//! images, and the per-segment spectral sums are `float32`, with integer pixels of 32 bits added
+//! in `float64` and rounded back (numpy's promotion of `float32` with `int32`/`uint32`). Keeping
+//! each of those rules here, per type, is what lets the core reproduce pyshepseg bit for bit.
+
+/// A pixel value type that shepseg can segment: `u8`, `u16`, `i16`, `u32`, `i32` or `f32`.
+///
+/// The trait is sealed; its methods encode the arithmetic pyshepseg applies to each type.
+pub trait Pixel:
+    Copy + PartialEq + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
+{
+    /// Accumulator of the single-pixel spectral distance (`i64` for integers, `f32` for floats).
+    type Dist: Copy + PartialOrd + std::fmt::Debug;
+
+    /// The value as `f64`; exact for every supported type.
+    fn to_f64(self) -> f64;
+
+    /// Whether this value marks a null pixel, given the image's null value (`NaN` is always
+    /// null for floats).
+    fn is_null(self, null: Option<Self>) -> bool;
+
+    /// `sum + self` as pyshepseg's `float32` spectral sums compute it.
+    fn add_to_f32_sum(self, sum: f32) -> f32;
+
+    /// The zero of [`Pixel::Dist`].
+    const DIST_ZERO: Self::Dist;
+    /// The "not yet set" marker (-1) pyshepseg starts its nearest-pixel search with.
+    const DIST_UNSET: Self::Dist;
+
+    /// Adds `(a - b)^2` to `acc`, in pyshepseg's single-pixel distance arithmetic.
+    fn add_sq_diff(acc: Self::Dist, a: Self, b: Self) -> Self::Dist;
+
+    /// Centre `i` of `k` on the diagonal of the sample's bounding box in one band, computed as
+    /// pyshepseg's `diagonalClusterCentres` does in numpy: `min + (i + 1) * (max - min) / (k + 1)`
+    /// in the image's own dtype rules (`float64` then truncation for integers, `float32` for
+    /// floats; the integer difference wraps as numpy's does).
+    fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for i16 {}
+    impl Sealed for u32 {}
+    impl Sealed for i32 {}
+    impl Sealed for f32 {}
+}
+
+macro_rules! int_pixel {
+    ($t:ty, small) => {
+        int_pixel!($t, |v: $t, sum: f32| sum + v as f32);
+    };
+    ($t:ty, wide) => {
+        int_pixel!($t, |v: $t, sum: f32| (sum as f64 + v as f64) as f32);
+    };
+    ($t:ty, $add:expr) => {
+        impl Pixel for $t {
+            type Dist = i64;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn is_null(self, null: Option<Self>) -> bool {
+                null == Some(self)
+            }
+            #[inline]
+            fn add_to_f32_sum(self, sum: f32) -> f32 {
+                let add = $add;
+                add(self, sum)
+            }
+            const DIST_ZERO: i64 = 0;
+            const DIST_UNSET: i64 = -1;
+            #[inline]
+            fn add_sq_diff(acc: i64, a: Self, b: Self) -> i64 {
+                let d = a as i64 - b as i64;
+                acc.wrapping_add(d.wrapping_mul(d))
+            }
+            fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
+                let step = max.wrapping_sub(min) as f64 / (k + 1) as f64;
+                (min as f64 + (i + 1) as f64 * step) as $t
+            }
+        }
+    };
+}
+
+int_pixel!(u8, small);
+int_pixel!(u16, small);
+int_pixel!(i16, small);
+int_pixel!(u32, wide);
+int_pixel!(i32, wide);
+
+impl Pixel for f32 {
+    type Dist = f32;
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn is_null(self, null: Option<Self>) -> bool {
+        self.is_nan() || null == Some(self)
+    }
+    #[inline]
+    fn add_to_f32_sum(self, sum: f32) -> f32 {
+        sum + self
+    }
+    const DIST_ZERO: f32 = 0.0;
+    const DIST_UNSET: f32 = -1.0;
+    #[inline]
+    fn add_sq_diff(acc: f32, a: Self, b: Self) -> f32 {
+        let d = a - b;
+        acc + d * d
+    }
+    fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
+        let step = (max - min) / (k + 1) as f32;
+        min + (i + 1) as f32 * step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_distance_does_not_wrap() {
+        // numba computes the difference in int64, so 0 - 200 in u8 is -200, not 56.
+        assert_eq!(u8::add_sq_diff(0, 0, 200), 40_000);
+        assert_eq!(u16::add_sq_diff(0, 0, 300), 90_000);
+    }
+
+    #[test]
+    fn nan_is_null_for_floats() {
+        assert!(f32::NAN.is_null(None));
+        assert!(1.0f32.is_null(Some(1.0)));
+        assert!(!1.0f32.is_null(Some(2.0)));
+        assert!(!7u16.is_null(None));
+    }
+
+    #[test]
+    fn diagonal_centres_truncate() {
+        // (10 - 0) / 3 = 3.33..: centres 3 and 6 after truncation.
+        assert_eq!(u8::diagonal_centre(0, 10, 0, 2), 3);
+        assert_eq!(u8::diagonal_centre(0, 10, 1, 2), 6);
+        assert_eq!(i16::diagonal_centre(-10, 0, 0, 2), -6);
+        assert!((f32::diagonal_centre(0.0, 1.0, 0, 3) - 0.25).abs() < 1e-7);
+    }
+
+    #[test]
+    fn wide_ints_sum_through_f64() {
+        let big = 16_777_217i32; // not representable in f32
+        assert_eq!(big.add_to_f32_sum(1.0), (16_777_218f64) as f32);
+    }
+}
