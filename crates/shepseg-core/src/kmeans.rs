@@ -356,13 +356,10 @@ pub fn fit<T: Pixel>(
     };
     let best = match params.init {
         KMeansInit::Diagonal => {
-            let mut init = Vec::with_capacity(k * num_bands);
-            let (lo, hi) = band_min_max(sample, num_bands);
-            for i in 0..k {
-                for b in 0..num_bands {
-                    init.push(T::diagonal_centre(lo[b], hi[b], i, k).to_f64() - mean[b]);
-                }
-            }
+            let init = diagonal_init(sample, num_bands, k)
+                .chunks_exact(num_bands)
+                .flat_map(|c| c.iter().zip(&mean).map(|(v, m)| v.to_f64() - m))
+                .collect();
             lloyd(&data, init, params.max_iter, tol)
         }
         KMeansInit::KMeansPlusPlus { runs, seed } => {
@@ -392,6 +389,17 @@ pub fn fit<T: Pixel>(
             inertia: best.inertia,
         },
     ))
+}
+
+/// pyshepseg's fixed initial centres (`diagonalClusterCentres`): `k` points evenly spaced on the
+/// diagonal of the sample's bounding box, one step in from each corner, in the pixel type
+/// (band-interleaved, `k x num_bands`). `sample` must hold at least one pixel.
+pub fn diagonal_init<T: Pixel>(sample: &[T], num_bands: usize, k: usize) -> Vec<T> {
+    let (lo, hi) = band_min_max(sample, num_bands);
+    (0..k)
+        .flat_map(|i| (0..num_bands).map(move |b| (i, b)))
+        .map(|(i, b)| T::diagonal_centre(lo[b], hi[b], i, k))
+        .collect()
 }
 
 fn band_min_max<T: Pixel>(sample: &[T], nb: usize) -> (Vec<T>, Vec<T>) {

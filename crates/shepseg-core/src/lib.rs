@@ -49,7 +49,9 @@ pub mod spectral_diff;
 
 pub use clump::clump;
 pub use error::CoreError;
-pub use kmeans::{fit, sample_pixels, FitInfo, KMeansInit, KMeansModel, KMeansParams, Predictor};
+pub use kmeans::{
+    diagonal_init, fit, sample_pixels, FitInfo, KMeansInit, KMeansModel, KMeansParams, Predictor,
+};
 pub use locations::SegmentLocations;
 pub use pixel::Pixel;
 pub use segment::{segment, PhaseTimings, SegmentParams, SegmentationResult};

@@ -1,8 +1,26 @@
 //! # shepseg-tiling
 //!
-//! The GDAL side of tiled segmentation: the tile grid (pyshepseg's `getTilesForFile`), the
-//! whole-raster k-means sample, and reading a window of chosen bands into a `(bands, rows, cols)`
-//! ndarray for `shepseg-core`. GDAL datasets are not `Sync`: open one per thread.
+//! The GDAL side of tiled segmentation: reading a window of chosen bands into a
+//! `(bands, rows, cols)` ndarray for `shepseg-core` ([`Raster`], [`BandStack`]), and (with the
+//! tiled-segmentation issue) the tile grid of pyshepseg's `getTilesForFile` and the whole-raster
+//! k-means sample. GDAL datasets are not `Sync`: open one [`Raster`] per thread.
 //!
-//! This issue's part: reading whole rasters and windows. The tile grid and sampling arrive with
-//! the tiled-segmentation issue.
+//! ```no_run
+//! use shepseg_tiling::Raster;
+//! use shepseg_core::SegmentParams;
+//! let r = Raster::open("image.tif")?;
+//! let bands = r.resolve_bands(&[])?;
+//! let null = r.null_value(&bands)?;
+//! let stack = r.read_stack(&bands, r.full_window())?;
+//! let res = stack.segment(null, &SegmentParams::default(), None)?;
+//! println!("{} segments", res.num_segments);
+//! # Ok::<(), shepseg_tiling::TilingError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod raster;
+
+pub use error::TilingError;
+pub use raster::{BandStack, PixelType, Raster, Window};

@@ -1,0 +1,356 @@
+//! Reading chosen bands of a raster window into a `(bands, rows, cols)` ndarray.
+//!
+//! A [`Raster`] wraps one GDAL dataset (not `Sync`: open one per thread). The bands read must
+//! share one of the pixel types `shepseg-core` segments; [`BandStack`] carries the array with
+//! its type, so callers dispatch once per tile instead of once per pixel.
+
+use std::path::{Path, PathBuf};
+
+use gdal::raster::{GdalDataType, GdalType};
+use gdal::Dataset;
+use ndarray::Array3;
+use shepseg_core::{segment, KMeansModel, Pixel, SegmentParams, SegmentationResult};
+
+use crate::error::TilingError;
+
+/// A rectangle of pixels: offset and size, in columns (x) and rows (y).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// First column.
+    pub xoff: usize,
+    /// First row.
+    pub yoff: usize,
+    /// Number of columns.
+    pub xsize: usize,
+    /// Number of rows.
+    pub ysize: usize,
+}
+
+/// The pixel types shepseg segments, as found in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelType {
+    /// Byte.
+    U8,
+    /// UInt16.
+    U16,
+    /// Int16.
+    I16,
+    /// UInt32.
+    U32,
+    /// Int32.
+    I32,
+    /// Float32.
+    F32,
+}
+
+/// A `(bands, rows, cols)` array of one of the supported pixel types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BandStack {
+    /// Byte pixels.
+    U8(Array3<u8>),
+    /// UInt16 pixels.
+    U16(Array3<u16>),
+    /// Int16 pixels.
+    I16(Array3<i16>),
+    /// UInt32 pixels.
+    U32(Array3<u32>),
+    /// Int32 pixels.
+    I32(Array3<i32>),
+    /// Float32 pixels.
+    F32(Array3<f32>),
+}
+
+/// A raster opened for reading.
+pub struct Raster {
+    ds: Dataset,
+    path: PathBuf,
+}
+
+impl Raster {
+    /// Opens `path` (any GDAL path, `/vsis3/` included) read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TilingError> {
+        let path = path.as_ref().to_path_buf();
+        let ds = Dataset::open(&path).map_err(|e| TilingError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { ds, path })
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying GDAL dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
+    }
+
+    /// `(columns, rows)`.
+    pub fn size(&self) -> (usize, usize) {
+        self.ds.raster_size()
+    }
+
+    /// Number of bands.
+    pub fn band_count(&self) -> usize {
+        self.ds.raster_count()
+    }
+
+    /// Checks band numbers (from 1); an empty list means every band.
+    pub fn resolve_bands(&self, bands: &[usize]) -> Result<Vec<usize>, TilingError> {
+        let count = self.band_count();
+        if bands.is_empty() {
+            return Ok((1..=count).collect());
+        }
+        for &b in bands {
+            if b == 0 || b > count {
+                return Err(TilingError::NoSuchBand {
+                    path: self.path.clone(),
+                    band: b,
+                    count,
+                });
+            }
+        }
+        Ok(bands.to_vec())
+    }
+
+    fn band(&self, b: usize) -> Result<gdal::raster::RasterBand<'_>, TilingError> {
+        self.ds.rasterband(b).map_err(|e| TilingError::Read {
+            path: self.path.clone(),
+            band: b,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The common pixel type of `bands`; an error names the first band that differs or that
+    /// has an unsupported type.
+    pub fn pixel_type(&self, bands: &[usize]) -> Result<PixelType, TilingError> {
+        let mut first: Option<(usize, GdalDataType)> = None;
+        for &b in bands {
+            let t = self.band(b)?.band_type();
+            match first {
+                None => first = Some((b, t)),
+                Some((fb, ft)) if ft != t => {
+                    return Err(TilingError::MixedTypes {
+                        path: self.path.clone(),
+                        band: b,
+                        band_type: t.name(),
+                        first_band: fb,
+                        first_type: ft.name(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let (b, t) = first.ok_or_else(|| TilingError::NoSuchBand {
+            path: self.path.clone(),
+            band: 0,
+            count: self.band_count(),
+        })?;
+        Ok(match t {
+            GdalDataType::UInt8 => PixelType::U8,
+            GdalDataType::UInt16 => PixelType::U16,
+            GdalDataType::Int16 => PixelType::I16,
+            GdalDataType::UInt32 => PixelType::U32,
+            GdalDataType::Int32 => PixelType::I32,
+            GdalDataType::Float32 => PixelType::F32,
+            other => {
+                return Err(TilingError::UnsupportedType {
+                    path: self.path.clone(),
+                    band: b,
+                    band_type: other.name(),
+                })
+            }
+        })
+    }
+
+    /// The nodata value shared by `bands` (`None` if none has one); an error if they disagree.
+    pub fn null_value(&self, bands: &[usize]) -> Result<Option<f64>, TilingError> {
+        let mut first: Option<(usize, Option<f64>)> = None;
+        for &b in bands {
+            let v = self.band(b)?.no_data_value();
+            match first {
+                None => first = Some((b, v)),
+                Some((fb, fv)) => {
+                    let same = match (fv, v) {
+                        (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if !same {
+                        return Err(TilingError::NullMismatch {
+                            path: self.path.clone(),
+                            band: b,
+                            value: v,
+                            first_band: fb,
+                            first_value: fv,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(first.and_then(|(_, v)| v))
+    }
+
+    /// Reads `window` of `bands` as type `T` (GDAL converts if the file's type differs).
+    pub fn read<T: Copy + GdalType + Default>(
+        &self,
+        bands: &[usize],
+        window: Window,
+    ) -> Result<Array3<T>, TilingError> {
+        let (cols, rows) = self.size();
+        if window.xoff + window.xsize > cols || window.yoff + window.ysize > rows {
+            return Err(TilingError::WindowOutside {
+                path: self.path.clone(),
+                window,
+                cols,
+                rows,
+            });
+        }
+        let plane = window.xsize * window.ysize;
+        let mut data = vec![T::default(); bands.len() * plane];
+        for (i, &b) in bands.iter().enumerate() {
+            self.band(b)?
+                .read_into_slice(
+                    (window.xoff as isize, window.yoff as isize),
+                    (window.xsize, window.ysize),
+                    (window.xsize, window.ysize),
+                    &mut data[i * plane..(i + 1) * plane],
+                    None,
+                )
+                .map_err(|e| TilingError::Read {
+                    path: self.path.clone(),
+                    band: b,
+                    reason: e.to_string(),
+                })?;
+        }
+        Array3::from_shape_vec((bands.len(), window.ysize, window.xsize), data).map_err(|e| {
+            TilingError::Read {
+                path: self.path.clone(),
+                band: bands.first().copied().unwrap_or(0),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Reads `window` of `bands` in their own (common) pixel type.
+    pub fn read_stack(&self, bands: &[usize], window: Window) -> Result<BandStack, TilingError> {
+        Ok(match self.pixel_type(bands)? {
+            PixelType::U8 => BandStack::U8(self.read(bands, window)?),
+            PixelType::U16 => BandStack::U16(self.read(bands, window)?),
+            PixelType::I16 => BandStack::I16(self.read(bands, window)?),
+            PixelType::U32 => BandStack::U32(self.read(bands, window)?),
+            PixelType::I32 => BandStack::I32(self.read(bands, window)?),
+            PixelType::F32 => BandStack::F32(self.read(bands, window)?),
+        })
+    }
+
+    /// The whole raster as a window.
+    pub fn full_window(&self) -> Window {
+        let (xsize, ysize) = self.size();
+        Window {
+            xoff: 0,
+            yoff: 0,
+            xsize,
+            ysize,
+        }
+    }
+}
+
+/// Converts a null value given as `f64` to pixel type `T`, if `T` can hold it exactly.
+fn null_as<T: Pixel + NullCast>(null: Option<f64>) -> Result<Option<T>, TilingError> {
+    match null {
+        None => Ok(None),
+        Some(v) => T::cast_exact(v)
+            .map(Some)
+            .ok_or(TilingError::NullNotRepresentable {
+                value: v,
+                pixel_type: T::NAME,
+            }),
+    }
+}
+
+/// Exact conversion of a null value into a pixel type.
+trait NullCast: Sized {
+    const NAME: &'static str;
+    fn cast_exact(v: f64) -> Option<Self>;
+}
+
+macro_rules! null_cast_int {
+    ($t:ty, $name:expr) => {
+        impl NullCast for $t {
+            const NAME: &'static str = $name;
+            fn cast_exact(v: f64) -> Option<Self> {
+                let c = v as $t;
+                (c as f64 == v).then_some(c)
+            }
+        }
+    };
+}
+null_cast_int!(u8, "Byte");
+null_cast_int!(u16, "UInt16");
+null_cast_int!(i16, "Int16");
+null_cast_int!(u32, "UInt32");
+null_cast_int!(i32, "Int32");
+
+impl NullCast for f32 {
+    const NAME: &'static str = "Float32";
+    fn cast_exact(v: f64) -> Option<Self> {
+        let c = v as f32;
+        (c as f64 == v || v.is_nan()).then_some(c)
+    }
+}
+
+impl BandStack {
+    /// `(bands, rows, cols)`.
+    pub fn dim(&self) -> (usize, usize, usize) {
+        match self {
+            BandStack::U8(a) => a.dim(),
+            BandStack::U16(a) => a.dim(),
+            BandStack::I16(a) => a.dim(),
+            BandStack::U32(a) => a.dim(),
+            BandStack::I32(a) => a.dim(),
+            BandStack::F32(a) => a.dim(),
+        }
+    }
+
+    /// Segments the stack with `shepseg-core`; `null` must be representable in its type.
+    pub fn segment(
+        &self,
+        null: Option<f64>,
+        params: &SegmentParams,
+        model: Option<&KMeansModel>,
+    ) -> Result<SegmentationResult, TilingError> {
+        fn run<T: Pixel + NullCast>(
+            a: &Array3<T>,
+            null: Option<f64>,
+            params: &SegmentParams,
+            model: Option<&KMeansModel>,
+        ) -> Result<SegmentationResult, TilingError> {
+            Ok(segment(&a.view(), null_as::<T>(null)?, params, model)?)
+        }
+        match self {
+            BandStack::U8(a) => run(a, null, params, model),
+            BandStack::U16(a) => run(a, null, params, model),
+            BandStack::I16(a) => run(a, null, params, model),
+            BandStack::U32(a) => run(a, null, params, model),
+            BandStack::I32(a) => run(a, null, params, model),
+            BandStack::F32(a) => run(a, null, params, model),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_conversion_is_exact() {
+        assert_eq!(null_as::<u16>(Some(65535.0)).unwrap(), Some(65535));
+        assert!(null_as::<u8>(Some(256.0)).is_err());
+        assert!(null_as::<i16>(Some(0.5)).is_err());
+        assert!(null_as::<f32>(Some(f64::NAN)).unwrap().unwrap().is_nan());
+        assert_eq!(null_as::<i32>(None).unwrap(), None);
+    }
+}

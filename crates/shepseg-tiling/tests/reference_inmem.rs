@@ -1,0 +1,313 @@
+//! The in-memory segmentation against pyshepseg's own outputs.
+//!
+//! Fixtures are copies of `shared/reference` (see `testdata/README.md`): for each case, the
+//! input image, the k-means centres pyshepseg fitted, and the segment image it produced with
+//! `doShepherdSegmentation`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use ndarray::Array2;
+use serde_json::Value;
+use shepseg_core::{
+    fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams, MaxSpectralDiff, SegmentParams,
+};
+use shepseg_tiling::{BandStack, Raster};
+
+fn case_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference")
+        .join(name)
+}
+
+fn case(name: &str) -> Value {
+    let text = std::fs::read_to_string(case_dir(name).join("case.json")).expect("case.json");
+    serde_json::from_str(&text).expect("valid case.json")
+}
+
+fn read_u32(path: PathBuf) -> Array2<u32> {
+    let r = Raster::open(&path).expect("open reference output");
+    let a = r.read::<u32>(&[1], r.full_window()).expect("read");
+    a.index_axis_move(ndarray::Axis(0), 0)
+}
+
+fn input(name: &str, c: &Value) -> (BandStack, Option<f64>) {
+    let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).expect("open input");
+    let bands: Vec<usize> = c["bands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as usize)
+        .collect();
+    let stack = r.read_stack(&bands, r.full_window()).expect("read input");
+    (stack, c["null_value"].as_f64())
+}
+
+fn params(c: &Value, m: &Value, compat: bool) -> SegmentParams {
+    SegmentParams {
+        num_clusters: c["num_clusters"].as_u64().unwrap() as usize,
+        min_segment_size: m["min_segment_size"].as_u64().unwrap() as usize,
+        four_connected: c["four_connected"].as_bool().unwrap(),
+        max_spectral_diff: MaxSpectralDiff::Auto,
+        spect_dist_pcntile: c["spect_dist_pcntile"].as_f64().unwrap(),
+        cluster_subsample_pcnt: m["cluster_subsample_pcnt"].as_f64().unwrap(),
+        fixed_kmeans_init: true,
+        pyshepseg_compat: compat,
+        ..Default::default()
+    }
+}
+
+/// Compat mode with pyshepseg's centres: pixel-for-pixel equality, and the same counts.
+fn check_compat(name: &str) {
+    let c = case(name);
+    let (stack, null) = input(name, &c);
+    for m in c["in_memory"].as_array().unwrap() {
+        let text =
+            std::fs::read_to_string(case_dir(name).join(m["centres"].as_str().unwrap())).unwrap();
+        let model = KMeansModel::from_json(&text).unwrap();
+        let res = stack
+            .segment(null, &params(&c, m, true), Some(&model))
+            .unwrap();
+        let expected = read_u32(case_dir(name).join(m["output"].as_str().unwrap()));
+        let differ = res
+            .segimg
+            .iter()
+            .zip(expected.iter())
+            .filter(|(a, b)| a != b)
+            .count();
+        let label = format!("{name} minseg {}", m["min_segment_size"]);
+        assert_eq!(differ, 0, "{label}: {differ} pixels differ from pyshepseg");
+        assert_eq!(
+            res.max_spectral_diff,
+            m["max_spectral_diff_used"].as_f64().unwrap(),
+            "{label}: maxSpectralDiff"
+        );
+        assert_eq!(
+            res.single_pixels_eliminated as u64,
+            m["single_pixels_eliminated"].as_u64().unwrap(),
+            "{label}: single pixels eliminated"
+        );
+        assert_eq!(
+            res.small_segments_eliminated as u64,
+            m["small_segments_eliminated"].as_u64().unwrap(),
+            "{label}: small segments eliminated"
+        );
+        assert_eq!(
+            res.num_segments as u64,
+            m["num_segments"].as_u64().unwrap(),
+            "{label}: segments"
+        );
+        eprintln!(
+            "{label}: compat mode equals pyshepseg on all {} pixels",
+            expected.len()
+        );
+    }
+}
+
+#[test]
+fn compat_equals_pyshepseg_rgbn() {
+    check_compat("rgbn");
+}
+
+#[test]
+fn compat_equals_pyshepseg_synth8000() {
+    check_compat("synth8000");
+}
+
+/// Null pixels of the input (any band equal to the null value).
+fn input_nulls(stack: &BandStack, null: Option<f64>) -> Array2<bool> {
+    let (_, rows, cols) = stack.dim();
+    let mut out = Array2::from_elem((rows, cols), false);
+    let Some(nv) = null else { return out };
+    macro_rules! fill {
+        ($a:expr) => {
+            for ((_, r, c), v) in $a.indexed_iter() {
+                if (*v as f64) == nv {
+                    out[[r, c]] = true;
+                }
+            }
+        };
+    }
+    match stack {
+        BandStack::U8(a) => fill!(a),
+        BandStack::U16(a) => fill!(a),
+        BandStack::I16(a) => fill!(a),
+        BandStack::U32(a) => fill!(a),
+        BandStack::I32(a) => fill!(a),
+        BandStack::F32(a) => fill!(a),
+    }
+    out
+}
+
+/// Default mode: no valid pixel is null, and the output differs from pyshepseg's only in the
+/// pixels pyshepseg nulled and in the segments that took them in.
+fn check_default(name: &str) {
+    let c = case(name);
+    let (stack, null) = input(name, &c);
+    let nulls = input_nulls(&stack, null);
+    for m in c["in_memory"].as_array().unwrap() {
+        let text =
+            std::fs::read_to_string(case_dir(name).join(m["centres"].as_str().unwrap())).unwrap();
+        let model = KMeansModel::from_json(&text).unwrap();
+        let res = stack
+            .segment(null, &params(&c, m, false), Some(&model))
+            .unwrap();
+        let expected = read_u32(case_dir(name).join(m["output"].as_str().unwrap()));
+        let label = format!("{name} minseg {}", m["min_segment_size"]);
+        let mut nulled_by_pyshepseg = 0;
+        let mut receiving: std::collections::HashSet<u32> = Default::default();
+        for ((pos, &ours), &theirs) in res.segimg.indexed_iter().zip(expected.iter()) {
+            assert_eq!(ours == 0, nulls[pos], "{label}: null mismatch at {pos:?}");
+            if theirs == 0 && !nulls[pos] {
+                nulled_by_pyshepseg += 1;
+                receiving.insert(ours);
+            }
+        }
+        let mut other_diffs = 0;
+        for ((pos, &ours), &theirs) in res.segimg.indexed_iter().zip(expected.iter()) {
+            if ours != theirs && theirs != 0 && !receiving.contains(&ours) {
+                other_diffs += 1;
+                eprintln!("{label}: differs at {pos:?}: ours {ours}, pyshepseg {theirs}");
+            }
+        }
+        eprintln!(
+            "{label}: pyshepseg nulled {nulled_by_pyshepseg} valid pixels; default mode labels them, in {} segments; other differences {other_diffs}",
+            receiving.len()
+        );
+        assert_eq!(other_diffs, 0, "{label}");
+    }
+}
+
+#[test]
+fn default_mode_differs_only_where_pyshepseg_nulled_rgbn() {
+    check_default("rgbn");
+}
+
+#[test]
+fn default_mode_differs_only_where_pyshepseg_nulled_synth8000() {
+    check_default("synth8000");
+}
+
+macro_rules! with_stack {
+    ($stack:expr, |$a:ident| $body:expr) => {
+        match $stack {
+            BandStack::U8($a) => $body,
+            BandStack::U16($a) => $body,
+            BandStack::I16($a) => $body,
+            BandStack::U32($a) => $body,
+            BandStack::I32($a) => $body,
+            BandStack::F32($a) => $body,
+        }
+    };
+}
+
+/// Share of non-null pixels lying in segments whose pixel sets are identical in `a` and `b`.
+fn identical_segment_share(a: &Array2<u32>, b: &Array2<u32>) -> f64 {
+    let mut size_a: HashMap<u32, usize> = HashMap::new();
+    let mut size_b: HashMap<u32, usize> = HashMap::new();
+    let mut pair: HashMap<u32, Option<u32>> = HashMap::new();
+    for (&x, &y) in a.iter().zip(b.iter()) {
+        *size_a.entry(x).or_default() += 1;
+        *size_b.entry(y).or_default() += 1;
+        let e = pair.entry(x).or_insert(Some(y));
+        if *e != Some(y) {
+            *e = None;
+        }
+    }
+    let mut same = 0usize;
+    let mut total = 0usize;
+    for (&x, &n) in &size_a {
+        if x == 0 {
+            continue;
+        }
+        total += n;
+        if let Some(Some(y)) = pair.get(&x) {
+            if *y != 0 && size_b[y] == n {
+                same += n;
+            }
+        }
+    }
+    same as f64 / total.max(1) as f64
+}
+
+/// Our own diagonal-initialised fit: the same initial centres and sample as pyshepseg, and a
+/// segmentation agreeing on at least 99% of pixels.
+fn check_own_fit(name: &str, min_share: Option<f64>) {
+    let c = case(name);
+    let (stack, null) = input(name, &c);
+    let bands = stack.dim().0;
+    for m in c["in_memory"].as_array().unwrap() {
+        let text =
+            std::fs::read_to_string(case_dir(name).join(m["centres"].as_str().unwrap())).unwrap();
+        let reference: Value = serde_json::from_str(&text).unwrap();
+        let p = params(&c, m, true);
+        let (n, init, info) = with_stack!(&stack, |a| {
+            let nv = null.map(|v| v as _);
+            let s = sample_pixels(&a.view(), nv, p.cluster_subsample_pcnt).unwrap();
+            let init: Vec<f64> = shepseg_core::diagonal_init(&s, bands, p.num_clusters)
+                .iter()
+                .map(|v| *v as f64)
+                .collect();
+            // The fit itself must run on this sample too.
+            let kp = KMeansParams {
+                num_clusters: p.num_clusters,
+                init: KMeansInit::Diagonal,
+                ..Default::default()
+            };
+            let (_, info) = fit(&s, bands, &kp).unwrap();
+            (s.len() / bands, init, info)
+        });
+        assert_eq!(n as u64, m["kmeans_sample"]["count"].as_u64().unwrap());
+        let expected_init: Vec<f64> = reference["init_centres_diagonal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .collect();
+        assert_eq!(init, expected_init, "{name}: diagonal initial centres");
+
+        let res = stack.segment(null, &p, None).unwrap();
+        let expected = read_u32(case_dir(name).join(m["output"].as_str().unwrap()));
+        let share = identical_segment_share(&res.segimg, &expected);
+        let ours = res.model.unwrap();
+        let theirs = KMeansModel::from_json(&text).unwrap();
+        let max_centre_diff = (0..ours.num_clusters())
+            .flat_map(|i| {
+                ours.centre(i)
+                    .iter()
+                    .zip(theirs.centre(i))
+                    .map(|(a, b)| (a - b).abs())
+                    .collect::<Vec<_>>()
+            })
+            .fold(0.0f64, f64::max);
+        let ref_inertia = reference["inertia"].as_f64().unwrap();
+        eprintln!(
+            "{name} minseg {}: own diagonal fit: {:.4}% of pixels in identical segments; largest centre difference {max_centre_diff:.3e}; {} segments (pyshepseg {}); {} iterations (pyshepseg {}); inertia {:.1} (pyshepseg {ref_inertia:.1})",
+            m["min_segment_size"],
+            share * 100.0,
+            res.num_segments,
+            m["num_segments"],
+            info.iterations,
+            reference["n_iter"],
+            info.inertia,
+        );
+        match min_share {
+            Some(min) => assert!(share >= min, "{name}: only {:.3}% agree", share * 100.0),
+            None => assert!(
+                info.inertia <= ref_inertia * 1.05,
+                "{name}: our fit's inertia {} is over 5% worse than scikit-learn's {ref_inertia}",
+                info.inertia
+            ),
+        }
+    }
+}
+
+#[test]
+fn own_fit_agrees_with_pyshepseg_rgbn() {
+    check_own_fit("rgbn", None);
+}
+
+#[test]
+fn own_fit_agrees_with_pyshepseg_synth8000() {
+    check_own_fit("synth8000", Some(0.99));
+}
