@@ -13,22 +13,8 @@
 //! list being the target's followed by the merged one's. Segment pixel lists are linked lists
 //! here, so a merge costs the size of the smaller segment, not the larger.
 
+use crate::image::Img;
 use crate::pixel::Pixel;
-
-/// A band-major image (`bands x rows x cols`, contiguous) with its shape.
-pub(crate) struct Img<'a, T> {
-    pub data: &'a [T],
-    pub bands: usize,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl<T: Pixel> Img<'_, T> {
-    #[inline]
-    fn band_value(&self, b: usize, p: usize) -> T {
-        self.data[b * self.rows * self.cols + p]
-    }
-}
 
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
 /// columns inner (the pixel itself included, as pyshepseg's loops include it).
@@ -80,23 +66,22 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
     next
 }
 
-/// Single-pixel elimination; returns the largest ID after relabelling.
+/// Single-pixel elimination, exactly as pyshepseg's; returns the largest ID after relabelling.
 ///
-/// With `compat`, pyshepseg's defects are kept: a null neighbour (segment 0 counts as larger
-/// than one pixel) can absorb a valid pixel, and a lone null pixel can join a valid segment.
-/// Without it, null pixels neither absorb nor are absorbed.
+/// pyshepseg's defects are kept here (see [`rescue_nulled_pixels`] for the fix): the null
+/// segment counts as a neighbour larger than one pixel, so it can absorb a valid pixel, and a
+/// lone null pixel can join a valid segment.
 pub(crate) fn eliminate_single_pixels<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
     max_id: u32,
     four: bool,
-    compat: bool,
 ) -> u32 {
     let (rows, cols) = (img.rows, img.cols);
     let mut size = segment_sizes(seg, max_id);
     // Single pixels only ever disappear, so the first scan finds every candidate.
     let mut candidates: Vec<u32> = (0..seg.len())
-        .filter(|&p| size[seg[p] as usize] == 1 && (compat || seg[p] != 0))
+        .filter(|&p| size[seg[p] as usize] == 1)
         .map(|p| p as u32)
         .collect();
     let mut merges: Vec<(u32, u32)> = Vec::new();
@@ -112,7 +97,7 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
             let mut found = None;
             for_each_neighbour(rows, cols, i, j, four, |q| {
                 let nbr = seg[q];
-                if size[nbr as usize] > 1 && (compat || nbr != 0) {
+                if size[nbr as usize] > 1 {
                     let mut d = T::DIST_ZERO;
                     for b in 0..img.bands {
                         d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
@@ -139,6 +124,83 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
         candidates.retain(|&p| size[seg[p as usize] as usize] == 1);
     }
     relabel(seg, &size)
+}
+
+/// Undoes pyshepseg's null defects after elimination: input-null pixels go back to 0, and every
+/// valid pixel left at 0 joins the segment of its spectrally nearest labelled neighbouring pixel
+/// (in raster scans applied scan by scan, as single-pixel elimination does). Valid pixels with no
+/// labelled pixel reachable (islands enclosed by nulls) become new segments, one per connected
+/// group, numbered after `num_segments`. Only the pixels pyshepseg nulled change, so the result
+/// equals pyshepseg's everywhere else. Returns `(pixels rescued, new number of segments)`.
+pub(crate) fn rescue_nulled_pixels<T: Pixel>(
+    img: &Img<T>,
+    null: Option<T>,
+    seg: &mut [u32],
+    num_segments: u32,
+    four: bool,
+) -> (usize, u32) {
+    let (rows, cols) = (img.rows, img.cols);
+    let is_null = |p: usize| (0..img.bands).any(|b| img.band_value(b, p).is_null(null));
+    let mut lost = Vec::new();
+    for (p, s) in seg.iter_mut().enumerate() {
+        if is_null(p) {
+            *s = 0;
+        } else if *s == 0 {
+            lost.push(p as u32);
+        }
+    }
+    let rescued = lost.len();
+    let mut joins: Vec<(u32, u32)> = Vec::new();
+    while !lost.is_empty() {
+        joins.clear();
+        for &p in &lost {
+            let p = p as usize;
+            let mut min = T::DIST_UNSET;
+            let mut found = None;
+            for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
+                if seg[q] != 0 {
+                    let mut d = T::DIST_ZERO;
+                    for b in 0..img.bands {
+                        d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
+                    }
+                    if min < T::DIST_ZERO || d < min {
+                        min = d;
+                        found = Some(seg[q]);
+                    }
+                }
+            });
+            if let Some(s) = found {
+                joins.push((p as u32, s));
+            }
+        }
+        if joins.is_empty() {
+            break;
+        }
+        for &(p, s) in &joins {
+            seg[p as usize] = s;
+        }
+        lost.retain(|&p| seg[p as usize] == 0);
+    }
+    // Islands of valid pixels with no labelled neighbour: one new segment per connected group.
+    let mut next = num_segments;
+    let mut stack = Vec::new();
+    for &start in &lost {
+        if seg[start as usize] != 0 {
+            continue;
+        }
+        next += 1;
+        seg[start as usize] = next;
+        stack.push(start as usize);
+        while let Some(p) = stack.pop() {
+            for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
+                if seg[q] == 0 && !is_null(q) {
+                    seg[q] = next;
+                    stack.push(q);
+                }
+            });
+        }
+    }
+    (rescued, next)
 }
 
 const NONE: u32 = u32::MAX;
@@ -339,28 +401,47 @@ mod tests {
             cols: 3,
         };
         let mut seg = vec![1, 2, 3, 1, 4, 3];
-        let n = eliminate_single_pixels(&img, &mut seg, 4, true, false);
+        let n = eliminate_single_pixels(&img, &mut seg, 4, true);
         // Pixel of segment 2 (value 12) is nearest to 10 (segment 1); segment 4 (50) to 30.
         assert_eq!(seg, vec![1, 1, 2, 1, 2, 2]);
         assert_eq!(n, 2);
     }
 
     #[test]
-    fn compat_lets_null_absorb_a_pixel_default_does_not() {
+    fn null_absorbs_a_pixel_and_rescue_gives_it_back() {
         // Pixel (0,1) is a single segment whose spectrally nearest neighbour is null.
-        let data = [0u8, 1, 100, 100, 100, 100];
+        let data = [0u8, 1, 100, 0, 100, 100];
         let img = Img {
             data: &data,
             bands: 1,
             rows: 2,
             cols: 3,
         };
-        let seg0 = vec![0, 1, 2, 0, 2, 2];
-        let mut a = seg0.clone();
-        eliminate_single_pixels(&img, &mut a, 2, true, true);
-        assert_eq!(a[1], 0, "pyshepseg merges the valid pixel into null");
-        let mut b = seg0;
-        eliminate_single_pixels(&img, &mut b, 2, true, false);
-        assert_ne!(b[1], 0);
+        let mut seg = vec![0, 1, 2, 0, 2, 2];
+        let n = eliminate_single_pixels(&img, &mut seg, 2, true);
+        assert_eq!(
+            seg,
+            vec![0, 0, 1, 0, 1, 1],
+            "pyshepseg merges the valid pixel into null"
+        );
+        let (rescued, n) = rescue_nulled_pixels(&img, Some(0), &mut seg, n, true);
+        assert_eq!((rescued, n), (1, 1));
+        assert_eq!(seg, vec![0, 1, 1, 0, 1, 1]);
+    }
+
+    #[test]
+    fn rescue_makes_islands_new_segments_and_clears_nulls() {
+        // A valid 2-pixel island (value 5) enclosed by nulls, and a null pixel wrongly labelled.
+        let data = [0u8, 0, 0, 0, 5, 5, 0, 0, 0];
+        let img = Img {
+            data: &data,
+            bands: 1,
+            rows: 3,
+            cols: 3,
+        };
+        let mut seg = vec![0, 0, 0, 0, 0, 0, 0, 0, 4];
+        let (rescued, n) = rescue_nulled_pixels(&img, Some(0), &mut seg, 4, true);
+        assert_eq!((rescued, n), (2, 5));
+        assert_eq!(seg, vec![0, 0, 0, 0, 5, 5, 0, 0, 0]);
     }
 }

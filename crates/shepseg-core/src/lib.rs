@@ -39,6 +39,7 @@
 pub mod clump;
 mod eliminate;
 pub mod error;
+mod image;
 pub mod kmeans;
 pub mod locations;
 mod numeric;

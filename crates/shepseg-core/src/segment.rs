@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use ndarray::{Array2, ArrayView3};
 
 use crate::clump::clump;
-use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, Img};
+use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, rescue_nulled_pixels};
 use crate::error::CoreError;
+use crate::image::Img;
 use crate::kmeans::{fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams};
 use crate::pixel::Pixel;
 use crate::spectral_diff::MaxSpectralDiff;
@@ -46,7 +47,9 @@ pub struct SegmentParams {
     /// Seed of the k-means++ random generator (ignored with `fixed_kmeans_init`).
     pub seed: u64,
     /// Reproduce pyshepseg bit for bit, defects included (single-pixel elimination can then
-    /// turn valid pixels null). Off by default: no valid pixel is ever made null.
+    /// turn valid pixels null). Off by default: the same segmentation, except that every valid
+    /// pixel pyshepseg would leave null joins its spectrally nearest labelled neighbour's segment
+    /// (or, enclosed by nulls, a new segment), and null pixels are always 0.
     pub pyshepseg_compat: bool,
 }
 
@@ -146,6 +149,9 @@ pub struct SegmentationResult {
     pub small_segments_eliminated: usize,
     /// Number of segments in `segimg`.
     pub num_segments: u32,
+    /// Valid pixels that pyshepseg's elimination would have left null and that default mode
+    /// gave a segment (always 0 in compatibility mode).
+    pub rescued_pixels: usize,
     /// Time per phase.
     pub timings: PhaseTimings,
 }
@@ -205,6 +211,7 @@ pub fn segment<T: Pixel>(
             single_pixels_eliminated: 0,
             small_segments_eliminated: 0,
             num_segments: 0,
+            rescued_pixels: 0,
             timings,
         });
     };
@@ -220,7 +227,9 @@ pub fn segment<T: Pixel>(
         rows,
         cols,
     };
-    let clusters = predict_image(&image, null, &model);
+    let clusters =
+        Array2::from_shape_vec((rows, cols), model.predictor().predict_image(&image, null))
+            .map_err(|e| CoreError::InvalidParameter(e.to_string()))?;
     timings.predict = t.elapsed();
 
     let t = Instant::now();
@@ -230,13 +239,7 @@ pub fn segment<T: Pixel>(
     let mut seg = seg.into_raw_vec_and_offset().0;
 
     let t = Instant::now();
-    let after_single = eliminate_single_pixels(
-        &image,
-        &mut seg,
-        max_id,
-        params.four_connected,
-        params.pyshepseg_compat,
-    );
+    let after_single = eliminate_single_pixels(&image, &mut seg, max_id, params.four_connected);
     timings.single_pixel = t.elapsed();
 
     let threshold = params
@@ -251,6 +254,11 @@ pub fn segment<T: Pixel>(
         threshold.squared(),
         params.four_connected,
     );
+    let (rescued_pixels, num_segments) = if params.pyshepseg_compat {
+        (0, num_segments)
+    } else {
+        rescue_nulled_pixels(&image, null, &mut seg, num_segments, params.four_connected)
+    };
     timings.small_segment = t.elapsed();
 
     let segimg = Array2::from_shape_vec((rows, cols), seg)
@@ -262,39 +270,9 @@ pub fn segment<T: Pixel>(
         single_pixels_eliminated: (max_id - after_single) as usize,
         small_segments_eliminated: small,
         num_segments,
+        rescued_pixels,
         timings,
     })
-}
-
-/// Each pixel's cluster (from 1), 0 for null pixels.
-fn predict_image<T: Pixel>(img: &Img<T>, null: Option<T>, model: &KMeansModel) -> Array2<u32> {
-    let predictor = model.predictor();
-    let (nb, n) = (img.bands, img.rows * img.cols);
-    let mut out = vec![0u32; n];
-    let mut x = vec![0.0f64; nb];
-    let mut prev: Vec<T> = Vec::with_capacity(nb);
-    let mut cur: Vec<T> = Vec::with_capacity(nb);
-    let mut guess = 0usize;
-    let mut prev_label = 0u32;
-    for (p, o) in out.iter_mut().enumerate() {
-        cur.clear();
-        cur.extend((0..nb).map(|b| img.data[b * n + p]));
-        if cur.iter().any(|v| v.is_null(null)) {
-            continue;
-        }
-        if prev_label != 0 && cur == prev {
-            *o = prev_label;
-            continue;
-        }
-        for (xv, v) in x.iter_mut().zip(&cur) {
-            *xv = v.to_f64();
-        }
-        guess = predictor.nearest(&x, guess);
-        prev_label = guess as u32 + 1;
-        *o = prev_label;
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    Array2::from_shape_vec((img.rows, img.cols), out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! K-means seeding: fit cluster centres on a sample of pixels, and predict each pixel's cluster.
 //!
-//! The fit follows scikit-learn's `KMeans(algorithm="lloyd")` as pyshepseg calls it: data
-//! centred on its mean, Lloyd iterations until the labels stop changing or the summed squared
-//! centre shift falls to `tol` times the mean per-band variance, at most `max_iter` iterations,
-//! empty clusters re-seeded from the points farthest from their centres. The assignment step uses
-//! Hamerly's bounds, which skip distance computations without changing the result.
+//! The fit follows scikit-learn's `KMeans(algorithm="lloyd")` as pyshepseg calls it (see
+//! module `lloyd`): data centred on its mean, Lloyd iterations until the labels stop changing or the
+//! summed squared centre shift falls to `tol` times the mean per-band variance, at most
+//! `max_iter` iterations, empty clusters re-seeded from the points farthest from their centres.
 //!
-//! Prediction reproduces scikit-learn's arithmetic (`|c|^2 - 2 x.c` in `float64`, lowest index on
-//! ties), so centres fitted by scikit-learn give pyshepseg's cluster image exactly; a
-//! triangle-inequality prune keeps it to a few centres a pixel.
+//! Prediction ([`Predictor`]) reproduces scikit-learn's arithmetic (module `sklearn_math`), so centres
+//! fitted by scikit-learn give pyshepseg's cluster image exactly; a triangle-inequality prune
+//! keeps it to a few centres a pixel.
 //!
 //! ```
 //! use shepseg_core::KMeansModel;
@@ -19,10 +18,17 @@
 
 use serde::{Deserialize, Serialize};
 
+mod lloyd;
+mod predict;
+mod sklearn_math;
+
+pub use predict::Predictor;
+
 use crate::error::CoreError;
-use crate::numeric::round_half_even;
+use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
+use lloyd::{kmeans_plus_plus, lloyd, Data, LloydResult};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
 ///
@@ -125,97 +131,6 @@ impl KMeansModel {
     pub fn predictor(&self) -> Predictor {
         Predictor::new(self)
     }
-}
-
-/// Finds the nearest centre of a [`KMeansModel`] for pixel vectors, as scikit-learn's
-/// `predict` does, pruning centres that the triangle inequality rules out.
-#[derive(Debug, Clone)]
-pub struct Predictor {
-    centres: Vec<f64>,
-    num_bands: usize,
-    /// `|c|^2` per centre, as scikit-learn's score uses.
-    norms: Vec<f64>,
-    /// For each centre, every centre sorted by distance from it (itself first).
-    by_distance: Vec<Vec<(f64, u32)>>,
-    /// Largest absolute centre coordinate, for the pruning margin.
-    max_abs: f64,
-}
-
-impl Predictor {
-    fn new(model: &KMeansModel) -> Self {
-        let k = model.num_clusters();
-        let nb = model.num_bands;
-        let norms = (0..k)
-            .map(|j| model.centre(j).iter().fold(0.0, |s, v| s + v * v))
-            .collect();
-        let by_distance = (0..k)
-            .map(|g| {
-                let mut v: Vec<(f64, u32)> = (0..k)
-                    .map(|j| (euclid(model.centre(g), model.centre(j)), j as u32))
-                    .collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                v
-            })
-            .collect();
-        let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        Self {
-            centres: model.centres.clone(),
-            num_bands: nb,
-            norms,
-            by_distance,
-            max_abs,
-        }
-    }
-
-    /// scikit-learn's assignment score for centre `j`: `|c_j|^2 - 2 x.c_j`.
-    #[inline]
-    fn score(&self, x: &[f64], j: usize) -> f64 {
-        let c = &self.centres[j * self.num_bands..(j + 1) * self.num_bands];
-        let dot = x.iter().zip(c).fold(0.0, |s, (a, b)| s + a * b);
-        self.norms[j] - 2.0 * dot
-    }
-
-    /// The index (from 0) of the centre nearest to `x`, ties to the lowest index.
-    ///
-    /// `guess` is any centre index, ideally the previous pixel's answer: only centres within
-    /// twice the distance to it (plus a rounding margin) are scored, which on real imagery is a
-    /// handful of the k centres. The answer does not depend on `guess`.
-    pub fn nearest(&self, x: &[f64], guess: usize) -> usize {
-        let nb = self.num_bands;
-        let g = guess.min(self.norms.len() - 1);
-        let cg = &self.centres[g * nb..(g + 1) * nb];
-        let dg = euclid(x, cg);
-        // Margin so that every pruned centre's score is larger than the guess's by far more than
-        // the rounding error of the scores themselves.
-        let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let margin = 1e-5 * (x_max + self.max_abs + 1.0) * (nb as f64).sqrt();
-        let radius = 2.0 * dg + margin;
-        let mut best = usize::MAX;
-        let mut best_score = f64::INFINITY;
-        for &(dist, j) in &self.by_distance[g] {
-            if dist > radius {
-                break;
-            }
-            let j = j as usize;
-            let s = self.score(x, j);
-            if s < best_score || (s == best_score && j < best) {
-                best_score = s;
-                best = j;
-            }
-        }
-        best
-    }
-}
-
-/// Euclidean distance between two vectors.
-#[inline]
-fn euclid(a: &[f64], b: &[f64]) -> f64 {
-    sq_dist(a, b).sqrt()
-}
-
-#[inline]
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).fold(0.0, |s, (x, y)| s + (x - y) * (x - y))
 }
 
 /// How to choose the initial centres of a k-means fit.
@@ -329,7 +244,8 @@ pub fn fit<T: Pixel>(
             clusters: k,
         });
     }
-    // scikit-learn centres the data on its mean before iterating, for accuracy.
+    // scikit-learn centres the data on its mean before iterating, for accuracy; numpy's
+    // column mean and variance accumulate row by row.
     let mut mean = vec![0.0; num_bands];
     for p in sample.chunks_exact(num_bands) {
         for (m, v) in mean.iter_mut().zip(p) {
@@ -347,7 +263,8 @@ pub fn fit<T: Pixel>(
             *s += v * v;
         }
     }
-    let tol = params.tol * var.iter().sum::<f64>() / (n as f64 * num_bands as f64);
+    var.iter_mut().for_each(|v| *v /= n as f64);
+    let tol = numpy_sum(&var) / num_bands as f64 * params.tol;
 
     let data = Data {
         x: &x,
@@ -416,251 +333,6 @@ fn band_min_max<T: Pixel>(sample: &[T], nb: usize) -> (Vec<T>, Vec<T>) {
         }
     }
     (lo, hi)
-}
-
-struct Data<'a> {
-    x: &'a [f64],
-    n: usize,
-    nb: usize,
-}
-
-impl Data<'_> {
-    #[inline]
-    fn point(&self, i: usize) -> &[f64] {
-        &self.x[i * self.nb..(i + 1) * self.nb]
-    }
-}
-
-/// scikit-learn's greedy k-means++.
-fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
-    let trials = 2 + (k as f64).ln() as usize;
-    let mut centres = Vec::with_capacity(k * d.nb);
-    let first = rng.below(d.n);
-    centres.extend_from_slice(d.point(first));
-    let mut closest: Vec<f64> = (0..d.n)
-        .map(|i| sq_dist(d.point(i), d.point(first)))
-        .collect();
-    let mut pot: f64 = closest.iter().sum();
-    let mut cand_dist = vec![0.0; d.n];
-    let mut best_dist = vec![0.0; d.n];
-    for _ in 1..k {
-        let mut cumsum = Vec::with_capacity(d.n);
-        let mut acc = 0.0;
-        for v in &closest {
-            acc += v;
-            cumsum.push(acc);
-        }
-        let mut best_pot = f64::INFINITY;
-        let mut best_id = 0;
-        for _ in 0..trials {
-            let r = rng.next_f64() * pot;
-            let id = cumsum.partition_point(|&c| c < r).min(d.n - 1);
-            let c = d.point(id);
-            let mut cpot = 0.0;
-            for (i, (cd, cl)) in cand_dist.iter_mut().zip(&closest).enumerate() {
-                *cd = sq_dist(d.point(i), c).min(*cl);
-                cpot += *cd;
-            }
-            if cpot < best_pot {
-                best_pot = cpot;
-                best_id = id;
-                std::mem::swap(&mut best_dist, &mut cand_dist);
-            }
-        }
-        pot = best_pot;
-        std::mem::swap(&mut closest, &mut best_dist);
-        centres.extend_from_slice(d.point(best_id));
-    }
-    centres
-}
-
-struct LloydResult {
-    centres: Vec<f64>,
-    iterations: usize,
-    inertia: f64,
-}
-
-/// Lloyd's algorithm with Hamerly's bounds, stopping as scikit-learn does.
-fn lloyd(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    let nb = d.nb;
-    let k = centres.len() / nb;
-    let mut labels = vec![0u32; d.n];
-    let mut upper = vec![0.0; d.n];
-    let mut lower = vec![0.0; d.n];
-    for i in 0..d.n {
-        full_assign(d, &centres, i, &mut labels, &mut upper, &mut lower);
-    }
-    let mut labels_old: Option<Vec<u32>> = None;
-    let mut iterations = 0;
-    let mut new_centres = vec![0.0; k * nb];
-    let mut counts = vec![0usize; k];
-    let mut shift = vec![0.0; k];
-    for it in 0..max_iter {
-        iterations = it + 1;
-        update_centres(d, &centres, &labels, &mut new_centres, &mut counts);
-        for j in 0..k {
-            shift[j] = euclid(
-                &centres[j * nb..(j + 1) * nb],
-                &new_centres[j * nb..(j + 1) * nb],
-            );
-        }
-        std::mem::swap(&mut centres, &mut new_centres);
-        if labels_old.as_ref() == Some(&labels) {
-            break;
-        }
-        let shift_tot: f64 = shift.iter().map(|s| s * s).sum();
-        if shift_tot <= tol || it + 1 == max_iter {
-            break;
-        }
-        labels_old = Some(labels.clone());
-        hamerly_step(d, &centres, &shift, &mut labels, &mut upper, &mut lower);
-    }
-    // Final assignment to the final centres, for the inertia.
-    let mut inertia = 0.0;
-    for i in 0..d.n {
-        full_assign(d, &centres, i, &mut labels, &mut upper, &mut lower);
-        inertia += upper[i] * upper[i];
-    }
-    LloydResult {
-        centres,
-        iterations,
-        inertia,
-    }
-}
-
-/// Assigns point `i` by scanning every centre; sets its upper bound (distance to the nearest)
-/// and lower bound (distance to the second nearest).
-fn full_assign(
-    d: &Data,
-    centres: &[f64],
-    i: usize,
-    labels: &mut [u32],
-    upper: &mut [f64],
-    lower: &mut [f64],
-) {
-    let x = d.point(i);
-    let mut best = (f64::INFINITY, 0usize);
-    let mut second = f64::INFINITY;
-    for (j, c) in centres.chunks_exact(d.nb).enumerate() {
-        let dist = sq_dist(x, c);
-        if dist < best.0 {
-            second = best.0;
-            best = (dist, j);
-        } else if dist < second {
-            second = dist;
-        }
-    }
-    labels[i] = best.1 as u32;
-    upper[i] = best.0.sqrt();
-    lower[i] = second.sqrt();
-}
-
-/// One assignment step with Hamerly's bounds after the centres moved by `shift`.
-fn hamerly_step(
-    d: &Data,
-    centres: &[f64],
-    shift: &[f64],
-    labels: &mut [u32],
-    upper: &mut [f64],
-    lower: &mut [f64],
-) {
-    let nb = d.nb;
-    let k = shift.len();
-    // Largest and second-largest shift, so each point's lower bound drops by the largest shift
-    // of any centre other than its own.
-    let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
-    for (j, &s) in shift.iter().enumerate() {
-        if s > m1 {
-            m2 = m1;
-            m1 = s;
-            m1j = j;
-        } else if s > m2 {
-            m2 = s;
-        }
-    }
-    // Half the distance from each centre to its nearest other centre.
-    let mut half = vec![f64::INFINITY; k];
-    for a in 0..k {
-        for b in (a + 1)..k {
-            let dist = 0.5
-                * euclid(
-                    &centres[a * nb..(a + 1) * nb],
-                    &centres[b * nb..(b + 1) * nb],
-                );
-            half[a] = half[a].min(dist);
-            half[b] = half[b].min(dist);
-        }
-    }
-    for i in 0..d.n {
-        let a = labels[i] as usize;
-        upper[i] += shift[a];
-        lower[i] -= if a == m1j { m2 } else { m1 };
-        // A tiny relative slack keeps rounding from ever skipping a needed check.
-        let bound = half[a].max(lower[i]) * (1.0 - 1e-12);
-        if upper[i] <= bound {
-            continue;
-        }
-        upper[i] = euclid(d.point(i), &centres[a * nb..(a + 1) * nb]);
-        if upper[i] <= bound {
-            continue;
-        }
-        full_assign(d, centres, i, labels, upper, lower);
-    }
-}
-
-/// New centres as the means of their points; empty clusters take the points farthest from
-/// their centres (scikit-learn's relocation).
-fn update_centres(
-    d: &Data,
-    centres: &[f64],
-    labels: &[u32],
-    new_centres: &mut [f64],
-    counts: &mut [usize],
-) {
-    let nb = d.nb;
-    new_centres.iter_mut().for_each(|v| *v = 0.0);
-    counts.iter_mut().for_each(|v| *v = 0);
-    for i in 0..d.n {
-        let a = labels[i] as usize;
-        counts[a] += 1;
-        for (s, v) in new_centres[a * nb..(a + 1) * nb].iter_mut().zip(d.point(i)) {
-            *s += v;
-        }
-    }
-    let empty: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] == 0).collect();
-    if !empty.is_empty() {
-        let mut far: Vec<(f64, usize)> = (0..d.n)
-            .map(|i| {
-                let a = labels[i] as usize;
-                (sq_dist(d.point(i), &centres[a * nb..(a + 1) * nb]), i)
-            })
-            .collect();
-        far.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-        for (&j, &(_, i)) in empty.iter().zip(&far) {
-            let old = labels[i] as usize;
-            if counts[old] <= 1 {
-                continue;
-            }
-            let p = d.point(i);
-            for b in 0..nb {
-                new_centres[old * nb + b] -= p[b];
-                new_centres[j * nb + b] = p[b];
-            }
-            counts[old] -= 1;
-            counts[j] = 1;
-        }
-    }
-    for j in 0..counts.len() {
-        if counts[j] == 0 {
-            // Still empty (fewer distinct points than clusters): keep the old centre.
-            new_centres[j * nb..(j + 1) * nb].copy_from_slice(&centres[j * nb..(j + 1) * nb]);
-        } else {
-            let c = counts[j] as f64;
-            new_centres[j * nb..(j + 1) * nb]
-                .iter_mut()
-                .for_each(|v| *v /= c);
-        }
-    }
 }
 
 #[cfg(test)]
