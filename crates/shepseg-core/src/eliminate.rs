@@ -66,22 +66,24 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
     next
 }
 
-/// Single-pixel elimination, exactly as pyshepseg's; returns the largest ID after relabelling.
+/// Single-pixel elimination as pyshepseg's; returns the largest ID after relabelling.
 ///
-/// pyshepseg's defects are kept here (see [`rescue_nulled_pixels`] for the fix): the null
-/// segment counts as a neighbour larger than one pixel, so it can absorb a valid pixel, and a
-/// lone null pixel can join a valid segment.
+/// pyshepseg's first defect is kept here (see [`rescue_nulled_pixels`] for its fix): the null
+/// segment counts as a neighbour larger than one pixel, so it can absorb a valid pixel. Its
+/// second, a lone null pixel (an image with exactly one) joining a valid segment, happens only
+/// with `null_may_join`; without it null pixels are never candidates.
 pub(crate) fn eliminate_single_pixels<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
     max_id: u32,
     four: bool,
+    null_may_join: bool,
 ) -> u32 {
     let (rows, cols) = (img.rows, img.cols);
     let mut size = segment_sizes(seg, max_id);
     // Single pixels only ever disappear, so the first scan finds every candidate.
     let mut candidates: Vec<u32> = (0..seg.len())
-        .filter(|&p| size[seg[p] as usize] == 1)
+        .filter(|&p| size[seg[p] as usize] == 1 && (null_may_join || seg[p] != 0))
         .map(|p| p as u32)
         .collect();
     let mut merges: Vec<(u32, u32)> = Vec::new();
@@ -126,8 +128,7 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
     relabel(seg, &size)
 }
 
-/// Undoes pyshepseg's null defects after elimination: input-null pixels go back to 0, and every
-/// valid pixel left at 0 joins the segment of its spectrally nearest labelled neighbouring pixel
+/// Undoes pyshepseg's null-merge defect after elimination: every valid pixel left at 0 joins the segment of its spectrally nearest labelled neighbouring pixel
 /// (in raster scans applied scan by scan, as single-pixel elimination does). Valid pixels with no
 /// labelled pixel reachable (islands enclosed by nulls) become new segments, one per connected
 /// group, numbered after `num_segments`. Only the pixels pyshepseg nulled change, so the result
@@ -142,10 +143,8 @@ pub(crate) fn rescue_nulled_pixels<T: Pixel>(
     let (rows, cols) = (img.rows, img.cols);
     let is_null = |p: usize| (0..img.bands).any(|b| img.band_value(b, p).is_null(null));
     let mut lost = Vec::new();
-    for (p, s) in seg.iter_mut().enumerate() {
-        if is_null(p) {
-            *s = 0;
-        } else if *s == 0 {
+    for (p, &s) in seg.iter().enumerate() {
+        if s == 0 && !is_null(p) {
             lost.push(p as u32);
         }
     }
@@ -401,7 +400,7 @@ mod tests {
             cols: 3,
         };
         let mut seg = vec![1, 2, 3, 1, 4, 3];
-        let n = eliminate_single_pixels(&img, &mut seg, 4, true);
+        let n = eliminate_single_pixels(&img, &mut seg, 4, true, false);
         // Pixel of segment 2 (value 12) is nearest to 10 (segment 1); segment 4 (50) to 30.
         assert_eq!(seg, vec![1, 1, 2, 1, 2, 2]);
         assert_eq!(n, 2);
@@ -418,7 +417,7 @@ mod tests {
             cols: 3,
         };
         let mut seg = vec![0, 1, 2, 0, 2, 2];
-        let n = eliminate_single_pixels(&img, &mut seg, 2, true);
+        let n = eliminate_single_pixels(&img, &mut seg, 2, true, false);
         assert_eq!(
             seg,
             vec![0, 0, 1, 0, 1, 1],
@@ -430,8 +429,27 @@ mod tests {
     }
 
     #[test]
-    fn rescue_makes_islands_new_segments_and_clears_nulls() {
-        // A valid 2-pixel island (value 5) enclosed by nulls, and a null pixel wrongly labelled.
+    fn lone_null_pixel_joins_only_in_compat() {
+        // One column [1, null, 1, 1]: pyshepseg lets the lone null pixel (segment 0 of size 1)
+        // join segment 2, and then the single pixel above joins through it.
+        let data = [1u8, 0, 1, 1];
+        let img = Img {
+            data: &data,
+            bands: 1,
+            rows: 4,
+            cols: 1,
+        };
+        let mut compat = vec![1, 0, 2, 2];
+        eliminate_single_pixels(&img, &mut compat, 2, true, true);
+        assert_eq!(compat, vec![1, 1, 1, 1]);
+        let mut fixed = vec![1, 0, 2, 2];
+        eliminate_single_pixels(&img, &mut fixed, 2, true, false);
+        assert_eq!(fixed, vec![1, 0, 2, 2]);
+    }
+
+    #[test]
+    fn rescue_makes_islands_new_segments() {
+        // A valid 2-pixel island (value 5) enclosed by nulls.
         let data = [0u8, 0, 0, 0, 5, 5, 0, 0, 0];
         let img = Img {
             data: &data,
@@ -439,7 +457,7 @@ mod tests {
             rows: 3,
             cols: 3,
         };
-        let mut seg = vec![0, 0, 0, 0, 0, 0, 0, 0, 4];
+        let mut seg = vec![0; 9];
         let (rescued, n) = rescue_nulled_pixels(&img, Some(0), &mut seg, 4, true);
         assert_eq!((rescued, n), (2, 5));
         assert_eq!(seg, vec![0, 0, 0, 0, 5, 5, 0, 0, 0]);

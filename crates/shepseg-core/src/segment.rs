@@ -49,7 +49,8 @@ pub struct SegmentParams {
     /// Reproduce pyshepseg bit for bit, defects included (single-pixel elimination can then
     /// turn valid pixels null). Off by default: the same segmentation, except that every valid
     /// pixel pyshepseg would leave null joins its spectrally nearest labelled neighbour's segment
-    /// (or, enclosed by nulls, a new segment), and null pixels are always 0.
+    /// (or, enclosed by nulls, a new segment), and null pixels are always 0 (pyshepseg lets the
+    /// only null pixel of an image join a segment).
     pub pyshepseg_compat: bool,
 }
 
@@ -239,7 +240,13 @@ pub fn segment<T: Pixel>(
     let mut seg = seg.into_raw_vec_and_offset().0;
 
     let t = Instant::now();
-    let after_single = eliminate_single_pixels(&image, &mut seg, max_id, params.four_connected);
+    let after_single = eliminate_single_pixels(
+        &image,
+        &mut seg,
+        max_id,
+        params.four_connected,
+        params.pyshepseg_compat,
+    );
     timings.single_pixel = t.elapsed();
 
     let threshold = params
