@@ -1,2 +1,32 @@
-//! Project tasks, run as `cargo xtask <task>`.
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! * `demo`: segments a generated image with `shepseg-core` and writes a GeoTIFF;
+//! * `bench-core`: times each phase of the in-memory segmentation (single thread), on a
+//!   generated 4096x4096 4-band image and on the reference fixtures.
+
+mod bench_core;
+mod synth;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "shepseg project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Segment a generated land-cover-like image in memory and write the segments as GeoTIFF.
+    Demo(bench_core::DemoArgs),
+    /// Benchmark the in-memory segmentation phase by phase.
+    BenchCore(bench_core::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Demo(a) => bench_core::demo(&a),
+        Task::BenchCore(a) => bench_core::bench(&a),
+    }
+}

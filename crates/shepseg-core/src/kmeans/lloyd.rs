@@ -9,7 +9,7 @@
 //! assigned centre and a lower bound on the distance to any other) let most points skip the
 //! assignment scan without changing its result.
 
-use super::predict::distance;
+use super::predict::{distance, sq_distance};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::numeric::numpy_sum;
 use crate::rng::SplitMix64;
@@ -44,6 +44,53 @@ const THREADS: usize = 2;
 /// score could assign elsewhere.
 const SLACK: f64 = 1e-9;
 
+/// What the assignment needs to know about the current centres.
+struct Geometry<'a> {
+    centres: &'a [f64],
+    nb: usize,
+    /// `|c|^2` per centre, rounded as scikit-learn's.
+    norms: Vec<f64>,
+    /// For each centre, every centre sorted by distance from it (itself first).
+    by_distance: Vec<Vec<(f64, u32)>>,
+    /// Largest absolute centre coordinate, for the pruning margin.
+    max_abs: f64,
+}
+
+impl<'a> Geometry<'a> {
+    fn new(centres: &'a [f64], nb: usize) -> Self {
+        let k = centres.len() / nb;
+        let c = |j: usize| &centres[j * nb..(j + 1) * nb];
+        let by_distance = (0..k)
+            .map(|g| {
+                let mut v: Vec<(f64, u32)> =
+                    (0..k).map(|j| (distance(c(g), c(j)), j as u32)).collect();
+                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                v
+            })
+            .collect();
+        Self {
+            centres,
+            nb,
+            norms: centres.chunks_exact(nb).map(sq_norm).collect(),
+            by_distance,
+            max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
+        }
+    }
+
+    #[inline(always)]
+    fn centre(&self, j: usize) -> &[f64] {
+        &self.centres[j * self.nb..(j + 1) * self.nb]
+    }
+
+    /// Half the distance from centre `a` to its nearest other centre.
+    #[inline(always)]
+    fn half_gap(&self, a: usize) -> f64 {
+        self.by_distance[a]
+            .get(1)
+            .map_or(f64::INFINITY, |g| 0.5 * g.0)
+    }
+}
+
 /// Per-point bookkeeping: label and Hamerly's bounds.
 struct Assignment {
     labels: Vec<u32>,
@@ -52,34 +99,51 @@ struct Assignment {
 }
 
 impl Assignment {
-    /// Scans every centre for point `i`: label by score, bounds by distance.
-    fn full(&mut self, d: &Data, centres: &[f64], norms: &[f64], i: usize) {
+    /// Assigns point `i` by scanning the centres that could be nearest: those within twice its
+    /// distance from centre `guess` (any other is farther than `guess` itself). Label by
+    /// scikit-learn's score, ties to the lowest index; bounds by distance, the lower one also
+    /// covering the centres not scanned.
+    #[inline(always)]
+    fn full(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
         let x = d.point(i);
-        let nb = d.nb;
-        let mut best = 0usize;
+        let dg = distance(x, geo.centre(guess));
+        let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let margin = 1e-5 * (x_max + geo.max_abs + 1.0) * (d.nb as f64).sqrt();
+        let radius = 2.0 * dg + margin;
+        let mut best = usize::MAX;
         let mut best_score = f64::INFINITY;
-        for (j, c) in centres.chunks_exact(nb).enumerate() {
-            let s = score(x, c, norms[j]);
-            if s < best_score {
+        let (mut d1, mut d1j, mut d2) = (f64::INFINITY, usize::MAX, f64::INFINITY);
+        let mut unscanned = f64::INFINITY;
+        for &(dist, j) in &geo.by_distance[guess] {
+            if dist > radius {
+                unscanned = dist - dg;
+                break;
+            }
+            let j = j as usize;
+            let c = geo.centre(j);
+            let s = score(x, c, geo.norms[j]);
+            if s < best_score || (s == best_score && j < best) {
                 best_score = s;
                 best = j;
             }
-        }
-        let mut lower = f64::INFINITY;
-        for (j, c) in centres.chunks_exact(nb).enumerate() {
-            if j != best {
-                lower = lower.min(distance(x, c));
+            let e = sq_distance(x, c);
+            if e < d1 {
+                d2 = d1;
+                d1 = e;
+                d1j = j;
+            } else if e < d2 {
+                d2 = e;
             }
         }
         self.labels[i] = best as u32;
-        self.upper[i] = distance(x, &centres[best * nb..(best + 1) * nb]);
-        self.lower[i] = lower;
+        self.upper[i] = distance(x, geo.centre(best));
+        let scanned_other = if d1j == best { d2 } else { d1 }.sqrt();
+        self.lower[i] = scanned_other.min(unscanned);
     }
 
     /// One assignment step after the centres moved by `shift`.
-    fn step(&mut self, d: &Data, centres: &[f64], norms: &[f64], shift: &[f64]) {
-        let nb = d.nb;
-        let k = shift.len();
+    #[inline(always)]
+    fn step(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) {
         let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
         for (j, &s) in shift.iter().enumerate() {
             if s > m1 {
@@ -90,49 +154,60 @@ impl Assignment {
                 m2 = s;
             }
         }
-        // Half the distance from each centre to its nearest other centre.
-        let mut half = vec![f64::INFINITY; k];
-        for a in 0..k {
-            for b in (a + 1)..k {
-                let h = 0.5
-                    * distance(
-                        &centres[a * nb..(a + 1) * nb],
-                        &centres[b * nb..(b + 1) * nb],
-                    );
-                half[a] = half[a].min(h);
-                half[b] = half[b].min(h);
-            }
-        }
         for i in 0..d.n {
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
             self.lower[i] -= if a == m1j { m2 } else { m1 };
-            let bound = half[a].max(self.lower[i]) * (1.0 - SLACK);
+            let bound = geo.half_gap(a).max(self.lower[i]) * (1.0 - SLACK);
             if self.upper[i] <= bound {
                 continue;
             }
-            self.upper[i] = distance(d.point(i), &centres[a * nb..(a + 1) * nb]);
+            self.upper[i] = distance(d.point(i), geo.centre(a));
             if self.upper[i] <= bound {
                 continue;
             }
-            self.full(d, centres, norms, i);
+            self.full(d, geo, i, a);
+        }
+    }
+
+    /// Assigns every point from scratch, each starting from the previous point's label.
+    #[inline(always)]
+    fn all(&mut self, d: &Data, geo: &Geometry) {
+        let mut guess = 0;
+        for i in 0..d.n {
+            self.full(d, geo, i, guess);
+            guess = self.labels[i] as usize;
         }
     }
 }
 
 /// Runs Lloyd's algorithm from `centres` (centred like the data).
-pub(super) fn lloyd(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+pub(super) fn lloyd(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports FMA, as checked on the line above.
+        return unsafe { lloyd_fma(d, centres, max_iter, tol) };
+    }
+    lloyd_inline(d, centres, max_iter, tol)
+}
+
+/// [`lloyd`] compiled with hardware FMA (identical results, `mul_add` being exactly specified).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+    lloyd_inline(d, centres, max_iter, tol)
+}
+
+#[inline(always)]
+fn lloyd_inline(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
     let nb = d.nb;
     let k = centres.len() / nb;
-    let mut norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
     let mut asg = Assignment {
         labels: vec![0; d.n],
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
     };
-    for i in 0..d.n {
-        asg.full(d, &centres, &norms, i);
-    }
+    asg.all(d, &Geometry::new(&centres, nb));
     let mut labels_old: Option<Vec<u32>> = None;
     let mut iterations = 0;
     let mut new_centres = vec![0.0; k * nb];
@@ -155,14 +230,15 @@ pub(super) fn lloyd(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) 
             break;
         }
         labels_old = Some(asg.labels.clone());
-        norms = centres.chunks_exact(nb).map(sq_norm).collect();
-        asg.step(d, &centres, &norms, &shift);
+        asg.step(d, &Geometry::new(&centres, nb), &shift);
+    }
+    if std::env::var_os("SHEPSEG_DEBUG").is_some() {
+        eprintln!("lloyd: {iterations} iterations");
     }
     // Final assignment to the final centres, for the inertia that ranks restarts.
-    norms = centres.chunks_exact(nb).map(sq_norm).collect();
+    asg.all(d, &Geometry::new(&centres, nb));
     let mut inertia = 0.0;
     for i in 0..d.n {
-        asg.full(d, &centres, &norms, i);
         let a = asg.labels[i] as usize;
         let e = euclidean(d.point(i), &centres[a * nb..(a + 1) * nb]);
         inertia += e * e;
@@ -276,10 +352,7 @@ fn relocate_empty(d: &Data, centres: &[f64], labels: &[u32], sums: &mut [f64], w
 
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step).
 pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
-    let sq = |a: &[f64], b: &[f64]| {
-        let e = distance(a, b);
-        e * e
-    };
+    let sq = sq_distance;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
     let first = rng.below(d.n);

@@ -138,8 +138,11 @@ impl Predictor {
 /// Plain Euclidean distance (for pruning bounds, not for decisions).
 #[inline(always)]
 pub(super) fn distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .fold(0.0, |s, (x, y)| s + (x - y) * (x - y))
-        .sqrt()
+    sq_distance(a, b).sqrt()
+}
+
+/// Plain squared Euclidean distance.
+#[inline(always)]
+pub(super) fn sq_distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).fold(0.0, |s, (x, y)| s + (x - y) * (x - y))
 }

@@ -1,0 +1,220 @@
+//! `cargo xtask bench-core` and `cargo xtask demo`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ndarray::Array3;
+use shepseg_core::{segment, PhaseTimings, SegmentParams};
+use shepseg_tiling::{BandStack, Raster};
+
+use crate::synth::landcover;
+
+/// Options of `bench-core`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Side of the generated image, in pixels.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Runs per case; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Folder of the reference fixtures (skipped if absent).
+    #[arg(long, default_value = "testdata/reference")]
+    fixtures: PathBuf,
+}
+
+/// Options of `demo`.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Side of the generated image, in pixels.
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Where to write the segment image.
+    #[arg(long, default_value = "demo-out/segments.tif")]
+    output: PathBuf,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Row {
+    name: String,
+    pixels: usize,
+    phases: [Duration; 6],
+    segments: u32,
+}
+
+fn run_case<T: shepseg_core::Pixel>(
+    name: &str,
+    img: &Array3<T>,
+    null: Option<T>,
+    params: &SegmentParams,
+    runs: usize,
+) -> anyhow::Result<Row> {
+    let mut times: Vec<PhaseTimings> = Vec::new();
+    let mut segments = 0;
+    for _ in 0..runs.max(1) {
+        let r = segment(&img.view(), null, params, None)?;
+        segments = r.num_segments;
+        times.push(r.timings);
+    }
+    let pick = |f: fn(&PhaseTimings) -> Duration| median(times.iter().map(f).collect());
+    let (_, rows, cols) = img.dim();
+    Ok(Row {
+        name: name.to_string(),
+        pixels: rows * cols,
+        phases: [
+            pick(|t| t.fit),
+            pick(|t| t.predict),
+            pick(|t| t.clump),
+            pick(|t| t.single_pixel),
+            pick(|t| t.small_segment),
+            pick(|t| t.total()),
+        ],
+        segments,
+    })
+}
+
+fn print_table(rows: &[Row], runs: usize) {
+    println!(
+        "\nIn-memory segmentation, one thread, Mpixel/s (median of {runs} runs; higher is better)\n"
+    );
+    println!(
+        "{:<36} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "case",
+        "Mpix",
+        "fit",
+        "predict",
+        "clump",
+        "single",
+        "small",
+        "TOTAL",
+        "total s",
+        "segments"
+    );
+    for r in rows {
+        let mp = r.pixels as f64 / 1e6;
+        let rate = |d: Duration| mp / d.as_secs_f64().max(1e-9);
+        println!(
+            "{:<36} {:>7.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.3} {:>9}",
+            r.name,
+            mp,
+            rate(r.phases[0]),
+            rate(r.phases[1]),
+            rate(r.phases[2]),
+            rate(r.phases[3]),
+            rate(r.phases[4]),
+            rate(r.phases[5]),
+            r.phases[5].as_secs_f64(),
+            r.segments
+        );
+    }
+}
+
+fn fixture(path: &std::path::Path) -> anyhow::Result<(BandStack, Option<f64>)> {
+    let r = Raster::open(path)?;
+    let bands = r.resolve_bands(&[])?;
+    let null = r.null_value(&bands)?;
+    Ok((r.read_stack(&bands, r.full_window())?, null))
+}
+
+/// Runs the benchmark and prints the table.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    eprintln!(
+        "generating a {0}x{0} 4-band UInt16 land-cover-like image ...",
+        args.size
+    );
+    let img = landcover(args.size, 1);
+    let mut rows = Vec::new();
+    let name = format!("synthetic {} (fixed init)", args.size);
+    let fixed = SegmentParams {
+        fixed_kmeans_init: true,
+        ..Default::default()
+    };
+    rows.push(run_case(&name, &img, None, &fixed, args.runs)?);
+    let name = format!("synthetic {} (k-means++, 5 runs)", args.size);
+    rows.push(run_case(
+        &name,
+        &img,
+        None,
+        &SegmentParams::default(),
+        args.runs,
+    )?);
+    drop(img);
+    for (label, file) in [
+        ("rgbn (fixed init)", "rgbn/rgbn.tif"),
+        (
+            "synth8000 (fixed init)",
+            "synth8000/synthetic_runtests_8000.tif",
+        ),
+    ] {
+        let path = args.fixtures.join(file);
+        if !path.exists() {
+            eprintln!("skipping {label}: {} not found", path.display());
+            continue;
+        }
+        let (stack, null) = fixture(&path)?;
+        let row = match &stack {
+            BandStack::U8(a) => run_case(label, a, null.map(|v| v as u8), &fixed, args.runs)?,
+            BandStack::U16(a) => run_case(label, a, null.map(|v| v as u16), &fixed, args.runs)?,
+            _ => anyhow::bail!("{}: unexpected pixel type", path.display()),
+        };
+        rows.push(row);
+    }
+    print_table(&rows, args.runs);
+    Ok(())
+}
+
+/// Segments a generated image and writes the result.
+pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    eprintln!(
+        "generating a {0}x{0} 4-band UInt16 land-cover-like image ...",
+        args.size
+    );
+    let img = landcover(args.size, 1);
+    let t = Instant::now();
+    let res = segment(&img.view(), None, &SegmentParams::default(), None)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{} segments in {secs:.2} s ({:.1} Mpixel/s); maxSpectralDiff {:.2}; {} single pixels and {} small segments eliminated",
+        res.num_segments,
+        (args.size * args.size) as f64 / 1e6 / secs,
+        res.max_spectral_diff,
+        res.single_pixels_eliminated,
+        res.small_segments_eliminated
+    );
+    if let Some(dir) = args.output.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_u32_tiff(&args.output, &res.segimg)?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// Writes a UInt32 single-band GeoTIFF (nodata 0), to a temporary name first.
+fn write_u32_tiff(path: &std::path::Path, seg: &ndarray::Array2<u32>) -> anyhow::Result<()> {
+    use gdal::raster::Buffer;
+    use gdal::{DriverManager, Metadata};
+    let (rows, cols) = seg.dim();
+    let tmp = path.with_extension("tif.partial");
+    let driver = DriverManager::get_driver_by_name("GTiff")?;
+    {
+        let ds = driver.create_with_band_type_with_options::<u32, _>(
+            &tmp,
+            cols,
+            rows,
+            1,
+            &gdal::cpl::CslStringList::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]),
+        )?;
+        let mut band = ds.rasterband(1)?;
+        band.set_no_data_value(Some(0.0))?;
+        let mut buf = Buffer::new((cols, rows), seg.iter().copied().collect());
+        band.write((0, 0), (cols, rows), &mut buf)?;
+        band.set_metadata_item("LAYER_TYPE", "thematic", "")?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
