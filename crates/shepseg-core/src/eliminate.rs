@@ -10,15 +10,16 @@
 //!
 //! The arithmetic and orders are pyshepseg's (see the crate docs): `float32` spectral sums in
 //! raster order, ties to the first neighbour found in a segment's pixel list, a merged segment's
-//! list being the target's followed by the merged one's. Segment pixel lists are linked lists
-//! here, so a merge costs the size of the smaller segment, not the larger.
+//! list being the target's followed by the merged one's. Only lists of segments below the minimum
+//! size are kept, so a merge costs the size of the smaller segment, not the larger.
 
 use crate::image::Img;
+use crate::locations::SegmentLocations;
 use crate::pixel::Pixel;
 
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
 /// columns inner (the pixel itself included, as pyshepseg's loops include it).
-#[inline]
+#[inline(always)]
 fn for_each_neighbour(
     rows: usize,
     cols: usize,
@@ -27,15 +28,29 @@ fn for_each_neighbour(
     four: bool,
     mut f: impl FnMut(usize),
 ) {
+    let p = i * cols + j;
+    if four {
+        if i > 0 {
+            f(p - cols);
+        }
+        if j > 0 {
+            f(p - 1);
+        }
+        f(p);
+        if j + 1 < cols {
+            f(p + 1);
+        }
+        if i + 1 < rows {
+            f(p + cols);
+        }
+        return;
+    }
     let i0 = i.saturating_sub(1);
     let i1 = (i + 1).min(rows - 1);
     let j0 = j.saturating_sub(1);
     let j1 = (j + 1).min(cols - 1);
     for ii in i0..=i1 {
         for jj in j0..=j1 {
-            if four && ii != i && jj != j {
-                continue;
-            }
             f(ii * cols + jj);
         }
     }
@@ -202,68 +217,82 @@ pub(crate) fn rescue_nulled_pixels<T: Pixel>(
     (rescued, next)
 }
 
-const NONE: u32 = u32::MAX;
-
-/// Small-segment elimination state: sizes, `float32` spectral sums and linked pixel lists.
+/// Small-segment elimination state: sizes, `float32` spectral sums and means, and each small
+/// segment's pixel list.
+///
+/// A list is the segment's own pixels in raster order (from a [`SegmentLocations`] index)
+/// followed by the lists of the segments merged into it, in merge order, as pyshepseg keeps them.
+/// Only segments smaller than the minimum size are ever scanned, so a segment that reaches it
+/// drops its merged list.
 struct Segments {
     size: Vec<u32>,
     sum: Vec<f32>,
-    head: Vec<u32>,
-    tail: Vec<u32>,
-    next: Vec<u32>,
+    /// `sum / size` per segment, kept current on every merge (pyshepseg divides at each use;
+    /// the quotient is the same).
+    mean: Vec<f32>,
+    own: SegmentLocations,
+    merged: Vec<Vec<u32>>,
+    min_size: u32,
     bands: usize,
 }
 
 impl Segments {
-    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32) -> Self {
+    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32, min_size: usize) -> Self {
         let n = max_id as usize + 1;
         let nb = img.bands;
-        let mut s = Segments {
-            size: segment_sizes(seg, max_id),
-            sum: vec![0.0; n * nb],
-            head: vec![NONE; n],
-            tail: vec![NONE; n],
-            next: vec![NONE; seg.len()],
-            bands: nb,
-        };
+        let mut sum = vec![0.0f32; n * nb];
         for (p, &id) in seg.iter().enumerate() {
             if id == 0 {
                 continue;
             }
             let id = id as usize;
             for b in 0..nb {
-                let acc = &mut s.sum[id * nb + b];
+                let acc = &mut sum[id * nb + b];
                 *acc = img.band_value(b, p).add_to_f32_sum(*acc);
             }
-            if s.head[id] == NONE {
-                s.head[id] = p as u32;
-            } else {
-                s.next[s.tail[id] as usize] = p as u32;
-            }
-            s.tail[id] = p as u32;
+        }
+        let mut s = Segments {
+            size: segment_sizes(seg, max_id),
+            sum,
+            mean: vec![0.0; n * nb],
+            own: SegmentLocations::from_slice(seg, img.cols, max_id),
+            merged: vec![Vec::new(); n],
+            min_size: min_size.min(u32::MAX as usize) as u32,
+            bands: nb,
+        };
+        for id in 1..n {
+            s.update_mean(id);
         }
         s
     }
 
+    /// The pixel list of segment `id` (linear indices).
     fn pixels(&self, id: u32) -> impl Iterator<Item = usize> + '_ {
-        let mut p = self.head[id as usize];
-        std::iter::from_fn(move || {
-            if p == NONE {
-                return None;
-            }
-            let cur = p;
-            p = self.next[p as usize];
-            Some(cur as usize)
-        })
+        self.own
+            .pixels(id)
+            .iter()
+            .chain(&self.merged[id as usize])
+            .map(|&p| p as usize)
     }
 
-    /// Mean spectrum as pyshepseg computes it: `float32` sum / `float32` count.
-    #[inline]
-    fn mean(&self, id: u32, b: usize) -> f32 {
-        self.sum[id as usize * self.bands + b] / self.size[id as usize] as f32
+    /// Recomputes the mean of segment `id` as pyshepseg does: `float32` sum / `float32` count.
+    fn update_mean(&mut self, id: usize) {
+        let nb = self.bands;
+        let n = self.size[id] as f32;
+        for b in 0..nb {
+            self.mean[id * nb + b] = self.sum[id * nb + b] / n;
+        }
     }
 
-    /// The neighbour segment `id` should merge into, or 0.
+    #[inline(always)]
+    fn mean(&self, id: u32) -> &[f32] {
+        let nb = self.bands;
+        &self.mean[id as usize * nb..(id as usize + 1) * nb]
+    }
+
+    /// The neighbour segment `id` should merge into, or 0: the strictly larger neighbour with
+    /// the nearest mean spectrum (`float32` arithmetic), the first found in `id`'s pixel list on
+    /// ties, if within the threshold.
     fn find_merge(
         &self,
         id: u32,
@@ -274,33 +303,36 @@ impl Segments {
         thr: f64,
     ) -> u32 {
         let own = self.size[id as usize];
-        let nb = self.bands;
-        let mut spect = [0f32; 16];
-        let mut spect_vec = Vec::new();
-        let spect: &mut [f32] = if nb <= 16 {
-            &mut spect[..nb]
-        } else {
-            spect_vec.resize(nb, 0.0);
-            &mut spect_vec
-        };
-        for (b, s) in spect.iter_mut().enumerate() {
-            *s = self.mean(id, b);
-        }
+        let spect = self.mean(id);
         let mut best = 0u32;
         let mut best_dist = 0.0f64;
+        // Neighbours already scored: scoring one again gives the same distance, which cannot
+        // beat the best under the strict comparison, so it is skipped.
+        let mut seen = [0u32; 8];
+        let mut n_seen = 0usize;
         for p in self.pixels(id) {
-            for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
+            let i = p / cols;
+            let j = p - i * cols;
+            for_each_neighbour(rows, cols, i, j, four, |q| {
                 let nbr = seg[q];
-                if nbr != id && nbr != 0 && self.size[nbr as usize] > own {
-                    let mut dist = 0.0f32;
-                    for (b, s) in spect.iter().enumerate() {
-                        let d = s - self.mean(nbr, b);
-                        dist += d * d;
-                    }
-                    if best == 0 || (dist as f64) < best_dist {
-                        best_dist = dist as f64;
-                        best = nbr;
-                    }
+                if nbr == id || nbr == 0 || seen[..n_seen].contains(&nbr) {
+                    return;
+                }
+                if self.size[nbr as usize] <= own {
+                    return;
+                }
+                if n_seen < seen.len() {
+                    seen[n_seen] = nbr;
+                    n_seen += 1;
+                }
+                let mut dist = 0.0f32;
+                for (s, m) in spect.iter().zip(self.mean(nbr)) {
+                    let d = s - m;
+                    dist += d * d;
+                }
+                if best == 0 || (dist as f64) < best_dist {
+                    best_dist = dist as f64;
+                    best = nbr;
                 }
             });
         }
@@ -313,25 +345,26 @@ impl Segments {
 
     fn merge(&mut self, id: u32, into: u32, seg: &mut [u32]) {
         let (i, t) = (id as usize, into as usize);
-        let mut p = self.head[i];
-        while p != NONE {
-            seg[p as usize] = into;
-            p = self.next[p as usize];
+        for p in self.pixels(id) {
+            seg[p] = into;
         }
-        if self.head[t] == NONE {
-            self.head[t] = self.head[i];
+        let moved = std::mem::take(&mut self.merged[i]);
+        if self.size[t] + self.size[i] < self.min_size {
+            let own = self.own.pixels(id);
+            let list = &mut self.merged[t];
+            list.reserve(own.len() + moved.len());
+            list.extend_from_slice(own);
+            list.extend_from_slice(&moved);
         } else {
-            self.next[self.tail[t] as usize] = self.head[i];
+            self.merged[t] = Vec::new();
         }
-        self.tail[t] = self.tail[i];
-        self.head[i] = NONE;
-        self.tail[i] = NONE;
         for b in 0..self.bands {
             self.sum[t * self.bands + b] += self.sum[i * self.bands + b];
             self.sum[i * self.bands + b] = 0.0;
         }
         self.size[t] += self.size[i];
         self.size[i] = 0;
+        self.update_mean(t);
     }
 }
 
@@ -346,7 +379,7 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
 ) -> (usize, u32) {
     const MAX_PASSES: usize = 10;
     let (rows, cols) = (img.rows, img.cols);
-    let mut segs = Segments::new(img, seg, max_id);
+    let mut segs = Segments::new(img, seg, max_id, min_segment_size);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
     for target in 1..min_segment_size {

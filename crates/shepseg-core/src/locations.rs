@@ -32,8 +32,20 @@ impl SegmentLocations {
     /// Pixel indices are `u32`; images of more than 2^32 - 1 pixels are not supported (the
     /// in-memory segmentation rejects them first).
     pub fn new(seg: &ArrayView2<u32>) -> Self {
-        let cols = seg.ncols();
-        let max = seg.iter().copied().max().unwrap_or(0) as usize;
+        let max = seg.iter().copied().max().unwrap_or(0);
+        match seg.as_slice() {
+            Some(flat) => Self::from_slice(flat, seg.ncols(), max),
+            None => {
+                let flat: Vec<u32> = seg.iter().copied().collect();
+                Self::from_slice(&flat, seg.ncols(), max)
+            }
+        }
+    }
+
+    /// Indexes a row-major segment image given as a slice with `cols` columns, whose IDs are
+    /// at most `max`.
+    pub(crate) fn from_slice(seg: &[u32], cols: usize, max: u32) -> Self {
+        let max = max as usize;
         let mut offsets = vec![0usize; max + 2];
         for &s in seg.iter() {
             if s != 0 {

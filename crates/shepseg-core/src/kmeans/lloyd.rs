@@ -22,9 +22,21 @@ pub(super) struct Data<'a> {
 }
 
 impl Data<'_> {
+    /// Bands per point: `NB` when the caller fixed it at compile time (so loops over the
+    /// bands unroll and lose their bounds checks), else the runtime count.
     #[inline(always)]
-    fn point(&self, i: usize) -> &[f64] {
-        &self.x[i * self.nb..(i + 1) * self.nb]
+    fn nb<const NB: usize>(&self) -> usize {
+        if NB > 0 {
+            NB
+        } else {
+            self.nb
+        }
+    }
+
+    #[inline(always)]
+    fn point<const NB: usize>(&self, i: usize) -> &[f64] {
+        let nb = self.nb::<NB>();
+        &self.x[i * nb..(i + 1) * nb]
     }
 }
 
@@ -78,8 +90,9 @@ impl<'a> Geometry<'a> {
     }
 
     #[inline(always)]
-    fn centre(&self, j: usize) -> &[f64] {
-        &self.centres[j * self.nb..(j + 1) * self.nb]
+    fn centre<const NB: usize>(&self, j: usize) -> &[f64] {
+        let nb = if NB > 0 { NB } else { self.nb };
+        &self.centres[j * nb..(j + 1) * nb]
     }
 
     /// Half the distance from centre `a` to its nearest other centre.
@@ -104,11 +117,11 @@ impl Assignment {
     /// scikit-learn's score, ties to the lowest index; bounds by distance, the lower one also
     /// covering the centres not scanned.
     #[inline(always)]
-    fn full(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
-        let x = d.point(i);
-        let dg = distance(x, geo.centre(guess));
+    fn full<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
+        let x = d.point::<NB>(i);
+        let dg = distance(x, geo.centre::<NB>(guess));
         let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let margin = 1e-5 * (x_max + geo.max_abs + 1.0) * (d.nb as f64).sqrt();
+        let margin = 1e-5 * (x_max + geo.max_abs + 1.0) * (d.nb::<NB>() as f64).sqrt();
         let radius = 2.0 * dg + margin;
         let mut best = usize::MAX;
         let mut best_score = f64::INFINITY;
@@ -120,7 +133,7 @@ impl Assignment {
                 break;
             }
             let j = j as usize;
-            let c = geo.centre(j);
+            let c = geo.centre::<NB>(j);
             let s = score(x, c, geo.norms[j]);
             if s < best_score || (s == best_score && j < best) {
                 best_score = s;
@@ -136,14 +149,14 @@ impl Assignment {
             }
         }
         self.labels[i] = best as u32;
-        self.upper[i] = distance(x, geo.centre(best));
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
         let scanned_other = if d1j == best { d2 } else { d1 }.sqrt();
         self.lower[i] = scanned_other.min(unscanned);
     }
 
     /// One assignment step after the centres moved by `shift`.
     #[inline(always)]
-    fn step(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) {
+    fn step<const NB: usize>(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) {
         let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
         for (j, &s) in shift.iter().enumerate() {
             if s > m1 {
@@ -162,20 +175,20 @@ impl Assignment {
             if self.upper[i] <= bound {
                 continue;
             }
-            self.upper[i] = distance(d.point(i), geo.centre(a));
+            self.upper[i] = distance(d.point::<NB>(i), geo.centre::<NB>(a));
             if self.upper[i] <= bound {
                 continue;
             }
-            self.full(d, geo, i, a);
+            self.full::<NB>(d, geo, i, a);
         }
     }
 
     /// Assigns every point from scratch, each starting from the previous point's label.
     #[inline(always)]
-    fn all(&mut self, d: &Data, geo: &Geometry) {
+    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
         let mut guess = 0;
         for i in 0..d.n {
-            self.full(d, geo, i, guess);
+            self.full::<NB>(d, geo, i, guess);
             guess = self.labels[i] as usize;
         }
     }
@@ -188,33 +201,53 @@ pub(super) fn lloyd(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> L
         // SAFETY: the CPU supports FMA, as checked on the line above.
         return unsafe { lloyd_fma(d, centres, max_iter, tol) };
     }
-    lloyd_inline(d, centres, max_iter, tol)
+    lloyd_bands(d, centres, max_iter, tol)
+}
+
+/// Dispatches on the band count, so the common counts get loops unrolled at compile time.
+#[inline(always)]
+fn lloyd_bands(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+    match d.nb {
+        1 => lloyd_inline::<1>(d, centres, max_iter, tol),
+        2 => lloyd_inline::<2>(d, centres, max_iter, tol),
+        3 => lloyd_inline::<3>(d, centres, max_iter, tol),
+        4 => lloyd_inline::<4>(d, centres, max_iter, tol),
+        5 => lloyd_inline::<5>(d, centres, max_iter, tol),
+        6 => lloyd_inline::<6>(d, centres, max_iter, tol),
+        8 => lloyd_inline::<8>(d, centres, max_iter, tol),
+        _ => lloyd_inline::<0>(d, centres, max_iter, tol),
+    }
 }
 
 /// [`lloyd`] compiled with hardware FMA (identical results, `mul_add` being exactly specified).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
 unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    lloyd_inline(d, centres, max_iter, tol)
+    lloyd_bands(d, centres, max_iter, tol)
 }
 
 #[inline(always)]
-fn lloyd_inline(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    let nb = d.nb;
+fn lloyd_inline<const NB: usize>(
+    d: &Data,
+    mut centres: Vec<f64>,
+    max_iter: usize,
+    tol: f64,
+) -> LloydResult {
+    let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     let mut asg = Assignment {
         labels: vec![0; d.n],
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
     };
-    asg.all(d, &Geometry::new(&centres, nb));
+    asg.all::<NB>(d, &Geometry::new(&centres, nb));
     let mut labels_old: Option<Vec<u32>> = None;
     let mut iterations = 0;
     let mut new_centres = vec![0.0; k * nb];
     let mut shift = vec![0.0; k];
     for it in 0..max_iter {
         iterations = it + 1;
-        update_centres(d, &centres, &asg.labels, &mut new_centres);
+        update_centres::<NB>(d, &centres, &asg.labels, &mut new_centres);
         for j in 0..k {
             shift[j] = euclidean(
                 &new_centres[j * nb..(j + 1) * nb],
@@ -230,17 +263,17 @@ fn lloyd_inline(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> L
             break;
         }
         labels_old = Some(asg.labels.clone());
-        asg.step(d, &Geometry::new(&centres, nb), &shift);
+        asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
     }
     if std::env::var_os("SHEPSEG_DEBUG").is_some() {
         eprintln!("lloyd: {iterations} iterations");
     }
     // Final assignment to the final centres, for the inertia that ranks restarts.
-    asg.all(d, &Geometry::new(&centres, nb));
+    asg.all::<NB>(d, &Geometry::new(&centres, nb));
     let mut inertia = 0.0;
     for i in 0..d.n {
         let a = asg.labels[i] as usize;
-        let e = euclidean(d.point(i), &centres[a * nb..(a + 1) * nb]);
+        let e = euclidean(d.point::<NB>(i), &centres[a * nb..(a + 1) * nb]);
         inertia += e * e;
     }
     LloydResult {
@@ -251,8 +284,8 @@ fn lloyd_inline(d: &Data, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> L
 }
 
 /// scikit-learn's update step: chunked partial sums, empty-cluster relocation, averaging.
-fn update_centres(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
-    let nb = d.nb;
+fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
+    let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     // Chunks of 256 points, split between the threads as OpenMP's static schedule does.
     let chunk = CHUNK.min(d.n).max(1);
@@ -278,7 +311,7 @@ fn update_centres(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
         for i in lo..hi {
             let a = labels[i] as usize;
             local_w[a] += 1.0;
-            for (s, v) in local[a * nb..(a + 1) * nb].iter_mut().zip(d.point(i)) {
+            for (s, v) in local[a * nb..(a + 1) * nb].iter_mut().zip(d.point::<NB>(i)) {
                 *s += v;
             }
         }
@@ -289,7 +322,7 @@ fn update_centres(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
             *w += v;
         }
     }
-    relocate_empty(d, centres, labels, out, &mut weight);
+    relocate_empty::<NB>(d, centres, labels, out, &mut weight);
     // Average in place, in cluster order; a cluster still empty takes the largest cluster's
     // centre as it stands at that moment (averaged already only if it comes earlier).
     let mut argmax = 0;
@@ -313,8 +346,14 @@ fn update_centres(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
 }
 
 /// Gives each empty cluster one of the points farthest from their centres.
-fn relocate_empty(d: &Data, centres: &[f64], labels: &[u32], sums: &mut [f64], weight: &mut [f64]) {
-    let nb = d.nb;
+fn relocate_empty<const NB: usize>(
+    d: &Data,
+    centres: &[f64],
+    labels: &[u32],
+    sums: &mut [f64],
+    weight: &mut [f64],
+) {
+    let nb = d.nb::<NB>();
     let empty: Vec<usize> = (0..weight.len()).filter(|&j| weight[j] == 0.0).collect();
     if empty.is_empty() {
         return;
@@ -325,7 +364,7 @@ fn relocate_empty(d: &Data, centres: &[f64], labels: &[u32], sums: &mut [f64], w
             let a = labels[i] as usize;
             for ((s, x), c) in sq
                 .iter_mut()
-                .zip(d.point(i))
+                .zip(d.point::<NB>(i))
                 .zip(&centres[a * nb..(a + 1) * nb])
             {
                 *s = (x - c) * (x - c);
@@ -340,7 +379,7 @@ fn relocate_empty(d: &Data, centres: &[f64], labels: &[u32], sums: &mut [f64], w
     far.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
     for (&j, &(_, i)) in empty.iter().zip(&far) {
         let old = labels[i] as usize;
-        let p = d.point(i);
+        let p = d.point::<NB>(i);
         for b in 0..nb {
             sums[old * nb + b] -= p[b];
             sums[j * nb + b] = p[b];
@@ -356,8 +395,10 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
     let first = rng.below(d.n);
-    centres.extend_from_slice(d.point(first));
-    let mut closest: Vec<f64> = (0..d.n).map(|i| sq(d.point(i), d.point(first))).collect();
+    centres.extend_from_slice(d.point::<0>(first));
+    let mut closest: Vec<f64> = (0..d.n)
+        .map(|i| sq(d.point::<0>(i), d.point::<0>(first)))
+        .collect();
     let mut pot: f64 = closest.iter().sum();
     let mut cand = vec![0.0; d.n];
     let mut best_dist = vec![0.0; d.n];
@@ -374,10 +415,10 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
         for _ in 0..trials {
             let r = rng.next_f64() * pot;
             let id = cumsum.partition_point(|&c| c < r).min(d.n - 1);
-            let c = d.point(id);
+            let c = d.point::<0>(id);
             let mut cpot = 0.0;
             for (i, (cd, cl)) in cand.iter_mut().zip(&closest).enumerate() {
-                *cd = sq(d.point(i), c).min(*cl);
+                *cd = sq(d.point::<0>(i), c).min(*cl);
                 cpot += *cd;
             }
             if cpot < best_pot {
@@ -388,7 +429,7 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
         }
         pot = best_pot;
         std::mem::swap(&mut closest, &mut best_dist);
-        centres.extend_from_slice(d.point(best_id));
+        centres.extend_from_slice(d.point::<0>(best_id));
     }
     centres
 }
