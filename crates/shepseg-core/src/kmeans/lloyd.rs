@@ -265,9 +265,6 @@ fn lloyd_inline<const NB: usize>(
         labels_old = Some(asg.labels.clone());
         asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
     }
-    if std::env::var_os("SHEPSEG_DEBUG").is_some() {
-        eprintln!("lloyd: {iterations} iterations");
-    }
     // Final assignment to the final centres, for the inertia that ranks restarts.
     asg.all::<NB>(d, &Geometry::new(&centres, nb));
     let mut inertia = 0.0;
@@ -308,8 +305,8 @@ fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], ou
         }
         local.iter_mut().for_each(|v| *v = 0.0);
         local_w.iter_mut().for_each(|v| *v = 0.0);
-        for i in lo..hi {
-            let a = labels[i] as usize;
+        for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
+            let a = label as usize;
             local_w[a] += 1.0;
             for (s, v) in local[a * nb..(a + 1) * nb].iter_mut().zip(d.point::<NB>(i)) {
                 *s += v;
