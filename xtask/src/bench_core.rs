@@ -35,6 +35,57 @@ pub struct DemoArgs {
     output: PathBuf,
 }
 
+/// Options of `synth`.
+#[derive(clap::Args)]
+pub struct SynthArgs {
+    /// Side of the image, in pixels.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output GeoTIFF.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+/// Writes the synthetic image (4 bands, UInt16, tiled, deflate).
+pub fn write_synth(args: &SynthArgs) -> anyhow::Result<()> {
+    use gdal::raster::Buffer;
+    use gdal::DriverManager;
+    let img = landcover(args.size, args.seed);
+    let (bands, rows, cols) = img.dim();
+    let tmp = args.output.with_extension("tif.partial");
+    let driver = DriverManager::get_driver_by_name("GTiff")?;
+    {
+        let ds = driver.create_with_band_type_with_options::<u16, _>(
+            &tmp,
+            cols,
+            rows,
+            bands,
+            &gdal::cpl::CslStringList::from_iter([
+                "COMPRESS=DEFLATE",
+                "TILED=YES",
+                "BIGTIFF=IF_SAFER",
+            ]),
+        )?;
+        for b in 0..bands {
+            let mut band = ds.rasterband(b + 1)?;
+            let data: Vec<u16> = img
+                .index_axis(ndarray::Axis(0), b)
+                .iter()
+                .copied()
+                .collect();
+            let mut buf = Buffer::new((cols, rows), data);
+            band.write((0, 0), (cols, rows), &mut buf)?;
+        }
+    }
+    std::fs::rename(&tmp, &args.output)
+        .with_context(|| format!("renaming to {}", args.output.display()))?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

@@ -2,7 +2,8 @@
 //!
 //! * `demo`: segments a generated image with `shepseg-core` and writes a GeoTIFF;
 //! * `bench-core`: times each phase of the in-memory segmentation (single thread), on a
-//!   generated 4096x4096 4-band image and on the reference fixtures.
+//!   generated 4096x4096 4-band image and on the reference fixtures;
+//! * `synth`: writes the generated benchmark image as a GeoTIFF.
 
 mod bench_core;
 mod synth;
@@ -22,11 +23,14 @@ enum Task {
     Demo(bench_core::DemoArgs),
     /// Benchmark the in-memory segmentation phase by phase.
     BenchCore(bench_core::BenchArgs),
+    /// Write the generated land-cover-like benchmark image as a GeoTIFF.
+    Synth(bench_core::SynthArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Demo(a) => bench_core::demo(&a),
         Task::BenchCore(a) => bench_core::bench(&a),
+        Task::Synth(a) => bench_core::write_synth(&a),
     }
 }

@@ -23,7 +23,20 @@ pub const MAX_CLUMP_SIZE: usize = 10_000;
 /// Clumps `img` (0 = null, left 0), returning the segment image and the largest ID used.
 pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) {
     let (rows, cols) = img.dim();
-    let input: Vec<u32> = img.iter().copied().collect();
+    let (out, id) = match img.as_slice() {
+        Some(flat) => clump_slice(flat, rows, cols, four_connected),
+        None => {
+            let flat: Vec<u32> = img.iter().copied().collect();
+            clump_slice(&flat, rows, cols, four_connected)
+        }
+    };
+    // The vector has exactly rows * cols elements.
+    let seg = Array2::from_shape_vec((rows, cols), out).unwrap_or_default();
+    (seg, id)
+}
+
+/// [`clump`] on a row-major slice.
+pub(crate) fn clump_slice(input: &[u32], rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
     let mut out = vec![0u32; rows * cols];
     let mut stack: Vec<(u32, u32)> = Vec::new();
     let mut id = 0u32;
@@ -42,29 +55,50 @@ pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) 
             while size < MAX_CLUMP_SIZE {
                 let Some((sy, sx)) = stack.pop() else { break };
                 let (sy, sx) = (sy as usize, sx as usize);
-                let x0 = sx.saturating_sub(1);
-                let x1 = (sx + 1).min(cols - 1);
-                let y0 = sy.saturating_sub(1);
-                let y1 = (sy + 1).min(rows - 1);
-                for cx in x0..=x1 {
-                    for cy in y0..=y1 {
-                        if four_connected && cy != sy && cx != sx {
+                let mut visit = |cy: usize, cx: usize| {
+                    let q = cy * cols + cx;
+                    if out[q] == 0 && input[q] == val {
+                        out[q] = id;
+                        size += 1;
+                        stack.push((cy as u32, cx as u32));
+                    }
+                };
+                // pyshepseg's order: columns outer, rows inner (the centre is already marked).
+                let (left, right) = (sx > 0, sx + 1 < cols);
+                let (up, down) = (sy > 0, sy + 1 < rows);
+                if four {
+                    if left {
+                        visit(sy, sx - 1);
+                    }
+                    if up {
+                        visit(sy - 1, sx);
+                    }
+                    if down {
+                        visit(sy + 1, sx);
+                    }
+                    if right {
+                        visit(sy, sx + 1);
+                    }
+                } else {
+                    for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
+                        if !ok {
                             continue;
                         }
-                        let q = cy * cols + cx;
-                        if out[q] == 0 && input[q] == val {
-                            out[q] = id;
-                            size += 1;
-                            stack.push((cy as u32, cx as u32));
+                        if up {
+                            visit(sy - 1, cx);
+                        }
+                        if cx != sx {
+                            visit(sy, cx);
+                        }
+                        if down {
+                            visit(sy + 1, cx);
                         }
                     }
                 }
             }
         }
     }
-    // The vector has exactly rows * cols elements.
-    let seg = Array2::from_shape_vec((rows, cols), out).unwrap_or_default();
-    (seg, id)
+    (out, id)
 }
 
 #[cfg(test)]

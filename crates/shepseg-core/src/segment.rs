@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView3};
 
-use crate::clump::clump;
+use crate::clump::clump_slice;
 use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, rescue_nulled_pixels};
 use crate::error::CoreError;
 use crate::image::Img;
@@ -228,16 +228,13 @@ pub fn segment<T: Pixel>(
         rows,
         cols,
     };
-    let clusters =
-        Array2::from_shape_vec((rows, cols), model.predictor().predict_image(&image, null))
-            .map_err(|e| CoreError::InvalidParameter(e.to_string()))?;
+    let clusters = model.predictor().predict_image(&image, null);
     timings.predict = t.elapsed();
 
     let t = Instant::now();
-    let (seg, max_id) = clump(&clusters.view(), params.four_connected);
+    let (mut seg, max_id) = clump_slice(&clusters, rows, cols, params.four_connected);
     drop(clusters);
     timings.clump = t.elapsed();
-    let mut seg = seg.into_raw_vec_and_offset().0;
 
     let t = Instant::now();
     let after_single = eliminate_single_pixels(

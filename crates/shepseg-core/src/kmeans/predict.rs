@@ -18,13 +18,16 @@ pub struct Predictor {
     by_distance: Vec<Vec<(f64, u32)>>,
     /// Largest absolute centre coordinate, for the pruning margin.
     max_abs: f64,
+    /// Half the distance from each centre to its nearest other centre: a point closer than
+    /// that (less a margin) to a centre has it as its unique nearest.
+    half_gap: Vec<f64>,
 }
 
 impl Predictor {
     pub(super) fn new(model: &KMeansModel) -> Self {
         let k = model.num_clusters();
         let norms = (0..k).map(|j| sq_norm(model.centre(j))).collect();
-        let by_distance = (0..k)
+        let by_distance: Vec<Vec<(f64, u32)>> = (0..k)
             .map(|g| {
                 let mut v: Vec<(f64, u32)> = (0..k)
                     .map(|j| (distance(model.centre(g), model.centre(j)), j as u32))
@@ -34,17 +37,23 @@ impl Predictor {
             })
             .collect();
         let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let half_gap = by_distance
+            .iter()
+            .map(|v: &Vec<(f64, u32)>| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
+            .collect();
         Self {
             centres: model.centres.clone(),
             num_bands: model.num_bands,
             norms,
             by_distance,
             max_abs,
+            half_gap,
         }
     }
 
     /// scikit-learn's score of centre `j` for `x`.
     #[inline(always)]
+    #[cfg(test)]
     pub(super) fn score(&self, x: &[f64], j: usize) -> f64 {
         let nb = self.num_bands;
         score(x, &self.centres[j * nb..(j + 1) * nb], self.norms[j])
@@ -56,18 +65,24 @@ impl Predictor {
     /// twice the distance to it (plus a rounding margin) are scored, which on real imagery is a
     /// handful of the k centres. The answer does not depend on `guess`.
     pub fn nearest(&self, x: &[f64], guess: usize) -> usize {
-        self.nearest_inline(x, guess)
+        self.nearest_inline::<0>(x, guess)
     }
 
+    /// [`Predictor::nearest`] with the band count `NB` fixed at compile time (0: at run time).
     #[inline(always)]
-    fn nearest_inline(&self, x: &[f64], guess: usize) -> usize {
-        let nb = self.num_bands;
+    fn nearest_inline<const NB: usize>(&self, x: &[f64], guess: usize) -> usize {
+        let nb = if NB > 0 { NB } else { self.num_bands };
+        let x = &x[..nb];
         let g = guess.min(self.norms.len() - 1);
         let dg = distance(x, &self.centres[g * nb..(g + 1) * nb]);
         // Margin so that every pruned centre's score exceeds the guess's by far more than the
         // rounding error of the scores themselves.
         let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let margin = 1e-5 * (x_max + self.max_abs + 1.0) * (nb as f64).sqrt();
+        if dg + margin < self.half_gap[g] {
+            // Every other centre is farther than 2 * half_gap - dg > dg + margin.
+            return g;
+        }
         let radius = 2.0 * dg + margin;
         let mut best = usize::MAX;
         let mut best_score = f64::INFINITY;
@@ -76,7 +91,7 @@ impl Predictor {
                 break;
             }
             let j = j as usize;
-            let s = self.score(x, j);
+            let s = score(x, &self.centres[j * nb..(j + 1) * nb], self.norms[j]);
             if s < best_score || (s == best_score && j < best) {
                 best_score = s;
                 best = j;
@@ -92,7 +107,7 @@ impl Predictor {
             // SAFETY: the CPU supports FMA, as checked on the line above.
             return unsafe { self.predict_image_fma(img, null) };
         }
-        self.predict_image_inline(img, null)
+        self.predict_image_bands(img, null)
     }
 
     /// The same loop compiled with hardware FMA, so `mul_add` is one instruction rather than a
@@ -100,36 +115,56 @@ impl Predictor {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "fma")]
     unsafe fn predict_image_fma<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_image_inline(img, null)
+        self.predict_image_bands(img, null)
+    }
+
+    /// Dispatches on the band count, so the common counts get unrolled loops.
+    #[inline(always)]
+    fn predict_image_bands<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+        match img.bands {
+            1 => self.predict_image_inline::<T, 1>(img, null),
+            2 => self.predict_image_inline::<T, 2>(img, null),
+            3 => self.predict_image_inline::<T, 3>(img, null),
+            4 => self.predict_image_inline::<T, 4>(img, null),
+            5 => self.predict_image_inline::<T, 5>(img, null),
+            6 => self.predict_image_inline::<T, 6>(img, null),
+            8 => self.predict_image_inline::<T, 8>(img, null),
+            _ => self.predict_image_inline::<T, 0>(img, null),
+        }
     }
 
     #[inline(always)]
-    fn predict_image_inline<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        let nb = img.bands;
+    fn predict_image_inline<T: Pixel, const NB: usize>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+    ) -> Vec<u32> {
+        let nb = if NB > 0 { NB } else { img.bands };
         let n = img.pixels();
         let mut out = vec![0u32; n];
         let mut x = vec![0.0f64; nb];
-        let mut prev: Vec<T> = Vec::with_capacity(nb);
-        let mut cur: Vec<T> = Vec::with_capacity(nb);
+        let mut prev = vec![f64::NAN; nb];
         let mut guess = 0usize;
         let mut prev_label = 0u32;
+        let bands: Vec<&[T]> = img.data.chunks_exact(n).take(nb).collect();
         for (p, o) in out.iter_mut().enumerate() {
-            cur.clear();
-            cur.extend((0..nb).map(|b| img.band_value(b, p)));
-            if cur.iter().any(|v| v.is_null(null)) {
+            let mut is_null = false;
+            for (xv, band) in x.iter_mut().zip(&bands) {
+                let v = band[p];
+                is_null |= v.is_null(null);
+                *xv = v.to_f64();
+            }
+            if is_null {
                 continue;
             }
-            if prev_label != 0 && cur == prev {
+            if x == prev {
                 *o = prev_label;
                 continue;
             }
-            for (xv, v) in x.iter_mut().zip(&cur) {
-                *xv = v.to_f64();
-            }
-            guess = self.nearest_inline(&x, guess);
+            guess = self.nearest_inline::<NB>(&x, guess);
             prev_label = guess as u32 + 1;
             *o = prev_label;
-            std::mem::swap(&mut prev, &mut cur);
+            prev.copy_from_slice(&x);
         }
         out
     }
