@@ -239,7 +239,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             (stack.segment(null, &params, None)?, rows * cols)
         }
         None => {
-            eprintln!("generating a {0}x{0} 4-band UInt16 land-cover-like image ...", args.size);
+            eprintln!(
+                "generating a {0}x{0} 4-band UInt16 land-cover-like image ...",
+                args.size
+            );
             let img = landcover(args.size, 1);
             let t = Instant::now();
             let res = segment(&img.view(), None, &params, None)?;

@@ -231,7 +231,11 @@ struct Segments {
     /// the quotient is the same).
     mean: Vec<f32>,
     own: SegmentLocations,
-    merged: Vec<Vec<u32>>,
+    /// Index into `pool` of each segment's merged list (0: none; `pool[0]` stays empty).
+    merged: Vec<u32>,
+    pool: Vec<Vec<u32>>,
+    /// Pool slots free for reuse.
+    free: Vec<u32>,
     min_size: u32,
     bands: usize,
 }
@@ -256,7 +260,9 @@ impl Segments {
             sum,
             mean: vec![0.0; n * nb],
             own: SegmentLocations::from_slice(seg, img.cols, max_id),
-            merged: vec![Vec::new(); n],
+            merged: vec![0; n],
+            pool: vec![Vec::new()],
+            free: Vec::new(),
             min_size: min_size.min(u32::MAX as usize) as u32,
             bands: nb,
         };
@@ -271,7 +277,7 @@ impl Segments {
         self.own
             .pixels(id)
             .iter()
-            .chain(&self.merged[id as usize])
+            .chain(&self.pool[self.merged[id as usize] as usize])
             .map(|&p| p as usize)
     }
 
@@ -350,13 +356,28 @@ impl Segments {
         }
         let moved = std::mem::take(&mut self.merged[i]);
         if self.size[t] + self.size[i] < self.min_size {
-            let own = self.own.pixels(id);
-            let list = &mut self.merged[t];
-            list.reserve(own.len() + moved.len());
-            list.extend_from_slice(own);
-            list.extend_from_slice(&moved);
-        } else {
-            self.merged[t] = Vec::new();
+            // The target stays small enough to be scanned again: append this list to its own.
+            if self.merged[t] == 0 {
+                self.merged[t] = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.pool.push(Vec::new());
+                        (self.pool.len() - 1) as u32
+                    }
+                };
+            }
+            let mut list = std::mem::take(&mut self.pool[self.merged[t] as usize]);
+            list.extend_from_slice(self.own.pixels(id));
+            list.extend_from_slice(&self.pool[moved as usize]);
+            self.pool[self.merged[t] as usize] = list;
+        } else if self.merged[t] != 0 {
+            let slot = std::mem::take(&mut self.merged[t]);
+            self.pool[slot as usize].clear();
+            self.free.push(slot);
+        }
+        if moved != 0 {
+            self.pool[moved as usize].clear();
+            self.free.push(moved);
         }
         for b in 0..self.bands {
             self.sum[t * self.bands + b] += self.sum[i * self.bands + b];

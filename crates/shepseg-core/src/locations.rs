@@ -21,7 +21,7 @@ use ndarray::ArrayView2;
 pub struct SegmentLocations {
     cols: usize,
     /// `offsets[id]..offsets[id + 1]` are the entries of segment `id` in `pixels`.
-    offsets: Vec<usize>,
+    offsets: Vec<u32>,
     /// Linear pixel indices (`row * cols + col`), grouped by segment, raster order within each.
     pixels: Vec<u32>,
 }
@@ -46,7 +46,7 @@ impl SegmentLocations {
     /// at most `max`.
     pub(crate) fn from_slice(seg: &[u32], cols: usize, max: u32) -> Self {
         let max = max as usize;
-        let mut offsets = vec![0usize; max + 2];
+        let mut offsets = vec![0u32; max + 2];
         for &s in seg.iter() {
             if s != 0 {
                 offsets[s as usize + 1] += 1;
@@ -56,11 +56,11 @@ impl SegmentLocations {
             offsets[i] += offsets[i - 1];
         }
         let mut fill = offsets.clone();
-        let mut pixels = vec![0u32; offsets[max + 1]];
+        let mut pixels = vec![0u32; offsets[max + 1] as usize];
         for (p, &s) in seg.iter().enumerate() {
             if s != 0 {
                 let slot = &mut fill[s as usize];
-                pixels[*slot] = p as u32;
+                pixels[*slot as usize] = p as u32;
                 *slot += 1;
             }
         }
@@ -88,7 +88,7 @@ impl SegmentLocations {
         if id == 0 || id + 1 >= self.offsets.len() {
             return &[];
         }
-        &self.pixels[self.offsets[id]..self.offsets[id + 1]]
+        &self.pixels[self.offsets[id] as usize..self.offsets[id + 1] as usize]
     }
 
     /// `(row, col)` of the `k`-th pixel of segment `id`. Panics if out of range.
