@@ -255,11 +255,16 @@ impl Segments {
                 *acc = img.band_value(b, p).add_to_f32_sum(*acc);
             }
         }
+        let own = SegmentLocations::from_slice(seg, img.cols, max_id);
+        // Sizes from the index (the null count, unused here, is left 0).
+        let size = (0..n as u32)
+            .map(|id| if id == 0 { 0 } else { own.size(id) as u32 })
+            .collect();
         let mut s = Segments {
-            size: segment_sizes(seg, max_id),
+            size,
             sum,
             mean: vec![0.0; n * nb],
-            own: SegmentLocations::from_slice(seg, img.cols, max_id),
+            own,
             merged: vec![0; n],
             pool: vec![Vec::new()],
             free: Vec::new(),
