@@ -95,6 +95,15 @@ pub enum TilingError {
         /// Raster rows.
         rows: usize,
     },
+    /// The raster has no non-null pixel to fit clusters on.
+    #[error("{}: no non-null pixels to fit the k-means clusters on", path.display())]
+    NoValidPixels {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An option out of range; the message names it.
+    #[error("{0}")]
+    BadOption(String),
     /// The segmentation itself failed.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -20,7 +20,11 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod grid;
 pub mod raster;
+pub mod sample;
 
 pub use error::TilingError;
+pub use grid::{Tile, TileGrid};
 pub use raster::{BandStack, PixelType, Raster, Window};
+pub use sample::{fit_whole_raster, WholeRasterFit};

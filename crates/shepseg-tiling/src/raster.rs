@@ -259,7 +259,7 @@ impl Raster {
 }
 
 /// Converts a null value given as `f64` to pixel type `T`, if `T` can hold it exactly.
-fn null_as<T: Pixel + NullCast>(null: Option<f64>) -> Result<Option<T>, TilingError> {
+pub(crate) fn null_as<T: Pixel + NullCast>(null: Option<f64>) -> Result<Option<T>, TilingError> {
     match null {
         None => Ok(None),
         Some(v) => T::cast_exact(v)
@@ -272,7 +272,7 @@ fn null_as<T: Pixel + NullCast>(null: Option<f64>) -> Result<Option<T>, TilingEr
 }
 
 /// Exact conversion of a null value into a pixel type.
-trait NullCast: Sized {
+pub(crate) trait NullCast: Sized {
     const NAME: &'static str;
     fn cast_exact(v: f64) -> Option<Self>;
 }

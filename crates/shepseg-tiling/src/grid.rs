@@ -1,0 +1,195 @@
+//! The tile grid: overlapping tiles covering a raster, exactly as pyshepseg's `getTilesForFile`.
+//!
+//! Tiles start every `tile_size - overlap` pixels. The last tile of each row and column grows to
+//! the raster's edge instead of leaving a sliver: a tile is cut short only when a full tile and
+//! another after it would not fit. Tiles are numbered by grid column and row from 0, and listed in
+//! row-major order, the order the stitcher consumes them.
+//!
+//! ```
+//! use shepseg_tiling::TileGrid;
+//! let g = TileGrid::new(515, 403, 128, 32).unwrap();
+//! assert_eq!((g.ncols(), g.nrows()), (4, 3));
+//! let last = g.tile(3, 2).unwrap().window;
+//! assert_eq!((last.xoff, last.yoff, last.xsize, last.ysize), (288, 192, 227, 211));
+//! ```
+
+use crate::error::TilingError;
+use crate::raster::Window;
+
+/// One tile: its grid position and its pixel window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tile {
+    /// Grid column, from 0.
+    pub col: usize,
+    /// Grid row, from 0.
+    pub row: usize,
+    /// Pixels covered, overlaps included.
+    pub window: Window,
+}
+
+/// The tiles of one raster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileGrid {
+    tiles: Vec<Tile>,
+    ncols: usize,
+    nrows: usize,
+    tile_size: usize,
+    overlap: usize,
+}
+
+impl TileGrid {
+    /// The grid for a `cols x rows` raster. The overlap must be even and smaller than the tile.
+    pub fn new(
+        cols: usize,
+        rows: usize,
+        tile_size: usize,
+        overlap: usize,
+    ) -> Result<Self, TilingError> {
+        if tile_size == 0 {
+            return Err(TilingError::BadOption(
+                "--tile-size must be at least 1".into(),
+            ));
+        }
+        if overlap % 2 != 0 {
+            return Err(TilingError::BadOption(format!(
+                "--overlap-size must be even, got {overlap}"
+            )));
+        }
+        if overlap >= tile_size {
+            return Err(TilingError::BadOption(format!(
+                "--overlap-size ({overlap}) must be smaller than --tile-size ({tile_size})"
+            )));
+        }
+        let step = tile_size - overlap;
+        let mut tiles = Vec::new();
+        let (mut ypos, mut row, mut ncols) = (0usize, 0usize, 0usize);
+        'rows: loop {
+            let mut ysize = tile_size;
+            let mut last_row = false;
+            if ypos + ysize * 2 > rows {
+                ysize = rows - ypos;
+                last_row = true;
+                if ysize == 0 {
+                    break 'rows;
+                }
+            }
+            let (mut xpos, mut col) = (0usize, 0usize);
+            loop {
+                let mut xsize = tile_size;
+                let mut last_col = false;
+                if xpos + xsize * 2 > cols {
+                    xsize = cols - xpos;
+                    last_col = true;
+                    if xsize == 0 {
+                        break;
+                    }
+                }
+                tiles.push(Tile {
+                    col,
+                    row,
+                    window: Window {
+                        xoff: xpos,
+                        yoff: ypos,
+                        xsize,
+                        ysize,
+                    },
+                });
+                xpos += step;
+                col += 1;
+                if last_col {
+                    break;
+                }
+            }
+            ncols = col;
+            ypos += step;
+            row += 1;
+            if last_row {
+                break;
+            }
+        }
+        Ok(Self {
+            tiles,
+            ncols,
+            nrows: row,
+            tile_size,
+            overlap,
+        })
+    }
+
+    /// All tiles, row-major.
+    pub fn tiles(&self) -> &[Tile] {
+        &self.tiles
+    }
+
+    /// The tile at grid column `col`, row `row`.
+    pub fn tile(&self, col: usize, row: usize) -> Option<&Tile> {
+        if col >= self.ncols || row >= self.nrows {
+            return None;
+        }
+        self.tiles.get(row * self.ncols + col)
+    }
+
+    /// Tiles per row.
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+
+    /// Rows of tiles.
+    pub fn nrows(&self) -> usize {
+        self.nrows
+    }
+
+    /// Nominal tile size.
+    pub fn tile_size(&self) -> usize {
+        self.tile_size
+    }
+
+    /// Overlap between neighbouring tiles.
+    pub fn overlap(&self) -> usize {
+        self.overlap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_sizes_are_rejected_with_the_option_named() {
+        let e = TileGrid::new(100, 100, 64, 15).unwrap_err().to_string();
+        assert!(e.contains("--overlap-size") && e.contains("even"), "{e}");
+        let e = TileGrid::new(100, 100, 64, 64).unwrap_err().to_string();
+        assert!(e.contains("smaller than --tile-size"), "{e}");
+        assert!(TileGrid::new(100, 100, 0, 0).is_err());
+    }
+
+    #[test]
+    fn small_image_is_one_tile() {
+        let g = TileGrid::new(50, 30, 4096, 1024).unwrap();
+        assert_eq!(g.tiles().len(), 1);
+        assert_eq!(
+            g.tiles()[0].window,
+            Window {
+                xoff: 0,
+                yoff: 0,
+                xsize: 50,
+                ysize: 30
+            }
+        );
+    }
+
+    #[test]
+    fn tiles_cover_the_raster() {
+        for (c, r, t, o) in [
+            (1000, 700, 128, 32),
+            (8000, 8000, 2048, 512),
+            (300, 300, 100, 0),
+        ] {
+            let g = TileGrid::new(c, r, t, o).unwrap();
+            let last = g.tile(g.ncols() - 1, g.nrows() - 1).unwrap().window;
+            assert_eq!(last.xoff + last.xsize, c);
+            assert_eq!(last.yoff + last.ysize, r);
+            assert_eq!(g.tiles().len(), g.ncols() * g.nrows());
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The whole-raster k-means fit, exactly as pyshepseg's `fitSpectralClustersWholeFile`.
+//!
+//! By default about a million pixels are sampled: the proportion `p = sqrt(1e6 / pixels)` (at
+//! most 1) of rows and of columns, taking every `skip = round(1 / p)`-th row and column of each
+//! full-resolution 1024x1024 block (the grid restarts in each block; overviews are never used).
+//! Null pixels are dropped and the centres fitted on the rest, so every tile of the raster shares
+//! one clustering.
+
+use gdal::raster::GdalType;
+use shepseg_core::{fit, FitInfo, KMeansModel, Pixel, SegmentParams};
+
+use crate::error::TilingError;
+use crate::raster::{null_as, NullCast, PixelType, Raster, Window};
+
+/// Block size of the sampled reads (pyshepseg's `TILESIZE`).
+const BLOCK: usize = 1024;
+
+/// The outcome of [`fit_whole_raster`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WholeRasterFit {
+    /// The fitted centres.
+    pub model: KMeansModel,
+    /// Percentage of pixels sampled (pyshepseg's `subsamplePcnt`).
+    pub subsample_pcnt: f64,
+    /// What the fit did.
+    pub info: FitInfo,
+}
+
+/// Samples `bands` of `raster` and fits the clusters `params` ask for (`num_clusters`,
+/// `fixed_kmeans_init`, `seed`). `subsample_pcnt` overrides the one-million-pixel default;
+/// `null` is the null value (pixels with it in any band are not sampled).
+pub fn fit_whole_raster(
+    raster: &Raster,
+    bands: &[usize],
+    null: Option<f64>,
+    subsample_pcnt: Option<f64>,
+    params: &SegmentParams,
+) -> Result<WholeRasterFit, TilingError> {
+    let (cols, rows) = raster.size();
+    let (prop, pcnt) = match subsample_pcnt {
+        None => {
+            let prop = (1e6 / (cols as f64 * rows as f64)).sqrt().min(1.0);
+            (prop, 100.0 * prop * prop)
+        }
+        Some(p) if p > 0.0 && p <= 100.0 => ((p / 100.0).sqrt(), p),
+        Some(p) => {
+            return Err(TilingError::BadOption(format!(
+                "--cluster-subsample-pcnt must be in (0, 100], got {p}"
+            )))
+        }
+    };
+    let skip = ((1.0 / prop).round_ties_even() as usize).max(1);
+    let (model, info) = match raster.pixel_type(bands)? {
+        PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params)?,
+        PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params)?,
+        PixelType::I16 => fit_typed::<i16>(raster, bands, null, skip, params)?,
+        PixelType::U32 => fit_typed::<u32>(raster, bands, null, skip, params)?,
+        PixelType::I32 => fit_typed::<i32>(raster, bands, null, skip, params)?,
+        PixelType::F32 => fit_typed::<f32>(raster, bands, null, skip, params)?,
+    };
+    Ok(WholeRasterFit {
+        model,
+        subsample_pcnt: pcnt,
+        info,
+    })
+}
+
+fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
+    raster: &Raster,
+    bands: &[usize],
+    null: Option<f64>,
+    skip: usize,
+    params: &SegmentParams,
+) -> Result<(KMeansModel, FitInfo), TilingError> {
+    let null = null_as::<T>(null)?;
+    let sample = sample_typed::<T>(raster, bands, skip)?;
+    let nb = bands.len();
+    let kept: Vec<T> = sample
+        .chunks_exact(nb)
+        .filter(|p| !p.iter().any(|v| v.is_null(null)))
+        .flatten()
+        .copied()
+        .collect();
+    let n = kept.len() / nb;
+    if n == 0 {
+        return Err(TilingError::NoValidPixels {
+            path: raster.path().to_path_buf(),
+        });
+    }
+    let k = params.num_clusters.min(n);
+    Ok(fit(&kept, nb, &params.kmeans_params(k))?)
+}
+
+/// The subsampled raster, band-interleaved, in the row-major order of pyshepseg's
+/// concatenated block samples.
+fn sample_typed<T: Pixel + GdalType + Default>(
+    raster: &Raster,
+    bands: &[usize],
+    skip: usize,
+) -> Result<Vec<T>, TilingError> {
+    let (cols, rows) = raster.size();
+    let nb = bands.len();
+    let sub = |len: usize| len.div_ceil(skip);
+    // Columns of the assembled sample image: each block contributes ceil(width / skip).
+    let block_cols: Vec<(usize, usize)> = (0..cols.div_ceil(BLOCK))
+        .map(|i| (i * BLOCK, BLOCK.min(cols - i * BLOCK)))
+        .collect();
+    let out_cols: usize = block_cols.iter().map(|&(_, w)| sub(w)).sum();
+    let mut out = Vec::new();
+    for by in 0..rows.div_ceil(BLOCK) {
+        let (yoff, ysize) = (by * BLOCK, BLOCK.min(rows - by * BLOCK));
+        let out_rows = sub(ysize);
+        let mut strip = vec![T::default(); out_rows * out_cols * nb];
+        let mut col0 = 0;
+        for &(xoff, xsize) in &block_cols {
+            let block = raster.read::<T>(
+                bands,
+                Window {
+                    xoff,
+                    yoff,
+                    xsize,
+                    ysize,
+                },
+            )?;
+            for (r, y) in (0..ysize).step_by(skip).enumerate() {
+                for (c, x) in (0..xsize).step_by(skip).enumerate() {
+                    let at = ((r * out_cols) + col0 + c) * nb;
+                    for b in 0..nb {
+                        strip[at + b] = block[[b, y, x]];
+                    }
+                }
+            }
+            col0 += sub(xsize);
+        }
+        out.extend_from_slice(&strip);
+    }
+    Ok(out)
+}
