@@ -1,11 +1,18 @@
 //! # shepseg-stitch
 //!
 //! Stitching of independently segmented, overlapping tiles into one output raster whose
-//! segment IDs are globally unique and contiguous (1..N, 0 = null). Tiles are consumed in
-//! row-major order as executors push them, so stitching runs while other tiles are still being
-//! segmented.
+//! segment IDs are globally unique and contiguous (1..N, 0 = null), as pyshepseg's
+//! `stitchTiles` does, without its defects (or with them, in compatibility mode, for exact
+//! comparison). Tiles are consumed in row-major order as executors push them, so stitching runs
+//! while other tiles are still being segmented; where the pixels go is a [`TileSink`].
 //!
-//! This crate is filled by the tiled-segmentation issue; for now it only fixes its place in the
-//! dependency graph: `shepseg-core` <- `shepseg-tiling` <- `shepseg-stitch`.
+//! Dependencies point one way: `shepseg-core` <- `shepseg-tiling` <- `shepseg-stitch`.
 
-#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod recode;
+pub mod stitcher;
+
+pub use error::StitchError;
+pub use stitcher::{StitchReport, Stitcher, TileSink};

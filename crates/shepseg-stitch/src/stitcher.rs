@@ -1,0 +1,253 @@
+//! The stitcher: takes segmented tiles in row-major order and writes one raster of global IDs.
+//!
+//! For each tile, in the order of the grid: segments crossing the midline of the overlap with the
+//! tile above or to the left take that tile's IDs ([`crate::recode`]); every other segment whose
+//! bounding box starts inside the tile's trimmed area gets the next new ID; the tile is trimmed by
+//! half the overlap on each inner side and handed to the [`TileSink`]. Its right and bottom
+//! overlap strips are kept for the tiles that follow, and dropped once used, so memory holds one
+//! row of strips, not the image.
+//!
+//! With `compat` the result is pyshepseg's, defects included: pixels recoded to 0 at seams, and
+//! IDs given to segments with no pixel in the output. Without it no valid pixel is left null
+//! (0 is never a recode target; a seam segment with only unlabelled pixels under it gets a new ID,
+//! counted as a fallback), IDs never repeat, and IDs left empty are closed up at the end so the
+//! output holds exactly 1..N.
+
+use std::collections::HashMap;
+
+use ndarray::{s, Array2, ArrayView2};
+use shepseg_tiling::{Tile, TileGrid, Window};
+
+use crate::error::StitchError;
+use crate::recode::{match_overlap, Recode, Side};
+
+/// Where stitched pixels go: the output raster, or anything else that stores blocks.
+///
+/// [`Stitcher::push`] calls `write` once per tile with the tile's trimmed block of global IDs;
+/// the blocks tile the raster without overlap. [`Stitcher::finish`] may call `relabel` once, after
+/// every block is written, with a lookup table from the IDs written to the final ones. An error
+/// from either stops the stitch and is returned to the caller.
+pub trait TileSink {
+    /// Stores `block` (global IDs, 0 = null) at `window` of the output.
+    fn write(&mut self, window: Window, block: ArrayView2<u32>) -> Result<(), StitchError>;
+    /// Replaces every stored ID `v` by `lut[v]`.
+    fn relabel(&mut self, lut: &[u32]) -> Result<(), StitchError>;
+}
+
+/// What a finished stitch reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StitchReport {
+    /// Pixel count per final ID (index 0, null, is 0).
+    pub histogram: Vec<u64>,
+    /// Largest ID in the output.
+    pub num_segments: u32,
+    /// Seam segments that had only unlabelled pixels under them and took a new ID.
+    pub fallbacks: usize,
+    /// IDs that ended with no pixel: closed up (default) or left in place (compat).
+    pub empty_ids: usize,
+}
+
+/// Stitches tiles pushed in row-major order; see the module docs.
+pub struct Stitcher {
+    grid: TileGrid,
+    compat: bool,
+    next: usize,
+    max_id: u32,
+    /// Right strip of the previous tile in this row.
+    right: Option<Array2<u32>>,
+    /// Bottom strip of each tile of the previous row, by column.
+    bottoms: Vec<Option<Array2<u32>>>,
+    histogram: Vec<u64>,
+    fallbacks: usize,
+}
+
+impl Stitcher {
+    /// A stitcher for `grid`; `compat` reproduces pyshepseg exactly.
+    pub fn new(grid: TileGrid, compat: bool) -> Self {
+        let ncols = grid.ncols();
+        Self {
+            grid,
+            compat,
+            next: 0,
+            max_id: 0,
+            right: None,
+            bottoms: vec![None; ncols],
+            histogram: vec![0],
+            fallbacks: 0,
+        }
+    }
+
+    /// The tile the stitcher needs next, or `None` when all are done.
+    pub fn next_tile(&self) -> Option<Tile> {
+        self.grid.tiles().get(self.next).copied()
+    }
+
+    /// Stitches the next tile: `seg` is its segmentation (local IDs from 1, 0 = null), the size of
+    /// its window.
+    pub fn push(
+        &mut self,
+        seg: ArrayView2<u32>,
+        sink: &mut impl TileSink,
+    ) -> Result<(), StitchError> {
+        let tile = self.next_tile().ok_or(StitchError::TooManyTiles)?;
+        let w = tile.window;
+        if seg.dim() != (w.ysize, w.xsize) {
+            return Err(StitchError::TileShape {
+                col: tile.col,
+                row: tile.row,
+                expected: (w.ysize, w.xsize),
+                got: seg.dim(),
+            });
+        }
+        let overlap = self.grid.overlap();
+        let margin = overlap / 2;
+        let last_row = tile.row + 1 == self.grid.nrows();
+        let last_col = tile.col + 1 == self.grid.ncols();
+        let top = if tile.row == 0 { 0 } else { margin };
+        let left = if tile.col == 0 { 0 } else { margin };
+        let bottom = if last_row { w.ysize } else { w.ysize - margin };
+        let right = if last_col { w.xsize } else { w.xsize - margin };
+
+        let mut recode: HashMap<u32, Recode> = HashMap::new();
+        if tile.row > 0 {
+            let earlier = self.bottoms[tile.col]
+                .take()
+                .ok_or(StitchError::MissingOverlap {
+                    col: tile.col,
+                    row: tile.row,
+                })?;
+            match_overlap(
+                seg.slice(s![..overlap, ..]),
+                earlier.view(),
+                Side::Top,
+                self.compat,
+                &mut recode,
+            );
+        }
+        if tile.col > 0 {
+            let earlier = self.right.take().ok_or(StitchError::MissingOverlap {
+                col: tile.col,
+                row: tile.row,
+            })?;
+            match_overlap(
+                seg.slice(s![.., ..overlap]),
+                earlier.view(),
+                Side::Left,
+                self.compat,
+                &mut recode,
+            );
+        }
+        let global = self.relabel(seg, &recode, (top, bottom, left, right));
+
+        let trimmed = global.slice(s![top..bottom, left..right]);
+        sink.write(
+            Window {
+                xoff: w.xoff + left,
+                yoff: w.yoff + top,
+                xsize: right - left,
+                ysize: bottom - top,
+            },
+            trimmed,
+        )?;
+        let trimmed_max = trimmed.iter().copied().max().unwrap_or(0);
+        if self.compat {
+            // pyshepseg moves on from the largest ID actually written.
+            self.max_id = self.max_id.max(trimmed_max);
+        }
+        if self.histogram.len() <= self.max_id.max(trimmed_max) as usize {
+            self.histogram
+                .resize(self.max_id.max(trimmed_max) as usize + 1, 0);
+        }
+        for &v in trimmed.iter() {
+            if v != 0 {
+                self.histogram[v as usize] += 1;
+            }
+        }
+        if !last_col {
+            self.right = Some(global.slice(s![.., w.xsize - overlap..]).to_owned());
+        }
+        if !last_row {
+            self.bottoms[tile.col] = Some(global.slice(s![w.ysize - overlap.., ..]).to_owned());
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Gives the tile's segments their global IDs (pyshepseg's `relabelSegments`, plus fallbacks).
+    fn relabel(
+        &mut self,
+        seg: ArrayView2<u32>,
+        recode: &HashMap<u32, Recode>,
+        (top, bottom, left, right): (usize, usize, usize, usize),
+    ) -> Array2<u32> {
+        let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
+        // Top-left corner of each segment's bounding box.
+        let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
+        for ((r, c), &id) in seg.indexed_iter() {
+            let e = &mut corner[id as usize];
+            e.0 = e.0.min(r);
+            e.1 = e.1.min(c);
+        }
+        let mut lut = vec![0u32; local_max + 1];
+        let mut next = self.max_id;
+        for id in 1..=local_max {
+            let (r0, c0) = corner[id];
+            if r0 == usize::MAX {
+                continue;
+            }
+            lut[id] = match recode.get(&(id as u32)) {
+                Some(Recode::To(g)) => *g,
+                Some(Recode::Fallback) => {
+                    self.fallbacks += 1;
+                    next += 1;
+                    next
+                }
+                None if c0 >= left && r0 >= top && c0 < right && r0 < bottom => {
+                    next += 1;
+                    next
+                }
+                None => 0,
+            };
+        }
+        if !self.compat {
+            self.max_id = next;
+        }
+        seg.map(|&v| lut[v as usize])
+    }
+
+    /// Ends the stitch: every tile must have been pushed. Outside compatibility mode, IDs left
+    /// without pixels are closed up through `sink.relabel`.
+    pub fn finish(mut self, sink: &mut impl TileSink) -> Result<StitchReport, StitchError> {
+        if self.next != self.grid.tiles().len() {
+            return Err(StitchError::Unfinished {
+                done: self.next,
+                total: self.grid.tiles().len(),
+            });
+        }
+        let top = if self.compat {
+            self.histogram.len().saturating_sub(1) as u32
+        } else {
+            self.max_id
+        };
+        self.histogram.resize(top as usize + 1, 0);
+        let empty_ids = self.histogram[1..].iter().filter(|&&n| n == 0).count();
+        if !self.compat && empty_ids > 0 {
+            let mut lut = vec![0u32; self.histogram.len()];
+            let mut hist = vec![0u64];
+            for (id, &n) in self.histogram.iter().enumerate().skip(1) {
+                if n > 0 {
+                    hist.push(n);
+                    lut[id] = (hist.len() - 1) as u32;
+                }
+            }
+            sink.relabel(&lut)?;
+            self.histogram = hist;
+        }
+        Ok(StitchReport {
+            num_segments: (self.histogram.len() - 1) as u32,
+            histogram: self.histogram,
+            fallbacks: self.fallbacks,
+            empty_ids,
+        })
+    }
+}
