@@ -11,8 +11,11 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod output;
+pub mod rat;
 pub mod recode;
 pub mod stitcher;
 
 pub use error::StitchError;
+pub use output::{GdalOutput, OutputGeometry, OutputOptions};
 pub use stitcher::{StitchReport, Stitcher, TileSink};

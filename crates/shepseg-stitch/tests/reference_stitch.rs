@@ -48,6 +48,16 @@ fn read_u32(path: PathBuf) -> Array2<u32> {
 /// report and the input's null mask.
 fn run(name: &str, compat: bool) -> (Array2<u32>, StitchReport, Array2<bool>) {
     let c = case(name);
+    let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
+    let (cols, rows) = r.size();
+    let mut sink = MemSink(Array2::zeros((rows, cols)));
+    let (report, nulls) = run_into(name, compat, &mut sink);
+    (sink.0, report, nulls)
+}
+
+/// Runs a reference case's tiled segmentation into `sink`.
+fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport, Array2<bool>) {
+    let c = case(name);
     let t = &c["tiled"];
     let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
     let bands: Vec<usize> = c["bands"]
@@ -76,18 +86,17 @@ fn run(name: &str, compat: bool) -> (Array2<u32>, StitchReport, Array2<bool>) {
     )
     .unwrap();
     let mut stitcher = Stitcher::new(grid.clone(), compat);
-    let mut sink = MemSink(Array2::zeros((rows, cols)));
     for tile in grid.tiles() {
         let stack = r.read_stack(&bands, tile.window).unwrap();
         let res = stack.segment(null, &params, Some(&model)).unwrap();
-        stitcher.push(res.segimg.view(), &mut sink).unwrap();
+        stitcher.push(res.segimg.view(), sink).unwrap();
     }
-    let report = stitcher.finish(&mut sink).unwrap();
+    let report = stitcher.finish(sink).unwrap();
     let full = r.read::<f64>(&bands, r.full_window()).unwrap();
     let nulls = full.map_axis(ndarray::Axis(0), |px| {
         null.is_some_and(|n| px.iter().any(|&v| v == n))
     });
-    (sink.0, report, nulls)
+    (report, nulls)
 }
 
 fn check_compat(name: &str) {
@@ -182,4 +191,153 @@ fn default_stitch_fixes_seams_rgbn() {
 #[test]
 fn default_stitch_fixes_seams_synth8000() {
     check_default("synth8000");
+}
+
+/// The GeoTIFF written through GDAL: pixels, nodata, metadata, attribute table, overviews, and
+/// nothing left behind but the output and its sidecar.
+fn check_gdal_output(name: &str, compat: bool) {
+    use gdal::Metadata;
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let c = case(name);
+    let input = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "shepseg-test-{name}-{compat}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_path = dir.join("seg.tif");
+    let mut out = GdalOutput::create(
+        &out_path,
+        &OutputGeometry::of(input.dataset()),
+        &OutputOptions::default(),
+    )
+    .unwrap();
+    assert!(!out_path.exists(), "nothing at OUTPUT while writing");
+    let (report, _) = run_into(name, compat, &mut out);
+    out.finish(&report).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec!["seg.tif".to_string(), "seg.tif.aux.xml".to_string()]
+    );
+
+    let ds = gdal::Dataset::open(&out_path).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    assert_eq!(band.band_type(), gdal::raster::GdalDataType::UInt32);
+    assert_eq!(band.no_data_value(), Some(0.0));
+    assert_eq!(
+        band.metadata_item("LAYER_TYPE", "").as_deref(),
+        Some("thematic")
+    );
+    assert_eq!(
+        ds.geo_transform().ok(),
+        input.dataset().geo_transform().ok()
+    );
+    assert_eq!(ds.projection(), input.dataset().projection());
+    let pixels = read_u32(out_path.clone());
+    if compat {
+        let expected = read_u32(case_dir(name).join(c["tiled"]["output"].as_str().unwrap()));
+        assert_eq!(pixels, expected);
+    }
+    let hist = shepseg_stitch::rat::read_column(&band, "Histogram").expect("Histogram column");
+    let mut counted = vec![0f64; hist.len()];
+    for &v in pixels.iter() {
+        if v != 0 {
+            counted[v as usize] += 1.0;
+        }
+    }
+    assert_eq!(hist, counted);
+    for col in ["Red", "Green", "Blue", "Alpha"] {
+        let v = shepseg_stitch::rat::read_column(&band, col).expect(col);
+        assert_eq!(v.len(), hist.len());
+    }
+    assert_eq!(
+        shepseg_stitch::rat::read_column(&band, "Alpha").unwrap()[0],
+        0.0
+    );
+    let max = pixels.iter().copied().max().unwrap();
+    assert_eq!(
+        band.metadata_item("STATISTICS_MAXIMUM", "").as_deref(),
+        Some(max.to_string().as_str())
+    );
+    let (cols, rows) = input.size();
+    let levels = shepseg_stitch::output::overview_levels(cols.max(rows));
+    assert_eq!(band.overview_count().unwrap() as usize, levels.len());
+    for (j, lvl) in levels.iter().enumerate() {
+        let ov = band.overview(j).unwrap();
+        let (oc, or) = ov.size();
+        let data = ov.read_as::<u32>((0, 0), (oc, or), (oc, or), None).unwrap();
+        // Every overview pixel holds an ID of the full-resolution image.
+        assert!(
+            data.data().iter().all(|&v| (v as usize) < hist.len()),
+            "level {lvl}"
+        );
+        assert!(data.data().iter().any(|&v| v != 0), "level {lvl} written");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn gdal_output_rgbn_compat() {
+    check_gdal_output("rgbn", true);
+}
+
+#[test]
+fn gdal_output_rgbn_default() {
+    check_gdal_output("rgbn", false);
+}
+
+#[test]
+fn gdal_output_synth8000_default_with_overviews() {
+    check_gdal_output("synth8000", false);
+}
+
+#[test]
+fn unfinished_output_leaves_nothing() {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let dir = std::env::temp_dir().join(format!("shepseg-test-unfinished-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.tif");
+    let geom = OutputGeometry {
+        cols: 64,
+        rows: 64,
+        projection: String::new(),
+        geo_transform: None,
+    };
+    let mut out = GdalOutput::create(&path, &geom, &OutputOptions::default()).unwrap();
+    out.write(
+        Window {
+            xoff: 0,
+            yoff: 0,
+            xsize: 64,
+            ysize: 32,
+        },
+        Array2::from_elem((32, 64), 1u32).view(),
+    )
+    .unwrap();
+    drop(out);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    // An existing OUTPUT is refused without overwrite, and names the file.
+    std::fs::write(&path, b"x").unwrap();
+    let e = GdalOutput::create(&path, &geom, &OutputOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("out.tif") && e.to_string().contains("--overwrite"),
+        "{e}"
+    );
+    let bad = OutputOptions {
+        driver: "NoSuchDriver".into(),
+        overwrite: true,
+        ..Default::default()
+    };
+    let e = GdalOutput::create(&path, &geom, &bad).err().unwrap();
+    assert!(e.to_string().contains("--of NoSuchDriver"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,505 @@
+//! The output raster: UInt32 segment IDs written as tiles are stitched, finished with the
+//! attribute table, statistics and overviews, and moved into place only when complete.
+//!
+//! The file is built in a hidden folder beside OUTPUT (`.NAME.shepseg-partial/NAME`), so that
+//! sidecars GDAL writes (a GTiff's `.aux.xml` holds its attribute table) carry the final name;
+//! [`GdalOutput::finish`] moves every file out, the raster itself last. If the job fails or is
+//! interrupted, dropping the [`GdalOutput`] removes the folder: nothing is ever left at OUTPUT
+//! that looks finished but is not.
+//!
+//! What pyshepseg writes, shepseg writes: nodata 0, `LAYER_TYPE=thematic`, the input's
+//! projection and geotransform, NEAREST overviews at levels 4, 8, ... while the image's larger
+//! side divided by the level is at least 1024 (each tile's block subsampled from half a level in,
+//! as pyshepseg does), a `Histogram` column (real, usage PixelCount), `Red`/`Green`/`Blue`/`Alpha`
+//! colour columns (alpha 0 for segment 0; colours random but seeded, so runs are identical) and
+//! `STATISTICS_*` metadata computed from the histogram.
+
+use std::path::{Path, PathBuf};
+
+use gdal::cpl::CslStringList;
+use gdal::raster::{Buffer, GdalDataType};
+use gdal::{Dataset, DriverManager, Metadata};
+use ndarray::{s, ArrayView2};
+use shepseg_core::rng::SplitMix64;
+use shepseg_tiling::Window;
+
+use crate::error::StitchError;
+use crate::rat::{ColumnType, ColumnUsage, Rat};
+use crate::stitcher::{StitchReport, TileSink};
+
+/// How to write the output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputOptions {
+    /// GDAL driver short name (`GTiff`, `HFA`, `COG`, ...).
+    pub driver: String,
+    /// Creation options `KEY=VALUE`; for GTiff and COG, defaults are added for tiling,
+    /// compression and BigTIFF unless given.
+    pub creation_options: Vec<String>,
+    /// Replace an existing OUTPUT.
+    pub overwrite: bool,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        Self {
+            driver: "GTiff".into(),
+            creation_options: Vec::new(),
+            overwrite: false,
+        }
+    }
+}
+
+/// The geometry the output copies from the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputGeometry {
+    /// Columns.
+    pub cols: usize,
+    /// Rows.
+    pub rows: usize,
+    /// Projection (WKT), possibly empty.
+    pub projection: String,
+    /// Geotransform, if the input has one.
+    pub geo_transform: Option<[f64; 6]>,
+}
+
+impl OutputGeometry {
+    /// The geometry of an open dataset.
+    pub fn of(ds: &Dataset) -> Self {
+        let (cols, rows) = ds.raster_size();
+        Self {
+            cols,
+            rows,
+            projection: ds.projection(),
+            geo_transform: ds.geo_transform().ok(),
+        }
+    }
+}
+
+/// pyshepseg's overview levels for an image whose larger side is `size`.
+pub fn overview_levels(size: usize) -> Vec<usize> {
+    let mut levels = Vec::new();
+    let mut i = 2;
+    let mut ok = size >> i >= 1024;
+    while ok {
+        levels.push(1usize << i);
+        ok = size >> i >= 1024;
+        i += 1;
+    }
+    levels
+}
+
+/// The output raster being written; a [`TileSink`].
+pub struct GdalOutput {
+    ds: Option<Dataset>,
+    final_path: PathBuf,
+    temp_dir: PathBuf,
+    temp_path: PathBuf,
+    levels: Vec<usize>,
+    /// COG is written as a GTiff and copied at the end.
+    cog: bool,
+    options: OutputOptions,
+}
+
+fn out_err(path: &Path, what: impl std::fmt::Display) -> StitchError {
+    StitchError::Output(format!("{}: {what}", path.display()))
+}
+
+impl GdalOutput {
+    /// Creates the output for `geometry` at a temporary name beside `path`. Errors (naming the
+    /// file or option) if OUTPUT exists without `overwrite`, the driver is unknown or cannot
+    /// create files, or the folder is not writable.
+    pub fn create(
+        path: &Path,
+        geometry: &OutputGeometry,
+        options: &OutputOptions,
+    ) -> Result<Self, StitchError> {
+        if path.exists() && !options.overwrite {
+            return Err(out_err(
+                path,
+                "already exists (use --overwrite to replace it)",
+            ));
+        }
+        let name = path
+            .file_name()
+            .ok_or_else(|| out_err(path, "is not a file name"))?
+            .to_owned();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let cog = options.driver.eq_ignore_ascii_case("COG");
+        let driver_name = if cog {
+            "GTiff"
+        } else {
+            options.driver.as_str()
+        };
+        let driver = DriverManager::get_driver_by_name(driver_name).map_err(|_| {
+            StitchError::Output(format!("--of {}: no such GDAL driver", options.driver))
+        })?;
+        if driver.metadata_item("DCAP_CREATE", "").as_deref() != Some("YES") {
+            return Err(StitchError::Output(format!(
+                "--of {}: this GDAL driver cannot create files",
+                options.driver
+            )));
+        }
+        let mut temp_dir_name = std::ffi::OsString::from(".");
+        temp_dir_name.push(&name);
+        temp_dir_name.push(".shepseg-partial");
+        let temp_dir = parent.join(temp_dir_name);
+        if temp_dir.exists() {
+            std::fs::remove_dir_all(&temp_dir).map_err(|e| out_err(&temp_dir, e))?;
+        }
+        std::fs::create_dir(&temp_dir)
+            .map_err(|e| out_err(path, format!("cannot write here: {e}")))?;
+        let temp_path = temp_dir.join(&name);
+        let mut co: Vec<String> = options.creation_options.clone();
+        if driver_name.eq_ignore_ascii_case("GTiff") {
+            for (k, v) in [
+                ("TILED", "TILED=YES"),
+                ("COMPRESS", "COMPRESS=DEFLATE"),
+                ("BIGTIFF", "BIGTIFF=IF_SAFER"),
+            ] {
+                if !co.iter().any(|o| o.to_ascii_uppercase().starts_with(k)) {
+                    co.push(v.into());
+                }
+            }
+        }
+        let mut csl = CslStringList::new();
+        for o in &co {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| StitchError::Output(format!("--co {o}: expected KEY=VALUE")))?;
+            csl.set_name_value(k, v)
+                .map_err(|e| StitchError::Output(format!("--co {o}: {e}")))?;
+        }
+        let result = (|| -> Result<Self, StitchError> {
+            let mut ds = driver
+                .create_with_band_type_with_options::<u32, _>(
+                    &temp_path,
+                    geometry.cols,
+                    geometry.rows,
+                    1,
+                    &csl,
+                )
+                .map_err(|e| {
+                    out_err(path, format!("cannot create with {}: {e}", options.driver))
+                })?;
+            if !geometry.projection.is_empty() {
+                ds.set_projection(&geometry.projection)
+                    .map_err(|e| out_err(path, e))?;
+            }
+            if let Some(gt) = geometry.geo_transform {
+                ds.set_geo_transform(&gt).map_err(|e| out_err(path, e))?;
+            }
+            let levels = overview_levels(geometry.cols.max(geometry.rows));
+            if !levels.is_empty() {
+                let lv: Vec<i32> = levels.iter().map(|&l| l as i32).collect();
+                ds.build_overviews("NEAREST", &lv, &[])
+                    .map_err(|e| out_err(path, format!("overviews: {e}")))?;
+            }
+            {
+                let mut band = ds.rasterband(1).map_err(|e| out_err(path, e))?;
+                band.set_no_data_value(Some(0.0))
+                    .map_err(|e| out_err(path, e))?;
+                band.set_metadata_item("LAYER_TYPE", "thematic", "")
+                    .map_err(|e| out_err(path, e))?;
+            }
+            Ok(Self {
+                ds: Some(ds),
+                final_path: path.to_path_buf(),
+                temp_dir: temp_dir.clone(),
+                temp_path: temp_path.clone(),
+                levels,
+                cog,
+                options: options.clone(),
+            })
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&temp_dir);
+        }
+        result
+    }
+
+    fn dataset(&self) -> Result<&Dataset, StitchError> {
+        self.ds
+            .as_ref()
+            .ok_or_else(|| out_err(&self.final_path, "already closed"))
+    }
+
+    fn write_band(
+        band: &mut gdal::raster::RasterBand,
+        xoff: usize,
+        yoff: usize,
+        block: ArrayView2<u32>,
+    ) -> Result<(), gdal::errors::GdalError> {
+        let (rows, cols) = block.dim();
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let mut buf = Buffer::new((cols, rows), block.iter().copied().collect());
+        band.write((xoff as isize, yoff as isize), (cols, rows), &mut buf)
+    }
+
+    /// Writes the attribute table and statistics, closes the file and moves it into place.
+    pub fn finish(mut self, report: &StitchReport) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        {
+            let ds = self.dataset()?;
+            let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
+            let rows = report.histogram.len();
+            let mut rat = Rat::new(rows)?;
+            let hist: Vec<f64> = report.histogram.iter().map(|&v| v as f64).collect();
+            rat.add_column(
+                "Histogram",
+                ColumnType::Real,
+                ColumnUsage::PixelCount,
+                &hist,
+            )?;
+            let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
+            for (name, usage) in [
+                ("Red", ColumnUsage::Red),
+                ("Green", ColumnUsage::Green),
+                ("Blue", ColumnUsage::Blue),
+            ] {
+                let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
+                rat.add_column(name, ColumnType::Integer, usage, &col)?;
+            }
+            let alpha: Vec<f64> = (0..rows)
+                .map(|i| if i == 0 { 0.0 } else { 255.0 })
+                .collect();
+            rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
+            rat.attach(&band)?;
+            for (k, v) in statistics(&report.histogram) {
+                band.set_metadata_item(k, &v, "")
+                    .map_err(|e| out_err(&path, e))?;
+            }
+        }
+        let ds = self
+            .ds
+            .take()
+            .ok_or_else(|| out_err(&path, "already closed"))?;
+        ds.close()
+            .map_err(|e| out_err(&path, format!("closing: {e}")))?;
+        if self.cog {
+            let gtiff = Dataset::open(&self.temp_path).map_err(|e| out_err(&path, e))?;
+            let cog_path = self
+                .temp_dir
+                .join("cog")
+                .join(self.temp_path.file_name().unwrap_or_default());
+            std::fs::create_dir(self.temp_dir.join("cog")).map_err(|e| out_err(&path, e))?;
+            let driver = DriverManager::get_driver_by_name("COG").map_err(|e| out_err(&path, e))?;
+            let mut csl = CslStringList::new();
+            for o in &self.options.creation_options {
+                if let Some((k, v)) = o.split_once('=') {
+                    csl.set_name_value(k, v).map_err(|e| out_err(&path, e))?;
+                }
+            }
+            gtiff
+                .create_copy(&driver, &cog_path, &csl)
+                .map_err(|e| out_err(&path, format!("COG copy: {e}")))?
+                .close()
+                .map_err(|e| out_err(&path, e))?;
+            drop(gtiff);
+            std::fs::remove_file(&self.temp_path).map_err(|e| out_err(&path, e))?;
+            let aux = sidecar(&self.temp_path, ".aux.xml");
+            if aux.exists() {
+                // The copy carries the table in its own sidecar.
+                std::fs::remove_file(&aux).map_err(|e| out_err(&path, e))?;
+            }
+            for entry in
+                std::fs::read_dir(self.temp_dir.join("cog")).map_err(|e| out_err(&path, e))?
+            {
+                let entry = entry.map_err(|e| out_err(&path, e))?;
+                std::fs::rename(entry.path(), self.temp_dir.join(entry.file_name()))
+                    .map_err(|e| out_err(&path, e))?;
+            }
+            std::fs::remove_dir(self.temp_dir.join("cog")).map_err(|e| out_err(&path, e))?;
+        }
+        self.move_into_place()
+    }
+
+    /// Moves every file of the temporary folder beside OUTPUT, sidecars first, OUTPUT last.
+    fn move_into_place(&mut self) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let main_name = self.temp_path.file_name().unwrap_or_default().to_owned();
+        // Old sidecars of a replaced OUTPUT would describe the old raster.
+        for ext in [".aux.xml", ".ovr", ".rrd"] {
+            let old = sidecar(&path, ext);
+            if old.exists() {
+                std::fs::remove_file(&old).map_err(|e| out_err(&old, e))?;
+            }
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(&self.temp_dir)
+            .map_err(|e| out_err(&path, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| out_err(&path, e))?;
+        entries.sort_by_key(|e| e.file_name() == main_name);
+        for e in entries {
+            std::fs::rename(e.path(), parent.join(e.file_name()))
+                .map_err(|err| out_err(&path, err))?;
+        }
+        std::fs::remove_dir(&self.temp_dir).map_err(|e| out_err(&path, e))?;
+        Ok(())
+    }
+}
+
+fn sidecar(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+impl Drop for GdalOutput {
+    fn drop(&mut self) {
+        // Unfinished: close and remove everything, leaving nothing at OUTPUT.
+        self.ds.take();
+        if self.temp_dir.exists() {
+            let _ = std::fs::remove_dir_all(&self.temp_dir);
+        }
+    }
+}
+
+impl TileSink for GdalOutput {
+    fn write(&mut self, w: Window, block: ArrayView2<u32>) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        let ds = self.dataset()?;
+        let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
+        Self::write_band(&mut band, w.xoff, w.yoff, block).map_err(|e| out_err(&path, e))?;
+        for (j, &lvl) in self.levels.iter().enumerate() {
+            let mut ov = band.overview(j).map_err(|e| out_err(&path, e))?;
+            let (ocols, orows) = ov.size();
+            let o = lvl / 2;
+            let (x, y) = (w.xoff / lvl, w.yoff / lvl);
+            if o >= block.nrows() || o >= block.ncols() || x >= ocols || y >= orows {
+                continue;
+            }
+            let sub = block.slice(s![o..;lvl, o..;lvl]);
+            let nr = sub.nrows().min(orows - y);
+            let nc = sub.ncols().min(ocols - x);
+            Self::write_band(&mut ov, x, y, sub.slice(s![..nr, ..nc]))
+                .map_err(|e| out_err(&path, e))?;
+        }
+        Ok(())
+    }
+
+    fn relabel(&mut self, lut: &[u32]) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        let ds = self.dataset()?;
+        let band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
+        let mut bands = vec![band];
+        for j in 0..self.levels.len() {
+            let b = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
+            bands.push(b.overview(j).map_err(|e| out_err(&path, e))?);
+        }
+        for mut b in bands {
+            let (cols, rows) = b.size();
+            let step = 256;
+            for y in (0..rows).step_by(step) {
+                let h = step.min(rows - y);
+                let mut buf = b
+                    .read_as::<u32>((0, y as isize), (cols, h), (cols, h), None)
+                    .map_err(|e| out_err(&path, e))?;
+                for v in buf.data_mut() {
+                    *v = lut.get(*v as usize).copied().unwrap_or(0);
+                }
+                b.write((0, y as isize), (cols, h), &mut buf)
+                    .map_err(|e| out_err(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// pyshepseg's `STATISTICS_*` metadata from the histogram (null excluded).
+fn statistics(hist: &[u64]) -> Vec<(&'static str, String)> {
+    let n: u64 = hist.iter().skip(1).sum();
+    if n == 0 {
+        return Vec::new();
+    }
+    let first = hist
+        .iter()
+        .skip(1)
+        .position(|&c| c > 0)
+        .map_or(0, |i| i + 1);
+    let last = hist.iter().rposition(|&c| c > 0).unwrap_or(0);
+    let mean = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| i as f64 * c as f64)
+        .sum::<f64>()
+        / n as f64;
+    let var = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| c as f64 * (i as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    let mode = hist
+        .iter()
+        .enumerate()
+        .skip(1)
+        .fold(
+            (0usize, 0u64),
+            |b, (i, &c)| if c > b.1 { (i, c) } else { b },
+        )
+        .0;
+    let half = n as f64 / 2.0;
+    let mut cum = 0u64;
+    let mut median = 0;
+    for (i, &c) in hist.iter().enumerate().skip(1) {
+        cum += c;
+        if cum as f64 >= half {
+            median = i;
+            break;
+        }
+    }
+    vec![
+        ("STATISTICS_MINIMUM", first.to_string()),
+        ("STATISTICS_MAXIMUM", last.to_string()),
+        ("STATISTICS_MEAN", format!("{mean:?}")),
+        ("STATISTICS_STDDEV", format!("{:?}", var.sqrt())),
+        ("STATISTICS_MODE", mode.to_string()),
+        ("STATISTICS_MEDIAN", median.to_string()),
+        ("STATISTICS_SKIPFACTORX", "1".into()),
+        ("STATISTICS_SKIPFACTORY", "1".into()),
+        ("STATISTICS_HISTOBINFUNCTION", "direct".into()),
+    ]
+}
+
+/// The data type the output uses.
+pub const OUTPUT_TYPE: GdalDataType = GdalDataType::UInt32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overview_levels_match_pyshepseg() {
+        assert_eq!(overview_levels(10000), vec![4, 8, 16]);
+        assert_eq!(overview_levels(8000), vec![4, 8]);
+        assert_eq!(overview_levels(2041), Vec::<usize>::new());
+        // pyshepseg tests the level it just added, so one more level follows.
+        assert_eq!(overview_levels(4096), vec![4, 8]);
+        assert_eq!(overview_levels(4095), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn statistics_from_histogram() {
+        let s = statistics(&[5, 2, 0, 6]);
+        let get = |k: &str| {
+            s.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("STATISTICS_MINIMUM"), "1");
+        assert_eq!(get("STATISTICS_MAXIMUM"), "3");
+        assert_eq!(get("STATISTICS_MODE"), "3");
+        assert_eq!(get("STATISTICS_MEDIAN"), "3");
+        assert_eq!(get("STATISTICS_MEAN"), "2.5");
+    }
+}
