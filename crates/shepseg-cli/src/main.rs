@@ -1,4 +1,48 @@
-//! `shepseg`: the command-line tool.
+//! `shepseg`: segment rasters with the Shepherd algorithm, from the command line.
+//!
+//! `shepseg segment INPUT OUTPUT [options]` runs pyshepseg's tiled segmentation: one k-means
+//! model for the whole raster, overlapping tiles segmented and stitched into one UInt32 raster
+//! with a raster attribute table.
+
+mod segment;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "shepseg",
+    version,
+    about = "Shepherd segmentation of large rasters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Segment INPUT into OUTPUT (tiled, pyshepseg's doTiledShepherdSegmentation).
+    Segment(segment::SegmentArgs),
+}
+
 fn main() {
-    println!("shepseg {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    // GDAL's own messages would add lines to ours; errors reach the user through shepseg's
+    // one-line report, warnings only with SHEPSEG_GDAL_WARNINGS set.
+    let show_warnings = std::env::var_os("SHEPSEG_GDAL_WARNINGS").is_some();
+    gdal::config::set_error_handler(move |class, _, msg| {
+        if show_warnings && class == gdal::errors::CplErrType::Warning {
+            eprintln!("GDAL warning: {msg}");
+        }
+    });
+    let result = match cli.command {
+        Command::Segment(args) => segment::run(&args),
+    };
+    if let Err(e) = result {
+        // One line: the whole chain of causes, outermost first.
+        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("shepseg: error: {}", msg.join(": "));
+        std::process::exit(1);
+    }
 }

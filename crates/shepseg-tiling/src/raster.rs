@@ -70,9 +70,16 @@ impl Raster {
     /// Opens `path` (any GDAL path, `/vsis3/` included) read-only.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TilingError> {
         let path = path.as_ref().to_path_buf();
-        let ds = Dataset::open(&path).map_err(|e| TilingError::Open {
+        let virtual_path = path.to_string_lossy().starts_with("/vsi");
+        if !virtual_path && !path.exists() {
+            return Err(TilingError::Open {
+                path,
+                reason: "no such file".into(),
+            });
+        }
+        let ds = Dataset::open(&path).map_err(|_| TilingError::Open {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: "not a raster GDAL can read".into(),
         })?;
         Ok(Self { ds, path })
     }

@@ -1,0 +1,280 @@
+//! `shepseg segment`: the tiled segmentation job, run tile by tile with stitching as it goes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
+use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
+use shepseg_tiling::{fit_whole_raster, Raster, TileGrid};
+
+/// Options of `shepseg segment`, pyshepseg_tiling's under plain long names.
+#[derive(Args, Debug)]
+pub struct SegmentArgs {
+    /// Input raster (any GDAL path).
+    pub input: PathBuf,
+    /// Output segmentation raster.
+    pub output: PathBuf,
+    /// Bands to use, from 1, comma separated (default: all).
+    #[arg(short = 'b', long, value_delimiter = ',')]
+    pub bands: Vec<usize>,
+    /// Number of k-means clusters.
+    #[arg(short = 'n', long, default_value_t = 60)]
+    pub nclusters: usize,
+    /// Smallest segment size kept after elimination, in pixels.
+    #[arg(short = 's', long, default_value_t = 50)]
+    pub min_segment_size: usize,
+    /// Limit on merging spectrally different segments: auto, none or a value.
+    #[arg(short = 'm', long, default_value = "auto")]
+    pub max_spectral_diff: String,
+    /// Percentile of centre distances used by `--max-spectral-diff auto`.
+    #[arg(long, default_value_t = 50.0)]
+    pub spect_dist_pcntile: f64,
+    /// Null value of the input (default: the bands' nodata value).
+    #[arg(long)]
+    pub null_value: Option<f64>,
+    /// 8-way connectivity (default 4-way).
+    #[arg(long)]
+    pub eight_way: bool,
+    /// pyshepseg's fixed (diagonal) k-means initialisation instead of k-means++.
+    #[arg(long)]
+    pub fixed_kmeans_init: bool,
+    /// Seed of the k-means++ initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Percentage of pixels sampled for k-means (default: about a million pixels).
+    #[arg(short = 'c', long)]
+    pub cluster_subsample_pcnt: Option<f64>,
+    /// Tile size, in pixels.
+    #[arg(short = 't', long, default_value_t = 4096)]
+    pub tile_size: usize,
+    /// Overlap between tiles, in pixels (even, smaller than the tile).
+    #[arg(short = 'l', long, default_value_t = 1024)]
+    pub overlap_size: usize,
+    /// Read the k-means model from this JSON file instead of fitting one.
+    #[arg(long)]
+    pub kmeans_in: Option<PathBuf>,
+    /// Write the k-means model used to this JSON file.
+    #[arg(long)]
+    pub kmeans_out: Option<PathBuf>,
+    /// Output GDAL driver (GTiff, HFA, COG, ...).
+    #[arg(short = 'f', long = "of", default_value = "GTiff")]
+    pub driver: String,
+    /// Output creation option KEY=VALUE (repeatable).
+    #[arg(long = "co")]
+    pub creation_options: Vec<String>,
+    /// GDAL configuration option KEY=VALUE (repeatable).
+    #[arg(long = "config")]
+    pub config: Vec<String>,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No progress bar or report.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write a JSON report (parameters, model, segments, timings) to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Reproduce pyshepseg exactly, defects included.
+    #[arg(long)]
+    pub pyshepseg_compat: bool,
+}
+
+/// Time spent per phase.
+#[derive(Default, Debug)]
+struct Timings {
+    spectral_clusters: Duration,
+    reading: Duration,
+    segmentation: Duration,
+    stitching: Duration,
+}
+
+/// Runs the job.
+pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    for kv in &args.config {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--config {kv}: expected KEY=VALUE"))?;
+        gdal::config::set_config_option(k, v).with_context(|| format!("--config {kv}"))?;
+    }
+    let max_spectral_diff: MaxSpectralDiff = args
+        .max_spectral_diff
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--max-spectral-diff: {e}"))?;
+    let params = SegmentParams {
+        num_clusters: args.nclusters,
+        min_segment_size: args.min_segment_size,
+        max_spectral_diff,
+        spect_dist_pcntile: args.spect_dist_pcntile,
+        four_connected: !args.eight_way,
+        fixed_kmeans_init: args.fixed_kmeans_init,
+        seed: args.seed,
+        pyshepseg_compat: args.pyshepseg_compat,
+        ..Default::default()
+    };
+    params.validate()?;
+
+    let raster = Raster::open(&args.input)?;
+    let (cols, rows) = raster.size();
+    if cols == 0 || rows == 0 || raster.band_count() == 0 {
+        bail!(
+            "{}: raster is empty ({cols} x {rows} pixels, {} bands)",
+            args.input.display(),
+            raster.band_count()
+        );
+    }
+    let bands = raster.resolve_bands(&args.bands)?;
+    raster.pixel_type(&bands)?;
+    let null = match args.null_value {
+        Some(v) => Some(v),
+        None => raster.null_value(&bands)?,
+    };
+    let grid = TileGrid::new(cols, rows, args.tile_size, args.overlap_size)?;
+    let model_in = match &args.kmeans_in {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--kmeans-in {}", p.display()))?;
+            let m = KMeansModel::from_json(&text)
+                .with_context(|| format!("--kmeans-in {}", p.display()))?;
+            if m.num_bands() != bands.len() {
+                bail!(
+                    "--kmeans-in {}: model has {} bands, {} bands are segmented",
+                    p.display(),
+                    m.num_bands(),
+                    bands.len()
+                );
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let options = OutputOptions {
+        driver: args.driver.clone(),
+        creation_options: args.creation_options.clone(),
+        overwrite: args.overwrite,
+    };
+    let mut output = GdalOutput::create(
+        &args.output,
+        &OutputGeometry::of(raster.dataset()),
+        &options,
+    )?;
+
+    let mut timings = Timings::default();
+    let t = Instant::now();
+    let (model, subsample_pcnt) = match model_in {
+        Some(m) => (m, None),
+        None => {
+            let fit =
+                fit_whole_raster(&raster, &bands, null, args.cluster_subsample_pcnt, &params)?;
+            (fit.model, Some(fit.subsample_pcnt))
+        }
+    };
+    timings.spectral_clusters = t.elapsed();
+    if let Some(p) = &args.kmeans_out {
+        std::fs::write(p, model.to_json())
+            .with_context(|| format!("--kmeans-out {}", p.display()))?;
+    }
+
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = if show {
+        let b = ProgressBar::new(grid.tiles().len() as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} tiles  elapsed {elapsed}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut stitcher = Stitcher::new(grid.clone(), params.pyshepseg_compat);
+    let mut max_spectral_diff_used = 0.0;
+    let mut rescued = 0usize;
+    for tile in grid.tiles() {
+        let t = Instant::now();
+        let stack = raster
+            .read_stack(&bands, tile.window)
+            .with_context(|| format!("tile ({}, {})", tile.col, tile.row))?;
+        timings.reading += t.elapsed();
+        let t = Instant::now();
+        let res = stack
+            .segment(null, &params, Some(&model))
+            .with_context(|| format!("tile ({}, {})", tile.col, tile.row))?;
+        timings.segmentation += t.elapsed();
+        max_spectral_diff_used = res.max_spectral_diff;
+        rescued += res.rescued_pixels;
+        let t = Instant::now();
+        stitcher.push(res.segimg.view(), &mut output)?;
+        timings.stitching += t.elapsed();
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let t = Instant::now();
+    let report = stitcher.finish(&mut output)?;
+    output.finish(&report)?;
+    timings.stitching += t.elapsed();
+    let total = start.elapsed();
+
+    if !args.quiet {
+        eprintln!(
+            "{} segments in {} tiles ({} x {} pixels); {} seam fallbacks",
+            report.num_segments,
+            grid.tiles().len(),
+            cols,
+            rows,
+            report.fallbacks
+        );
+        eprintln!("timings (s):");
+        for (name, d) in [
+            ("spectral clusters", timings.spectral_clusters),
+            ("reading", timings.reading),
+            ("segmentation", timings.segmentation),
+            ("stitching", timings.stitching),
+            ("total", total),
+        ] {
+            eprintln!("  {name:<18} {:>9.3}", d.as_secs_f64());
+        }
+    }
+    if let Some(p) = &args.json {
+        let j = serde_json::json!({
+            "input": args.input,
+            "output": args.output,
+            "parameters": {
+                "bands": bands,
+                "num_clusters": params.num_clusters,
+                "min_segment_size": params.min_segment_size,
+                "max_spectral_diff": args.max_spectral_diff,
+                "spect_dist_pcntile": params.spect_dist_pcntile,
+                "four_connected": params.four_connected,
+                "fixed_kmeans_init": params.fixed_kmeans_init,
+                "seed": params.seed,
+                "cluster_subsample_pcnt": subsample_pcnt,
+                "tile_size": args.tile_size,
+                "overlap_size": args.overlap_size,
+                "null_value": null,
+                "pyshepseg_compat": params.pyshepseg_compat,
+            },
+            "max_spectral_diff_used": max_spectral_diff_used,
+            "kmeans": serde_json::from_str::<serde_json::Value>(&model.to_json())?,
+            "num_segments": report.num_segments,
+            "num_tiles": grid.tiles().len(),
+            "seam_fallbacks": report.fallbacks,
+            "rescued_pixels": rescued,
+            "timings_s": {
+                "spectral_clusters": timings.spectral_clusters.as_secs_f64(),
+                "reading": timings.reading.as_secs_f64(),
+                "segmentation": timings.segmentation.as_secs_f64(),
+                "stitching": timings.stitching.as_secs_f64(),
+                "total": total.as_secs_f64(),
+            },
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&j)?)
+            .with_context(|| format!("--json {}", p.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! `shepseg segment` as a user runs it: the real binary on real GeoTIFFs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gdal::raster::Buffer;
+use gdal::DriverManager;
+use shepseg_core::SegmentParams;
+use shepseg_tiling::Raster;
+
+fn rgbn() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("shepseg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn shepseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shepseg"))
+        .args(args)
+        .output()
+        .expect("run shepseg")
+}
+
+/// Runs `shepseg segment` expecting failure: non-zero exit, one line naming `names`, and
+/// nothing at OUTPUT (nor any leftover beside it).
+fn fails(dir: &Path, args: &[&str], names: &[&str]) {
+    let out = shepseg(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {args:?}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    for n in names {
+        assert!(err.contains(n), "error should name {n}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("out") || n.starts_with(".out"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn write_tif<T: gdal::raster::GdalType + Copy>(
+    path: &Path,
+    bands: &[Vec<T>],
+    cols: usize,
+    rows: usize,
+    nodata: &[Option<f64>],
+) {
+    // HFA keeps a nodata value per band; GTiff only one per file.
+    let driver = if path.extension().is_some_and(|e| e == "img") {
+        "HFA"
+    } else {
+        "GTiff"
+    };
+    let d = DriverManager::get_driver_by_name(driver).unwrap();
+    let ds = d
+        .create_with_band_type::<T, _>(path, cols, rows, bands.len())
+        .unwrap();
+    for (i, data) in bands.iter().enumerate() {
+        let mut b = ds.rasterband(i + 1).unwrap();
+        b.set_no_data_value(nodata[i]).unwrap();
+        let mut buf = Buffer::new((cols, rows), data.clone());
+        b.write((0, 0), (cols, rows), &mut buf).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_no_output() {
+    let dir = tempdir("bad");
+    let out = dir.join("out.tif");
+    let out_s = out.to_str().unwrap();
+    let input = rgbn();
+    let inp = input.to_str().unwrap();
+    fails(
+        &dir,
+        &["segment", "/no/such/file.tif", out_s],
+        &["/no/such/file.tif", "no such file"],
+    );
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a raster").unwrap();
+    fails(
+        &dir,
+        &["segment", text.to_str().unwrap(), out_s],
+        &["notes.txt", "not a raster"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-b", "1,5"],
+        &["rgbn.tif", "band 5"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-l", "33"],
+        &["--overlap-size"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-t", "64", "-l", "64"],
+        &["--overlap-size", "--tile-size"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "--of", "NoSuchDriver"],
+        &["--of NoSuchDriver"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, "/no/such/dir/out.tif"],
+        &["/no/such/dir/out.tif"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-m", "lots"],
+        &["--max-spectral-diff"],
+    );
+    // Different nodata in the chosen bands.
+    let mixed = dir.join("mixed.img");
+    write_tif::<u16>(
+        &mixed,
+        &[vec![1; 100], vec![2; 100]],
+        10,
+        10,
+        &[Some(0.0), Some(9.0)],
+    );
+    fails(
+        &dir,
+        &["segment", mixed.to_str().unwrap(), out_s],
+        &["mixed.img", "band 2", "nodata"],
+    );
+    // An unsupported pixel type.
+    let f64img = dir.join("double.tif");
+    write_tif::<f64>(&f64img, &[vec![1.0; 100]], 10, 10, &[None]);
+    fails(
+        &dir,
+        &["segment", f64img.to_str().unwrap(), out_s],
+        &["double.tif", "Float64"],
+    );
+    // An empty raster.
+    let empty = dir.join("empty.vrt");
+    std::fs::write(
+        &empty,
+        r#"<VRTDataset rasterXSize="0" rasterYSize="0"></VRTDataset>"#,
+    )
+    .unwrap();
+    fails(
+        &dir,
+        &["segment", empty.to_str().unwrap(), out_s],
+        &["empty.vrt"],
+    );
+    // An existing OUTPUT is kept unless --overwrite.
+    std::fs::write(&out, "precious").unwrap();
+    let o = shepseg(&["segment", inp, out_s, "-q"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious");
+    let o = shepseg(&[
+        "segment",
+        inp,
+        out_s,
+        "-q",
+        "--overwrite",
+        "-t",
+        "256",
+        "-l",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(Raster::open(&out).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn one_tile_equals_the_in_memory_core() {
+    let dir = tempdir("onetile");
+    let out = dir.join("seg.tif");
+    let model = dir.join("model.json");
+    let o = shepseg(&[
+        "segment",
+        rgbn().to_str().unwrap(),
+        out.to_str().unwrap(),
+        "-q",
+        "--fixed-kmeans-init",
+        "-t",
+        "1024",
+        "-l",
+        "256",
+        "--kmeans-out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m =
+        shepseg_core::KMeansModel::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    let r = Raster::open(rgbn()).unwrap();
+    let stack = r.read_stack(&[1, 2, 3, 4], r.full_window()).unwrap();
+    let core = stack
+        .segment(None, &SegmentParams::default(), Some(&m))
+        .unwrap();
+    let written = Raster::open(&out).unwrap();
+    let seg = written
+        .read::<u32>(&[1], written.full_window())
+        .unwrap()
+        .index_axis_move(ndarray::Axis(0), 0);
+    assert_eq!(seg, core.segimg);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn float_nan_pixels_are_null() {
+    let dir = tempdir("nan");
+    let input = dir.join("float.tif");
+    let (cols, rows) = (60, 50);
+    let band = |k: f32| -> Vec<f32> {
+        (0..cols * rows)
+            .map(|i| {
+                let (r, c) = (i / cols, i % cols);
+                if (r * 7 + c) % 23 == 0 {
+                    f32::NAN
+                } else {
+                    (r / 10 + c / 15) as f32 * 10.0 + k
+                }
+            })
+            .collect()
+    };
+    write_tif::<f32>(&input, &[band(0.0), band(3.0)], cols, rows, &[None, None]);
+    let out = dir.join("seg.tif");
+    let o = shepseg(&[
+        "segment",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "-q",
+        "-n",
+        "8",
+        "-s",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let w = Raster::open(&out).unwrap();
+    let seg = w.read::<u32>(&[1], w.full_window()).unwrap();
+    for (i, &v) in seg.iter().enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        assert_eq!(v == 0, (r * 7 + c) % 23 == 0, "pixel ({r}, {c})");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
