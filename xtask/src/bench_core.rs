@@ -46,13 +46,13 @@ pub struct DemoArgs {
 pub struct SynthArgs {
     /// Side of the image, in pixels.
     #[arg(long, default_value_t = 4096)]
-    size: usize,
+    pub size: usize,
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Output GeoTIFF.
     #[arg(long)]
-    output: PathBuf,
+    pub output: PathBuf,
 }
 
 /// Writes the synthetic image (4 bands, UInt16, tiled, deflate).

@@ -3,9 +3,11 @@
 //! * `demo`: segments a generated image with `shepseg-core` and writes a GeoTIFF;
 //! * `bench-core`: times each phase of the in-memory segmentation (single thread), on a
 //!   generated 4096x4096 4-band image and on the reference fixtures;
-//! * `synth`: writes the generated benchmark image as a GeoTIFF.
+//! * `synth`: writes the generated benchmark image as a GeoTIFF;
+//! * `bench-segment`: times `shepseg segment` end to end, with peak memory.
 
 mod bench_core;
+mod bench_segment;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,8 @@ enum Task {
     BenchCore(bench_core::BenchArgs),
     /// Write the generated land-cover-like benchmark image as a GeoTIFF.
     Synth(bench_core::SynthArgs),
+    /// Benchmark `shepseg segment` end to end (wall time, Mpixel/s, peak RSS).
+    BenchSegment(bench_segment::BenchSegmentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Task::Demo(a) => bench_core::demo(&a),
         Task::BenchCore(a) => bench_core::bench(&a),
         Task::Synth(a) => bench_core::write_synth(&a),
+        Task::BenchSegment(a) => bench_segment::bench(&a),
     }
 }

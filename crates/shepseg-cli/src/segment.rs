@@ -95,6 +95,11 @@ struct Timings {
 /// Runs the job.
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let start = Instant::now();
+    // GDAL's block cache defaults to 5% of physical memory; tiles are read and written once, so
+    // a small cache keeps peak memory to a few tiles. --config GDAL_CACHEMAX=... overrides.
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
+    }
     for kv in &args.config {
         let (k, v) = kv
             .split_once('=')

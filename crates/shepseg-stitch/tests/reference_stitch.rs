@@ -341,3 +341,45 @@ fn unfinished_output_leaves_nothing() {
     assert!(e.to_string().contains("--of NoSuchDriver"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// HFA keeps the table in the file; COG is a final copy. Both read back with the same pixels
+/// and histogram as the in-memory stitch.
+#[test]
+fn other_output_formats() {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let c = case("rgbn");
+    let input = Raster::open(case_dir("rgbn").join(c["input"].as_str().unwrap())).unwrap();
+    let (expected, _, _) = run("rgbn", false);
+    for (driver, file) in [("HFA", "seg.img"), ("COG", "seg.tif")] {
+        let dir =
+            std::env::temp_dir().join(format!("shepseg-test-{driver}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(file);
+        let opts = OutputOptions {
+            driver: driver.into(),
+            ..Default::default()
+        };
+        let mut out =
+            GdalOutput::create(&path, &OutputGeometry::of(input.dataset()), &opts).unwrap();
+        let (report, _) = run_into("rgbn", false, &mut out);
+        out.finish(&report).unwrap();
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{driver}: {leftovers:?}");
+        let ds = gdal::Dataset::open(&path).unwrap();
+        assert_eq!(
+            ds.driver().short_name(),
+            if driver == "COG" { "GTiff" } else { driver }
+        );
+        assert_eq!(read_u32(path.clone()), expected, "{driver}: pixels");
+        let band = ds.rasterband(1).unwrap();
+        let hist = shepseg_stitch::rat::read_column(&band, "Histogram").expect("Histogram");
+        let h: Vec<f64> = report.histogram.iter().map(|&v| v as f64).collect();
+        assert_eq!(hist, h, "{driver}: histogram");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,136 @@
+//! `cargo xtask bench-segment`: the whole `shepseg segment` job, timed as a user runs it.
+//!
+//! Runs the release `shepseg` binary as a child process several times and reports the median
+//! wall time, throughput and the child's peak resident memory (from `wait4`'s rusage), by default
+//! on a deterministic 10000x10000 4-band UInt16 land-cover-like image generated once into
+//! `bench-out/`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use crate::bench_core::{write_synth, SynthArgs};
+
+/// Options of `bench-segment`.
+#[derive(clap::Args)]
+pub struct BenchSegmentArgs {
+    /// Raster to segment (default: the generated 10000x10000 image).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Tile size passed to shepseg.
+    #[arg(long, default_value_t = 4096)]
+    tile_size: usize,
+    /// Overlap passed to shepseg.
+    #[arg(long, default_value_t = 1024)]
+    overlap_size: usize,
+    /// Extra arguments for `shepseg segment` (e.g. `--fixed-kmeans-init`).
+    #[arg(last = true)]
+    extra: Vec<String>,
+}
+
+/// Peak RSS (KiB) and exit status of a child run.
+fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
+    let child = cmd.spawn().context("starting shepseg")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child; `status` and `usage` are valid for writing.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        bail!("waiting for shepseg failed");
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, usage.ru_maxrss as u64))
+}
+
+/// Runs the benchmark.
+pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
+    let input = match &args.input {
+        Some(p) => p.clone(),
+        None => {
+            let p = PathBuf::from("bench-out/landcover10000.tif");
+            if !p.exists() {
+                std::fs::create_dir_all("bench-out")?;
+                eprintln!("generating {} ...", p.display());
+                write_synth(&SynthArgs {
+                    size: 10_000,
+                    seed: 1,
+                    output: p.clone(),
+                })?;
+            }
+            p
+        }
+    };
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "shepseg-cli"])
+        .status()?;
+    if !status.success() {
+        bail!("building shepseg failed");
+    }
+    let exe = PathBuf::from("target/release/shepseg");
+    let out = PathBuf::from("bench-out/bench-segment-out.tif");
+    let pixels = {
+        let ds = gdal::Dataset::open(&input).with_context(|| input.display().to_string())?;
+        let (c, r) = ds.raster_size();
+        c * r
+    };
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    for run in 0..args.runs.max(1) {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("segment")
+            .arg(&input)
+            .arg(&out)
+            .args(["--overwrite", "-q"])
+            .args([
+                "-t",
+                &args.tile_size.to_string(),
+                "-l",
+                &args.overlap_size.to_string(),
+            ])
+            .args(&args.extra);
+        let t = Instant::now();
+        let (code, kib) = run_child(&mut cmd)?;
+        let wall = t.elapsed().as_secs_f64();
+        if code != 0 {
+            bail!("shepseg exited with {code}");
+        }
+        eprintln!(
+            "run {}: {wall:.2} s, peak RSS {:.0} MiB",
+            run + 1,
+            kib as f64 / 1024.0
+        );
+        walls.push(wall);
+        rss.push(kib);
+    }
+    walls.sort_by(f64::total_cmp);
+    rss.sort();
+    let wall = walls[walls.len() / 2];
+    println!(
+        "\nshepseg segment {} ({:.1} Mpixel, tile {} overlap {}, {} runs)",
+        input.display(),
+        pixels as f64 / 1e6,
+        args.tile_size,
+        args.overlap_size,
+        walls.len()
+    );
+    println!(
+        "median wall {wall:.2} s (min {:.2}, max {:.2}); {:.2} Mpixel/s; peak RSS median {:.0} MiB (max {:.0})",
+        walls[0],
+        walls[walls.len() - 1],
+        pixels as f64 / 1e6 / wall,
+        rss[rss.len() / 2] as f64 / 1024.0,
+        rss[rss.len() - 1] as f64 / 1024.0
+    );
+    Ok(())
+}
