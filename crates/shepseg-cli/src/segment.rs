@@ -220,7 +220,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let t = Instant::now();
-    let report = stitcher.finish(&mut output)?;
+    let report = stitcher.finish()?;
     output.finish(&report)?;
     timings.stitching += t.elapsed();
     let total = start.elapsed();

@@ -385,33 +385,6 @@ impl TileSink for GdalOutput {
         }
         Ok(())
     }
-
-    fn relabel(&mut self, lut: &[u32]) -> Result<(), StitchError> {
-        let path = self.final_path.clone();
-        let ds = self.dataset()?;
-        let band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-        let mut bands = vec![band];
-        for j in 0..self.levels.len() {
-            let b = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-            bands.push(b.overview(j).map_err(|e| out_err(&path, e))?);
-        }
-        for mut b in bands {
-            let (cols, rows) = b.size();
-            let step = 256;
-            for y in (0..rows).step_by(step) {
-                let h = step.min(rows - y);
-                let mut buf = b
-                    .read_as::<u32>((0, y as isize), (cols, h), (cols, h), None)
-                    .map_err(|e| out_err(&path, e))?;
-                for v in buf.data_mut() {
-                    *v = lut.get(*v as usize).copied().unwrap_or(0);
-                }
-                b.write((0, y as isize), (cols, h), &mut buf)
-                    .map_err(|e| out_err(&path, e))?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// pyshepseg's `STATISTICS_*` metadata from the histogram (null excluded).

@@ -10,8 +10,10 @@
 //! With `compat` the result is pyshepseg's, defects included: pixels recoded to 0 at seams, and
 //! IDs given to segments with no pixel in the output. Without it no valid pixel is left null
 //! (0 is never a recode target; a seam segment with only unlabelled pixels under it gets a new ID,
-//! counted as a fallback), IDs never repeat, and IDs left empty are closed up at the end so the
-//! output holds exactly 1..N.
+//! counted as a fallback) and IDs never repeat. The IDs matched across overlaps are provisional;
+//! an output ID is given to each the first time one of its pixels is written (in provisional
+//! order within a tile), so the output holds exactly 1..N with no empty ID and no second pass, and
+//! a single tile's IDs are the core's.
 
 use std::collections::HashMap;
 
@@ -23,15 +25,12 @@ use crate::recode::{match_overlap, Recode, Side};
 
 /// Where stitched pixels go: the output raster, or anything else that stores blocks.
 ///
-/// [`Stitcher::push`] calls `write` once per tile with the tile's trimmed block of global IDs;
-/// the blocks tile the raster without overlap. [`Stitcher::finish`] may call `relabel` once, after
-/// every block is written, with a lookup table from the IDs written to the final ones. An error
-/// from either stops the stitch and is returned to the caller.
+/// [`Stitcher::push`] calls `write` once per tile with the tile's trimmed block of output IDs,
+/// final when written; the blocks tile the raster without overlap, in row-major order. An error
+/// stops the stitch and is returned to the caller.
 pub trait TileSink {
-    /// Stores `block` (global IDs, 0 = null) at `window` of the output.
+    /// Stores `block` (output IDs, 0 = null) at `window` of the output.
     fn write(&mut self, window: Window, block: ArrayView2<u32>) -> Result<(), StitchError>;
-    /// Replaces every stored ID `v` by `lut[v]`.
-    fn relabel(&mut self, lut: &[u32]) -> Result<(), StitchError>;
 }
 
 /// What a finished stitch reports.
@@ -43,7 +42,7 @@ pub struct StitchReport {
     pub num_segments: u32,
     /// Seam segments that had only unlabelled pixels under them and took a new ID.
     pub fallbacks: usize,
-    /// IDs that ended with no pixel: closed up (default) or left in place (compat).
+    /// IDs with no pixel in the output (only in compatibility mode, as pyshepseg leaves them).
     pub empty_ids: usize,
 }
 
@@ -59,6 +58,10 @@ pub struct Stitcher {
     bottoms: Vec<Option<Array2<u32>>>,
     histogram: Vec<u64>,
     fallbacks: usize,
+    /// Output ID of each provisional ID (0: not written yet); unused in compatibility mode.
+    output_id: Vec<u32>,
+    /// Output IDs given so far.
+    num_output: u32,
 }
 
 impl Stitcher {
@@ -74,6 +77,8 @@ impl Stitcher {
             bottoms: vec![None; ncols],
             histogram: vec![0],
             fallbacks: 0,
+            output_id: vec![0],
+            num_output: 0,
         }
     }
 
@@ -140,6 +145,26 @@ impl Stitcher {
         let global = self.relabel(seg, &recode, (top, bottom, left, right));
 
         let trimmed = global.slice(s![top..bottom, left..right]);
+        let written = if self.compat {
+            trimmed.to_owned()
+        } else {
+            // Provisional IDs written for the first time get output IDs, in ascending order.
+            if self.output_id.len() <= self.max_id as usize {
+                self.output_id.resize(self.max_id as usize + 1, 0);
+            }
+            let mut fresh: Vec<u32> = trimmed
+                .iter()
+                .copied()
+                .filter(|&v| v != 0 && self.output_id[v as usize] == 0)
+                .collect();
+            fresh.sort_unstable();
+            fresh.dedup();
+            for v in fresh {
+                self.num_output += 1;
+                self.output_id[v as usize] = self.num_output;
+            }
+            trimmed.map(|&v| self.output_id[v as usize])
+        };
         sink.write(
             Window {
                 xoff: w.xoff + left,
@@ -147,18 +172,17 @@ impl Stitcher {
                 xsize: right - left,
                 ysize: bottom - top,
             },
-            trimmed,
+            written.view(),
         )?;
-        let trimmed_max = trimmed.iter().copied().max().unwrap_or(0);
+        let written_max = written.iter().copied().max().unwrap_or(0);
         if self.compat {
             // pyshepseg moves on from the largest ID actually written.
-            self.max_id = self.max_id.max(trimmed_max);
+            self.max_id = self.max_id.max(written_max);
         }
-        if self.histogram.len() <= self.max_id.max(trimmed_max) as usize {
-            self.histogram
-                .resize(self.max_id.max(trimmed_max) as usize + 1, 0);
+        if self.histogram.len() <= written_max as usize {
+            self.histogram.resize(written_max as usize + 1, 0);
         }
-        for &v in trimmed.iter() {
+        for &v in written.iter() {
             if v != 0 {
                 self.histogram[v as usize] += 1;
             }
@@ -215,34 +239,18 @@ impl Stitcher {
         seg.map(|&v| lut[v as usize])
     }
 
-    /// Ends the stitch: every tile must have been pushed. Outside compatibility mode, IDs left
-    /// without pixels are closed up through `sink.relabel`.
-    pub fn finish(mut self, sink: &mut impl TileSink) -> Result<StitchReport, StitchError> {
+    /// Ends the stitch: every tile must have been pushed.
+    pub fn finish(mut self) -> Result<StitchReport, StitchError> {
         if self.next != self.grid.tiles().len() {
             return Err(StitchError::Unfinished {
                 done: self.next,
                 total: self.grid.tiles().len(),
             });
         }
-        let top = if self.compat {
-            self.histogram.len().saturating_sub(1) as u32
-        } else {
-            self.max_id
-        };
-        self.histogram.resize(top as usize + 1, 0);
-        let empty_ids = self.histogram[1..].iter().filter(|&&n| n == 0).count();
-        if !self.compat && empty_ids > 0 {
-            let mut lut = vec![0u32; self.histogram.len()];
-            let mut hist = vec![0u64];
-            for (id, &n) in self.histogram.iter().enumerate().skip(1) {
-                if n > 0 {
-                    hist.push(n);
-                    lut[id] = (hist.len() - 1) as u32;
-                }
-            }
-            sink.relabel(&lut)?;
-            self.histogram = hist;
+        if !self.compat {
+            self.histogram.resize(self.num_output as usize + 1, 0);
         }
+        let empty_ids = self.histogram[1..].iter().filter(|&&n| n == 0).count();
         Ok(StitchReport {
             num_segments: (self.histogram.len() - 1) as u32,
             histogram: self.histogram,
