@@ -32,8 +32,8 @@ use crate::stitcher::{StitchReport, TileSink};
 pub struct OutputOptions {
     /// GDAL driver short name (`GTiff`, `HFA`, `COG`, ...).
     pub driver: String,
-    /// Creation options `KEY=VALUE`; for GTiff and COG, defaults are added for tiling,
-    /// compression and BigTIFF unless given.
+    /// Creation options `KEY=VALUE`; for GTiff (and COG's intermediate GTiff), `TILED=YES`,
+    /// `COMPRESS=DEFLATE` with `ZLEVEL=1` and `BIGTIFF=IF_SAFER` are added unless given.
     pub creation_options: Vec<String>,
     /// Replace an existing OUTPUT.
     pub overwrite: bool,
@@ -154,12 +154,18 @@ impl GdalOutput {
         let temp_path = temp_dir.join(&name);
         let mut co: Vec<String> = options.creation_options.clone();
         if driver_name.eq_ignore_ascii_case("GTiff") {
-            for (k, v) in [
-                ("TILED", "TILED=YES"),
-                ("COMPRESS", "COMPRESS=DEFLATE"),
-                ("BIGTIFF", "BIGTIFF=IF_SAFER"),
-            ] {
-                if !co.iter().any(|o| o.to_ascii_uppercase().starts_with(k)) {
+            let given =
+                |co: &[String], k: &str| co.iter().any(|o| o.to_ascii_uppercase().starts_with(k));
+            if !given(&co, "COMPRESS") {
+                // Segment IDs compress well at the fastest level; the default level costs a
+                // few seconds per 100 Mpixel for a few percent of size.
+                co.push("COMPRESS=DEFLATE".into());
+                if !given(&co, "ZLEVEL") {
+                    co.push("ZLEVEL=1".into());
+                }
+            }
+            for (k, v) in [("TILED", "TILED=YES"), ("BIGTIFF", "BIGTIFF=IF_SAFER")] {
+                if !given(&co, k) {
                     co.push(v.into());
                 }
             }

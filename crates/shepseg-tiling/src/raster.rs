@@ -217,20 +217,49 @@ impl Raster {
         }
         let plane = window.xsize * window.ysize;
         let mut data = vec![T::default(); bands.len() * plane];
-        for (i, &b) in bands.iter().enumerate() {
-            self.band(b)?
-                .read_into_slice(
-                    (window.xoff as isize, window.yoff as isize),
-                    (window.xsize, window.ysize),
-                    (window.xsize, window.ysize),
-                    &mut data[i * plane..(i + 1) * plane],
-                    None,
-                )
-                .map_err(|e| TilingError::Read {
-                    path: self.path.clone(),
-                    band: b,
-                    reason: e.to_string(),
-                })?;
+        for &b in bands {
+            // Checks the band exists, with a clear error, before the raw read.
+            self.band(b)?;
+        }
+        let read_err = |reason: String| TilingError::Read {
+            path: self.path.clone(),
+            band: bands.first().copied().unwrap_or(0),
+            reason,
+        };
+        let to_i32 = |v: usize| i32::try_from(v).map_err(|e| read_err(e.to_string()));
+        let band_map: Vec<i32> = bands.iter().map(|&b| to_i32(b)).collect::<Result<_, _>>()?;
+        let size = std::mem::size_of::<T>();
+        // One read of all bands: GDAL decodes each block once, however the file interleaves them.
+        // SAFETY: `data` holds bands x rows x cols values of type T, laid out band-sequential with
+        // the pixel, line and band spacing given; the band numbers were checked above.
+        let err = unsafe {
+            gdal_sys::GDALDatasetRasterIO(
+                self.ds.c_dataset(),
+                gdal_sys::GDALRWFlag::GF_Read,
+                to_i32(window.xoff)?,
+                to_i32(window.yoff)?,
+                to_i32(window.xsize)?,
+                to_i32(window.ysize)?,
+                data.as_mut_ptr() as *mut std::ffi::c_void,
+                to_i32(window.xsize)?,
+                to_i32(window.ysize)?,
+                T::gdal_ordinal(),
+                to_i32(bands.len())?,
+                band_map.as_ptr() as *mut i32,
+                to_i32(size)?,
+                to_i32(size * window.xsize)?,
+                to_i32(size * plane)?,
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(read_err(
+                gdal::errors::GdalError::CplError {
+                    class: err,
+                    number: 0,
+                    msg: "read failed".into(),
+                }
+                .to_string(),
+            ));
         }
         Array3::from_shape_vec((bands.len(), window.ysize, window.xsize), data).map_err(|e| {
             TilingError::Read {
