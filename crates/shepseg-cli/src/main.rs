@@ -4,6 +4,7 @@
 //! model for the whole raster, overlapping tiles segmented and stitched into one UInt32 raster
 //! with a raster attribute table.
 
+mod interrupt;
 mod segment;
 
 use clap::{Parser, Subcommand};

@@ -167,6 +167,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         &OutputGeometry::of(raster.dataset()),
         &options,
     )?;
+    crate::interrupt::abandon_on_interrupt(output.partial_dir());
 
     let mut timings = Timings::default();
     let t = Instant::now();

@@ -247,3 +247,35 @@ fn float_nan_pixels_are_null() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn interrupted_job_leaves_nothing() {
+    let dir = tempdir("sigint");
+    let out = dir.join("out.tif");
+    let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shepseg"))
+        .args([
+            "segment",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .args(["-t", "2048", "-l", "512", "--fixed-kmeans-init"])
+        .spawn()
+        .unwrap();
+    // Wait until the job is under way (its partial folder exists), then interrupt it.
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&dir).unwrap().count() == 0 {
+        assert!(start.elapsed().as_secs() < 60, "job never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -226,6 +226,11 @@ impl GdalOutput {
         result
     }
 
+    /// The hidden folder the output is built in (removing it abandons the output).
+    pub fn partial_dir(&self) -> &Path {
+        &self.temp_dir
+    }
+
     fn dataset(&self) -> Result<&Dataset, StitchError> {
         self.ds
             .as_ref()
