@@ -2,24 +2,15 @@
 //! from `shared/reference`, see `testdata/README.md`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use ndarray::{s, Array2, ArrayView2};
-use serde_json::Value;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_stitch::{StitchError, StitchReport, Stitcher, TileSink};
 use shepseg_tiling::{Raster, TileGrid, Window};
 
-fn case_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(name)
-}
-
-fn case(name: &str) -> Value {
-    let text = std::fs::read_to_string(case_dir(name).join("case.json")).expect("case.json");
-    serde_json::from_str(&text).expect("valid case.json")
-}
+#[path = "../../../testdata/reference_case.rs"]
+mod reference_case;
+use reference_case::{bands, case, case_dir, read_u32};
 
 /// The whole output in memory.
 struct MemSink(Array2<u32>);
@@ -31,13 +22,6 @@ impl TileSink for MemSink {
             .assign(&block);
         Ok(())
     }
-}
-
-fn read_u32(path: PathBuf) -> Array2<u32> {
-    let r = Raster::open(&path).unwrap();
-    r.read::<u32>(&[1], r.full_window())
-        .unwrap()
-        .index_axis_move(ndarray::Axis(0), 0)
 }
 
 /// Runs the tiled segmentation of a reference case with its centres; returns the output, the
@@ -56,12 +40,7 @@ fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport
     let c = case(name);
     let t = &c["tiled"];
     let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
-    let bands: Vec<usize> = c["bands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap() as usize)
-        .collect();
+    let bands = bands(&c);
     let null = c["null_value"].as_f64();
     let text =
         std::fs::read_to_string(case_dir(name).join(t["centres"].as_str().unwrap())).unwrap();

@@ -5,7 +5,6 @@
 //! `doShepherdSegmentation`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use ndarray::Array2;
 use serde_json::Value;
@@ -14,31 +13,13 @@ use shepseg_core::{
 };
 use shepseg_tiling::{BandStack, Raster};
 
-fn case_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(name)
-}
-
-fn case(name: &str) -> Value {
-    let text = std::fs::read_to_string(case_dir(name).join("case.json")).expect("case.json");
-    serde_json::from_str(&text).expect("valid case.json")
-}
-
-fn read_u32(path: PathBuf) -> Array2<u32> {
-    let r = Raster::open(&path).expect("open reference output");
-    let a = r.read::<u32>(&[1], r.full_window()).expect("read");
-    a.index_axis_move(ndarray::Axis(0), 0)
-}
+#[path = "../../../testdata/reference_case.rs"]
+mod reference_case;
+use reference_case::{bands, case, case_dir, read_u32};
 
 fn input(name: &str, c: &Value) -> (BandStack, Option<f64>) {
     let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).expect("open input");
-    let bands: Vec<usize> = c["bands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap() as usize)
-        .collect();
+    let bands = bands(c);
     let stack = r.read_stack(&bands, r.full_window()).expect("read input");
     (stack, c["null_value"].as_f64())
 }

@@ -1,31 +1,13 @@
 //! The tile grid and the whole-raster k-means fit against pyshepseg's tiled reference runs
 //! (fixtures copied from `shared/reference`, see `testdata/README.md`).
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_tiling::{fit_whole_raster, Raster, TileGrid};
 
-fn case_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference")
-        .join(name)
-}
-
-fn case(name: &str) -> Value {
-    let text = std::fs::read_to_string(case_dir(name).join("case.json")).expect("case.json");
-    serde_json::from_str(&text).expect("valid case.json")
-}
-
-fn bands(c: &Value) -> Vec<usize> {
-    c["bands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap() as usize)
-        .collect()
-}
+#[path = "../../../testdata/reference_case.rs"]
+mod reference_case;
+use reference_case::{bands, case, case_dir};
 
 fn check_grid(name: &str) {
     let c = case(name);
