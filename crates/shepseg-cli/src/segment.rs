@@ -8,8 +8,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
+use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
-use shepseg_tiling::{fit_whole_raster, Raster, TileGrid};
+use shepseg_tiling::{
+    fit_whole_raster, Raster, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor,
+    TileGrid, TileJob,
+};
 
 /// Options of `shepseg segment`, pyshepseg_tiling's under plain long names.
 #[derive(Args, Debug)]
@@ -81,6 +85,52 @@ pub struct SegmentArgs {
     /// Reproduce pyshepseg exactly, defects included.
     #[arg(long)]
     pub pyshepseg_compat: bool,
+    /// Who segments the tiles.
+    #[arg(long, value_enum, default_value_t = Executor::Threads)]
+    pub executor: Executor,
+    /// Worker threads (default: the number of cores).
+    #[arg(short = 'w', long)]
+    pub workers: Option<usize>,
+    /// Tiles read at once, at most.
+    #[arg(long, default_value_t = 20)]
+    pub max_concurrent_reads: usize,
+    /// End the job if the next tile is not done within this many seconds.
+    #[arg(long)]
+    pub tile_timeout: Option<f64>,
+}
+
+/// Which executor segments the tiles.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// One tile after another in this thread.
+    Sequential,
+    /// Local worker threads (`--workers`).
+    Threads,
+}
+
+/// Pushes finished tiles into the stitcher and the output, with progress and timings.
+struct StitchConsumer<'a> {
+    stitcher: Stitcher,
+    output: &'a mut GdalOutput,
+    bar: &'a ProgressBar,
+    timings: &'a mut Timings,
+    max_spectral_diff_used: f64,
+    rescued: usize,
+}
+
+impl TileConsumer for StitchConsumer<'_> {
+    type Error = shepseg_stitch::StitchError;
+    fn consume(&mut self, t: SegmentedTile) -> Result<(), Self::Error> {
+        self.timings.reading += t.read_time;
+        self.timings.segmentation += t.segment_time;
+        self.max_spectral_diff_used = t.max_spectral_diff;
+        self.rescued += t.rescued_pixels;
+        let start = Instant::now();
+        self.stitcher.push(t.segimg.view(), self.output)?;
+        self.timings.stitching += start.elapsed();
+        self.bar.inc(1);
+        Ok(())
+    }
 }
 
 /// Time spent per phase.
@@ -122,6 +172,17 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     params.validate()?;
+    if let Some(t) = args.tile_timeout {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--tile-timeout must be a positive number of seconds, got {t}");
+        }
+    }
+    if args.workers == Some(0) {
+        bail!("--workers must be at least 1");
+    }
+    if args.max_concurrent_reads == 0 {
+        bail!("--max-concurrent-reads must be at least 1");
+    }
 
     let raster = Raster::open(&args.input)?;
     let (cols, rows) = raster.size();
@@ -198,27 +259,40 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let mut stitcher = Stitcher::new(grid.clone(), params.pyshepseg_compat);
-    let mut max_spectral_diff_used = 0.0;
-    let mut rescued = 0usize;
-    for tile in grid.tiles() {
-        let t = Instant::now();
-        let stack = raster
-            .read_stack(&bands, tile.window)
-            .with_context(|| format!("tile ({}, {})", tile.col, tile.row))?;
-        timings.reading += t.elapsed();
-        let t = Instant::now();
-        let res = stack
-            .segment(null, &params, Some(&model))
-            .with_context(|| format!("tile ({}, {})", tile.col, tile.row))?;
-        timings.segmentation += t.elapsed();
-        max_spectral_diff_used = res.max_spectral_diff;
-        rescued += res.rescued_pixels;
-        let t = Instant::now();
-        stitcher.push(res.segimg.view(), &mut output)?;
-        timings.stitching += t.elapsed();
-        bar.inc(1);
-    }
+    let job = TileJob {
+        input: args.input.clone(),
+        bands: bands.clone(),
+        null,
+        grid: grid.clone(),
+        model: model.clone(),
+        params,
+    };
+    let mut consumer = StitchConsumer {
+        stitcher: Stitcher::new(grid.clone(), params.pyshepseg_compat),
+        output: &mut output,
+        bar: &bar,
+        timings: &mut timings,
+        max_spectral_diff_used: 0.0,
+        rescued: 0,
+    };
+    let result = match args.executor {
+        Executor::Sequential => SequentialExecutor.run(&job, &mut consumer),
+        Executor::Threads => ThreadsExecutor {
+            workers: args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            max_concurrent_reads: args.max_concurrent_reads,
+            max_waiting: 2,
+            tile_timeout: args.tile_timeout.map(Duration::from_secs_f64),
+        }
+        .run(&job, &mut consumer),
+    };
+    let (max_spectral_diff_used, rescued, stitcher) = (
+        consumer.max_spectral_diff_used,
+        consumer.rescued,
+        consumer.stitcher,
+    );
+    result?;
     bar.finish_and_clear();
     let t = Instant::now();
     let report = stitcher.finish()?;
@@ -269,6 +343,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             "kmeans": serde_json::from_str::<serde_json::Value>(&model.to_json())?,
             "num_segments": report.num_segments,
             "num_tiles": grid.tiles().len(),
+            "executor": format!("{:?}", args.executor).to_lowercase(),
             "seam_fallbacks": report.fallbacks,
             "rescued_pixels": rescued,
             "timings_s": {

@@ -1,7 +1,232 @@
 //! # shepseg-exec-threads
 //!
-//! A tile executor that segments tiles on local worker threads, each with its own GDAL dataset,
-//! and pushes finished tiles to the stitcher in the order it needs them.
+//! A [`TileExecutor`] that segments tiles on local worker threads. Each worker opens its own GDAL
+//! dataset (datasets are not `Sync`), takes the next tile in the order the stitcher needs them,
+//! reads it holding one of at most `max_concurrent_reads` read permits, segments it, and sends it
+//! back. The calling thread puts finished tiles in order and pushes them to the consumer, so
+//! stitching starts with the first tile and overlaps segmentation. A worker may not start a tile
+//! more than `workers + max_waiting` ahead of the last tile consumed: finished tiles waiting for
+//! the consumer are capped, and memory grows with workers x tile size, not with the image.
 //!
-//! Filled by the concurrency issue; it depends on `shepseg-stitch` (the sink it feeds) and
-//! `shepseg-tiling` (the job's tile grid and reader).
+//! A tile that fails (read error, panic) or is not done within `tile_timeout` stops the job with
+//! an error naming the tile; the other workers stop at their next tile.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use shepseg_tiling::{
+    ExecError, Raster, SegmentedTile, TileConsumer, TileExecutor, TileJob, TilingError,
+};
+
+/// Local worker threads; see the crate docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadsExecutor {
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Tiles being read at once, at most.
+    pub max_concurrent_reads: usize,
+    /// Finished tiles allowed to wait for the consumer beyond one per worker.
+    pub max_waiting: usize,
+    /// Longest wait for the next tile the consumer needs.
+    pub tile_timeout: Option<Duration>,
+}
+
+impl Default for ThreadsExecutor {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_concurrent_reads: 20,
+            max_waiting: 2,
+            tile_timeout: None,
+        }
+    }
+}
+
+/// Scheduling state shared by the workers and the consumer thread.
+struct Sched {
+    /// Next tile index to hand out.
+    next: usize,
+    /// Tiles consumed so far.
+    consumed: usize,
+    /// Set when the job ends early.
+    stop: bool,
+}
+
+/// Locks the schedule, surviving a poisoned lock (a panicking worker is reported separately).
+fn lock(m: &Mutex<Sched>) -> std::sync::MutexGuard<'_, Sched> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A counting semaphore for read permits.
+struct Permits {
+    free: Mutex<usize>,
+    cond: Condvar,
+}
+
+impl Permits {
+    fn acquire(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cond.notify_one();
+    }
+}
+
+/// What a worker sends back for tile `index`.
+enum Outcome {
+    Done(Box<SegmentedTile>),
+    Failed(TilingError),
+    Panicked(String),
+    Setup(TilingError),
+}
+
+impl TileExecutor for ThreadsExecutor {
+    fn run<C: TileConsumer>(
+        &self,
+        job: &TileJob,
+        consumer: &mut C,
+    ) -> Result<(), ExecError<C::Error>> {
+        let tiles = job.grid.tiles();
+        let n = tiles.len();
+        let workers = self.workers.max(1).min(n.max(1));
+        let window = workers + self.max_waiting;
+        let sched = (
+            Mutex::new(Sched {
+                next: 0,
+                consumed: 0,
+                stop: false,
+            }),
+            Condvar::new(),
+        );
+        let permits = Permits {
+            free: Mutex::new(self.max_concurrent_reads.max(1)),
+            cond: Condvar::new(),
+        };
+        let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (sched, permits) = (&sched, &permits);
+                scope.spawn(move || {
+                    let raster = match Raster::open(&job.input) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send((usize::MAX, Outcome::Setup(e)));
+                            return;
+                        }
+                    };
+                    loop {
+                        let index = {
+                            let mut s = lock(&sched.0);
+                            while !s.stop && s.next < n && s.next >= s.consumed + window {
+                                s = sched.1.wait(s).unwrap_or_else(|e| e.into_inner());
+                            }
+                            if s.stop || s.next >= n {
+                                return;
+                            }
+                            s.next += 1;
+                            s.next - 1
+                        };
+                        let tile = tiles[index];
+                        let outcome = catch_unwind(AssertUnwindSafe(|| {
+                            let t = Instant::now();
+                            permits.acquire();
+                            let stack = raster.read_stack(&job.bands, tile.window);
+                            permits.release();
+                            let read_time = t.elapsed();
+                            let t = Instant::now();
+                            let res = stack?.segment(job.null, &job.params, Some(&job.model))?;
+                            Ok::<_, TilingError>(SegmentedTile {
+                                tile,
+                                segimg: res.segimg,
+                                max_spectral_diff: res.max_spectral_diff,
+                                rescued_pixels: res.rescued_pixels,
+                                read_time,
+                                segment_time: t.elapsed(),
+                            })
+                        }));
+                        let msg = match outcome {
+                            Ok(Ok(done)) => Outcome::Done(Box::new(done)),
+                            Ok(Err(e)) => Outcome::Failed(e),
+                            Err(p) => Outcome::Panicked(
+                                p.downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| p.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "unknown panic".into()),
+                            ),
+                        };
+                        let failed = !matches!(msg, Outcome::Done(_));
+                        if tx.send((index, msg)).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+
+            let result = (|| {
+                let mut waiting: BTreeMap<usize, Box<SegmentedTile>> = BTreeMap::new();
+                let mut consumed = 0;
+                while consumed < n {
+                    let received = match self.tile_timeout {
+                        Some(t) => rx
+                            .recv_timeout(t)
+                            .map_err(|e| e == mpsc::RecvTimeoutError::Timeout),
+                        None => rx.recv().map_err(|_| false),
+                    };
+                    let (index, outcome) = match received {
+                        Ok(m) => m,
+                        Err(timed_out) => {
+                            let tile = tiles[consumed];
+                            if timed_out {
+                                return Err(ExecError::Timeout {
+                                    col: tile.col,
+                                    row: tile.row,
+                                    seconds: self.tile_timeout.map_or(0, |t| t.as_secs()),
+                                });
+                            }
+                            return Err(ExecError::Panic {
+                                col: tile.col,
+                                row: tile.row,
+                                message: "all workers stopped".into(),
+                            });
+                        }
+                    };
+                    let tile = tiles.get(index).copied();
+                    let (col, row) = tile.map_or((0, 0), |t| (t.col, t.row));
+                    match outcome {
+                        Outcome::Done(t) => {
+                            waiting.insert(index, t);
+                        }
+                        Outcome::Failed(source) => {
+                            return Err(ExecError::Tile { col, row, source })
+                        }
+                        Outcome::Panicked(message) => {
+                            return Err(ExecError::Panic { col, row, message })
+                        }
+                        Outcome::Setup(e) => return Err(ExecError::Setup(e)),
+                    }
+                    while let Some(t) = waiting.remove(&consumed) {
+                        consumer.consume(*t).map_err(ExecError::Consumer)?;
+                        consumed += 1;
+                        lock(&sched.0).consumed = consumed;
+                        sched.1.notify_all();
+                    }
+                }
+                Ok(())
+            })();
+            lock(&sched.0).stop = true;
+            sched.1.notify_all();
+            result
+        })
+    }
+}

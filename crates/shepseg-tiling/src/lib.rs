@@ -20,11 +20,15 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod exec;
 pub mod grid;
 pub mod raster;
 pub mod sample;
 
 pub use error::TilingError;
+pub use exec::{
+    segment_tile, ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileJob,
+};
 pub use grid::{Tile, TileGrid};
 pub use raster::{BandStack, PixelType, Raster, Window};
 pub use sample::{fit_whole_raster, WholeRasterFit};

@@ -1,0 +1,165 @@
+//! The threads executor gives exactly the sequential executor's output, for any worker count, and
+//! stops cleanly with the failing tile named.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ndarray::{s, Array2, ArrayView2};
+use shepseg_core::{KMeansModel, SegmentParams};
+use shepseg_exec_threads::ThreadsExecutor;
+use shepseg_stitch::{StitchError, StitchReport, Stitcher, TileSink};
+use shepseg_tiling::{
+    fit_whole_raster, ExecError, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
+    TileExecutor, TileGrid, TileJob, Window,
+};
+
+struct MemSink(Array2<u32>);
+
+impl TileSink for MemSink {
+    fn write(&mut self, w: Window, block: ArrayView2<u32>) -> Result<(), StitchError> {
+        self.0
+            .slice_mut(s![w.yoff..w.yoff + w.ysize, w.xoff..w.xoff + w.xsize])
+            .assign(&block);
+        Ok(())
+    }
+}
+
+/// Stitches into memory; fails on purpose at tile `fail_at` if set.
+struct Stitch {
+    stitcher: Stitcher,
+    sink: MemSink,
+    seen: usize,
+    fail_at: Option<usize>,
+}
+
+impl TileConsumer for Stitch {
+    type Error = StitchError;
+    fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
+        if self.fail_at == Some(self.seen) {
+            return Err(StitchError::Output("disk full (test)".into()));
+        }
+        self.seen += 1;
+        self.stitcher.push(t.segimg.view(), &mut self.sink)
+    }
+}
+
+fn rgbn_job() -> TileJob {
+    let input =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif");
+    let r = Raster::open(&input).unwrap();
+    let (cols, rows) = r.size();
+    let bands = vec![1, 2, 3, 4];
+    let params = SegmentParams {
+        fixed_kmeans_init: true,
+        ..Default::default()
+    };
+    let model: KMeansModel = fit_whole_raster(&r, &bands, None, None, &params)
+        .unwrap()
+        .model;
+    TileJob {
+        input,
+        bands,
+        null: None,
+        grid: TileGrid::new(cols, rows, 128, 32).unwrap(),
+        model,
+        params,
+    }
+}
+
+fn run(job: &TileJob, exec: &impl TileExecutor) -> (Array2<u32>, StitchReport) {
+    let (cols, rows) = {
+        let last = job.grid.tiles().last().unwrap().window;
+        (last.xoff + last.xsize, last.yoff + last.ysize)
+    };
+    let mut c = Stitch {
+        stitcher: Stitcher::new(job.grid.clone(), false),
+        sink: MemSink(Array2::zeros((rows, cols))),
+        seen: 0,
+        fail_at: None,
+    };
+    exec.run(job, &mut c).unwrap();
+    let report = c.stitcher.finish().unwrap();
+    (c.sink.0, report)
+}
+
+#[test]
+fn any_worker_count_gives_the_sequential_output() {
+    let job = rgbn_job();
+    let (expected, expected_report) = run(&job, &SequentialExecutor);
+    assert!(expected_report.num_segments > 100);
+    for workers in [1, 2, 3, 4, 8] {
+        let exec = ThreadsExecutor {
+            workers,
+            max_concurrent_reads: 2,
+            max_waiting: 1,
+            tile_timeout: Some(Duration::from_secs(600)),
+        };
+        let (out, report) = run(&job, &exec);
+        assert_eq!(out, expected, "{workers} workers: pixels");
+        assert_eq!(report, expected_report, "{workers} workers: report");
+    }
+}
+
+#[test]
+fn a_failing_tile_is_named_and_stops_the_job() {
+    let mut job = rgbn_job();
+    job.bands = vec![1, 2, 3, 9];
+    let mut c = Stitch {
+        stitcher: Stitcher::new(job.grid.clone(), false),
+        sink: MemSink(Array2::zeros((403, 515))),
+        seen: 0,
+        fail_at: None,
+    };
+    let e = ThreadsExecutor {
+        workers: 2,
+        ..Default::default()
+    }
+    .run(&job, &mut c)
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("tile ("), "{msg}");
+    assert!(msg.contains("band 9"), "{msg}");
+    assert_eq!(c.seen, 0);
+}
+
+#[test]
+fn a_consumer_error_stops_the_job() {
+    let job = rgbn_job();
+    let mut c = Stitch {
+        stitcher: Stitcher::new(job.grid.clone(), false),
+        sink: MemSink(Array2::zeros((403, 515))),
+        seen: 0,
+        fail_at: Some(3),
+    };
+    let e = ThreadsExecutor {
+        workers: 2,
+        ..Default::default()
+    }
+    .run(&job, &mut c)
+    .unwrap_err();
+    assert!(matches!(e, ExecError::Consumer(_)), "{e}");
+    assert_eq!(c.seen, 3);
+}
+
+#[test]
+fn a_slow_tile_times_out() {
+    let job = rgbn_job();
+    let mut c = Stitch {
+        stitcher: Stitcher::new(job.grid.clone(), false),
+        sink: MemSink(Array2::zeros((403, 515))),
+        seen: 0,
+        fail_at: None,
+    };
+    let e = ThreadsExecutor {
+        workers: 1,
+        tile_timeout: Some(Duration::from_nanos(1)),
+        ..Default::default()
+    }
+    .run(&job, &mut c)
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("not done within") && msg.contains("--tile-timeout"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,162 @@
+//! Tile executors: who segments the tiles of a job, and how finished tiles reach their consumer.
+//!
+//! A [`TileExecutor`] is a *producer that pushes*: given a [`TileJob`] (the input, its bands and
+//! null value, the tile grid, the shared k-means model and the parameters) it segments every tile
+//! and hands each [`SegmentedTile`] to a [`TileConsumer`] — the stitcher, in practice — *in the
+//! grid's row-major order*, as soon as that tile and all tiles before it are done. The consumer
+//! never pulls, and never sees tiles out of order, so it can stitch while later tiles are still
+//! being segmented. An executor must not hold more than a bounded number of finished tiles that
+//! the consumer has not taken yet (backpressure), so memory grows with the number of workers and
+//! the tile size, never with the image.
+//!
+//! When `consume` returns an error the executor stops as soon as it can and returns that error;
+//! when a tile fails (read error, panic, timeout) the executor stops and returns an error naming
+//! the tile. Either way the consumer is not called again. [`SequentialExecutor`] is the one-worker
+//! case: read, segment, consume, tile after tile.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+use shepseg_core::{KMeansModel, SegmentParams};
+
+use crate::error::TilingError;
+use crate::grid::{Tile, TileGrid};
+use crate::raster::Raster;
+
+/// Everything a worker needs to segment any tile of one job.
+#[derive(Debug, Clone)]
+pub struct TileJob {
+    /// The input raster (any GDAL path).
+    pub input: PathBuf,
+    /// Bands to segment, from 1.
+    pub bands: Vec<usize>,
+    /// Null value of the input.
+    pub null: Option<f64>,
+    /// The tiles.
+    pub grid: TileGrid,
+    /// The k-means model shared by all tiles.
+    pub model: KMeansModel,
+    /// Segmentation parameters.
+    pub params: SegmentParams,
+}
+
+/// One tile, segmented (local IDs from 1, 0 = null), with what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentedTile {
+    /// Which tile.
+    pub tile: Tile,
+    /// Its segmentation, the size of its window.
+    pub segimg: Array2<u32>,
+    /// The maxSpectralDiff used.
+    pub max_spectral_diff: f64,
+    /// Valid pixels the core rescued from pyshepseg's null defect.
+    pub rescued_pixels: usize,
+    /// Time reading the tile.
+    pub read_time: Duration,
+    /// Time segmenting it.
+    pub segment_time: Duration,
+}
+
+/// Takes finished tiles in row-major order (the stitcher).
+pub trait TileConsumer {
+    /// The error `consume` returns; it stops the job.
+    type Error;
+    /// Called once per tile, in the grid's row-major order.
+    fn consume(&mut self, tile: SegmentedTile) -> Result<(), Self::Error>;
+}
+
+/// Why a job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError<E> {
+    /// A tile failed; the message names it.
+    #[error("tile ({col}, {row}): {source}")]
+    Tile {
+        /// Grid column.
+        col: usize,
+        /// Grid row.
+        row: usize,
+        /// What went wrong.
+        source: TilingError,
+    },
+    /// A worker panicked on a tile.
+    #[error("tile ({col}, {row}): worker panicked: {message}")]
+    Panic {
+        /// Grid column.
+        col: usize,
+        /// Grid row.
+        row: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// A tile took longer than the timeout.
+    #[error("tile ({col}, {row}) not done within {seconds} s (--tile-timeout)")]
+    Timeout {
+        /// Grid column.
+        col: usize,
+        /// Grid row.
+        row: usize,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The consumer failed.
+    #[error(transparent)]
+    Consumer(E),
+    /// The executor itself could not run (e.g. opening the input).
+    #[error(transparent)]
+    Setup(TilingError),
+}
+
+/// Segments the tiles of a job and pushes them to a consumer; see the module docs.
+pub trait TileExecutor {
+    /// Runs the whole job.
+    fn run<C: TileConsumer>(
+        &self,
+        job: &TileJob,
+        consumer: &mut C,
+    ) -> Result<(), ExecError<C::Error>>;
+}
+
+/// Reads and segments one tile with an open raster.
+pub fn segment_tile(
+    raster: &Raster,
+    job: &TileJob,
+    tile: Tile,
+) -> Result<SegmentedTile, TilingError> {
+    let t = Instant::now();
+    let stack = raster.read_stack(&job.bands, tile.window)?;
+    let read_time = t.elapsed();
+    let t = Instant::now();
+    let res = stack.segment(job.null, &job.params, Some(&job.model))?;
+    Ok(SegmentedTile {
+        tile,
+        segimg: res.segimg,
+        max_spectral_diff: res.max_spectral_diff,
+        rescued_pixels: res.rescued_pixels,
+        read_time,
+        segment_time: t.elapsed(),
+    })
+}
+
+/// One worker, in the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SequentialExecutor;
+
+impl TileExecutor for SequentialExecutor {
+    fn run<C: TileConsumer>(
+        &self,
+        job: &TileJob,
+        consumer: &mut C,
+    ) -> Result<(), ExecError<C::Error>> {
+        let raster = Raster::open(&job.input).map_err(ExecError::Setup)?;
+        for &tile in job.grid.tiles() {
+            let done = segment_tile(&raster, job, tile).map_err(|source| ExecError::Tile {
+                col: tile.col,
+                row: tile.row,
+                source,
+            })?;
+            consumer.consume(done).map_err(ExecError::Consumer)?;
+        }
+        Ok(())
+    }
+}
