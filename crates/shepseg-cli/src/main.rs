@@ -6,6 +6,7 @@
 
 mod interrupt;
 mod segment;
+mod timings;
 
 use clap::{Parser, Subcommand};
 

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+
+use crate::timings::Timings;
 use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
 use shepseg_exec_threads::ThreadsExecutor;
@@ -116,30 +118,25 @@ struct StitchConsumer<'a> {
     timings: &'a mut Timings,
     max_spectral_diff_used: f64,
     rescued: usize,
+    /// When the previous tile was done with (or the tiles started).
+    idle_since: Instant,
 }
 
 impl TileConsumer for StitchConsumer<'_> {
     type Error = shepseg_stitch::StitchError;
     fn consume(&mut self, t: SegmentedTile) -> Result<(), Self::Error> {
-        self.timings.reading += t.read_time;
-        self.timings.segmentation += t.segment_time;
+        let start = Instant::now();
+        self.timings.stitch_wait.record(start - self.idle_since);
+        self.timings.reading.record(t.read_time);
+        self.timings.segmentation.record(t.segment_time);
         self.max_spectral_diff_used = t.max_spectral_diff;
         self.rescued += t.rescued_pixels;
-        let start = Instant::now();
         self.stitcher.push(t.segimg.view(), self.output)?;
-        self.timings.stitching += start.elapsed();
+        self.idle_since = Instant::now();
+        self.timings.stitching.record(self.idle_since - start);
         self.bar.inc(1);
         Ok(())
     }
-}
-
-/// Time spent per phase.
-#[derive(Default, Debug)]
-struct Timings {
-    spectral_clusters: Duration,
-    reading: Duration,
-    segmentation: Duration,
-    stitching: Duration,
 }
 
 /// Runs the job.
@@ -274,6 +271,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         timings: &mut timings,
         max_spectral_diff_used: 0.0,
         rescued: 0,
+        idle_since: Instant::now(),
     };
     let result = match args.executor {
         Executor::Sequential => SequentialExecutor.run(&job, &mut consumer),
@@ -297,7 +295,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let report = stitcher.finish()?;
     output.finish(&report)?;
-    timings.stitching += t.elapsed();
+    timings.finishing = t.elapsed();
     let total = start.elapsed();
 
     if !args.quiet {
@@ -309,16 +307,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             rows,
             report.fallbacks
         );
-        eprintln!("timings (s):");
-        for (name, d) in [
-            ("spectral clusters", timings.spectral_clusters),
-            ("reading", timings.reading),
-            ("segmentation", timings.segmentation),
-            ("stitching", timings.stitching),
-            ("total", total),
-        ] {
-            eprintln!("  {name:<18} {:>9.3}", d.as_secs_f64());
-        }
+        eprintln!("{}", timings.report(total));
     }
     if let Some(p) = &args.json {
         let j = serde_json::json!({
@@ -346,13 +335,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             "executor": format!("{:?}", args.executor).to_lowercase(),
             "seam_fallbacks": report.fallbacks,
             "rescued_pixels": rescued,
-            "timings_s": {
-                "spectral_clusters": timings.spectral_clusters.as_secs_f64(),
-                "reading": timings.reading.as_secs_f64(),
-                "segmentation": timings.segmentation.as_secs_f64(),
-                "stitching": timings.stitching.as_secs_f64(),
-                "total": total.as_secs_f64(),
-            },
+            "timings_s": timings.json(total),
         });
         std::fs::write(p, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("--json {}", p.display()))?;

@@ -48,14 +48,12 @@ pub fn match_overlap(
         Side::Top => rows / 2,
         Side::Left => cols / 2,
     };
-    // Extent across the midline axis, per segment.
-    let mut extent: HashMap<u32, (usize, usize)> = HashMap::new();
+    // Extent across the midline axis, per segment (indexed by local ID).
+    let max = current.iter().copied().max().unwrap_or(0) as usize;
+    let mut extent = vec![(usize::MAX, 0usize); max + 1];
     for ((r, c), &id) in current.indexed_iter() {
-        if id == 0 {
-            continue;
-        }
         let n = if side == Side::Top { r } else { c };
-        let e = extent.entry(id).or_insert((n, n));
+        let e = &mut extent[id as usize];
         e.0 = e.0.min(n);
         e.1 = e.1.max(n);
     }
@@ -65,7 +63,7 @@ pub fn match_overlap(
         if id == 0 {
             continue;
         }
-        let (lo, hi) = extent[&id];
+        let (lo, hi) = extent[id as usize];
         if lo < mid && hi >= mid {
             pairs.push((u64::from(id) << 32) | u64::from(b));
         }

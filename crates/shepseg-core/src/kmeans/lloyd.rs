@@ -373,7 +373,14 @@ fn relocate_empty<const NB: usize>(
         // More clusters than distinct points: relocating is pointless.
         return;
     }
-    far.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+    // Only the farthest `empty.len()` points are needed, in order (distance down, index up).
+    let order = |x: &(f64, usize), y: &(f64, usize)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
+    let take = empty.len().min(far.len());
+    if take > 0 && take < far.len() {
+        far.select_nth_unstable_by(take - 1, order);
+    }
+    far.truncate(take);
+    far.sort_by(order);
     for (&j, &(_, i)) in empty.iter().zip(&far) {
         let old = labels[i] as usize;
         let p = d.point::<NB>(i);
