@@ -33,8 +33,8 @@ pub struct BenchSegmentArgs {
     extra: Vec<String>,
 }
 
-/// Peak RSS (KiB) and exit status of a child run.
-fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
+/// Exit status and peak RSS (KiB) of a child run.
+pub fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
     let child = cmd.spawn().context("starting shepseg")?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
@@ -53,23 +53,26 @@ fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
     Ok((code, usage.ru_maxrss as u64))
 }
 
+/// The deterministic 10000x10000 4-band UInt16 benchmark image, generated once.
+pub fn default_input() -> anyhow::Result<PathBuf> {
+    let p = PathBuf::from("bench-out/landcover10000.tif");
+    if !p.exists() {
+        std::fs::create_dir_all("bench-out")?;
+        eprintln!("generating {} ...", p.display());
+        write_synth(&SynthArgs {
+            size: 10_000,
+            seed: 1,
+            output: p.clone(),
+        })?;
+    }
+    Ok(p)
+}
+
 /// Runs the benchmark.
 pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
     let input = match &args.input {
         Some(p) => p.clone(),
-        None => {
-            let p = PathBuf::from("bench-out/landcover10000.tif");
-            if !p.exists() {
-                std::fs::create_dir_all("bench-out")?;
-                eprintln!("generating {} ...", p.display());
-                write_synth(&SynthArgs {
-                    size: 10_000,
-                    seed: 1,
-                    output: p.clone(),
-                })?;
-            }
-            p
-        }
+        None => default_input()?,
     };
     let status = Command::new("cargo")
         .args(["build", "--release", "-q", "-p", "shepseg-cli"])

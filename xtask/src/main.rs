@@ -4,10 +4,12 @@
 //! * `bench-core`: times each phase of the in-memory segmentation (single thread), on a
 //!   generated 4096x4096 4-band image and on the reference fixtures;
 //! * `synth`: writes the generated benchmark image as a GeoTIFF;
-//! * `bench-segment`: times `shepseg segment` end to end, with peak memory.
+//! * `bench-segment`: times `shepseg segment` end to end, with peak memory;
+//! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit.
 
 mod bench_core;
 mod bench_segment;
+mod bench_workers;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,8 @@ enum Task {
     Synth(bench_core::SynthArgs),
     /// Benchmark `shepseg segment` end to end (wall time, Mpixel/s, peak RSS).
     BenchSegment(bench_segment::BenchSegmentArgs),
+    /// Sweep worker counts: wall time, speedup, segmentation, stitch and stitch-wait time, RSS.
+    BenchWorkers(bench_workers::BenchWorkersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchCore(a) => bench_core::bench(&a),
         Task::Synth(a) => bench_core::write_synth(&a),
         Task::BenchSegment(a) => bench_segment::bench(&a),
+        Task::BenchWorkers(a) => bench_workers::bench(&a),
     }
 }

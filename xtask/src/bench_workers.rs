@@ -1,0 +1,223 @@
+//! `cargo xtask bench-workers`: how `shepseg segment` scales with worker threads, and where the
+//! stitcher becomes the limit.
+//!
+//! The k-means model is fitted once beforehand (not timed) and passed with `--kmeans-in`, so each
+//! run measures tile segmentation and stitching only. For each worker count the release `shepseg`
+//! runs as a child process `--runs` times; the median run's `--json` report gives the summed
+//! segmentation time, the stitcher's own time and the time it waited for tiles, and `wait4` the
+//! peak RSS. The table is printed, and written as CSV and as a PNG chart (plotters) of wall time
+//! and stitcher wait against workers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use crate::bench_segment::{default_input, run_child};
+
+/// Options of `bench-workers`.
+#[derive(clap::Args)]
+pub struct BenchWorkersArgs {
+    /// Raster to segment (default: the generated 10000x10000 image).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Worker counts to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    workers: Vec<usize>,
+    /// Tile size.
+    #[arg(long, default_value_t = 2048)]
+    tile_size: usize,
+    /// Overlap.
+    #[arg(long, default_value_t = 512)]
+    overlap_size: usize,
+    /// Runs per worker count; the median (by wall time) is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where the CSV and PNG go.
+    #[arg(long, default_value = "bench-out/bench-workers")]
+    out: PathBuf,
+}
+
+struct Row {
+    workers: usize,
+    wall: f64,
+    segmentation: f64,
+    stitching: f64,
+    wait: f64,
+    rss_mib: f64,
+}
+
+/// Runs the sweep.
+pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
+    let input = match &args.input {
+        Some(p) => p.clone(),
+        None => default_input()?,
+    };
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "shepseg-cli"])
+        .status()?;
+    if !status.success() {
+        bail!("building shepseg failed");
+    }
+    let exe = PathBuf::from("target/release/shepseg");
+    std::fs::create_dir_all("bench-out")?;
+    let model = PathBuf::from("bench-out/bench-workers-model.json");
+    let out = PathBuf::from("bench-out/bench-workers-out.tif");
+    let json = PathBuf::from("bench-out/bench-workers-report.json");
+    let tile = [
+        "-t".to_string(),
+        args.tile_size.to_string(),
+        "-l".to_string(),
+        args.overlap_size.to_string(),
+    ];
+    eprintln!("fitting the k-means model once ...");
+    let (code, _) = run_child(
+        Command::new(&exe)
+            .arg("segment")
+            .arg(&input)
+            .arg(&out)
+            .args(["-q", "--overwrite", "--kmeans-out"])
+            .arg(&model)
+            .args(&tile),
+    )?;
+    if code != 0 {
+        bail!("shepseg exited with {code}");
+    }
+    let mut rows = Vec::new();
+    for &w in &args.workers {
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let t = Instant::now();
+            let (code, kib) = run_child(
+                Command::new(&exe)
+                    .arg("segment")
+                    .arg(&input)
+                    .arg(&out)
+                    .args(["-q", "--overwrite", "-w", &w.to_string(), "--kmeans-in"])
+                    .arg(&model)
+                    .arg("--json")
+                    .arg(&json)
+                    .args(&tile),
+            )?;
+            let wall = t.elapsed().as_secs_f64();
+            if code != 0 {
+                bail!("shepseg exited with {code}");
+            }
+            let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+            let total = |k: &str| report["timings_s"][k]["total"].as_f64().unwrap_or(f64::NAN);
+            runs.push(Row {
+                workers: w,
+                wall,
+                segmentation: total("segmentation"),
+                stitching: total("stitching"),
+                wait: total("stitch_wait"),
+                rss_mib: kib as f64 / 1024.0,
+            });
+        }
+        runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+        let median = runs.swap_remove(runs.len() / 2);
+        eprintln!("{w} workers: {:.2} s", median.wall);
+        rows.push(median);
+    }
+    let base = rows.first().map_or(f64::NAN, |r| r.wall);
+    let mut table =
+        String::from("workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,peak_rss_mib\n");
+    println!(
+        "\n{:>7} {:>8} {:>8} {:>15} {:>9} {:>14} {:>13}",
+        "workers",
+        "wall s",
+        "speedup",
+        "segmentation s",
+        "stitch s",
+        "stitch-wait s",
+        "peak RSS MiB"
+    );
+    for r in &rows {
+        println!(
+            "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>13.0}",
+            r.workers,
+            r.wall,
+            base / r.wall,
+            r.segmentation,
+            r.stitching,
+            r.wait,
+            r.rss_mib
+        );
+        table += &format!(
+            "{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0}\n",
+            r.workers,
+            r.wall,
+            base / r.wall,
+            r.segmentation,
+            r.stitching,
+            r.wait,
+            r.rss_mib
+        );
+    }
+    let csv = args.out.with_extension("csv");
+    std::fs::write(&csv, table).with_context(|| csv.display().to_string())?;
+    println!("\nwrote {}", csv.display());
+    let png = args.out.with_extension("png");
+    match chart(&rows, &png) {
+        Ok(()) => println!("wrote {}", png.display()),
+        Err(e) => eprintln!("no chart: {e}"),
+    }
+    Ok(())
+}
+
+/// Wall time and stitcher wait against workers, as a PNG.
+fn chart(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let bytes = std::fs::read(font)
+        .with_context(|| format!("{font} (Debian package fonts-dejavu-core)"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{font}: not a usable font"))?;
+    let max_w = rows.iter().map(|r| r.workers).max().unwrap_or(1) as f64;
+    let max_t = rows.iter().map(|r| r.wall).fold(0.0, f64::max) * 1.1;
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "shepseg segment: wall time and stitcher wait vs workers",
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5..max_w + 0.5, 0.0..max_t)?;
+    c.configure_mesh()
+        .x_desc("worker threads")
+        .y_desc("seconds")
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let series = |f: fn(&Row) -> f64| {
+        rows.iter()
+            .map(|r| (r.workers as f64, f(r)))
+            .collect::<Vec<_>>()
+    };
+    for (name, color, pts) in [
+        ("wall time", BLUE, series(|r| r.wall)),
+        ("stitcher waited", RED, series(|r| r.wait)),
+        ("stitcher busy", GREEN, series(|r| r.stitching)),
+    ] {
+        c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        c.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
