@@ -152,13 +152,16 @@ impl Stitcher {
             if self.output_id.len() <= self.max_id as usize {
                 self.output_id.resize(self.max_id as usize + 1, 0);
             }
-            let mut fresh: Vec<u32> = trimmed
-                .iter()
-                .copied()
-                .filter(|&v| v != 0 && self.output_id[v as usize] == 0)
-                .collect();
+            // Mark first sightings in place (u32::MAX), then number them in ascending order.
+            let mut fresh: Vec<u32> = Vec::new();
+            for &v in trimmed.iter() {
+                let o = &mut self.output_id[v as usize];
+                if v != 0 && *o == 0 {
+                    *o = u32::MAX;
+                    fresh.push(v);
+                }
+            }
             fresh.sort_unstable();
-            fresh.dedup();
             for v in fresh {
                 self.num_output += 1;
                 self.output_id[v as usize] = self.num_output;
