@@ -142,32 +142,31 @@ impl Stitcher {
                 &mut recode,
             );
         }
-        let global = self.relabel(seg, &recode, (top, bottom, left, right));
-
-        let trimmed = global.slice(s![top..bottom, left..right]);
-        let written = if self.compat {
-            trimmed.to_owned()
+        let trim = (top, bottom, left, right);
+        let (lut, inside) = self.relabel(seg, &recode, trim);
+        // What each local ID is written as: its provisional ID (compat) or its output ID.
+        let out_lut: Vec<u32> = if self.compat {
+            lut.clone()
         } else {
             // Provisional IDs written for the first time get output IDs, in ascending order.
             if self.output_id.len() <= self.max_id as usize {
                 self.output_id.resize(self.max_id as usize + 1, 0);
             }
-            // Mark first sightings in place (u32::MAX), then number them in ascending order.
-            let mut fresh: Vec<u32> = Vec::new();
-            for &v in trimmed.iter() {
-                let o = &mut self.output_id[v as usize];
-                if v != 0 && *o == 0 {
-                    *o = u32::MAX;
-                    fresh.push(v);
-                }
-            }
+            let mut fresh: Vec<u32> = (1..lut.len())
+                .filter(|&l| inside[l] > 0 && lut[l] != 0 && self.output_id[lut[l] as usize] == 0)
+                .map(|l| lut[l])
+                .collect();
             fresh.sort_unstable();
+            fresh.dedup();
             for v in fresh {
                 self.num_output += 1;
                 self.output_id[v as usize] = self.num_output;
             }
-            trimmed.map(|&v| self.output_id[v as usize])
+            lut.iter().map(|&g| self.output_id[g as usize]).collect()
         };
+        let written = seg
+            .slice(s![top..bottom, left..right])
+            .map(|&l| out_lut[l as usize]);
         sink.write(
             Window {
                 xoff: w.xoff + left,
@@ -177,7 +176,12 @@ impl Stitcher {
             },
             written.view(),
         )?;
-        let written_max = written.iter().copied().max().unwrap_or(0);
+        // Histogram and largest ID written, from the per-segment counts inside the trimmed area.
+        let written_max = (1..out_lut.len())
+            .filter(|&l| inside[l] > 0)
+            .map(|l| out_lut[l])
+            .max()
+            .unwrap_or(0);
         if self.compat {
             // pyshepseg moves on from the largest ID actually written.
             self.max_id = self.max_id.max(written_max);
@@ -185,36 +189,53 @@ impl Stitcher {
         if self.histogram.len() <= written_max as usize {
             self.histogram.resize(written_max as usize + 1, 0);
         }
-        for &v in written.iter() {
-            if v != 0 {
-                self.histogram[v as usize] += 1;
+        for (l, &n) in inside.iter().enumerate().skip(1) {
+            if n > 0 && out_lut[l] != 0 {
+                self.histogram[out_lut[l] as usize] += n;
             }
         }
+        // Overlap strips keep provisional IDs, for matching with the next tiles.
         if !last_col {
-            self.right = Some(global.slice(s![.., w.xsize - overlap..]).to_owned());
+            self.right = Some(
+                seg.slice(s![.., w.xsize - overlap..])
+                    .map(|&l| lut[l as usize]),
+            );
         }
         if !last_row {
-            self.bottoms[tile.col] = Some(global.slice(s![w.ysize - overlap.., ..]).to_owned());
+            self.bottoms[tile.col] = Some(
+                seg.slice(s![w.ysize - overlap.., ..])
+                    .map(|&l| lut[l as usize]),
+            );
         }
         self.next += 1;
         Ok(())
     }
 
-    /// Gives the tile's segments their global IDs (pyshepseg's `relabelSegments`, plus fallbacks).
+    /// Gives the tile's segments their provisional IDs (pyshepseg's `relabelSegments`, plus
+    /// fallbacks): returns the lookup table from local IDs and each local ID's pixel count inside
+    /// the trimmed area.
     fn relabel(
         &mut self,
         seg: ArrayView2<u32>,
         recode: &HashMap<u32, Recode>,
         (top, bottom, left, right): (usize, usize, usize, usize),
-    ) -> Array2<u32> {
+    ) -> (Vec<u32>, Vec<u64>) {
         let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
-        // Top-left corner of each segment's bounding box.
+        // Top-left corner of each segment's bounding box, and its pixels in the trimmed area.
         let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
-        for ((r, c), &id) in seg.indexed_iter() {
-            let e = &mut corner[id as usize];
-            e.0 = e.0.min(r);
-            e.1 = e.1.min(c);
+        let mut inside = vec![0u64; local_max + 1];
+        for (r, row) in seg.outer_iter().enumerate() {
+            let in_rows = r >= top && r < bottom;
+            for (c, &id) in row.iter().enumerate() {
+                let e = &mut corner[id as usize];
+                e.0 = e.0.min(r);
+                e.1 = e.1.min(c);
+                if in_rows && c >= left && c < right {
+                    inside[id as usize] += 1;
+                }
+            }
         }
+        inside[0] = 0;
         let mut lut = vec![0u32; local_max + 1];
         let mut next = self.max_id;
         for id in 1..=local_max {
@@ -239,7 +260,7 @@ impl Stitcher {
         if !self.compat {
             self.max_id = next;
         }
-        seg.map(|&v| lut[v as usize])
+        (lut, inside)
     }
 
     /// Ends the stitch: every tile must have been pushed.
