@@ -68,9 +68,9 @@ pub fn default_input() -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// Runs the benchmark.
-pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
-    let input = match &args.input {
+/// The input (given, or the generated default) and a freshly built release `shepseg`.
+pub fn prepare(input: Option<&PathBuf>) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let input = match input {
         Some(p) => p.clone(),
         None => default_input()?,
     };
@@ -80,7 +80,12 @@ pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
     if !status.success() {
         bail!("building shepseg failed");
     }
-    let exe = PathBuf::from("target/release/shepseg");
+    Ok((input, PathBuf::from("target/release/shepseg")))
+}
+
+/// Runs the benchmark.
+pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
+    let (input, exe) = prepare(args.input.as_ref())?;
     let out = PathBuf::from("bench-out/bench-segment-out.tif");
     let pixels = {
         let ds = gdal::Dataset::open(&input).with_context(|| input.display().to_string())?;

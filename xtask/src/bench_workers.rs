@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::bench_segment::{default_input, run_child};
+use crate::bench_segment::{prepare, run_child};
 
 /// Options of `bench-workers`.
 #[derive(clap::Args)]
@@ -50,17 +50,7 @@ struct Row {
 
 /// Runs the sweep.
 pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
-    let input = match &args.input {
-        Some(p) => p.clone(),
-        None => default_input()?,
-    };
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "shepseg-cli"])
-        .status()?;
-    if !status.success() {
-        bail!("building shepseg failed");
-    }
-    let exe = PathBuf::from("target/release/shepseg");
+    let (input, exe) = prepare(args.input.as_ref())?;
     std::fs::create_dir_all("bench-out")?;
     let model = PathBuf::from("bench-out/bench-workers-model.json");
     let out = PathBuf::from("bench-out/bench-workers-out.tif");

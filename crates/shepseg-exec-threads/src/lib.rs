@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shepseg_tiling::{
-    ExecError, Raster, SegmentedTile, TileConsumer, TileExecutor, TileJob, TilingError,
+    read_tile, segment_read, ExecError, Raster, SegmentedTile, TileConsumer, TileExecutor, TileJob,
+    TilingError,
 };
 
 /// Local worker threads; see the crate docs.
@@ -67,16 +68,24 @@ struct Permits {
 }
 
 impl Permits {
-    fn acquire(&self) {
+    /// Waits for a permit; it is given back when the guard drops, even if the read panics.
+    fn acquire(&self) -> PermitGuard<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
             free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
+        PermitGuard(self)
     }
-    fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cond.notify_one();
+}
+
+/// A held read permit.
+struct PermitGuard<'a>(&'a Permits);
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cond.notify_one();
     }
 }
 
@@ -138,21 +147,11 @@ impl TileExecutor for ThreadsExecutor {
                         };
                         let tile = tiles[index];
                         let outcome = catch_unwind(AssertUnwindSafe(|| {
-                            let t = Instant::now();
-                            permits.acquire();
-                            let stack = raster.read_stack(&job.bands, tile.window);
-                            permits.release();
-                            let read_time = t.elapsed();
-                            let t = Instant::now();
-                            let res = stack?.segment(job.null, &job.params, Some(&job.model))?;
-                            Ok::<_, TilingError>(SegmentedTile {
-                                tile,
-                                segimg: res.segimg,
-                                max_spectral_diff: res.max_spectral_diff,
-                                rescued_pixels: res.rescued_pixels,
-                                read_time,
-                                segment_time: t.elapsed(),
-                            })
+                            let read = {
+                                let _permit = permits.acquire();
+                                read_tile(&raster, job, tile)
+                            };
+                            segment_read(job, tile, read?)
                         }));
                         let msg = match outcome {
                             Ok(Ok(done)) => Outcome::Done(Box::new(done)),

@@ -22,7 +22,7 @@ use shepseg_core::{KMeansModel, SegmentParams};
 
 use crate::error::TilingError;
 use crate::grid::{Tile, TileGrid};
-use crate::raster::Raster;
+use crate::raster::{BandStack, Raster};
 
 /// Everything a worker needs to segment any tile of one job.
 #[derive(Debug, Clone)]
@@ -117,15 +117,23 @@ pub trait TileExecutor {
     ) -> Result<(), ExecError<C::Error>>;
 }
 
-/// Reads and segments one tile with an open raster.
-pub fn segment_tile(
+/// Reads one tile's bands with an open raster; returns them and the time taken.
+pub fn read_tile(
     raster: &Raster,
     job: &TileJob,
     tile: Tile,
-) -> Result<SegmentedTile, TilingError> {
+) -> Result<(BandStack, Duration), TilingError> {
     let t = Instant::now();
     let stack = raster.read_stack(&job.bands, tile.window)?;
-    let read_time = t.elapsed();
+    Ok((stack, t.elapsed()))
+}
+
+/// Segments a tile read by [`read_tile`].
+pub fn segment_read(
+    job: &TileJob,
+    tile: Tile,
+    (stack, read_time): (BandStack, Duration),
+) -> Result<SegmentedTile, TilingError> {
     let t = Instant::now();
     let res = stack.segment(job.null, &job.params, Some(&job.model))?;
     Ok(SegmentedTile {
@@ -136,6 +144,15 @@ pub fn segment_tile(
         read_time,
         segment_time: t.elapsed(),
     })
+}
+
+/// Reads and segments one tile with an open raster.
+pub fn segment_tile(
+    raster: &Raster,
+    job: &TileJob,
+    tile: Tile,
+) -> Result<SegmentedTile, TilingError> {
+    segment_read(job, tile, read_tile(raster, job, tile)?)
 }
 
 /// One worker, in the calling thread.

@@ -27,7 +27,8 @@ pub mod sample;
 
 pub use error::TilingError;
 pub use exec::{
-    segment_tile, ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileJob,
+    read_tile, segment_read, segment_tile, ExecError, SegmentedTile, SequentialExecutor,
+    TileConsumer, TileExecutor, TileJob,
 };
 pub use grid::{Tile, TileGrid};
 pub use raster::{BandStack, PixelType, Raster, Window};
