@@ -395,13 +395,25 @@ fn relocate_empty<const NB: usize>(
 
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step).
 pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    match d.nb {
+        1 => kmeans_plus_plus_bands::<1>(d, k, rng),
+        2 => kmeans_plus_plus_bands::<2>(d, k, rng),
+        3 => kmeans_plus_plus_bands::<3>(d, k, rng),
+        4 => kmeans_plus_plus_bands::<4>(d, k, rng),
+        _ => kmeans_plus_plus_bands::<0>(d, k, rng),
+    }
+}
+
+/// [`kmeans_plus_plus`] with the band count fixed at compile time (0: at run time), so the
+/// distance loop over every point unrolls.
+fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     let sq = sq_distance;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
     let first = rng.below(d.n);
-    centres.extend_from_slice(d.point::<0>(first));
+    centres.extend_from_slice(d.point::<NB>(first));
     let mut closest: Vec<f64> = (0..d.n)
-        .map(|i| sq(d.point::<0>(i), d.point::<0>(first)))
+        .map(|i| sq(d.point::<NB>(i), d.point::<NB>(first)))
         .collect();
     let mut pot: f64 = closest.iter().sum();
     let mut cand = vec![0.0; d.n];
@@ -419,10 +431,10 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
         for _ in 0..trials {
             let r = rng.next_f64() * pot;
             let id = cumsum.partition_point(|&c| c < r).min(d.n - 1);
-            let c = d.point::<0>(id);
+            let c = d.point::<NB>(id);
             let mut cpot = 0.0;
             for (i, (cd, cl)) in cand.iter_mut().zip(&closest).enumerate() {
-                *cd = sq(d.point::<0>(i), c).min(*cl);
+                *cd = sq(d.point::<NB>(i), c).min(*cl);
                 cpot += *cd;
             }
             if cpot < best_pot {
@@ -433,7 +445,7 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
         }
         pot = best_pot;
         std::mem::swap(&mut closest, &mut best_dist);
-        centres.extend_from_slice(d.point::<0>(best_id));
+        centres.extend_from_slice(d.point::<NB>(best_id));
     }
     centres
 }
