@@ -262,32 +262,30 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    write_u32_tiff(&args.output, &res.segimg)?;
+    write_segments(&args.output, &res.segimg)?;
     println!("wrote {}", args.output.display());
     Ok(())
 }
 
-/// Writes a UInt32 single-band GeoTIFF (nodata 0), to a temporary name first.
-fn write_u32_tiff(path: &std::path::Path, seg: &ndarray::Array2<u32>) -> anyhow::Result<()> {
-    use gdal::raster::Buffer;
-    use gdal::{DriverManager, Metadata};
+/// Writes a segmentation as shepseg's output (attribute table, statistics, overviews) through
+/// the stitcher, as one tile.
+fn write_segments(path: &std::path::Path, seg: &ndarray::Array2<u32>) -> anyhow::Result<()> {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
     let (rows, cols) = seg.dim();
-    let tmp = path.with_extension("tif.partial");
-    let driver = DriverManager::get_driver_by_name("GTiff")?;
-    {
-        let ds = driver.create_with_band_type_with_options::<u32, _>(
-            &tmp,
-            cols,
-            rows,
-            1,
-            &gdal::cpl::CslStringList::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]),
-        )?;
-        let mut band = ds.rasterband(1)?;
-        band.set_no_data_value(Some(0.0))?;
-        let mut buf = Buffer::new((cols, rows), seg.iter().copied().collect());
-        band.write((0, 0), (cols, rows), &mut buf)?;
-        band.set_metadata_item("LAYER_TYPE", "thematic", "")?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    let geometry = OutputGeometry {
+        cols,
+        rows,
+        projection: String::new(),
+        geo_transform: None,
+    };
+    let options = OutputOptions {
+        overwrite: true,
+        ..Default::default()
+    };
+    let mut out = GdalOutput::create(path, &geometry, &options)?;
+    let grid = shepseg_tiling::TileGrid::new(cols, rows, cols.max(rows), 0)?;
+    let mut stitcher = Stitcher::new(grid, false);
+    stitcher.push(seg.view(), &mut out)?;
+    out.finish(&stitcher.finish()?)?;
     Ok(())
 }

@@ -124,26 +124,13 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         "peak RSS MiB"
     );
     for r in &rows {
+        let v = [r.wall, base / r.wall, r.segmentation, r.stitching, r.wait];
         println!(
             "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>13.0}",
-            r.workers,
-            r.wall,
-            base / r.wall,
-            r.segmentation,
-            r.stitching,
-            r.wait,
-            r.rss_mib
+            r.workers, v[0], v[1], v[2], v[3], v[4], r.rss_mib
         );
-        table += &format!(
-            "{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0}\n",
-            r.workers,
-            r.wall,
-            base / r.wall,
-            r.segmentation,
-            r.stitching,
-            r.wait,
-            r.rss_mib
-        );
+        let fields: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+        table += &format!("{},{},{:.0}\n", r.workers, fields.join(","), r.rss_mib);
     }
     let csv = args.out.with_extension("csv");
     std::fs::write(&csv, table).with_context(|| csv.display().to_string())?;

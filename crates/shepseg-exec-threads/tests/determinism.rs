@@ -4,32 +4,33 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::Array2;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_exec_threads::ThreadsExecutor;
-use shepseg_stitch::{StitchError, StitchReport, Stitcher, TileSink};
+use shepseg_stitch::{MemorySink, StitchError, StitchReport, Stitcher};
 use shepseg_tiling::{
     fit_whole_raster, ExecError, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
-    TileExecutor, TileGrid, TileJob, Window,
+    TileExecutor, TileGrid, TileJob,
 };
-
-struct MemSink(Array2<u32>);
-
-impl TileSink for MemSink {
-    fn write(&mut self, w: Window, block: ArrayView2<u32>) -> Result<(), StitchError> {
-        self.0
-            .slice_mut(s![w.yoff..w.yoff + w.ysize, w.xoff..w.xoff + w.xsize])
-            .assign(&block);
-        Ok(())
-    }
-}
 
 /// Stitches into memory; fails on purpose at tile `fail_at` if set.
 struct Stitch {
     stitcher: Stitcher,
-    sink: MemSink,
+    sink: MemorySink,
     seen: usize,
     fail_at: Option<usize>,
+}
+
+impl Stitch {
+    /// A consumer stitching the rgbn job's 515 x 403 output, failing at tile `fail_at`.
+    fn rgbn(job: &TileJob, fail_at: Option<usize>) -> Self {
+        Stitch {
+            stitcher: Stitcher::new(job.grid.clone(), false),
+            sink: MemorySink::new(403, 515),
+            seen: 0,
+            fail_at,
+        }
+    }
 }
 
 impl TileConsumer for Stitch {
@@ -73,7 +74,7 @@ fn run(job: &TileJob, exec: &impl TileExecutor) -> (Array2<u32>, StitchReport) {
     };
     let mut c = Stitch {
         stitcher: Stitcher::new(job.grid.clone(), false),
-        sink: MemSink(Array2::zeros((rows, cols))),
+        sink: MemorySink::new(rows, cols),
         seen: 0,
         fail_at: None,
     };
@@ -104,12 +105,7 @@ fn any_worker_count_gives_the_sequential_output() {
 fn a_failing_tile_is_named_and_stops_the_job() {
     let mut job = rgbn_job();
     job.bands = vec![1, 2, 3, 9];
-    let mut c = Stitch {
-        stitcher: Stitcher::new(job.grid.clone(), false),
-        sink: MemSink(Array2::zeros((403, 515))),
-        seen: 0,
-        fail_at: None,
-    };
+    let mut c = Stitch::rgbn(&job, None);
     let e = ThreadsExecutor {
         workers: 2,
         ..Default::default()
@@ -125,12 +121,7 @@ fn a_failing_tile_is_named_and_stops_the_job() {
 #[test]
 fn a_consumer_error_stops_the_job() {
     let job = rgbn_job();
-    let mut c = Stitch {
-        stitcher: Stitcher::new(job.grid.clone(), false),
-        sink: MemSink(Array2::zeros((403, 515))),
-        seen: 0,
-        fail_at: Some(3),
-    };
+    let mut c = Stitch::rgbn(&job, Some(3));
     let e = ThreadsExecutor {
         workers: 2,
         ..Default::default()
@@ -144,12 +135,7 @@ fn a_consumer_error_stops_the_job() {
 #[test]
 fn a_slow_tile_times_out() {
     let job = rgbn_job();
-    let mut c = Stitch {
-        stitcher: Stitcher::new(job.grid.clone(), false),
-        sink: MemSink(Array2::zeros((403, 515))),
-        seen: 0,
-        fail_at: None,
-    };
+    let mut c = Stitch::rgbn(&job, None);
     let e = ThreadsExecutor {
         workers: 1,
         tile_timeout: Some(Duration::from_nanos(1)),

@@ -18,4 +18,4 @@ pub mod stitcher;
 
 pub use error::StitchError;
 pub use output::{GdalOutput, OutputGeometry, OutputOptions};
-pub use stitcher::{StitchReport, Stitcher, TileSink};
+pub use stitcher::{MemorySink, StitchReport, Stitcher, TileSink};

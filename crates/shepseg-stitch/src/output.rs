@@ -17,9 +17,9 @@
 use std::path::{Path, PathBuf};
 
 use gdal::cpl::CslStringList;
-use gdal::raster::{Buffer, GdalDataType};
+use gdal::raster::Buffer;
 use gdal::{Dataset, DriverManager, Metadata};
-use ndarray::{s, ArrayView2};
+use ndarray::{s, Array2};
 use shepseg_core::rng::SplitMix64;
 use shepseg_tiling::Window;
 
@@ -237,17 +237,17 @@ impl GdalOutput {
             .ok_or_else(|| out_err(&self.final_path, "already closed"))
     }
 
+    /// Writes `rows x cols` row-major values at (`xoff`, `yoff`) of `band`.
     fn write_band(
         band: &mut gdal::raster::RasterBand,
-        xoff: usize,
-        yoff: usize,
-        block: ArrayView2<u32>,
+        (xoff, yoff): (usize, usize),
+        (rows, cols): (usize, usize),
+        data: Vec<u32>,
     ) -> Result<(), gdal::errors::GdalError> {
-        let (rows, cols) = block.dim();
         if rows == 0 || cols == 0 {
             return Ok(());
         }
-        let mut buf = Buffer::new((cols, rows), block.iter().copied().collect());
+        let mut buf = Buffer::new((cols, rows), data);
         band.write((xoff as isize, yoff as isize), (cols, rows), &mut buf)
     }
 
@@ -375,11 +375,10 @@ impl Drop for GdalOutput {
 }
 
 impl TileSink for GdalOutput {
-    fn write(&mut self, w: Window, block: ArrayView2<u32>) -> Result<(), StitchError> {
+    fn write(&mut self, w: Window, block: Array2<u32>) -> Result<(), StitchError> {
         let path = self.final_path.clone();
         let ds = self.dataset()?;
         let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-        Self::write_band(&mut band, w.xoff, w.yoff, block).map_err(|e| out_err(&path, e))?;
         for (j, &lvl) in self.levels.iter().enumerate() {
             let mut ov = band.overview(j).map_err(|e| out_err(&path, e))?;
             let (ocols, orows) = ov.size();
@@ -389,12 +388,18 @@ impl TileSink for GdalOutput {
                 continue;
             }
             let sub = block.slice(s![o..;lvl, o..;lvl]);
-            let nr = sub.nrows().min(orows - y);
-            let nc = sub.ncols().min(ocols - x);
-            Self::write_band(&mut ov, x, y, sub.slice(s![..nr, ..nc]))
-                .map_err(|e| out_err(&path, e))?;
+            let (nr, nc) = (sub.nrows().min(orows - y), sub.ncols().min(ocols - x));
+            let data = sub.slice(s![..nr, ..nc]).iter().copied().collect();
+            Self::write_band(&mut ov, (x, y), (nr, nc), data).map_err(|e| out_err(&path, e))?;
         }
-        Ok(())
+        let dim = block.dim();
+        // The block is moved into GDAL's buffer, not copied, when it is already row-major.
+        let data = if block.is_standard_layout() {
+            block.into_raw_vec_and_offset().0
+        } else {
+            block.iter().copied().collect()
+        };
+        Self::write_band(&mut band, (w.xoff, w.yoff), dim, data).map_err(|e| out_err(&path, e))
     }
 }
 
@@ -453,9 +458,6 @@ fn statistics(hist: &[u64]) -> Vec<(&'static str, String)> {
         ("STATISTICS_HISTOBINFUNCTION", "direct".into()),
     ]
 }
-
-/// The data type the output uses.
-pub const OUTPUT_TYPE: GdalDataType = GdalDataType::UInt32;
 
 #[cfg(test)]
 mod tests {

@@ -26,11 +26,39 @@ use crate::recode::{match_overlap, Recode, Side};
 /// Where stitched pixels go: the output raster, or anything else that stores blocks.
 ///
 /// [`Stitcher::push`] calls `write` once per tile with the tile's trimmed block of output IDs,
-/// final when written; the blocks tile the raster without overlap, in row-major order. An error
-/// stops the stitch and is returned to the caller.
+/// final when written; the blocks tile the raster without overlap, in row-major order. The block
+/// is handed over, so a sink can keep or move it without copying. An error stops the stitch and
+/// is returned to the caller.
 pub trait TileSink {
     /// Stores `block` (output IDs, 0 = null) at `window` of the output.
-    fn write(&mut self, window: Window, block: ArrayView2<u32>) -> Result<(), StitchError>;
+    fn write(&mut self, window: Window, block: Array2<u32>) -> Result<(), StitchError>;
+}
+
+/// A [`TileSink`] holding the whole output in memory: for tests, and for callers that want the
+/// stitched segmentation as an array rather than a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemorySink(pub Array2<u32>);
+
+impl MemorySink {
+    /// An all-null output of `rows x cols`.
+    pub fn new(rows: usize, cols: usize) -> Self {
+        Self(Array2::zeros((rows, cols)))
+    }
+}
+
+impl TileSink for MemorySink {
+    fn write(&mut self, w: Window, block: Array2<u32>) -> Result<(), StitchError> {
+        let (rows, cols) = self.0.dim();
+        if w.yoff + w.ysize > rows || w.xoff + w.xsize > cols || block.dim() != (w.ysize, w.xsize) {
+            return Err(StitchError::Output(format!(
+                "block {w:?} does not fit the {cols} x {rows} output"
+            )));
+        }
+        self.0
+            .slice_mut(s![w.yoff..w.yoff + w.ysize, w.xoff..w.xoff + w.xsize])
+            .assign(&block);
+        Ok(())
+    }
 }
 
 /// What a finished stitch reports.
@@ -174,7 +202,7 @@ impl Stitcher {
                 xsize: right - left,
                 ysize: bottom - top,
             },
-            written.view(),
+            written,
         )?;
         // Histogram and largest ID written, from the per-segment counts inside the trimmed area.
         let written_max = (1..out_lut.len())

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::Array2;
 use shepseg_core::{KMeansModel, SegmentParams};
-use shepseg_stitch::{StitchError, StitchReport, Stitcher, TileSink};
+use shepseg_stitch::{MemorySink, StitchReport, Stitcher, TileSink};
 use shepseg_tiling::{Raster, TileGrid, Window};
 
 #[path = "../../../testdata/reference_case.rs"]
@@ -13,24 +13,13 @@ mod reference_case;
 use reference_case::{bands, case, case_dir, read_u32};
 
 /// The whole output in memory.
-struct MemSink(Array2<u32>);
-
-impl TileSink for MemSink {
-    fn write(&mut self, w: Window, block: ArrayView2<u32>) -> Result<(), StitchError> {
-        self.0
-            .slice_mut(s![w.yoff..w.yoff + w.ysize, w.xoff..w.xoff + w.xsize])
-            .assign(&block);
-        Ok(())
-    }
-}
-
 /// Runs the tiled segmentation of a reference case with its centres; returns the output, the
 /// report and the input's null mask.
 fn run(name: &str, compat: bool) -> (Array2<u32>, StitchReport, Array2<bool>) {
     let c = case(name);
     let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
     let (cols, rows) = r.size();
-    let mut sink = MemSink(Array2::zeros((rows, cols)));
+    let mut sink = MemorySink::new(rows, cols);
     let (report, nulls) = run_into(name, compat, &mut sink);
     (sink.0, report, nulls)
 }
@@ -293,7 +282,7 @@ fn unfinished_output_leaves_nothing() {
             xsize: 64,
             ysize: 32,
         },
-        Array2::from_elem((32, 64), 1u32).view(),
+        Array2::from_elem((32, 64), 1u32),
     )
     .unwrap();
     drop(out);
