@@ -7,6 +7,7 @@
 mod interrupt;
 mod segment;
 mod timings;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ struct Cli {
 enum Command {
     /// Segment INPUT into OUTPUT (tiled, pyshepseg's doTiledShepherdSegmentation).
     Segment(segment::SegmentArgs),
+    /// Join a coordinator as a tile worker (started by `--executor processes|fargate`; the job
+    /// secret comes in the SHEPSEG_WORKER_SECRET environment variable).
+    Worker(worker::WorkerArgs),
 }
 
 fn main() {
@@ -46,6 +50,7 @@ fn main() {
     });
     let result = match cli.command {
         Command::Segment(args) => segment::run(&args),
+        Command::Worker(args) => worker::run(&args),
     };
     if let Err(e) = result {
         // One line: the whole chain of causes, outermost first.

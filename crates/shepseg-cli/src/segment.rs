@@ -10,6 +10,7 @@ use clap::Args;
 use crate::timings::Timings;
 use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
+use shepseg_exec_fargate::{FargateConfig, FargateLauncher, ProcessLauncher, RemoteExecutor, RemoteOptions};
 use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
 use shepseg_tiling::{
@@ -99,6 +100,24 @@ pub struct SegmentArgs {
     /// End the job if the next tile is not done within this many seconds.
     #[arg(long)]
     pub tile_timeout: Option<f64>,
+    /// Fargate settings, JSON or TOML (`--executor fargate`).
+    #[arg(long)]
+    pub fargate_config: Option<PathBuf>,
+    /// Address the coordinator listens on (`processes`, `fargate`); port 0 picks a free one.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// HOST:PORT remote workers dial (default: the listening address).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Attempts per tile on remote workers before the job fails.
+    #[arg(long, default_value_t = 3)]
+    pub tile_retries: usize,
+    /// Seconds to wait for a remote worker to connect (at the start, or after all were lost).
+    #[arg(long, default_value_t = 600.0)]
+    pub barrier_timeout: f64,
+    /// Seconds of silence after which a remote worker is lost and its tiles re-queued.
+    #[arg(long, default_value_t = 30.0)]
+    pub heartbeat_timeout: f64,
 }
 
 /// Which executor segments the tiles.
@@ -108,6 +127,10 @@ pub enum Executor {
     Sequential,
     /// Local worker threads (`--workers`).
     Threads,
+    /// Local `shepseg worker` processes over TCP (`--workers`).
+    Processes,
+    /// AWS ECS Fargate tasks over TCP (`--workers`, `--fargate-config`).
+    Fargate,
 }
 
 /// Pushes finished tiles into the stitcher and the output, with progress and timings.
@@ -180,6 +203,22 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if args.max_concurrent_reads == 0 {
         bail!("--max-concurrent-reads must be at least 1");
     }
+    for (name, v) in [
+        ("--barrier-timeout", args.barrier_timeout),
+        ("--heartbeat-timeout", args.heartbeat_timeout),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name} must be a positive number of seconds, got {v}");
+        }
+    }
+    if args.tile_retries == 0 {
+        bail!("--tile-retries must be at least 1");
+    }
+    let fargate_config = match (args.executor, &args.fargate_config) {
+        (Executor::Fargate, Some(p)) => Some(FargateConfig::load(p)?),
+        (Executor::Fargate, None) => bail!("--executor fargate needs --fargate-config FILE"),
+        _ => None,
+    };
 
     let raster = Raster::open(&args.input)?;
     let (cols, rows) = raster.size();
@@ -273,17 +312,56 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         rescued: 0,
         idle_since: Instant::now(),
     };
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let remote_options = RemoteOptions {
+        listen: args.listen.unwrap_or_else(|| match args.executor {
+            Executor::Fargate => ([0, 0, 0, 0], 0).into(),
+            _ => ([127, 0, 0, 1], 0).into(),
+        }),
+        advertise: args.advertise.clone(),
+        workers,
+        max_concurrent_reads: args.max_concurrent_reads,
+        max_waiting: 2,
+        tile_retries: args.tile_retries,
+        heartbeat_timeout: Duration::from_secs_f64(args.heartbeat_timeout),
+        tile_timeout: args.tile_timeout.map(Duration::from_secs_f64),
+        barrier_timeout: Duration::from_secs_f64(args.barrier_timeout),
+        max_replacements: workers.max(10),
+    };
+    let quiet = args.quiet;
+    let log = move || -> Box<dyn Fn(&str) + Send + Sync> {
+        Box::new(move |line: &str| {
+            if !quiet {
+                eprintln!("shepseg: {line}");
+            }
+        })
+    };
+    let mut remote_report = None;
     let result = match args.executor {
         Executor::Sequential => SequentialExecutor.run(&job, &mut consumer),
         Executor::Threads => ThreadsExecutor {
-            workers: args
-                .workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            workers,
             max_concurrent_reads: args.max_concurrent_reads,
             max_waiting: 2,
             tile_timeout: args.tile_timeout.map(Duration::from_secs_f64),
         }
         .run(&job, &mut consumer),
+        Executor::Processes => {
+            let program = std::env::current_exe().context("cannot find the shepseg binary")?;
+            let ex = RemoteExecutor::new(remote_options, ProcessLauncher::new(program), log());
+            let r = ex.run(&job, &mut consumer);
+            remote_report = Some(ex.report());
+            r
+        }
+        Executor::Fargate => {
+            let cfg = fargate_config.context("--fargate-config")?;
+            let ex = RemoteExecutor::new(remote_options, FargateLauncher::new(cfg), log());
+            let r = ex.run(&job, &mut consumer);
+            remote_report = Some(ex.report());
+            r
+        }
     };
     let (max_spectral_diff_used, rescued, stitcher) = (
         consumer.max_spectral_diff_used,
@@ -336,6 +414,14 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             "seam_fallbacks": report.fallbacks,
             "rescued_pixels": rescued,
             "timings_s": timings.json(total),
+            "workers": remote_report.as_ref().map(|r| serde_json::json!({
+                "joined": r.workers_joined,
+                "lost": r.workers_lost,
+                "connections_refused": r.connections_refused,
+                "tiles_requeued": r.tiles_requeued,
+                "replacements": r.replacements,
+                "log": r.log,
+            })),
         });
         std::fs::write(p, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("--json {}", p.display()))?;

@@ -25,8 +25,9 @@ use crate::kmeans::{fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams};
 use crate::pixel::Pixel;
 use crate::spectral_diff::MaxSpectralDiff;
 
-/// Parameters of a segmentation; the defaults are pyshepseg's.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Parameters of a segmentation; the defaults are pyshepseg's. Serialisable, so a coordinator
+/// can send them to remote workers.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SegmentParams {
     /// Number of k-means clusters (`numClusters`, 60).
     pub num_clusters: usize,

@@ -22,7 +22,7 @@ use crate::kmeans::KMeansModel;
 use crate::numeric::{numpy_sum, percentile_f32};
 
 /// The maxSpectralDiff parameter, as given.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum MaxSpectralDiff {
     /// A percentile (`spect_dist_pcntile`) of the distances between cluster centres.
     #[default]

@@ -99,6 +99,21 @@ pub enum ExecError<E> {
         /// The timeout.
         seconds: u64,
     },
+    /// A tile failed on a remote worker (on every allowed attempt); the message is the
+    /// worker's last error.
+    #[error("tile ({col}, {row}): {message}")]
+    Remote {
+        /// Grid column.
+        col: usize,
+        /// Grid row.
+        row: usize,
+        /// What went wrong, as the worker or coordinator reported it.
+        message: String,
+    },
+    /// The executor's workers could not be started, joined or cleaned up (e.g. no worker
+    /// connected in time, or an AWS API error).
+    #[error("{0}")]
+    Workers(String),
     /// The consumer failed.
     #[error(transparent)]
     Consumer(E),

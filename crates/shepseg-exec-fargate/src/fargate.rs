@@ -1,0 +1,490 @@
+//! Workers as AWS ECS Fargate tasks (`--executor fargate --fargate-config FILE`).
+//!
+//! [`FargateLauncher`] creates a private cluster (unless the configuration names one),
+//! registers a task definition for the worker image, runs the tasks (at most 10 per RunTask
+//! call) with the worker command and the job secret as container overrides, reports each
+//! stopped task's exit code and reason, and on shutdown stops every task, deregisters the task
+//! definition and deletes the private cluster. The coordinator judges workers by their
+//! connections and heartbeats; the ECS API is only used to launch, report and clean up.
+//!
+//! The AWS SDK's usual configuration applies: the default credential chain and region, and
+//! `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_ECS`) to talk to a test endpoint.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, ContainerOverride,
+    CpuArchitecture, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
+    NetworkMode, OsFamily, RuntimePlatform, Tag, TaskOverride,
+};
+use serde::Deserialize;
+use tokio::runtime::Handle;
+
+use crate::coordinator::{WorkerInvocation, WorkerLauncher};
+use crate::error::RemoteError;
+use crate::protocol::random_bytes;
+
+/// The `--fargate-config` file (JSON or TOML), with pyshepseg's FargateConfig keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FargateConfig {
+    /// The worker image (built from the repository's Dockerfile).
+    pub container_image: String,
+    /// IAM role the worker runs as (needs read access to the input, e.g. S3).
+    #[serde(default)]
+    pub task_role_arn: Option<String>,
+    /// IAM role ECS uses to pull the image and write logs.
+    #[serde(default)]
+    pub execution_role_arn: Option<String>,
+    /// Subnet for the tasks; it must route to the coordinator's port.
+    pub subnet: String,
+    /// Security groups for the tasks.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Task CPU, in ECS units or vCPU (`"1024"` or `"1 vCPU"`, the default).
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+    /// Task memory, in MiB or GB (`"4096"` or `"4GB"`, the default; a 4096-pixel tile of
+    /// four 16-bit bands needs about 1.5 GB).
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// `X86_64` or `ARM64`.
+    #[serde(default)]
+    pub cpu_architecture: Option<String>,
+    /// CloudWatch log group for the workers' output (awslogs driver), if any.
+    #[serde(default)]
+    pub cloudwatch_log_group: Option<String>,
+    /// Tags for the cluster, task definition and tasks.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// An existing cluster to run in, instead of a new private one (which is then left alone).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Give the tasks a public IP (needed to pull images without a NAT gateway).
+    #[serde(default)]
+    pub assign_public_ip: bool,
+    /// The worker program inside the image.
+    #[serde(default = "default_program")]
+    pub worker_program: String,
+}
+
+fn default_cpu() -> String {
+    "1 vCPU".into()
+}
+fn default_memory() -> String {
+    "4GB".into()
+}
+fn default_program() -> String {
+    "shepseg".into()
+}
+
+impl FargateConfig {
+    /// Reads a configuration file; `.toml` is TOML, anything else JSON.
+    pub fn load(path: &Path) -> Result<Self, RemoteError> {
+        let err = |message: String| RemoteError::Config {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let is_toml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        let cfg: Self = if is_toml {
+            toml::from_str(&text).map_err(|e| err(e.message().to_string()))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+        };
+        if cfg.container_image.trim().is_empty() {
+            return Err(err("containerImage is empty".into()));
+        }
+        if let Some(a) = &cfg.cpu_architecture {
+            if !matches!(a.as_str(), "X86_64" | "ARM64") {
+                return Err(err(format!(
+                    "cpuArchitecture must be X86_64 or ARM64, got {a:?}"
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Container memory in MiB, from `memory` (`"4096"`, `"4 GB"`, `"4GB"`).
+    fn memory_mib(&self) -> Option<i32> {
+        let s = self.memory.trim().to_ascii_lowercase();
+        if let Some(gb) = s.strip_suffix("gb") {
+            return gb.trim().parse::<f64>().ok().map(|g| (g * 1024.0) as i32);
+        }
+        s.parse().ok()
+    }
+}
+
+/// The name of the worker container in the task definition.
+pub const CONTAINER_NAME: &str = "shepseg-worker";
+
+/// How long shutdown waits for tasks to stop before deleting the cluster.
+const STOP_WAIT: Duration = Duration::from_secs(120);
+
+/// Starts workers as ECS Fargate tasks; see the module docs.
+#[derive(Debug)]
+pub struct FargateLauncher {
+    config: FargateConfig,
+    client: Option<aws_sdk_ecs::Client>,
+    cluster: Option<String>,
+    created_cluster: bool,
+    task_definition: Option<String>,
+    tasks: Vec<String>,
+    reported: HashSet<String>,
+    last_poll: Option<Instant>,
+}
+
+impl FargateLauncher {
+    /// A launcher for this configuration; nothing is created until the first launch.
+    pub fn new(config: FargateConfig) -> Self {
+        Self {
+            config,
+            client: None,
+            cluster: None,
+            created_cluster: false,
+            task_definition: None,
+            tasks: Vec::new(),
+            reported: HashSet::new(),
+            last_poll: None,
+        }
+    }
+
+    /// The cluster in use (after the first launch).
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    fn tags(&self) -> Vec<Tag> {
+        self.config
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    /// Creates the client, the cluster and the task definition, once.
+    async fn ensure_setup(&mut self) -> Result<(), RemoteError> {
+        if self.client.is_none() {
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https();
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(http)
+                .load()
+                .await;
+            self.client = Some(aws_sdk_ecs::Client::new(&sdk));
+        }
+        let client = self.client.clone().ok_or_else(|| launch("no client"))?;
+        let tag = hex8();
+        if self.cluster.is_none() {
+            match &self.config.cluster {
+                Some(c) => self.cluster = Some(c.clone()),
+                None => {
+                    let name = format!("shepseg-{tag}");
+                    let out = client
+                        .create_cluster()
+                        .cluster_name(&name)
+                        .set_tags(Some(self.tags()).filter(|t| !t.is_empty()))
+                        .send()
+                        .await
+                        .map_err(|e| aws("CreateCluster", e))?;
+                    let arn = out
+                        .cluster()
+                        .and_then(|c| c.cluster_arn())
+                        .map(str::to_string)
+                        .unwrap_or(name);
+                    self.cluster = Some(arn);
+                    self.created_cluster = true;
+                }
+            }
+        }
+        if self.task_definition.is_none() {
+            let cfg = &self.config;
+            let mut container = ContainerDefinition::builder()
+                .name(CONTAINER_NAME)
+                .image(&cfg.container_image)
+                .essential(true)
+                .set_memory(cfg.memory_mib());
+            if let Some(group) = &cfg.cloudwatch_log_group {
+                let mut opts = std::collections::HashMap::new();
+                opts.insert("awslogs-group".to_string(), group.clone());
+                opts.insert("awslogs-stream-prefix".to_string(), "shepseg".to_string());
+                if let Some(region) = client.config().region() {
+                    opts.insert("awslogs-region".to_string(), region.to_string());
+                }
+                container = container.log_configuration(
+                    LogConfiguration::builder()
+                        .log_driver(LogDriver::Awslogs)
+                        .set_options(Some(opts))
+                        .build()
+                        .map_err(|e| launch(&e.to_string()))?,
+                );
+            }
+            let mut req = client
+                .register_task_definition()
+                .family(format!("shepseg-worker-{tag}"))
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .cpu(&cfg.cpu)
+                .memory(&cfg.memory)
+                .container_definitions(container.build())
+                .set_task_role_arn(cfg.task_role_arn.clone())
+                .set_execution_role_arn(cfg.execution_role_arn.clone())
+                .set_tags(Some(self.tags()).filter(|t| !t.is_empty()));
+            if let Some(a) = &cfg.cpu_architecture {
+                req = req.runtime_platform(
+                    RuntimePlatform::builder()
+                        .cpu_architecture(CpuArchitecture::from(a.as_str()))
+                        .operating_system_family(OsFamily::Linux)
+                        .build(),
+                );
+            }
+            let out = req
+                .send()
+                .await
+                .map_err(|e| aws("RegisterTaskDefinition", e))?;
+            let arn = out
+                .task_definition()
+                .and_then(|t| t.task_definition_arn())
+                .ok_or_else(|| launch("RegisterTaskDefinition returned no ARN"))?;
+            self.task_definition = Some(arn.to_string());
+        }
+        Ok(())
+    }
+
+    async fn run_tasks(&mut self, count: usize, inv: &WorkerInvocation) -> Result<(), RemoteError> {
+        self.ensure_setup().await?;
+        let client = self.client.clone().ok_or_else(|| launch("no client"))?;
+        let cluster = self.cluster.clone().ok_or_else(|| launch("no cluster"))?;
+        let taskdef = self
+            .task_definition
+            .clone()
+            .ok_or_else(|| launch("no task definition"))?;
+        let mut command = vec![self.config.worker_program.clone()];
+        command.extend(inv.args());
+        let env: Vec<KeyValuePair> = inv
+            .env()
+            .into_iter()
+            .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+            .collect();
+        let network = NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                AwsVpcConfiguration::builder()
+                    .subnets(&self.config.subnet)
+                    .set_security_groups(Some(self.config.security_groups.clone()))
+                    .assign_public_ip(if self.config.assign_public_ip {
+                        AssignPublicIp::Enabled
+                    } else {
+                        AssignPublicIp::Disabled
+                    })
+                    .build()
+                    .map_err(|e| launch(&e.to_string()))?,
+            )
+            .build();
+        let mut left = count;
+        while left > 0 {
+            let batch = left.min(10);
+            let out = client
+                .run_task()
+                .cluster(&cluster)
+                .task_definition(&taskdef)
+                .launch_type(LaunchType::Fargate)
+                .count(batch as i32)
+                .network_configuration(network.clone())
+                .overrides(
+                    TaskOverride::builder()
+                        .container_overrides(
+                            ContainerOverride::builder()
+                                .name(CONTAINER_NAME)
+                                .set_command(Some(command.clone()))
+                                .set_environment(Some(env.clone()))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .set_tags(Some(self.tags()).filter(|t| !t.is_empty()))
+                .send()
+                .await
+                .map_err(|e| aws("RunTask", e))?;
+            for t in out.tasks() {
+                if let Some(arn) = t.task_arn() {
+                    self.tasks.push(arn.to_string());
+                }
+            }
+            if let Some(f) = out.failures().first() {
+                return Err(launch(&format!(
+                    "RunTask failed: {} {}",
+                    f.reason().unwrap_or("?"),
+                    f.detail().unwrap_or("")
+                )));
+            }
+            left -= batch;
+        }
+        Ok(())
+    }
+
+    /// Describes our tasks; returns a line for each newly stopped one.
+    async fn stopped_tasks(&mut self) -> Result<Vec<String>, RemoteError> {
+        let (Some(client), Some(cluster)) = (self.client.clone(), self.cluster.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut lines = Vec::new();
+        for chunk in self.tasks.chunks(100) {
+            let out = client
+                .describe_tasks()
+                .cluster(&cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws("DescribeTasks", e))?;
+            for t in out.tasks() {
+                let arn = t.task_arn().unwrap_or("?").to_string();
+                if t.last_status() != Some("STOPPED") || self.reported.contains(&arn) {
+                    continue;
+                }
+                let codes: Vec<String> = t
+                    .containers()
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "exit code {}{}",
+                            c.exit_code().map_or("none".into(), |x| x.to_string()),
+                            c.reason().map(|r| format!(" ({r})")).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                lines.push(format!(
+                    "Fargate task {arn} stopped: {}; {}",
+                    t.stopped_reason().unwrap_or("no reason given"),
+                    codes.join(", ")
+                ));
+                self.reported.insert(arn);
+            }
+        }
+        Ok(lines)
+    }
+
+    async fn cleanup(&mut self) -> Result<(), RemoteError> {
+        let Some(client) = self.client.clone() else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        if let Some(cluster) = self.cluster.clone() {
+            for arn in &self.tasks {
+                if let Err(e) = client
+                    .stop_task()
+                    .cluster(&cluster)
+                    .task(arn)
+                    .reason("shepseg job over")
+                    .send()
+                    .await
+                {
+                    errors.push(aws("StopTask", e).to_string());
+                }
+            }
+            // A cluster with running tasks cannot be deleted: wait for them to stop.
+            let deadline = Instant::now() + STOP_WAIT;
+            while self.created_cluster && !self.tasks.is_empty() && Instant::now() < deadline {
+                let mut running = false;
+                for chunk in self.tasks.chunks(100) {
+                    match client
+                        .describe_tasks()
+                        .cluster(&cluster)
+                        .set_tasks(Some(chunk.to_vec()))
+                        .send()
+                        .await
+                    {
+                        Ok(out) => {
+                            running |= out
+                                .tasks()
+                                .iter()
+                                .any(|t| t.last_status() != Some("STOPPED"));
+                        }
+                        Err(_) => running = false,
+                    }
+                }
+                if !running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        if let Some(td) = self.task_definition.take() {
+            if let Err(e) = client
+                .deregister_task_definition()
+                .task_definition(&td)
+                .send()
+                .await
+            {
+                errors.push(aws("DeregisterTaskDefinition", e).to_string());
+            }
+        }
+        if self.created_cluster {
+            if let Some(cluster) = self.cluster.take() {
+                if let Err(e) = client.delete_cluster().cluster(&cluster).send().await {
+                    errors.push(aws("DeleteCluster", e).to_string());
+                }
+            }
+            self.created_cluster = false;
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(launch(&errors.join("; ")))
+        }
+    }
+}
+
+impl WorkerLauncher for FargateLauncher {
+    fn launch(
+        &mut self,
+        rt: &Handle,
+        count: usize,
+        inv: &WorkerInvocation,
+    ) -> Result<(), RemoteError> {
+        rt.block_on(self.run_tasks(count, inv))
+    }
+
+    fn poll(&mut self, rt: &Handle) -> Vec<String> {
+        // DescribeTasks at most every 5 s.
+        if self.last_poll.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            return Vec::new();
+        }
+        self.last_poll = Some(Instant::now());
+        rt.block_on(self.stopped_tasks())
+            .unwrap_or_else(|e| vec![format!("cannot describe Fargate tasks: {e}")])
+    }
+
+    fn shutdown(&mut self, rt: &Handle) -> Result<(), RemoteError> {
+        self.last_poll = None;
+        rt.block_on(self.cleanup())
+    }
+}
+
+/// Eight random hex digits for resource names.
+fn hex8() -> String {
+    random_bytes()
+        .map(|b| b[..4].iter().map(|x| format!("{x:02x}")).collect())
+        .unwrap_or_else(|_| format!("{:08x}", std::process::id()))
+}
+
+fn launch(msg: &str) -> RemoteError {
+    RemoteError::Launch(msg.to_string())
+}
+
+/// An AWS SDK error, with the service's message when there is one.
+fn aws<E: std::error::Error + 'static>(call: &str, e: E) -> RemoteError {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    RemoteError::Launch(format!("ECS {call}: {msg}"))
+}
