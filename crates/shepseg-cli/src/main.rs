@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Segment INPUT into OUTPUT (tiled, pyshepseg's doTiledShepherdSegmentation).
-    Segment(segment::SegmentArgs),
+    Segment(Box<segment::SegmentArgs>),
     /// Join a coordinator as a tile worker (started by `--executor processes|fargate`; the job
     /// secret comes in the SHEPSEG_WORKER_SECRET environment variable).
     Worker(worker::WorkerArgs),

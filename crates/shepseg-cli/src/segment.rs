@@ -10,7 +10,9 @@ use clap::Args;
 use crate::timings::Timings;
 use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
-use shepseg_exec_fargate::{FargateConfig, FargateLauncher, ProcessLauncher, RemoteExecutor, RemoteOptions};
+use shepseg_exec_fargate::{
+    FargateConfig, FargateLauncher, ProcessLauncher, RemoteExecutor, RemoteOptions,
+};
 use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
 use shepseg_tiling::{

@@ -145,7 +145,10 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
 
     /// What happened to the workers in the last job.
     pub fn report(&self) -> RemoteReport {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn note(&self, line: String) {
@@ -161,17 +164,11 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
 /// Events from the connection tasks to the calling thread.
 enum Event {
     Joined(String),
-    Lost {
-        name: String,
-        reason: String,
-    },
+    Lost { name: String, reason: String },
     Refused(String),
     Requeued,
     Tile(usize, Box<SegmentedTile>),
-    Fatal {
-        index: usize,
-        message: String,
-    },
+    Fatal { index: usize, message: String },
 }
 
 /// Lease bookkeeping shared by the connection tasks.
@@ -240,7 +237,10 @@ impl Shared {
                 st.leases.insert(i, conn);
                 Lease::Tile(i)
             }
-            _ if st.pending.is_empty() && st.leases.is_empty() && st.consumed >= self.tiles.len() => {
+            _ if st.pending.is_empty()
+                && st.leases.is_empty()
+                && st.consumed >= self.tiles.len() =>
+            {
                 Lease::Over
             }
             _ => Lease::Wait,
@@ -269,7 +269,10 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
             .build()
             .map_err(|e| setup(format!("cannot start the coordinator runtime: {e}")))?;
         let listener = std::net::TcpListener::bind(self.options.listen).map_err(|e| {
-            setup(format!("--listen {}: cannot listen: {e}", self.options.listen))
+            setup(format!(
+                "--listen {}: cannot listen: {e}",
+                self.options.listen
+            ))
         })?;
         let local = listener
             .local_addr()
@@ -493,9 +496,9 @@ async fn connection(socket: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Sh
     {
         Ok(Ok(name)) => format!("{name} ({peer})"),
         Ok(Err(e)) => {
-            let _ = shared
-                .events
-                .send(Event::Refused(format!("refused connection from {peer}: {e}")));
+            let _ = shared.events.send(Event::Refused(format!(
+                "refused connection from {peer}: {e}"
+            )));
             return;
         }
         Err(_) => {
@@ -572,7 +575,11 @@ async fn handshake(
     let nonce_c = random_bytes()?;
     write_msg(writer, &CoordMsg::Challenge { nonce: nonce_c }).await?;
     let proof = decode::<WorkerMsg>(&read_frame(reader, MAX_HANDSHAKE_FRAME).await?)?;
-    let WorkerMsg::Proof { mac, nonce: nonce_w } = proof else {
+    let WorkerMsg::Proof {
+        mac,
+        nonce: nonce_w,
+    } = proof
+    else {
         return Err(RemoteError::Protocol("expected proof".into()));
     };
     if !shared.secret.verify(Role::Worker, &nonce_c, &nonce_w, &mac) {
@@ -621,10 +628,14 @@ async fn serve(
                 match shared.try_lease(id) {
                     Lease::Tile(i) => {
                         let window = shared.tiles[i].window.into();
-                        send_msg(writer, CoordMsg::Lease {
+                        send_msg(
+                            writer,
+                            CoordMsg::Lease {
                                 tile: i as u32,
                                 window,
-                            }).await?;
+                            },
+                        )
+                        .await?;
                         break;
                     }
                     Lease::Over => {

@@ -453,7 +453,10 @@ impl WorkerLauncher for FargateLauncher {
 
     fn poll(&mut self, rt: &Handle) -> Vec<String> {
         // DescribeTasks at most every 5 s.
-        if self.last_poll.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+        if self
+            .last_poll
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+        {
             return Vec::new();
         }
         self.last_poll = Some(Instant::now());

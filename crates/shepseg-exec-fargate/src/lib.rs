@@ -19,7 +19,9 @@ pub mod processes;
 pub mod protocol;
 pub mod worker;
 
-pub use coordinator::{RemoteExecutor, RemoteOptions, RemoteReport, WorkerInvocation, WorkerLauncher};
+pub use coordinator::{
+    RemoteExecutor, RemoteOptions, RemoteReport, WorkerInvocation, WorkerLauncher,
+};
 pub use error::RemoteError;
 pub use fargate::{FargateConfig, FargateLauncher};
 pub use processes::ProcessLauncher;

@@ -65,7 +65,12 @@ impl Secret {
     /// Parses the hex form kept in [`SECRET_ENV`].
     pub fn from_hex(s: &str) -> Result<Self, RemoteError> {
         let s = s.trim();
-        let bad = || RemoteError::Secret(format!("{SECRET_ENV} must be {} hex digits", 2 * SECRET_LEN));
+        let bad = || {
+            RemoteError::Secret(format!(
+                "{SECRET_ENV} must be {} hex digits",
+                2 * SECRET_LEN
+            ))
+        };
         if s.len() != 2 * SECRET_LEN {
             return Err(bad());
         }

@@ -15,8 +15,8 @@ use shepseg_tiling::{Raster, Window};
 
 use crate::error::RemoteError;
 use crate::protocol::{
-    decode, random_bytes, read_frame_blocking, write_msg_blocking, CoordMsg, JobSpec, Role,
-    Secret, TileResult, WorkerMsg, PROTOCOL_VERSION,
+    decode, random_bytes, read_frame_blocking, write_msg_blocking, CoordMsg, JobSpec, Role, Secret,
+    TileResult, WorkerMsg, PROTOCOL_VERSION,
 };
 
 /// Largest frame a worker accepts from its coordinator (they only send small messages).

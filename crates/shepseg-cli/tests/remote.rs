@@ -1,0 +1,698 @@
+//! The remote executors for real: `shepseg worker` processes talking to the coordinator over TCP,
+//! a worker killed mid-job, hostile connections, and the Fargate executor against moto's ECS
+//! server on loopback with this test playing the container runtime.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shepseg_exec_fargate::protocol::{
+    decode, encode, random_bytes, read_frame_blocking, CoordMsg, WorkerMsg, PROTOCOL_VERSION,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("shepseg-remote-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A job big enough to kill a worker in the middle of: a 3000x3000 crop of pyshepseg's
+/// synthetic test image, 64 tiles; plus its k-means model and the threads executor's output.
+struct Fixture {
+    dir: PathBuf,
+    input: PathBuf,
+    model: PathBuf,
+    reference: PathBuf,
+}
+
+const TILING: [&str; 4] = ["-t", "512", "-l", "128"];
+
+fn fixture(name: &str) -> Fixture {
+    let dir = tempdir(name);
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
+    let input = dir.join("in.tif");
+    let st = Command::new("gdal_translate")
+        .args(["-q", "-srcwin", "2000", "2000", "3000", "3000"])
+        .arg(&src)
+        .arg(&input)
+        .status()
+        .expect("gdal_translate (gdal-bin) must be installed");
+    assert!(st.success());
+    let (model, reference) = (dir.join("model.json"), dir.join("threads.tif"));
+    let out = Command::new(BIN)
+        .arg("segment")
+        .args([&input, &reference])
+        .args(TILING)
+        .args([
+            "-q",
+            "--fixed-kmeans-init",
+            "--executor",
+            "threads",
+            "-w",
+            "2",
+        ])
+        .arg("--kmeans-out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Fixture {
+        dir,
+        input,
+        model,
+        reference,
+    }
+}
+
+impl Fixture {
+    /// `shepseg segment` on the fixture with the given extra arguments, stderr piped.
+    fn command(&self, output: &Path, extra: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("segment")
+            .args([&self.input, output])
+            .args(TILING)
+            .arg("--kmeans-in")
+            .arg(&self.model)
+            .args(["--fixed-kmeans-init", "--json"])
+            .arg(output.with_extension("json"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// The output (raster and its RAT sidecar) equals the threads executor's, byte for byte.
+    fn assert_same_as_threads(&self, output: &Path) {
+        for ext in ["", ".aux.xml"] {
+            let a = std::fs::read(format!("{}{ext}", self.reference.display())).unwrap();
+            let b = std::fs::read(format!("{}{ext}", output.display())).unwrap();
+            assert!(
+                a == b,
+                "{}{ext} differs from the threads output",
+                output.display()
+            );
+        }
+    }
+}
+
+/// A running coordinator whose stderr lines are collected as they come.
+struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn wait_for_line(&self, pat: &str, count: usize) -> Vec<String> {
+        let t = Instant::now();
+        loop {
+            let found: Vec<String> = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(pat))
+                .cloned()
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "no {pat:?} line");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> (bool, String) {
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        (status.success(), self.lines.lock().unwrap().join("\n"))
+    }
+}
+
+fn report(output: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(output.with_extension("json")).unwrap()).unwrap()
+}
+
+/// Child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+#[test]
+fn worker_processes_give_the_threads_output() {
+    let f = fixture("procs");
+    let out = f.dir.join("procs.tif");
+    let run = Running::start(f.command(&out, &["--executor", "processes", "-w", "3"]));
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    let r = report(&out);
+    assert_eq!(r["executor"], "processes");
+    assert_eq!(r["workers"]["joined"], 3, "{log}");
+    assert_eq!(r["workers"]["lost"], 0, "{log}");
+}
+
+#[test]
+fn a_killed_worker_costs_a_retry_not_the_job() {
+    let f = fixture("kill");
+    let out = f.dir.join("kill.tif");
+    let run = Running::start(f.command(&out, &["--executor", "processes", "-w", "2"]));
+    run.wait_for_line("joined", 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let workers = children(run.child.id());
+    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
+    // SIGKILL: no chance to say goodbye; the coordinator sees the connection drop.
+    let st = Command::new("kill")
+        .args(["-9", &workers[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    let r = report(&out);
+    assert_eq!(r["workers"]["lost"], 1, "{log}");
+    assert!(
+        r["workers"]["tiles_requeued"].as_u64().unwrap() >= 1,
+        "the killed worker held a tile: {log}"
+    );
+    assert!(log.contains("lost"), "{log}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True when the coordinator closed the connection (after an optional Refused message).
+fn closed_by_peer(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    loop {
+        match read_frame_blocking(s, 1 << 20) {
+            Ok(p) => match decode::<CoordMsg>(&p) {
+                Ok(CoordMsg::Refused { .. }) => continue,
+                _ => return false,
+            },
+            Err(e) => {
+                return !e.to_string().contains("timed out")
+                    && !e.to_string().contains("would block")
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_connections_are_refused_and_the_job_goes_on() {
+    let f = fixture("hostile");
+    let out = f.dir.join("hostile.tif");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = Running::start(f.command(
+        &out,
+        &["--executor", "processes", "-w", "2", "--listen", &addr],
+    ));
+    run.wait_for_line("joined", 2);
+
+    // Random bytes.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let junk: Vec<u8> = random_bytes()
+        .unwrap()
+        .iter()
+        .chain(b"GET / HTTP/1.1\r\n\r\n")
+        .copied()
+        .collect();
+    s.write_all(&junk).unwrap();
+    assert!(closed_by_peer(&mut s), "garbage");
+
+    // A length prefix far over the limit.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0]).unwrap();
+    assert!(closed_by_peer(&mut s), "oversized frame");
+
+    // Another protocol version.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(
+        &encode(&WorkerMsg::Hello {
+            version: PROTOCOL_VERSION + 1,
+            name: "future".into(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(closed_by_peer(&mut s), "wrong version");
+
+    // The right version, the wrong secret.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(
+        &encode(&WorkerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "intruder".into(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let p = read_frame_blocking(&mut s, 1 << 20).unwrap();
+    assert!(matches!(
+        decode::<CoordMsg>(&p).unwrap(),
+        CoordMsg::Challenge { .. }
+    ));
+    s.write_all(
+        &encode(&WorkerMsg::Proof {
+            mac: random_bytes().unwrap(),
+            nonce: random_bytes().unwrap(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(closed_by_peer(&mut s), "wrong secret");
+
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    let r = report(&out);
+    assert_eq!(r["workers"]["connections_refused"], 4, "{log}");
+    assert_eq!(r["workers"]["lost"], 0, "{log}");
+    assert!(log.contains("failed authentication"), "{log}");
+    assert!(log.contains("exceeds the limit"), "{log}");
+    assert!(log.contains("protocol version 2"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fargate against moto.
+
+/// moto's server, started on a free loopback port and killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHEPSEG_MOTO_SERVER") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let candidates = [
+        home.join(".cache/shepseg/moto/bin/moto_server"),
+        PathBuf::from("/opt/moto/bin/moto_server"),
+    ];
+    candidates.into_iter().find(|p| p.exists()).expect(
+        "moto_server not found: run `bash .ci/setup` (it installs moto) or set SHEPSEG_MOTO_SERVER",
+    )
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(moto_server_path())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Self { child, port };
+        let t = Instant::now();
+        while http(port, "GET", "/moto-api/", &[], "").map(|r| r.0) != Some(200) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Keep tasks RUNNING until stopped, as real ones would be (moto otherwise advances a
+        // task's status on every DescribeTasks).
+        let (code, _) = http(
+            port,
+            "POST",
+            "/moto-api/state-manager/set-transition",
+            &[],
+            r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#,
+        )
+        .unwrap();
+        assert!(code < 300);
+        moto
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An ECS JSON API call.
+    fn ecs(&self, action: &str, body: Value) -> Value {
+        let target = format!("AmazonEC2ContainerServiceV20141113.{action}");
+        let (code, text) = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("X-Amz-Target", &target),
+                ("Authorization", &auth("ecs")),
+                ("X-Amz-Date", "20261125T000000Z"),
+            ],
+            &body.to_string(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{action}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The first subnet of moto's default VPC (EC2 query API).
+    fn subnet(&self) -> String {
+        let (code, text) = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Authorization", &auth("ec2")),
+                ("X-Amz-Date", "20261125T000000Z"),
+            ],
+            "Action=DescribeSubnets&Version=2016-11-15",
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{text}");
+        let start = text.find("<subnetId>").unwrap() + "<subnetId>".len();
+        let end = text[start..].find('<').unwrap();
+        text[start..start + end].to_string()
+    }
+}
+
+/// moto routes by the SigV4 credential scope and does not check signatures.
+fn auth(service: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20261125/us-east-1/{service}/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=00"
+    )
+}
+
+/// A minimal HTTP/1.1 request; returns status and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut r = rest;
+        while let Some((size, after)) = r.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            out.push_str(after.get(..n)?);
+            r = after.get(n + 2..)?;
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    Some((code, body))
+}
+
+/// A container's environment.
+type Env = Vec<(String, String)>;
+
+/// Plays the container runtime: starts each new task's command, as ECS would, from the
+/// overrides read back through DescribeTasks. `tamper` may change the environment.
+struct Runtime<'a> {
+    moto: &'a Moto,
+    started: Vec<String>,
+    workers: Vec<Child>,
+    task_definitions: Vec<String>,
+    clusters: Vec<String>,
+}
+
+impl<'a> Runtime<'a> {
+    fn new(moto: &'a Moto) -> Self {
+        Self {
+            moto,
+            started: Vec::new(),
+            workers: Vec::new(),
+            task_definitions: Vec::new(),
+            clusters: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, tamper: &dyn Fn(&mut Env)) {
+        let clusters = self.moto.ecs("ListClusters", json!({}));
+        for c in clusters["clusterArns"].as_array().unwrap() {
+            let c = c.as_str().unwrap().to_string();
+            if !c.contains("shepseg-") {
+                continue;
+            }
+            if !self.clusters.contains(&c) {
+                self.clusters.push(c.clone());
+            }
+            let tasks = self.moto.ecs("ListTasks", json!({"cluster": c}));
+            let arns: Vec<Value> = tasks["taskArns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| !self.started.iter().any(|s| Some(s.as_str()) == a.as_str()))
+                .cloned()
+                .collect();
+            if arns.is_empty() {
+                continue;
+            }
+            let desc = self
+                .moto
+                .ecs("DescribeTasks", json!({"cluster": c, "tasks": arns}));
+            for t in desc["tasks"].as_array().unwrap() {
+                let arn = t["taskArn"].as_str().unwrap().to_string();
+                let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
+                if !self.task_definitions.contains(&td) {
+                    self.task_definitions.push(td);
+                }
+                let o = &t["overrides"]["containerOverrides"][0];
+                assert_eq!(o["name"], "shepseg-worker");
+                let command: Vec<String> = o["command"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                let mut env: Env = o["environment"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|kv| {
+                        (
+                            kv["name"].as_str().unwrap().to_string(),
+                            kv["value"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                let secret = env
+                    .iter()
+                    .find(|(k, _)| k == "SHEPSEG_WORKER_SECRET")
+                    .map(|(_, v)| v.clone())
+                    .expect("the secret travels in the environment");
+                assert!(
+                    !command.iter().any(|a| a.contains(&secret)),
+                    "the secret must not be on the command line: {command:?}"
+                );
+                assert_eq!(command[0], "shepseg");
+                assert_eq!(command[1], "worker");
+                tamper(&mut env);
+                let child = Command::new(BIN)
+                    .args(&command[1..])
+                    .envs(env)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                self.workers.push(child);
+                self.started.push(arn);
+            }
+        }
+    }
+
+    /// Everything the job created is gone, as far as the ECS API can tell.
+    fn assert_cleaned_up(&mut self) {
+        assert_eq!(self.clusters.len(), 1, "one private cluster");
+        for c in &self.clusters {
+            let d = self.moto.ecs("DescribeClusters", json!({"clusters": [c]}));
+            assert_eq!(
+                d["clusters"][0]["status"], "INACTIVE",
+                "cluster deleted: {d}"
+            );
+            let running = self.moto.ecs(
+                "ListTasks",
+                json!({"cluster": c, "desiredStatus": "RUNNING"}),
+            );
+            assert_eq!(running["taskArns"], json!([]), "tasks stopped");
+        }
+        assert_eq!(self.task_definitions.len(), 1);
+        for td in &self.task_definitions {
+            let d = self
+                .moto
+                .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
+            assert_eq!(
+                d["taskDefinition"]["status"], "INACTIVE",
+                "deregistered: {d}"
+            );
+        }
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+fn fargate_command(f: &Fixture, moto: &Moto, out: &Path, extra: &[&str]) -> Command {
+    let cfg = f.dir.join("fargate.json");
+    std::fs::write(
+        &cfg,
+        json!({
+            "containerImage": "example.invalid/shepseg:test",
+            "subnet": moto.subnet(),
+            "securityGroups": ["sg-12345678"],
+            "cpu": "1 vCPU",
+            "memory": "2GB",
+            "cpuArchitecture": "X86_64",
+            "cloudwatchLogGroup": "/shepseg/test",
+            "tags": {"project": "shepseg-test"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut args = vec![
+        "--executor",
+        "fargate",
+        "-w",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = f.command(out, &args);
+    c.arg("--fargate-config")
+        .arg(&cfg)
+        .env("AWS_ENDPOINT_URL", moto.url())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+#[test]
+fn fargate_executor_against_moto() {
+    let moto = Moto::start();
+    let f = fixture("fargate");
+    let out = f.dir.join("fargate.tif");
+    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
+    let mut rt = Runtime::new(&moto);
+    while run.child.try_wait().unwrap().is_none() {
+        rt.step(&|_| {});
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    assert_eq!(rt.started.len(), 2, "two tasks run: {log}");
+    let r = report(&out);
+    assert_eq!(r["executor"], "fargate");
+    assert_eq!(r["workers"]["joined"], 2, "{log}");
+    rt.assert_cleaned_up();
+}
+
+#[test]
+fn fargate_cleans_up_when_the_job_fails() {
+    let moto = Moto::start();
+    let f = fixture("fargate-fail");
+    let out = f.dir.join("fail.tif");
+    let mut run = Running::start(fargate_command(
+        &f,
+        &moto,
+        &out,
+        &["--barrier-timeout", "3"],
+    ));
+    let mut rt = Runtime::new(&moto);
+    // Workers with the wrong secret: refused, so none joins and the barrier times out.
+    let wrong = |env: &mut Env| {
+        for (k, v) in env.iter_mut() {
+            if k == "SHEPSEG_WORKER_SECRET" {
+                let flipped = if v.starts_with('0') { "1" } else { "0" };
+                v.replace_range(0..1, flipped);
+            }
+        }
+    };
+    while run.child.try_wait().unwrap().is_none() {
+        rt.step(&wrong);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, log) = run.finish();
+    assert!(!ok, "{log}");
+    assert!(log.contains("--barrier-timeout"), "{log}");
+    assert!(log.contains("failed authentication"), "{log}");
+    assert!(!out.exists(), "no output after a failed job");
+    rt.assert_cleaned_up();
+}
