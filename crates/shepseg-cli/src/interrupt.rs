@@ -1,22 +1,45 @@
-//! Ctrl-C: remove the output being built, so an interrupted job leaves nothing behind.
+//! Ctrl-C: remove the output being built, so an interrupted job leaves nothing behind; with
+//! remote workers, first stop them and clean up what was created for them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The folder to remove on interrupt, if any.
 static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// On Ctrl-C (or SIGTERM), remove `dir` and exit with status 130.
+/// Set on the first Ctrl-C when a job asked to stop gracefully (see [`graceful`]).
+static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// On Ctrl-C (or SIGTERM), remove `dir` and exit with status 130 — unless [`graceful`] was
+/// called, in which case the first Ctrl-C only raises the cancel flag and the job cleans up
+/// itself; a second one exits at once.
 pub fn abandon_on_interrupt(dir: &Path) {
     if let Ok(mut p) = PARTIAL.lock() {
         *p = Some(dir.to_path_buf());
     }
     // A second registration fails harmlessly: the first handler reads the same slot.
     let _ = ctrlc::set_handler(|| {
+        if let Some(flag) = CANCEL.get() {
+            if !flag.swap(true, Ordering::SeqCst) {
+                eprintln!("shepseg: interrupted; stopping workers and cleaning up (Ctrl-C again to quit now)");
+                return;
+            }
+        }
         if let Some(dir) = PARTIAL.lock().ok().and_then(|mut p| p.take()) {
             let _ = std::fs::remove_dir_all(dir);
         }
         eprintln!("shepseg: interrupted; no output written");
         std::process::exit(130);
     });
+}
+
+/// Asks for graceful interrupts; returns the flag the first Ctrl-C raises.
+pub fn graceful() -> Arc<AtomicBool> {
+    Arc::clone(CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))))
+}
+
+/// Whether a graceful interrupt happened.
+pub fn interrupted() -> bool {
+    CANCEL.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }

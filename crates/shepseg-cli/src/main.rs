@@ -52,6 +52,10 @@ fn main() {
         Command::Segment(args) => segment::run(&args),
         Command::Worker(args) => worker::run(&args),
     };
+    if interrupt::interrupted() {
+        eprintln!("shepseg: interrupted; workers stopped, no output written");
+        std::process::exit(130);
+    }
     if let Err(e) = result {
         // One line: the whole chain of causes, outermost first.
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();

@@ -352,14 +352,16 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .run(&job, &mut consumer),
         Executor::Processes => {
             let program = std::env::current_exe().context("cannot find the shepseg binary")?;
-            let ex = RemoteExecutor::new(remote_options, ProcessLauncher::new(program), log());
+            let ex = RemoteExecutor::new(remote_options, ProcessLauncher::new(program), log())
+                .with_cancel(crate::interrupt::graceful());
             let r = ex.run(&job, &mut consumer);
             remote_report = Some(ex.report());
             r
         }
         Executor::Fargate => {
             let cfg = fargate_config.context("--fargate-config")?;
-            let ex = RemoteExecutor::new(remote_options, FargateLauncher::new(cfg), log());
+            let ex = RemoteExecutor::new(remote_options, FargateLauncher::new(cfg), log())
+                .with_cancel(crate::interrupt::graceful());
             let r = ex.run(&job, &mut consumer);
             remote_report = Some(ex.report());
             r

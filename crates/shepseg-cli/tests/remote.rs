@@ -23,8 +23,9 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-/// A job big enough to kill a worker in the middle of: a 3000x3000 crop of pyshepseg's
-/// synthetic test image, 64 tiles; plus its k-means model and the threads executor's output.
+/// A job big enough to kill a worker in the middle of: a 2000x2000 crop of pyshepseg's
+/// synthetic test image with deterministic noise added (so tiles take a while to segment),
+/// 25 tiles; plus its k-means model and the threads executor's output.
 struct Fixture {
     dir: PathBuf,
     input: PathBuf,
@@ -34,18 +35,41 @@ struct Fixture {
 
 const TILING: [&str; 4] = ["-t", "512", "-l", "128"];
 
-fn fixture(name: &str) -> Fixture {
-    let dir = tempdir(name);
+/// Writes the noisy crop.
+fn noisy_crop(path: &Path) {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
+    let ds = gdal::Dataset::open(&src).unwrap();
+    let (n, off) = (2000usize, 3000isize);
+    let out = gdal::DriverManager::get_driver_by_name("GTiff")
+        .unwrap()
+        .create_with_band_type::<u16, _>(path, n, n, 3)
+        .unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for b in 1..=3 {
+        let band = ds.rasterband(b).unwrap();
+        let mut buf = band
+            .read_as::<u16>((off, off), (n, n), (n, n), None)
+            .unwrap();
+        for v in buf.data_mut() {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if *v != 65535 {
+                let noise = ((state >> 33) % 801) as i32 - 400;
+                *v = (*v as i32 + noise).clamp(0, 65534) as u16;
+            }
+        }
+        let mut ob = out.rasterband(b).unwrap();
+        ob.set_no_data_value(Some(65535.0)).unwrap();
+        ob.write((0, 0), (n, n), &mut buf).unwrap();
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = tempdir(name);
     let input = dir.join("in.tif");
-    let st = Command::new("gdal_translate")
-        .args(["-q", "-srcwin", "2000", "2000", "3000", "3000"])
-        .arg(&src)
-        .arg(&input)
-        .status()
-        .expect("gdal_translate (gdal-bin) must be installed");
-    assert!(st.success());
+    noisy_crop(&input);
     let (model, reference) = (dir.join("model.json"), dir.join("threads.tif"));
     let out = Command::new(BIN)
         .arg("segment")
@@ -694,5 +718,44 @@ fn fargate_cleans_up_when_the_job_fails() {
     assert!(log.contains("--barrier-timeout"), "{log}");
     assert!(log.contains("failed authentication"), "{log}");
     assert!(!out.exists(), "no output after a failed job");
+    rt.assert_cleaned_up();
+}
+
+#[test]
+fn fargate_cleans_up_on_ctrl_c() {
+    let moto = Moto::start();
+    let f = fixture("fargate-int");
+    let out = f.dir.join("int.tif");
+    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
+    let mut rt = Runtime::new(&moto);
+    while run
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("joined"))
+        .count()
+        < 2
+    {
+        assert!(run.child.try_wait().unwrap().is_none(), "ended early");
+        rt.step(&|_| {});
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = run.child.wait().unwrap();
+    let log = run.lines.lock().unwrap().join("\n");
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("stopping workers"), "{log}");
+    assert!(!out.exists(), "no output after Ctrl-C");
+    let left: Vec<_> = std::fs::read_dir(&f.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("shepseg-partial"))
+        .collect();
+    assert!(left.is_empty(), "partial output left: {left:?}");
     rt.assert_cleaned_up();
 }

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,6 +131,7 @@ pub struct RemoteExecutor<L> {
     launcher: Mutex<L>,
     report: Mutex<RemoteReport>,
     log: Box<dyn Fn(&str) + Send + Sync>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl<L: WorkerLauncher> RemoteExecutor<L> {
@@ -140,7 +142,15 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             launcher: Mutex::new(launcher),
             report: Mutex::new(RemoteReport::default()),
             log,
+            cancel: None,
         }
+    }
+
+    /// Stops the job (workers stopped, launcher cleaned up, an error returned) when `flag`
+    /// becomes true, e.g. on Ctrl-C.
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
     }
 
     /// What happened to the workers in the last job.
@@ -198,6 +208,8 @@ struct Shared {
     heartbeat: Duration,
     max_frame: usize,
     events: mpsc::Sender<Event>,
+    /// Authenticated connections still open.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -328,6 +340,7 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
             heartbeat: self.options.heartbeat_timeout,
             max_frame: lz4_flex::block::get_maximum_output_size(max_pixels * 4) + (1 << 16),
             events: tx,
+            connections: Default::default(),
         });
         rt.spawn(accept_loop(listener, Arc::clone(&shared)));
 
@@ -348,6 +361,12 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
             st.stop = true;
         }
         shared.work.notify_waiters();
+        // Let idle workers hear that there is no more work, so they exit cleanly.
+        let t = Instant::now();
+        while shared.connections.load(Ordering::SeqCst) > 0 && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let cleanup = launcher.shutdown(rt.handle());
         for line in launcher.poll(rt.handle()) {
             self.note(line);
@@ -443,6 +462,13 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             for line in launcher.poll(rt.handle()) {
                 self.note(line);
             }
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
+                return Err(ExecError::Workers("interrupted".into()));
+            }
             if let Some(since) = alone_since {
                 if since.elapsed() > self.options.barrier_timeout {
                     return Err(ExecError::Workers(format!(
@@ -509,6 +535,7 @@ async fn connection(socket: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Sh
         }
     };
     let _ = shared.events.send(Event::Joined(name.clone()));
+    shared.connections.fetch_add(1, Ordering::SeqCst);
 
     // Frames are read by their own task, so a worker that dies while waiting for work or a
     // permit is noticed.
@@ -548,6 +575,7 @@ async fn connection(socket: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Sh
         drop(st);
         let _ = shared.events.send(Event::Lost { name, reason });
     }
+    shared.connections.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Authenticates a worker; returns its name.
