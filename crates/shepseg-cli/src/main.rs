@@ -6,6 +6,7 @@
 
 mod interrupt;
 mod segment;
+mod stats;
 mod timings;
 mod worker;
 
@@ -36,6 +37,10 @@ enum Command {
     /// Join a coordinator as a tile worker (started by `--executor processes|fargate`; the job
     /// secret comes in the SHEPSEG_WORKER_SECRET environment variable).
     Worker(worker::WorkerArgs),
+    /// Per-segment and spatial statistics of IMAGE's bands into SEGFILE's attribute table.
+    Stats(Box<stats::StatsArgs>),
+    /// Cut a window (or mask) of a segmentation into a new one, renumbered, with its table.
+    Subset(Box<stats::SubsetArgs>),
 }
 
 fn main() {
@@ -51,6 +56,8 @@ fn main() {
     let result = match cli.command {
         Command::Segment(args) => segment::run(&args),
         Command::Worker(args) => worker::run(&args),
+        Command::Stats(args) => stats::run_stats(&args),
+        Command::Subset(args) => stats::run_subset(&args),
     };
     if interrupt::interrupted() {
         eprintln!("shepseg: interrupted; workers stopped, no output written");

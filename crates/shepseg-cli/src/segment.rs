@@ -120,6 +120,11 @@ pub struct SegmentArgs {
     /// Seconds of silence after which a remote worker is lost and its tiles re-queued.
     #[arg(long, default_value_t = 30.0)]
     pub heartbeat_timeout: f64,
+    /// After segmenting, per-segment statistics of these bands of INPUT (with --stat).
+    #[arg(long, value_delimiter = ',')]
+    pub stats_bands: Vec<usize>,
+    #[command(flatten)]
+    pub stats: crate::stats::StatsOptions,
 }
 
 /// Which executor segments the tiles.
@@ -378,6 +383,18 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let report = stitcher.finish()?;
     output.finish(&report)?;
     timings.finishing = t.elapsed();
+    let t = Instant::now();
+    args.stats
+        .run(
+            &args.output,
+            &args.input,
+            &args.stats_bands,
+            workers,
+            params.four_connected,
+            true,
+        )
+        .context("statistics")?;
+    timings.statistics = t.elapsed();
     let total = start.elapsed();
 
     if !args.quiet {

@@ -74,6 +74,8 @@ pub struct Timings {
     pub stitch_wait: PhaseTimer,
     /// Finishing the output (attribute table, statistics, rename).
     pub finishing: Duration,
+    /// Per-segment statistics after segmenting (`--stats-bands`), if asked for.
+    pub statistics: Duration,
 }
 
 impl Timings {
@@ -105,6 +107,13 @@ impl Timings {
             "finishing output",
             self.finishing.as_secs_f64()
         );
+        if !self.statistics.is_zero() {
+            out += &format!(
+                "{:<18} {:>9.3}\n",
+                "statistics",
+                self.statistics.as_secs_f64()
+            );
+        }
         out += &format!("{:<18} {:>9.3}", "total (wall)", wall.as_secs_f64());
         out
     }
@@ -118,6 +127,7 @@ impl Timings {
             "stitching": self.stitching.json(),
             "stitch_wait": self.stitch_wait.json(),
             "finishing": self.finishing.as_secs_f64(),
+            "statistics": self.statistics.as_secs_f64(),
             "total": wall.as_secs_f64(),
         })
     }

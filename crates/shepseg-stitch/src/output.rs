@@ -252,35 +252,41 @@ impl GdalOutput {
     }
 
     /// Writes the attribute table and statistics, closes the file and moves it into place.
-    pub fn finish(mut self, report: &StitchReport) -> Result<(), StitchError> {
+    pub fn finish(self, report: &StitchReport) -> Result<(), StitchError> {
+        let rows = report.histogram.len();
+        let mut rat = Rat::new(rows)?;
+        let hist: Vec<f64> = report.histogram.iter().map(|&v| v as f64).collect();
+        rat.add_column(
+            "Histogram",
+            ColumnType::Real,
+            ColumnUsage::PixelCount,
+            &hist,
+        )?;
+        let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
+        for (name, usage) in [
+            ("Red", ColumnUsage::Red),
+            ("Green", ColumnUsage::Green),
+            ("Blue", ColumnUsage::Blue),
+        ] {
+            let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
+            rat.add_column(name, ColumnType::Integer, usage, &col)?;
+        }
+        let alpha: Vec<f64> = (0..rows)
+            .map(|i| if i == 0 { 0.0 } else { 255.0 })
+            .collect();
+        rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
+        self.finish_with_rat(&rat, &report.histogram)
+    }
+
+    /// Like [`GdalOutput::finish`], with a table the caller built (for outputs that are not a
+    /// stitch, such as a subset); `histogram` gives the `STATISTICS_*` metadata.
+    pub fn finish_with_rat(mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
         {
             let ds = self.dataset()?;
             let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-            let rows = report.histogram.len();
-            let mut rat = Rat::new(rows)?;
-            let hist: Vec<f64> = report.histogram.iter().map(|&v| v as f64).collect();
-            rat.add_column(
-                "Histogram",
-                ColumnType::Real,
-                ColumnUsage::PixelCount,
-                &hist,
-            )?;
-            let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
-            for (name, usage) in [
-                ("Red", ColumnUsage::Red),
-                ("Green", ColumnUsage::Green),
-                ("Blue", ColumnUsage::Blue),
-            ] {
-                let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
-                rat.add_column(name, ColumnType::Integer, usage, &col)?;
-            }
-            let alpha: Vec<f64> = (0..rows)
-                .map(|i| if i == 0 { 0.0 } else { 255.0 })
-                .collect();
-            rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
             rat.attach(&band)?;
-            for (k, v) in statistics(&report.histogram) {
+            for (k, v) in statistics(histogram) {
                 band.set_metadata_item(k, &v, "")
                     .map_err(|e| out_err(&path, e))?;
             }

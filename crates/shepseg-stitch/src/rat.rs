@@ -169,3 +169,210 @@ pub fn read_column(band: &RasterBand, name: &str) -> Option<Vec<f64>> {
         None
     }
 }
+
+/// A band's attribute table opened for editing: find or create columns by name, read and write
+/// row ranges, then [`RatEditor::commit`].
+///
+/// For drivers whose table lives in the file and is written through (HFA, KEA), edits go to the
+/// band's own table as they are made, so memory stays bounded by the rows being written. For
+/// the others (GTiff keeps its table in a `.aux.xml` sidecar) the table is copied, edited in
+/// memory, and set back on the band at `commit`, so a failed run leaves the file as it was.
+pub struct RatEditor<'a> {
+    band: &'a RasterBand<'a>,
+    handle: gdal_sys::GDALRasterAttributeTableH,
+    /// True when `handle` is our copy (freed on drop, set on the band at commit).
+    owned: bool,
+}
+
+impl<'a> RatEditor<'a> {
+    /// Opens `band`'s table for editing (an empty one if it has none). `direct` asks for
+    /// write-through editing; it is honoured only when the band already has a table.
+    pub fn open(band: &'a RasterBand<'a>, direct: bool) -> Result<Self, StitchError> {
+        // SAFETY: the band handle is valid while borrowed; the band's table belongs to it and
+        // is only cloned or used while the band lives.
+        unsafe {
+            let rat = gdal_sys::GDALGetDefaultRAT(band.c_rasterband());
+            let (handle, owned) = if rat.is_null() {
+                (gdal_sys::GDALCreateRasterAttributeTable(), true)
+            } else if direct {
+                (rat, false)
+            } else {
+                (gdal_sys::GDALRATClone(rat), true)
+            };
+            if handle.is_null() {
+                return Err(StitchError::Output(
+                    "cannot open the raster attribute table".into(),
+                ));
+            }
+            Ok(Self {
+                band,
+                handle,
+                owned,
+            })
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        // SAFETY: valid handle.
+        unsafe { gdal_sys::GDALRATGetRowCount(self.handle) }.max(0) as usize
+    }
+
+    /// Grows the table to at least `rows` rows.
+    pub fn ensure_rows(&mut self, rows: usize) -> Result<(), StitchError> {
+        if rows > self.rows() {
+            let n = i32::try_from(rows).map_err(|_| {
+                StitchError::Output(format!("{rows} table rows exceed GDAL's limit"))
+            })?;
+            // SAFETY: valid handle.
+            unsafe { gdal_sys::GDALRATSetRowCount(self.handle, n) };
+        }
+        Ok(())
+    }
+
+    /// Index of the column called `name`, if any (the last one, if several).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        // SAFETY: valid handle; names are NUL-terminated strings owned by the table.
+        unsafe {
+            let n = gdal_sys::GDALRATGetColumnCount(self.handle);
+            (0..n).rev().find_map(|c| {
+                let p = gdal_sys::GDALRATGetNameOfCol(self.handle, c);
+                (!p.is_null() && CStr::from_ptr(p).to_str() == Ok(name)).then_some(c as usize)
+            })
+        }
+    }
+
+    /// The column called `name`, created with `ty` and `usage` if there is none (an existing
+    /// column is reused whatever its type, as pyshepseg does).
+    pub fn column(
+        &mut self,
+        name: &str,
+        ty: ColumnType,
+        usage: ColumnUsage,
+    ) -> Result<usize, StitchError> {
+        if let Some(c) = self.find(name) {
+            return Ok(c);
+        }
+        let cname = CString::new(name).map_err(|e| StitchError::Output(e.to_string()))?;
+        let raw_ty = match ty {
+            ColumnType::Integer => GDALRATFieldType::GFT_Integer,
+            ColumnType::Real => GDALRATFieldType::GFT_Real,
+        };
+        // SAFETY: valid handle and NUL-terminated name.
+        let err = unsafe {
+            gdal_sys::GDALRATCreateColumn(self.handle, cname.as_ptr(), raw_ty, usage.raw())
+        };
+        check(err, &format!("create column {name}"))?;
+        self.find(name)
+            .ok_or_else(|| StitchError::Output(format!("column {name} was not created")))
+    }
+
+    /// Whether column `col` is real (else integer or string).
+    pub fn is_real(&self, col: usize) -> bool {
+        // SAFETY: valid handle; out-of-range columns give GFT_Integer.
+        let ty = unsafe { gdal_sys::GDALRATGetTypeOfCol(self.handle, col as i32) };
+        ty == GDALRATFieldType::GFT_Real
+    }
+
+    /// Column names, types and usages, in order.
+    pub fn columns(&self) -> Vec<(String, ColumnType, ColumnUsage)> {
+        // SAFETY: valid handle.
+        unsafe {
+            let n = gdal_sys::GDALRATGetColumnCount(self.handle);
+            (0..n)
+                .map(|c| {
+                    let p = gdal_sys::GDALRATGetNameOfCol(self.handle, c);
+                    let name = if p.is_null() {
+                        String::new()
+                    } else {
+                        CStr::from_ptr(p).to_string_lossy().into_owned()
+                    };
+                    let ty = if gdal_sys::GDALRATGetTypeOfCol(self.handle, c)
+                        == GDALRATFieldType::GFT_Real
+                    {
+                        ColumnType::Real
+                    } else {
+                        ColumnType::Integer
+                    };
+                    let u = gdal_sys::GDALRATGetUsageOfCol(self.handle, c);
+                    let usage = [
+                        ColumnUsage::PixelCount,
+                        ColumnUsage::Red,
+                        ColumnUsage::Green,
+                        ColumnUsage::Blue,
+                        ColumnUsage::Alpha,
+                    ]
+                    .into_iter()
+                    .find(|x| x.raw() == u)
+                    .unwrap_or(ColumnUsage::Generic);
+                    (name, ty, usage)
+                })
+                .collect()
+        }
+    }
+
+    /// Writes `values` to column `col` from row `start`.
+    pub fn write(&mut self, col: usize, start: usize, values: &[f64]) -> Result<(), StitchError> {
+        self.io(col, start, values.len(), values.as_ptr() as *mut f64, true)
+    }
+
+    /// Reads `len` values of column `col` from row `start`.
+    pub fn read(&self, col: usize, start: usize, len: usize) -> Result<Vec<f64>, StitchError> {
+        let mut out = vec![0.0; len];
+        self.io(col, start, len, out.as_mut_ptr(), false)?;
+        Ok(out)
+    }
+
+    fn io(
+        &self,
+        col: usize,
+        start: usize,
+        len: usize,
+        ptr: *mut f64,
+        write: bool,
+    ) -> Result<(), StitchError> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = start.checked_add(len).filter(|&e| e <= self.rows());
+        let (Some(_), Ok(c), Ok(s), Ok(n)) = (
+            end,
+            i32::try_from(col),
+            i32::try_from(start),
+            i32::try_from(len),
+        ) else {
+            return Err(StitchError::Output(format!(
+                "raster attribute table: rows {start}..{} out of range",
+                start + len
+            )));
+        };
+        let flag = if write {
+            GDALRWFlag::GF_Write
+        } else {
+            GDALRWFlag::GF_Read
+        };
+        // SAFETY: valid handle; `ptr` points at `len` f64 values (GDAL only reads them when
+        // writing), and the row range was checked against the table.
+        let err = unsafe { gdal_sys::GDALRATValuesIOAsDouble(self.handle, flag, c, s, n, ptr) };
+        check(err, if write { "write" } else { "read" })
+    }
+
+    /// Makes the edits part of the band (for a copied table, sets it on the band).
+    pub fn commit(self) -> Result<(), StitchError> {
+        if self.owned {
+            // SAFETY: valid band and table; GDAL copies the table.
+            let err = unsafe { gdal_sys::GDALSetDefaultRAT(self.band.c_rasterband(), self.handle) };
+            check(err, "attach to band")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RatEditor<'_> {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: our own copy, freed once.
+            unsafe { gdal_sys::GDALDestroyRasterAttributeTable(self.handle) };
+        }
+    }
+}
