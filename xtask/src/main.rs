@@ -5,10 +5,13 @@
 //!   generated 4096x4096 4-band image and on the reference fixtures;
 //! * `synth`: writes the generated benchmark image as a GeoTIFF;
 //! * `bench-segment`: times `shepseg segment` end to end, with peak memory;
-//! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit.
+//! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit;
+//! * `bench-stats`: per-segment statistics for each worker count;
+//! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA.
 
 mod bench_core;
 mod bench_segment;
+mod bench_stats;
 mod bench_workers;
 mod synth;
 
@@ -33,6 +36,10 @@ enum Task {
     BenchSegment(bench_segment::BenchSegmentArgs),
     /// Sweep worker counts: wall time, speedup, segmentation, stitch and stitch-wait time, RSS.
     BenchWorkers(bench_workers::BenchWorkersArgs),
+    /// Per-segment statistics (4 bands x 6 stats) for each worker count: wall, Mpixel/s, RSS.
+    BenchStats(bench_stats::BenchStatsArgs),
+    /// Write and read a large attribute table in GTiff and HFA.
+    BenchRat(bench_stats::BenchRatArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +49,7 @@ fn main() -> anyhow::Result<()> {
         Task::Synth(a) => bench_core::write_synth(&a),
         Task::BenchSegment(a) => bench_segment::bench(&a),
         Task::BenchWorkers(a) => bench_workers::bench(&a),
+        Task::BenchStats(a) => bench_stats::bench(&a),
+        Task::BenchRat(a) => bench_stats::bench_rat(&a),
     }
 }

@@ -153,6 +153,10 @@ pub struct StatsArgs {
 /// Runs `shepseg stats`.
 pub fn run_stats(args: &StatsArgs) -> anyhow::Result<()> {
     let workers = workers(args.workers)?;
+    // Each block is read once: a small cache keeps memory to the strips in flight.
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
+    }
     if args.bands.is_empty() && args.stats.spatial.is_empty() {
         bail!("--bands: give the bands to summarise (or --spatial)");
     }

@@ -70,7 +70,17 @@ pub fn subset(
                     inv[3] + inv[4] * x + inv[5] * y,
                 )
             };
+            // Corners within a millionth of a pixel edge are on it (map coordinates printed
+            // and parsed back rarely invert exactly).
+            let snap = |v: f64| {
+                if (v - v.round()).abs() < 1e-6 {
+                    v.round()
+                } else {
+                    v
+                }
+            };
             let (a, b) = (px(*ulx, *uly), px(*lrx, *lry));
+            let (a, b) = ((snap(a.0), snap(a.1)), (snap(b.0), snap(b.1)));
             let (tlx, tly) = (a.0.min(b.0).floor(), a.1.min(b.1).floor());
             let (brx, bry) = (a.0.max(b.0).ceil(), a.1.max(b.1).ceil());
             if tlx < 0.0 || tly < 0.0 || brx > cols as f64 || bry > rows as f64 {
