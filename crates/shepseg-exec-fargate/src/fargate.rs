@@ -491,3 +491,56 @@ fn aws<E: std::error::Error + 'static>(call: &str, e: E) -> RemoteError {
     }
     RemoteError::Launch(format!("ECS {call}: {msg}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("shepseg-fargate-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn json_and_toml_configs_load_the_same() {
+        let j = write(
+            "c.json",
+            r#"{"containerImage": "img:1", "subnet": "subnet-1", "securityGroups": ["sg-1"],
+                "memory": "2 GB", "tags": {"a": "b"}}"#,
+        );
+        let t = write(
+            "c.toml",
+            "containerImage = \"img:1\"\nsubnet = \"subnet-1\"\nsecurityGroups = [\"sg-1\"]\nmemory = \"2 GB\"\n[tags]\na = \"b\"\n",
+        );
+        let (a, b) = (
+            FargateConfig::load(&j).unwrap(),
+            FargateConfig::load(&t).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.cpu, "1 vCPU");
+        assert_eq!(a.memory_mib(), Some(2048));
+        assert_eq!(a.worker_program, "shepseg");
+    }
+
+    #[test]
+    fn bad_configs_name_the_file_and_key() {
+        for (name, text, want) in [
+            ("missing.json", r#"{"subnet": "s"}"#, "containerImage"),
+            (
+                "typo.json",
+                r#"{"containerImage": "i", "subnet": "s", "subnets": []}"#,
+                "subnets",
+            ),
+            (
+                "arch.json",
+                r#"{"containerImage": "i", "subnet": "s", "cpuArchitecture": "MIPS"}"#,
+                "cpuArchitecture",
+            ),
+        ] {
+            let p = write(name, text);
+            let err = FargateConfig::load(&p).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(want), "{err}");
+        }
+    }
+}
