@@ -262,6 +262,7 @@ fn interrupted_job_leaves_nothing() {
             "-q",
         ])
         .args(["-t", "2048", "-l", "512", "--fixed-kmeans-init"])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until the job is under way (its partial folder exists), then interrupt it.
@@ -273,9 +274,11 @@ fn interrupted_job_leaves_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert!(!status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(left.is_empty(), "left behind: {left:?}; {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
