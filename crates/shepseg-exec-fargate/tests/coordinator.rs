@@ -221,10 +221,9 @@ fn a_tile_failing_on_every_attempt_fails_the_job_with_the_worker_error() {
     );
     let err = ex.run(&job, &mut Collect::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        matches!(err, ExecError::Remote { col: 0, row: 0, .. }),
-        "{msg}"
-    );
+    // Whichever tile reaches its third failure first is named.
+    assert!(matches!(err, ExecError::Remote { .. }), "{msg}");
+    assert!(msg.starts_with("tile ("), "{msg}");
     assert!(msg.contains("failed on 3 attempts"), "{msg}");
     assert!(msg.contains("/nonexistent/shepseg/input.tif"), "{msg}");
     assert!(ex.report().tiles_requeued >= 2, "{:?}", ex.report());
