@@ -16,8 +16,8 @@ use shepseg_exec_fargate::{
 use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
 use shepseg_tiling::{
-    fit_whole_raster, Raster, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor,
-    TileGrid, TileJob,
+    fit_whole_raster_threads, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
+    TileExecutor, TileGrid, TileJob,
 };
 
 /// Options of `shepseg segment`, pyshepseg_tiling's under plain long names.
@@ -278,8 +278,23 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let (model, subsample_pcnt) = match model_in {
         Some(m) => (m, None),
         None => {
-            let fit =
-                fit_whole_raster(&raster, &bands, null, args.cluster_subsample_pcnt, &params)?;
+            // The k-means++ restarts run on as many threads as there are workers (the model is
+            // the same for any number).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = match args.executor {
+                Executor::Sequential => 1,
+                Executor::Threads => args.workers.unwrap_or(cores),
+                // Remote workers do not fit; this machine's cores do.
+                Executor::Processes | Executor::Fargate => cores,
+            };
+            let fit = fit_whole_raster_threads(
+                &raster,
+                &bands,
+                null,
+                args.cluster_subsample_pcnt,
+                &params,
+                threads,
+            )?;
             (fit.model, Some(fit.subsample_pcnt))
         }
     };

@@ -254,7 +254,7 @@ fn interrupted_job_leaves_nothing() {
     let out = dir.join("out.tif");
     let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shepseg"))
+    let child = Command::new(env!("CARGO_BIN_EXE_shepseg"))
         .args([
             "segment",
             input.to_str().unwrap(),

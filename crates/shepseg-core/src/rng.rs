@@ -25,6 +25,13 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// Moves the stream on by `n` values, as `n` calls would (SplitMix64's state is a counter).
+    pub fn skip(&mut self, n: u64) {
+        self.state = self
+            .state
+            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(n));
+    }
+
     /// A uniform value in `[0, 1)` with 53 random bits.
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -39,6 +46,16 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_equals_drawing() {
+        let (mut a, mut b) = (SplitMix64::new(5), SplitMix64::new(5));
+        for _ in 0..1000 {
+            a.next_u64();
+        }
+        b.skip(1000);
+        assert_eq!(a.next_u64(), b.next_u64());
+    }
 
     #[test]
     fn same_seed_same_stream() {

@@ -32,4 +32,4 @@ pub use exec::{
 };
 pub use grid::{Tile, TileGrid};
 pub use raster::{BandStack, PixelType, Raster, Window};
-pub use sample::{fit_whole_raster, WholeRasterFit};
+pub use sample::{fit_whole_raster, fit_whole_raster_threads, WholeRasterFit};

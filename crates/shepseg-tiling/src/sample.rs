@@ -36,6 +36,19 @@ pub fn fit_whole_raster(
     subsample_pcnt: Option<f64>,
     params: &SegmentParams,
 ) -> Result<WholeRasterFit, TilingError> {
+    fit_whole_raster_threads(raster, bands, null, subsample_pcnt, params, 1)
+}
+
+/// [`fit_whole_raster`] with the k-means++ restarts spread over `threads` threads (the model
+/// is the same for any number).
+pub fn fit_whole_raster_threads(
+    raster: &Raster,
+    bands: &[usize],
+    null: Option<f64>,
+    subsample_pcnt: Option<f64>,
+    params: &SegmentParams,
+    threads: usize,
+) -> Result<WholeRasterFit, TilingError> {
     let (cols, rows) = raster.size();
     let (prop, pcnt) = match subsample_pcnt {
         None => {
@@ -51,12 +64,12 @@ pub fn fit_whole_raster(
     };
     let skip = ((1.0 / prop).round_ties_even() as usize).max(1);
     let (model, info) = match raster.pixel_type(bands)? {
-        PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params)?,
-        PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params)?,
-        PixelType::I16 => fit_typed::<i16>(raster, bands, null, skip, params)?,
-        PixelType::U32 => fit_typed::<u32>(raster, bands, null, skip, params)?,
-        PixelType::I32 => fit_typed::<i32>(raster, bands, null, skip, params)?,
-        PixelType::F32 => fit_typed::<f32>(raster, bands, null, skip, params)?,
+        PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params, threads)?,
+        PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params, threads)?,
+        PixelType::I16 => fit_typed::<i16>(raster, bands, null, skip, params, threads)?,
+        PixelType::U32 => fit_typed::<u32>(raster, bands, null, skip, params, threads)?,
+        PixelType::I32 => fit_typed::<i32>(raster, bands, null, skip, params, threads)?,
+        PixelType::F32 => fit_typed::<f32>(raster, bands, null, skip, params, threads)?,
     };
     Ok(WholeRasterFit {
         model,
@@ -71,6 +84,7 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
     null: Option<f64>,
     skip: usize,
     params: &SegmentParams,
+    threads: usize,
 ) -> Result<(KMeansModel, FitInfo), TilingError> {
     let null = null_as::<T>(null)?;
     let sample = sample_typed::<T>(raster, bands, skip)?;
@@ -88,7 +102,11 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
         });
     }
     let k = params.num_clusters.min(n);
-    Ok(fit(&kept, nb, &params.kmeans_params(k))?)
+    let kp = shepseg_core::KMeansParams {
+        threads,
+        ..params.kmeans_params(k)
+    };
+    Ok(fit(&kept, nb, &kp)?)
 }
 
 /// The subsampled raster, band-interleaved, in the row-major order of pyshepseg's

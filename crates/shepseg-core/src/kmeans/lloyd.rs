@@ -394,6 +394,12 @@ fn relocate_empty<const NB: usize>(
 }
 
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step).
+/// Random values one k-means++ initialisation draws: one for the first centre, then
+/// `2 + ln k` candidates for each of the others.
+pub(super) fn kmeans_plus_plus_draws(k: usize) -> u64 {
+    1 + (k.saturating_sub(1) * (2 + (k as f64).ln() as usize)) as u64
+}
+
 pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     match d.nb {
         1 => kmeans_plus_plus_bands::<1>(d, k, rng),

@@ -28,6 +28,7 @@ use crate::error::CoreError;
 use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
+use lloyd::kmeans_plus_plus_draws;
 use lloyd::{kmeans_plus_plus, lloyd, Data, LloydResult};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
@@ -161,6 +162,10 @@ pub struct KMeansParams {
     /// Relative tolerance: stop when the summed squared centre shift is at most `tol` times the
     /// mean per-band variance of the sample (scikit-learn: 1e-4).
     pub tol: f64,
+    /// Threads for the k-means++ restarts (1: this thread). The result does not depend on it:
+    /// each restart draws from its own stretch of the seed's random stream, exactly the
+    /// stretch it would have used run after run, and ties in inertia go to the earlier run.
+    pub threads: usize,
 }
 
 impl Default for KMeansParams {
@@ -170,6 +175,7 @@ impl Default for KMeansParams {
             init: KMeansInit::KMeansPlusPlus { runs: 5, seed: 0 },
             max_iter: 300,
             tol: 1e-4,
+            threads: 1,
         }
     }
 }
@@ -280,16 +286,50 @@ pub fn fit<T: Pixel>(
             lloyd(&data, init, params.max_iter, tol)
         }
         KMeansInit::KMeansPlusPlus { runs, seed } => {
-            let mut rng = SplitMix64::new(seed);
-            let mut best: Option<LloydResult> = None;
-            for _ in 0..runs.max(1) {
+            let runs = runs.max(1);
+            // k-means++ draws a fixed number of values per run, so run i starts where run
+            // i - 1 left the stream: the runs are independent and may go in parallel.
+            let draws = kmeans_plus_plus_draws(k);
+            let one = |i: usize| {
+                let mut rng = SplitMix64::new(seed);
+                rng.skip(draws * i as u64);
                 let init = kmeans_plus_plus(&data, k, &mut rng);
-                let res = lloyd(&data, init, params.max_iter, tol);
+                lloyd(&data, init, params.max_iter, tol)
+            };
+            let threads = params.threads.clamp(1, runs);
+            let results: Vec<LloydResult> = if threads == 1 {
+                (0..runs).map(one).collect()
+            } else {
+                let mut slots: Vec<Option<LloydResult>> = (0..runs).map(|_| None).collect();
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let one = &one;
+                            scope.spawn(move || {
+                                (t..runs)
+                                    .step_by(threads)
+                                    .map(|i| (i, one(i)))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        // A panicking run is re-raised here, as it would be sequentially.
+                        let done = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                        for (i, r) in done {
+                            slots[i] = Some(r);
+                        }
+                    }
+                });
+                slots.into_iter().flatten().collect()
+            };
+            // The lowest inertia; ties to the earlier run.
+            let mut best: Option<LloydResult> = None;
+            for res in results {
                 if best.as_ref().is_none_or(|b| res.inertia < b.inertia) {
                     best = Some(res);
                 }
             }
-            // runs.max(1) >= 1, so a result exists.
             best.ok_or_else(|| CoreError::InvalidParameter("no k-means run".into()))?
         }
     };
@@ -389,6 +429,24 @@ mod tests {
         let p = m.predictor();
         assert_eq!(p.nearest(&[1.0], 2), 0);
         assert_eq!(p.nearest(&[2.0], 2), 0);
+    }
+
+    #[test]
+    fn threaded_restarts_give_the_sequential_model() {
+        let mut rng = SplitMix64::new(11);
+        let sample: Vec<u16> = (0..3000 * 3).map(|_| rng.below(1000) as u16).collect();
+        let mut params = KMeansParams {
+            num_clusters: 8,
+            init: KMeansInit::KMeansPlusPlus { runs: 5, seed: 42 },
+            ..Default::default()
+        };
+        let (seq, info) = fit(&sample, 3, &params).unwrap();
+        for threads in [2, 3, 8] {
+            params.threads = threads;
+            let (par, pinfo) = fit(&sample, 3, &params).unwrap();
+            assert_eq!(par, seq, "{threads} threads");
+            assert_eq!(pinfo.inertia, info.inertia);
+        }
     }
 
     #[test]
