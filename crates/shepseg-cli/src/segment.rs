@@ -14,7 +14,7 @@ use shepseg_exec_fargate::{
     FargateConfig, FargateLauncher, ProcessLauncher, RemoteExecutor, RemoteOptions,
 };
 use shepseg_exec_threads::ThreadsExecutor;
-use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
+use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher};
 use shepseg_tiling::{
     fit_whole_raster_threads, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
     TileExecutor, TileGrid, TileJob,
@@ -142,7 +142,7 @@ pub enum Executor {
 
 /// Pushes finished tiles into the stitcher and the output, with progress and timings.
 struct StitchConsumer<'a> {
-    stitcher: Stitcher,
+    stitcher: ParallelStitcher,
     output: &'a mut GdalOutput,
     bar: &'a ProgressBar,
     timings: &'a mut Timings,
@@ -161,9 +161,12 @@ impl TileConsumer for StitchConsumer<'_> {
         self.timings.segmentation.record(t.segment_time);
         self.max_spectral_diff_used = t.max_spectral_diff;
         self.rescued += t.rescued_pixels;
-        self.stitcher.push(t.segimg.view(), self.output)?;
+        self.stitcher.push(t.segimg, self.output)?;
+        // The stitcher's own serial time per tile (its per-pixel work runs on its pool).
+        for d in self.stitcher.take_serial_times() {
+            self.timings.stitching.record(d);
+        }
         self.idle_since = Instant::now();
-        self.timings.stitching.record(self.idle_since - start);
         self.bar.inc(1);
         Ok(())
     }
@@ -325,8 +328,15 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         model: model.clone(),
         params,
     };
+    // The stitcher's per-pixel work runs on a pool as large as the local worker count.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stitch_threads = match args.executor {
+        Executor::Sequential => 1,
+        Executor::Threads => args.workers.unwrap_or(cores),
+        Executor::Processes | Executor::Fargate => cores,
+    };
     let mut consumer = StitchConsumer {
-        stitcher: Stitcher::new(grid.clone(), params.pyshepseg_compat),
+        stitcher: ParallelStitcher::new(grid.clone(), params.pyshepseg_compat, stitch_threads),
         output: &mut output,
         bar: &bar,
         timings: &mut timings,
@@ -394,8 +404,13 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     );
     result?;
     bar.finish_and_clear();
+    let mut stitcher = stitcher;
+    stitcher.flush(&mut output)?;
+    for d in stitcher.take_serial_times() {
+        timings.stitching.record(d);
+    }
     let t = Instant::now();
-    let report = stitcher.finish()?;
+    let report = stitcher.finish(&mut output)?;
     output.finish(&report)?;
     timings.finishing = t.elapsed();
     let t = Instant::now();

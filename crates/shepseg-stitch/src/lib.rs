@@ -12,10 +12,12 @@
 
 pub mod error;
 pub mod output;
+pub mod parallel;
 pub mod rat;
 pub mod recode;
 pub mod stitcher;
 
 pub use error::StitchError;
 pub use output::{GdalOutput, OutputGeometry, OutputOptions};
+pub use parallel::ParallelStitcher;
 pub use stitcher::{MemorySink, StitchReport, Stitcher, TileSink};

@@ -5,6 +5,13 @@
 //! ID most common among the earlier tile's pixels under its own (pyshepseg's
 //! `recodeSharedSegments`; ties go to the smallest ID, as `scipy.stats.mode` breaks them).
 //!
+//! The work is split in two so that the per-pixel part can run in parallel, before the earlier
+//! tile is stitched: [`pair_counts`] counts, per crossing segment, the pixels under it of each of
+//! the earlier tile's *local* IDs; [`recode_from_pairs`] then maps those local IDs through the
+//! earlier tile's lookup table (per segment, not per pixel) and takes the mode. Summing counts of
+//! local IDs that map to the same stitched ID gives exactly the counts of stitched IDs, so the
+//! result is the one a per-pixel pass over stitched IDs gives.
+//!
 //! pyshepseg counts 0 among those IDs, so a segment can be recoded to null where the earlier tile
 //! left pixels unlabelled. Outside compatibility mode 0 is not a candidate; a segment with nothing
 //! but 0 under it gets a new ID (a "fallback").
@@ -32,17 +39,14 @@ pub enum Recode {
     Fallback,
 }
 
-/// Adds to `recode` (local ID -> what it becomes) every segment of `current` (the tile's strip
-/// on `side`, local IDs) that crosses the strip's midline, matched against `earlier` (the same
-/// pixels in the earlier tile, global IDs). Later calls override earlier ones for the same ID,
-/// as pyshepseg's dictionary does.
-pub fn match_overlap(
+/// `(current local ID, earlier local ID, pixels)` for every segment of `current` (the tile's
+/// strip on `side`, local IDs) that crosses the strip's midline, over the same pixels of
+/// `earlier` (the earlier tile's strip, local IDs); sorted by current, then earlier ID.
+pub fn pair_counts(
     current: ArrayView2<u32>,
     earlier: ArrayView2<u32>,
     side: Side,
-    compat: bool,
-    recode: &mut HashMap<u32, Recode>,
-) {
+) -> Vec<(u32, u32, u64)> {
     let (rows, cols) = current.dim();
     let mid = match side {
         Side::Top => rows / 2,
@@ -57,7 +61,6 @@ pub fn match_overlap(
         e.0 = e.0.min(n);
         e.1 = e.1.max(n);
     }
-    // (segment, earlier ID) pairs under crossing segments, sorted to count runs.
     let mut pairs: Vec<u64> = Vec::new();
     for (&id, &b) in current.iter().zip(earlier.iter()) {
         if id == 0 {
@@ -69,27 +72,58 @@ pub fn match_overlap(
         }
     }
     pairs.sort_unstable();
+    let mut out = Vec::new();
     let mut i = 0;
     while i < pairs.len() {
-        let id = (pairs[i] >> 32) as u32;
-        // The most common earlier ID under this segment; the first (smallest) wins ties.
-        let mut best: Option<(u32, usize)> = None;
-        while i < pairs.len() && (pairs[i] >> 32) as u32 == id {
-            let b = pairs[i] as u32;
-            let mut j = i;
-            while j < pairs.len() && pairs[j] == pairs[i] {
-                j += 1;
+        let mut j = i;
+        while j < pairs.len() && pairs[j] == pairs[i] {
+            j += 1;
+        }
+        out.push(((pairs[i] >> 32) as u32, pairs[i] as u32, (j - i) as u64));
+        i = j;
+    }
+    out
+}
+
+/// Adds to `recode` (local ID -> what it becomes) every crossing segment of `pairs` (from
+/// [`pair_counts`]), the earlier tile's local IDs mapped through `earlier_lut` (its local ->
+/// stitched IDs). Later calls override earlier ones for the same ID, as pyshepseg's dictionary
+/// does.
+pub fn recode_from_pairs(
+    pairs: &[(u32, u32, u64)],
+    earlier_lut: &[u32],
+    compat: bool,
+    recode: &mut HashMap<u32, Recode>,
+) {
+    let mut i = 0;
+    let mut counts: Vec<(u32, u64)> = Vec::new();
+    while i < pairs.len() {
+        let id = pairs[i].0;
+        counts.clear();
+        while i < pairs.len() && pairs[i].0 == id {
+            let g = earlier_lut.get(pairs[i].1 as usize).copied().unwrap_or(0);
+            counts.push((g, pairs[i].2));
+            i += 1;
+        }
+        counts.sort_unstable_by_key(|c| c.0);
+        // The most common stitched ID under this segment; the first (smallest) wins ties.
+        let mut best: Option<(u32, u64)> = None;
+        let mut k = 0;
+        while k < counts.len() {
+            let g = counts[k].0;
+            let mut n = 0;
+            while k < counts.len() && counts[k].0 == g {
+                n += counts[k].1;
+                k += 1;
             }
-            let count = j - i;
-            if (compat || b != 0) && best.is_none_or(|(_, n)| count > n) {
-                best = Some((b, count));
+            if (compat || g != 0) && best.is_none_or(|(_, m)| n > m) {
+                best = Some((g, n));
             }
-            i = j;
         }
         recode.insert(
             id,
             match best {
-                Some((b, _)) => Recode::To(b),
+                Some((g, _)) => Recode::To(g),
                 None => Recode::Fallback,
             },
         );
@@ -101,13 +135,32 @@ mod tests {
     use super::*;
     use ndarray::array;
 
+    fn recode_of(
+        current: ArrayView2<u32>,
+        earlier: ArrayView2<u32>,
+        lut: &[u32],
+        side: Side,
+        compat: bool,
+        rec: &mut HashMap<u32, Recode>,
+    ) {
+        recode_from_pairs(&pair_counts(current, earlier, side), lut, compat, rec);
+    }
+
     #[test]
     fn crossing_segments_take_the_most_common_earlier_id() {
         // 4-row top strip: segment 1 crosses row 2, segment 2 stays above it.
         let current = array![[1u32, 2], [1, 2], [1, 3], [1, 3]];
         let earlier = array![[7u32, 9], [7, 9], [8, 9], [7, 9]];
+        let identity: Vec<u32> = (0..10).collect();
         let mut rec = HashMap::new();
-        match_overlap(current.view(), earlier.view(), Side::Top, false, &mut rec);
+        recode_of(
+            current.view(),
+            earlier.view(),
+            &identity,
+            Side::Top,
+            false,
+            &mut rec,
+        );
         assert_eq!(rec.get(&1), Some(&Recode::To(7)));
         assert_eq!(rec.get(&2), None, "does not cross");
         assert_eq!(rec.get(&3), None, "does not cross: starts at the midline");
@@ -117,13 +170,54 @@ mod tests {
     fn zero_wins_only_in_compat_mode() {
         let current = array![[1u32, 1], [1, 1]];
         let earlier = array![[0u32, 0], [5, 6]];
+        let identity: Vec<u32> = (0..10).collect();
         let mut rec = HashMap::new();
-        match_overlap(current.view(), earlier.view(), Side::Left, true, &mut rec);
+        recode_of(
+            current.view(),
+            earlier.view(),
+            &identity,
+            Side::Left,
+            true,
+            &mut rec,
+        );
         assert_eq!(rec[&1], Recode::To(0));
-        match_overlap(current.view(), earlier.view(), Side::Left, false, &mut rec);
+        recode_of(
+            current.view(),
+            earlier.view(),
+            &identity,
+            Side::Left,
+            false,
+            &mut rec,
+        );
         assert_eq!(rec[&1], Recode::To(5), "ties go to the smallest ID");
         let zeros = array![[0u32, 0], [0, 0]];
-        match_overlap(current.view(), zeros.view(), Side::Left, false, &mut rec);
+        recode_of(
+            current.view(),
+            zeros.view(),
+            &identity,
+            Side::Left,
+            false,
+            &mut rec,
+        );
         assert_eq!(rec[&1], Recode::Fallback);
+    }
+
+    #[test]
+    fn counts_of_local_ids_sharing_a_stitched_id_add_up() {
+        // Under segment 1: local 2 on four pixels, local 3 on two, local 4 on four. Locals 3 and 4
+        // were both stitched to 50, local 2 to 40: 50 has six pixels and wins over 40's four.
+        let current = array![[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 1]];
+        let earlier = array![[2u32, 2, 3, 4, 4], [2, 2, 3, 4, 4]];
+        let lut = [0u32, 0, 40, 50, 50];
+        let mut rec = HashMap::new();
+        recode_of(
+            current.view(),
+            earlier.view(),
+            &lut,
+            Side::Top,
+            false,
+            &mut rec,
+        );
+        assert_eq!(rec[&1], Recode::To(50));
     }
 }

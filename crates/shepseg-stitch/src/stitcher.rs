@@ -21,7 +21,7 @@ use ndarray::{s, Array2, ArrayView2};
 use shepseg_tiling::{Tile, TileGrid, Window};
 
 use crate::error::StitchError;
-use crate::recode::{match_overlap, Recode, Side};
+use crate::recode::{pair_counts, recode_from_pairs, Recode, Side};
 
 /// Where stitched pixels go: the output raster, or anything else that stores blocks.
 ///
@@ -74,16 +74,141 @@ pub struct StitchReport {
     pub empty_ids: usize,
 }
 
+/// Where a tile is cut: the trimmed area `(top, bottom, left, right)` in tile pixels, and
+/// whether it is last in its row or column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    /// First row kept.
+    pub top: usize,
+    /// Row after the last kept.
+    pub bottom: usize,
+    /// First column kept.
+    pub left: usize,
+    /// Column after the last kept.
+    pub right: usize,
+    /// Last tile of its grid row (no right strip kept).
+    pub last_col: bool,
+    /// Last tile of its grid column (no bottom strip kept).
+    pub last_row: bool,
+}
+
+impl Trim {
+    /// The trim of `tile` in `grid`: half the overlap off each inner side.
+    pub fn of(grid: &TileGrid, tile: Tile) -> Self {
+        let margin = grid.overlap() / 2;
+        let w = tile.window;
+        let last_row = tile.row + 1 == grid.nrows();
+        let last_col = tile.col + 1 == grid.ncols();
+        Self {
+            top: if tile.row == 0 { 0 } else { margin },
+            left: if tile.col == 0 { 0 } else { margin },
+            bottom: if last_row { w.ysize } else { w.ysize - margin },
+            right: if last_col { w.xsize } else { w.xsize - margin },
+            last_col,
+            last_row,
+        }
+    }
+
+    /// The output window of the trimmed area of `tile`.
+    pub fn window(&self, tile: Tile) -> Window {
+        Window {
+            xoff: tile.window.xoff + self.left,
+            yoff: tile.window.yoff + self.top,
+            xsize: self.right - self.left,
+            ysize: self.bottom - self.top,
+        }
+    }
+}
+
+/// The per-pixel part of stitching one tile, which needs only the tile and the local IDs of its
+/// neighbours' overlap strips, not the stitch so far: so it can be computed for many tiles in
+/// parallel, ahead of the serial [`Stitcher::stitch_prepared`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TilePrep {
+    /// Top-left corner of each local segment's bounding box (`usize::MAX`: absent).
+    corner: Vec<(usize, usize)>,
+    /// Pixels of each local segment inside the trimmed area.
+    inside: Vec<u64>,
+    /// Pair counts across the top overlap ([`pair_counts`]).
+    top: Vec<(u32, u32, u64)>,
+    /// Pair counts across the left overlap.
+    left: Vec<(u32, u32, u64)>,
+}
+
+/// Prepares `tile` (segmentation `seg`, local IDs): `above` is the bottom overlap strip of the
+/// tile above and `before` the right strip of the tile to the left (their local IDs, as
+/// [`overlap_strips`] cuts them).
+pub fn prepare(
+    grid: &TileGrid,
+    tile: Tile,
+    seg: ArrayView2<u32>,
+    above: Option<ArrayView2<u32>>,
+    before: Option<ArrayView2<u32>>,
+) -> TilePrep {
+    let overlap = grid.overlap();
+    let trim = Trim::of(grid, tile);
+    let top = above
+        .map(|a| pair_counts(seg.slice(s![..overlap, ..]), a, Side::Top))
+        .unwrap_or_default();
+    let left = before
+        .map(|b| pair_counts(seg.slice(s![.., ..overlap]), b, Side::Left))
+        .unwrap_or_default();
+    let (corner, inside) = scan(seg, trim);
+    TilePrep {
+        corner,
+        inside,
+        top,
+        left,
+    }
+}
+
+/// The right and bottom overlap strips of `tile` (local IDs), which its right and lower
+/// neighbours are matched against; `None` on the last column or row.
+pub fn overlap_strips(
+    grid: &TileGrid,
+    tile: Tile,
+    seg: ArrayView2<u32>,
+) -> (Option<Array2<u32>>, Option<Array2<u32>>) {
+    let overlap = grid.overlap();
+    let trim = Trim::of(grid, tile);
+    let (rows, cols) = seg.dim();
+    (
+        (!trim.last_col).then(|| seg.slice(s![.., cols - overlap..]).to_owned()),
+        (!trim.last_row).then(|| seg.slice(s![rows - overlap.., ..]).to_owned()),
+    )
+}
+
+/// Writes the trimmed area of `seg` through `out_lut` (local ID -> output ID).
+pub fn map_block(seg: ArrayView2<u32>, trim: Trim, out_lut: &[u32]) -> Array2<u32> {
+    seg.slice(s![trim.top..trim.bottom, trim.left..trim.right])
+        .map(|&l| out_lut.get(l as usize).copied().unwrap_or(0))
+}
+
+/// The serial result for one tile: where its block goes and how to write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stitched {
+    /// The tile.
+    pub tile: Tile,
+    /// Its trim.
+    pub trim: Trim,
+    /// Local ID -> output ID, for [`map_block`].
+    pub out_lut: Vec<u32>,
+}
+
 /// Stitches tiles pushed in row-major order; see the module docs.
 pub struct Stitcher {
     grid: TileGrid,
     compat: bool,
     next: usize,
     max_id: u32,
-    /// Right strip of the previous tile in this row.
+    /// Right strip (local IDs) of the previous tile in this row, for [`Stitcher::push`].
     right: Option<Array2<u32>>,
-    /// Bottom strip of each tile of the previous row, by column.
+    /// Bottom strip (local IDs) of each tile of the previous row, by column.
     bottoms: Vec<Option<Array2<u32>>>,
+    /// Lookup table (local -> provisional) of the previous tile in this row.
+    lut_left: Option<Vec<u32>>,
+    /// Lookup table of each tile of the previous row, by column.
+    luts_above: Vec<Option<Vec<u32>>>,
     histogram: Vec<u64>,
     fallbacks: usize,
     /// Output ID of each provisional ID (0: not written yet); unused in compatibility mode.
@@ -103,6 +228,8 @@ impl Stitcher {
             max_id: 0,
             right: None,
             bottoms: vec![None; ncols],
+            lut_left: None,
+            luts_above: vec![None; ncols],
             histogram: vec![0],
             fallbacks: 0,
             output_id: vec![0],
@@ -110,19 +237,18 @@ impl Stitcher {
         }
     }
 
+    /// The grid.
+    pub fn grid(&self) -> &TileGrid {
+        &self.grid
+    }
+
     /// The tile the stitcher needs next, or `None` when all are done.
     pub fn next_tile(&self) -> Option<Tile> {
         self.grid.tiles().get(self.next).copied()
     }
 
-    /// Stitches the next tile: `seg` is its segmentation (local IDs from 1, 0 = null), the size of
-    /// its window.
-    pub fn push(
-        &mut self,
-        seg: ArrayView2<u32>,
-        sink: &mut impl TileSink,
-    ) -> Result<(), StitchError> {
-        let tile = self.next_tile().ok_or(StitchError::TooManyTiles)?;
+    /// Checks that `seg` has the shape of `tile`'s window.
+    pub fn check_shape(tile: Tile, seg: ArrayView2<u32>) -> Result<(), StitchError> {
         let w = tile.window;
         if seg.dim() != (w.ysize, w.xsize) {
             return Err(StitchError::TileShape {
@@ -132,46 +258,77 @@ impl Stitcher {
                 got: seg.dim(),
             });
         }
-        let overlap = self.grid.overlap();
-        let margin = overlap / 2;
-        let last_row = tile.row + 1 == self.grid.nrows();
-        let last_col = tile.col + 1 == self.grid.ncols();
-        let top = if tile.row == 0 { 0 } else { margin };
-        let left = if tile.col == 0 { 0 } else { margin };
-        let bottom = if last_row { w.ysize } else { w.ysize - margin };
-        let right = if last_col { w.xsize } else { w.xsize - margin };
+        Ok(())
+    }
 
+    /// Stitches the next tile in this thread: `seg` is its segmentation (local IDs from 1,
+    /// 0 = null), the size of its window. ([`crate::ParallelStitcher`] does the per-pixel work
+    /// on other threads.)
+    pub fn push(
+        &mut self,
+        seg: ArrayView2<u32>,
+        sink: &mut impl TileSink,
+    ) -> Result<(), StitchError> {
+        let tile = self.next_tile().ok_or(StitchError::TooManyTiles)?;
+        Self::check_shape(tile, seg)?;
+        let missing = || StitchError::MissingOverlap {
+            col: tile.col,
+            row: tile.row,
+        };
+        let above = if tile.row > 0 {
+            Some(self.bottoms[tile.col].take().ok_or_else(missing)?)
+        } else {
+            None
+        };
+        let before = if tile.col > 0 {
+            Some(self.right.take().ok_or_else(missing)?)
+        } else {
+            None
+        };
+        let prep = prepare(
+            &self.grid,
+            tile,
+            seg,
+            above.as_ref().map(|a| a.view()),
+            before.as_ref().map(|b| b.view()),
+        );
+        let (right, bottom) = overlap_strips(&self.grid, tile, seg);
+        if right.is_some() {
+            self.right = right;
+        }
+        if bottom.is_some() {
+            self.bottoms[tile.col] = bottom;
+        }
+        let done = self.stitch_prepared(&prep)?;
+        sink.write(
+            done.trim.window(tile),
+            map_block(seg, done.trim, &done.out_lut),
+        )
+    }
+
+    /// The serial, per-segment part of stitching the next tile, from its [`prepare`]d counts:
+    /// matches its crossing segments with the earlier tiles' (through their lookup tables),
+    /// gives provisional and output IDs, and adds its trimmed-area counts to the histogram.
+    pub fn stitch_prepared(&mut self, prep: &TilePrep) -> Result<Stitched, StitchError> {
+        let tile = self.next_tile().ok_or(StitchError::TooManyTiles)?;
+        let trim = Trim::of(&self.grid, tile);
+        let missing = || StitchError::MissingOverlap {
+            col: tile.col,
+            row: tile.row,
+        };
         let mut recode: HashMap<u32, Recode> = HashMap::new();
         if tile.row > 0 {
-            let earlier = self.bottoms[tile.col]
-                .take()
-                .ok_or(StitchError::MissingOverlap {
-                    col: tile.col,
-                    row: tile.row,
-                })?;
-            match_overlap(
-                seg.slice(s![..overlap, ..]),
-                earlier.view(),
-                Side::Top,
-                self.compat,
-                &mut recode,
-            );
+            let lut = self.luts_above[tile.col].take().ok_or_else(missing)?;
+            recode_from_pairs(&prep.top, &lut, self.compat, &mut recode);
         }
         if tile.col > 0 {
-            let earlier = self.right.take().ok_or(StitchError::MissingOverlap {
-                col: tile.col,
-                row: tile.row,
-            })?;
-            match_overlap(
-                seg.slice(s![.., ..overlap]),
-                earlier.view(),
-                Side::Left,
-                self.compat,
-                &mut recode,
-            );
+            let lut = self.lut_left.take().ok_or_else(missing)?;
+            // The left match overrides the top one for a segment crossing both, as
+            // pyshepseg's dictionary update does.
+            recode_from_pairs(&prep.left, &lut, self.compat, &mut recode);
         }
-        let trim = (top, bottom, left, right);
-        let (lut, inside) = self.relabel(seg, &recode, trim);
+        let lut = self.relabel(&recode, &prep.corner, trim);
+        let inside = &prep.inside;
         // What each local ID is written as: its provisional ID (compat) or its output ID.
         let out_lut: Vec<u32> = if self.compat {
             lut.clone()
@@ -192,18 +349,6 @@ impl Stitcher {
             }
             lut.iter().map(|&g| self.output_id[g as usize]).collect()
         };
-        let written = seg
-            .slice(s![top..bottom, left..right])
-            .map(|&l| out_lut[l as usize]);
-        sink.write(
-            Window {
-                xoff: w.xoff + left,
-                yoff: w.yoff + top,
-                xsize: right - left,
-                ysize: bottom - top,
-            },
-            written,
-        )?;
         // Histogram and largest ID written, from the per-segment counts inside the trimmed area.
         let written_max = (1..out_lut.len())
             .filter(|&l| inside[l] > 0)
@@ -222,52 +367,33 @@ impl Stitcher {
                 self.histogram[out_lut[l] as usize] += n;
             }
         }
-        // Overlap strips keep provisional IDs, for matching with the next tiles.
-        if !last_col {
-            self.right = Some(
-                seg.slice(s![.., w.xsize - overlap..])
-                    .map(|&l| lut[l as usize]),
-            );
+        // Later tiles match against this one's local IDs through its lookup table.
+        if !trim.last_col {
+            self.lut_left = Some(lut.clone());
         }
-        if !last_row {
-            self.bottoms[tile.col] = Some(
-                seg.slice(s![w.ysize - overlap.., ..])
-                    .map(|&l| lut[l as usize]),
-            );
+        if !trim.last_row {
+            self.luts_above[tile.col] = Some(lut);
         }
         self.next += 1;
-        Ok(())
+        Ok(Stitched {
+            tile,
+            trim,
+            out_lut,
+        })
     }
 
     /// Gives the tile's segments their provisional IDs (pyshepseg's `relabelSegments`, plus
-    /// fallbacks): returns the lookup table from local IDs and each local ID's pixel count inside
-    /// the trimmed area.
+    /// fallbacks): the lookup table from local IDs, from each segment's bounding-box corner and
+    /// its recode.
     fn relabel(
         &mut self,
-        seg: ArrayView2<u32>,
         recode: &HashMap<u32, Recode>,
-        (top, bottom, left, right): (usize, usize, usize, usize),
-    ) -> (Vec<u32>, Vec<u64>) {
-        let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
-        // Top-left corner of each segment's bounding box, and its pixels in the trimmed area.
-        let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
-        let mut inside = vec![0u64; local_max + 1];
-        for (r, row) in seg.outer_iter().enumerate() {
-            let in_rows = r >= top && r < bottom;
-            for (c, &id) in row.iter().enumerate() {
-                let e = &mut corner[id as usize];
-                e.0 = e.0.min(r);
-                e.1 = e.1.min(c);
-                if in_rows && c >= left && c < right {
-                    inside[id as usize] += 1;
-                }
-            }
-        }
-        inside[0] = 0;
-        let mut lut = vec![0u32; local_max + 1];
+        corner: &[(usize, usize)],
+        trim: Trim,
+    ) -> Vec<u32> {
+        let mut lut = vec![0u32; corner.len()];
         let mut next = self.max_id;
-        for id in 1..=local_max {
-            let (r0, c0) = corner[id];
+        for (id, &(r0, c0)) in corner.iter().enumerate().skip(1) {
             if r0 == usize::MAX {
                 continue;
             }
@@ -278,7 +404,11 @@ impl Stitcher {
                     next += 1;
                     next
                 }
-                None if c0 >= left && r0 >= top && c0 < right && r0 < bottom => {
+                None if c0 >= trim.left
+                    && r0 >= trim.top
+                    && c0 < trim.right
+                    && r0 < trim.bottom =>
+                {
                     next += 1;
                     next
                 }
@@ -288,7 +418,7 @@ impl Stitcher {
         if !self.compat {
             self.max_id = next;
         }
-        (lut, inside)
+        lut
     }
 
     /// Ends the stitch: every tile must have been pushed.
@@ -310,4 +440,25 @@ impl Stitcher {
             empty_ids,
         })
     }
+}
+
+/// The top-left corner of each local segment's bounding box, and its pixels inside the trimmed
+/// area.
+fn scan(seg: ArrayView2<u32>, trim: Trim) -> (Vec<(usize, usize)>, Vec<u64>) {
+    let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
+    let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
+    let mut inside = vec![0u64; local_max + 1];
+    for (r, row) in seg.outer_iter().enumerate() {
+        let in_rows = r >= trim.top && r < trim.bottom;
+        for (c, &id) in row.iter().enumerate() {
+            let e = &mut corner[id as usize];
+            e.0 = e.0.min(r);
+            e.1 = e.1.min(c);
+            if in_rows && c >= trim.left && c < trim.right {
+                inside[id as usize] += 1;
+            }
+        }
+    }
+    inside[0] = 0;
+    (corner, inside)
 }

@@ -347,3 +347,78 @@ fn other_output_formats() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The parallel stitcher gives the sequential one's output and report, in both modes.
+fn check_parallel(name: &str) {
+    let c = case(name);
+    let t = &c["tiled"];
+    let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
+    let bands = bands(&c);
+    let null = c["null_value"].as_f64();
+    let text =
+        std::fs::read_to_string(case_dir(name).join(t["centres"].as_str().unwrap())).unwrap();
+    let model = KMeansModel::from_json(&text).unwrap();
+    let (cols, rows) = r.size();
+    let grid = TileGrid::new(
+        cols,
+        rows,
+        t["tile_size"].as_u64().unwrap() as usize,
+        t["overlap_size"].as_u64().unwrap() as usize,
+    )
+    .unwrap();
+    for compat in [true, false] {
+        let params = SegmentParams {
+            num_clusters: c["num_clusters"].as_u64().unwrap() as usize,
+            min_segment_size: t["min_segment_size"].as_u64().unwrap() as usize,
+            four_connected: c["four_connected"].as_bool().unwrap(),
+            pyshepseg_compat: compat,
+            ..Default::default()
+        };
+        let tiles: Vec<Array2<u32>> = grid
+            .tiles()
+            .iter()
+            .map(|tile| {
+                let stack = r.read_stack(&bands, tile.window).unwrap();
+                stack.segment(null, &params, Some(&model)).unwrap().segimg
+            })
+            .collect();
+        let mut seq = MemorySink::new(rows, cols);
+        let mut stitcher = Stitcher::new(grid.clone(), compat);
+        for seg in &tiles {
+            stitcher.push(seg.view(), &mut seq).unwrap();
+        }
+        let seq_report = stitcher.finish().unwrap();
+        for threads in [1, 3] {
+            let mut par = MemorySink::new(rows, cols);
+            let mut ps = shepseg_stitch::ParallelStitcher::new(grid.clone(), compat, threads);
+            for seg in &tiles {
+                ps.push(seg.clone(), &mut par).unwrap();
+            }
+            ps.flush(&mut par).unwrap();
+            assert_eq!(ps.take_serial_times().len(), tiles.len());
+            let report = ps.finish(&mut par).unwrap();
+            assert_eq!(
+                report, seq_report,
+                "{name} compat={compat} threads={threads}"
+            );
+            assert!(
+                par.0 == seq.0,
+                "{name} compat={compat} threads={threads}: pixels differ"
+            );
+        }
+        eprintln!(
+            "{name}: parallel stitcher (1 and 3 threads) = sequential, compat={compat}, {} tiles",
+            tiles.len()
+        );
+    }
+}
+
+#[test]
+fn parallel_stitcher_equals_sequential_rgbn() {
+    check_parallel("rgbn");
+}
+
+#[test]
+fn parallel_stitcher_equals_sequential_synth8000() {
+    check_parallel("synth8000");
+}
