@@ -685,6 +685,9 @@ fn fargate_executor_against_moto() {
     let r = report(&out);
     assert_eq!(r["executor"], "fargate");
     assert_eq!(r["workers"]["joined"], 2, "{log}");
+    // Each task's end is reported from the ECS API (moto's exit codes are not real ones).
+    assert_eq!(log.matches("Fargate task").count(), 2, "{log}");
+    assert!(log.contains("stopped: shepseg job over"), "{log}");
     rt.assert_cleaned_up();
 }
 

@@ -136,6 +136,8 @@ pub struct FargateLauncher {
     tasks: Vec<String>,
     reported: HashSet<String>,
     last_poll: Option<Instant>,
+    /// Reports gathered during cleanup, for the next `poll`.
+    pending: Vec<String>,
 }
 
 impl FargateLauncher {
@@ -150,6 +152,7 @@ impl FargateLauncher {
             tasks: Vec::new(),
             reported: HashSet::new(),
             last_poll: None,
+            pending: Vec::new(),
         }
     }
 
@@ -415,6 +418,11 @@ impl FargateLauncher {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
+        // Report how each task ended before the cluster goes.
+        match self.stopped_tasks().await {
+            Ok(lines) => self.pending.extend(lines),
+            Err(e) => errors.push(e.to_string()),
+        }
         if let Some(td) = self.task_definition.take() {
             if let Err(e) = client
                 .deregister_task_definition()
@@ -452,16 +460,20 @@ impl WorkerLauncher for FargateLauncher {
     }
 
     fn poll(&mut self, rt: &Handle) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.pending);
         // DescribeTasks at most every 5 s.
         if self
             .last_poll
             .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
         {
-            return Vec::new();
+            return lines;
         }
         self.last_poll = Some(Instant::now());
-        rt.block_on(self.stopped_tasks())
-            .unwrap_or_else(|e| vec![format!("cannot describe Fargate tasks: {e}")])
+        match rt.block_on(self.stopped_tasks()) {
+            Ok(l) => lines.extend(l),
+            Err(e) => lines.push(format!("cannot describe Fargate tasks: {e}")),
+        }
+        lines
     }
 
     fn shutdown(&mut self, rt: &Handle) -> Result<(), RemoteError> {
