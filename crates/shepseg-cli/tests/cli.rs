@@ -152,6 +152,48 @@ fn bad_input_gets_one_clear_line_and_no_output() {
         &["segment", empty.to_str().unwrap(), out_s],
         &["empty.vrt"],
     );
+    // Remote executors: options checked before any worker starts.
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-q", "--executor", "fargate"],
+        &["--fargate-config"],
+    );
+    let cfg = dir.join("fargate.json");
+    std::fs::write(&cfg, r#"{"containerImage": "i", "subnet": "s", "cpus": 2}"#).unwrap();
+    fails(
+        &dir,
+        &[
+            "segment",
+            inp,
+            out_s,
+            "-q",
+            "--executor",
+            "fargate",
+            "--fargate-config",
+            cfg.to_str().unwrap(),
+        ],
+        &["fargate.json", "cpus"],
+    );
+    std::fs::remove_file(&cfg).unwrap();
+    fails(
+        &dir,
+        &[
+            "segment",
+            inp,
+            out_s,
+            "-q",
+            "--executor",
+            "processes",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        &["--advertise"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-q", "--tile-retries", "0"],
+        &["--tile-retries"],
+    );
     // An existing OUTPUT is kept unless --overwrite.
     std::fs::write(&out, "precious").unwrap();
     let o = shepseg(&["segment", inp, out_s, "-q"]);
