@@ -5,6 +5,8 @@
 //! `stitchTiles` does, without its defects (or with them, in compatibility mode, for exact
 //! comparison). Tiles are consumed in row-major order as executors push them, so stitching runs
 //! while other tiles are still being segmented; where the pixels go is a [`TileSink`].
+//! [`Stitcher`] does everything in the calling thread; [`ParallelStitcher`] does the per-pixel
+//! work on a pool, leaving only per-segment bookkeeping and the write serial.
 //!
 //! Dependencies point one way: `shepseg-core` <- `shepseg-tiling` <- `shepseg-stitch`.
 

@@ -4,8 +4,12 @@
 //! tile above or to the left take that tile's IDs ([`crate::recode`]); every other segment whose
 //! bounding box starts inside the tile's trimmed area gets the next new ID; the tile is trimmed by
 //! half the overlap on each inner side and handed to the [`TileSink`]. Its right and bottom
-//! overlap strips are kept for the tiles that follow, and dropped once used, so memory holds one
-//! row of strips, not the image.
+//! overlap strips (local IDs) and its lookup table are kept for the tiles that follow, and
+//! dropped once used, so memory holds one row of strips, not the image.
+//!
+//! Stitching a tile is three steps: [`prepare`] (per pixel; needs only the tile and its
+//! neighbours' strips, so it can run for many tiles in parallel), [`Stitcher::stitch_prepared`]
+//! (per segment, in order), and [`map_block`] (per pixel, the block through the lookup table).
 //!
 //! With `compat` the result is pyshepseg's, defects included: pixels recoded to 0 at seams, and
 //! IDs given to segments with no pixel in the output. Without it no valid pixel is left null
