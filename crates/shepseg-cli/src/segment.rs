@@ -276,27 +276,28 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     )?;
     crate::interrupt::abandon_on_interrupt(output.partial_dir());
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores);
+    // Threads of this machine for the fit's restarts and the stitch's per-pixel work: the local
+    // workers, or every core when the workers are remote. Results do not depend on it.
+    let local_threads = match args.executor {
+        Executor::Sequential => 1,
+        Executor::Threads => workers,
+        Executor::Processes | Executor::Fargate => cores,
+    };
+
     let mut timings = Timings::default();
     let t = Instant::now();
     let (model, subsample_pcnt) = match model_in {
         Some(m) => (m, None),
         None => {
-            // The k-means++ restarts run on as many threads as there are workers (the model is
-            // the same for any number).
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let threads = match args.executor {
-                Executor::Sequential => 1,
-                Executor::Threads => args.workers.unwrap_or(cores),
-                // Remote workers do not fit; this machine's cores do.
-                Executor::Processes | Executor::Fargate => cores,
-            };
             let fit = fit_whole_raster_threads(
                 &raster,
                 &bands,
                 null,
                 args.cluster_subsample_pcnt,
                 &params,
-                threads,
+                local_threads,
             )?;
             (fit.model, Some(fit.subsample_pcnt))
         }
@@ -328,15 +329,8 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         model: model.clone(),
         params,
     };
-    // The stitcher's per-pixel work runs on a pool as large as the local worker count.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let stitch_threads = match args.executor {
-        Executor::Sequential => 1,
-        Executor::Threads => args.workers.unwrap_or(cores),
-        Executor::Processes | Executor::Fargate => cores,
-    };
     let mut consumer = StitchConsumer {
-        stitcher: ParallelStitcher::new(grid.clone(), params.pyshepseg_compat, stitch_threads),
+        stitcher: ParallelStitcher::new(grid.clone(), params.pyshepseg_compat, local_threads),
         output: &mut output,
         bar: &bar,
         timings: &mut timings,
@@ -344,9 +338,6 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         rescued: 0,
         idle_since: Instant::now(),
     };
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let remote_options = RemoteOptions {
         listen: args.listen.unwrap_or_else(|| match args.executor {
             Executor::Fargate => ([0, 0, 0, 0], 0).into(),

@@ -143,31 +143,9 @@ impl Drop for Rat {
 /// A column of `band`'s attribute table, by name, as `f64`, or `None` if the band has no table
 /// or no such column.
 pub fn read_column(band: &RasterBand, name: &str) -> Option<Vec<f64>> {
-    // SAFETY: the band handle is valid while borrowed; the table belongs to the band.
-    unsafe {
-        let rat = gdal_sys::GDALGetDefaultRAT(band.c_rasterband());
-        if rat.is_null() {
-            return None;
-        }
-        let ncols = gdal_sys::GDALRATGetColumnCount(rat);
-        let rows = gdal_sys::GDALRATGetRowCount(rat);
-        for c in 0..ncols {
-            let p = gdal_sys::GDALRATGetNameOfCol(rat, c);
-            if !p.is_null() && CStr::from_ptr(p).to_str() == Ok(name) {
-                let mut out = vec![0.0f64; rows.max(0) as usize];
-                let err = gdal_sys::GDALRATValuesIOAsDouble(
-                    rat,
-                    GDALRWFlag::GF_Read,
-                    c,
-                    0,
-                    rows,
-                    out.as_mut_ptr(),
-                );
-                return (err == CPLErr::CE_None).then_some(out);
-            }
-        }
-        None
-    }
+    let editor = RatEditor::open(band, true).ok()?;
+    let col = editor.find(name)?;
+    editor.read(col, 0, editor.rows()).ok()
 }
 
 /// A band's attribute table opened for editing: find or create columns by name, read and write
