@@ -1,30 +1,15 @@
 //! `shepseg segment` as a user runs it: the real binary on real GeoTIFFs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use gdal::raster::Buffer;
 use gdal::DriverManager;
 use shepseg_core::SegmentParams;
 use shepseg_tiling::Raster;
 
-fn rgbn() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shepseg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shepseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shepseg"))
-        .args(args)
-        .output()
-        .expect("run shepseg")
-}
+mod common;
+use common::{rgbn, shepseg, tempdir};
 
 /// Runs `shepseg segment` expecting failure: non-zero exit, one line naming `names`, and
 /// nothing at OUTPUT (nor any leftover beside it).

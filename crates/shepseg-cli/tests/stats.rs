@@ -1,28 +1,13 @@
 //! `shepseg stats`, `shepseg subset` and `shepseg segment --stats-bands` as a user runs them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use gdal::Dataset;
 use shepseg_stitch::rat::read_column;
 
-fn rgbn() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shepseg-cli-stats-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shepseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shepseg"))
-        .args(args)
-        .output()
-        .expect("run shepseg")
-}
+mod common;
+use common::{rgbn, shepseg, tempdir};
 
 fn ok(args: &[&str]) -> String {
     let out = shepseg(args);
@@ -68,7 +53,7 @@ fn segmented(dir: &Path) -> PathBuf {
 
 #[test]
 fn segment_with_statistics_and_colours() {
-    let dir = tempdir("segment");
+    let dir = tempdir("stats-segment");
     let seg = segmented(&dir);
     let hist = column(&seg, "Histogram").unwrap();
     for b in 1..=3 {
@@ -97,7 +82,7 @@ fn segment_with_statistics_and_colours() {
 
 #[test]
 fn stats_overwrites_its_columns_and_keeps_others() {
-    let dir = tempdir("rerun");
+    let dir = tempdir("stats-rerun");
     let seg = segmented(&dir);
     let before = column(&seg, "Band_1_mean").unwrap();
     let err = ok(&[
@@ -133,7 +118,7 @@ fn stats_overwrites_its_columns_and_keeps_others() {
 
 #[test]
 fn bad_statistics_input_gets_one_line() {
-    let dir = tempdir("bad");
+    let dir = tempdir("stats-bad");
     let seg = segmented(&dir);
     let small = dir.join("small.tif");
     let st = Command::new("gdal_translate")
@@ -209,7 +194,7 @@ fn bad_statistics_input_gets_one_line() {
 
 #[test]
 fn subset_by_pixels_map_window_and_mask_agree() {
-    let dir = tempdir("subset");
+    let dir = tempdir("stats-subset");
     let seg = segmented(&dir);
     let ds = Dataset::open(&seg).unwrap();
     let gt = ds.geo_transform().unwrap();

@@ -276,13 +276,7 @@ pub fn compute_stats(
     let row_len = names.len();
     let mut empty_row = Vec::with_capacity(row_len);
     for _ in &bands {
-        for s in &req.stats {
-            empty_row.push(if *s == Stat::Count {
-                0.0
-            } else {
-                req.missing_value
-            });
-        }
+        stat::missing_row(&req.stats, req.missing_value, &mut empty_row);
     }
     empty_row.resize(row_len, req.missing_value);
 

@@ -128,15 +128,20 @@ fn percentile<T: Copy + PartialEq>(sorted: &[T], p: u32) -> Option<T> {
     sorted.last().copied()
 }
 
+/// The row of a segment without valid pixels: the missing value, and a count of 0.
+pub(crate) fn missing_row(stats: &[Stat], missing: f64, out: &mut Vec<f64>) {
+    out.extend(
+        stats
+            .iter()
+            .map(|s| if *s == Stat::Count { 0.0 } else { missing }),
+    );
+}
+
 /// Computes `stats` of the sorted valid values of an integer band into `out`.
 pub fn integer_stats(sorted: &[i64], stats: &[Stat], missing: f64, out: &mut Vec<f64>) {
     let n = sorted.len();
     if n == 0 {
-        out.extend(
-            stats
-                .iter()
-                .map(|s| if *s == Stat::Count { 0.0 } else { missing }),
-        );
+        missing_row(stats, missing, out);
         return;
     }
     let mean32 = {
@@ -170,11 +175,7 @@ pub fn integer_stats(sorted: &[i64], stats: &[Stat], missing: f64, out: &mut Vec
 pub fn float_stats(sorted: &[f64], stats: &[Stat], missing: f64, out: &mut Vec<f64>) {
     let n = sorted.len();
     if n == 0 {
-        out.extend(
-            stats
-                .iter()
-                .map(|s| if *s == Stat::Count { 0.0 } else { missing }),
-        );
+        missing_row(stats, missing, out);
         return;
     }
     let mean = sorted.iter().sum::<f64>() / n as f64;

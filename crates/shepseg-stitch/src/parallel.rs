@@ -21,7 +21,8 @@ use shepseg_tiling::{Tile, TileGrid};
 
 use crate::error::StitchError;
 use crate::stitcher::{
-    map_block, overlap_strips, prepare, StitchReport, Stitched, Stitcher, TilePrep, TileSink,
+    map_block, overlap_strips, prepare, KeptStrips, StitchReport, Stitched, Stitcher, TilePrep,
+    TileSink,
 };
 
 /// Work for the pool.
@@ -63,9 +64,8 @@ pub struct ParallelStitcher {
     segs: HashMap<usize, Arc<Array2<u32>>>,
     prepared: HashMap<usize, Box<TilePrep>>,
     mapped: HashMap<usize, (Array2<u32>, Box<Stitched>)>,
-    /// Right strip of the last tile pushed, bottom strips of the previous row (local IDs).
-    right: Option<Arc<Array2<u32>>>,
-    bottoms: Vec<Option<Arc<Array2<u32>>>>,
+    /// Overlap strips (local IDs) kept for the tiles still to come.
+    strips: KeptStrips<Arc<Array2<u32>>>,
     /// Serial stitch time of tiles stitched but not yet written.
     stitch_time: HashMap<usize, Duration>,
     /// Serial time (stitching and writing) per tile written, not yet taken.
@@ -117,8 +117,7 @@ impl ParallelStitcher {
             segs: HashMap::new(),
             prepared: HashMap::new(),
             mapped: HashMap::new(),
-            right: None,
-            bottoms: vec![None; ncols],
+            strips: KeptStrips::new(ncols),
             stitch_time: HashMap::new(),
             serial: Vec::new(),
         }
@@ -140,27 +139,10 @@ impl ParallelStitcher {
             .get(self.pushed)
             .ok_or(StitchError::TooManyTiles)?;
         Stitcher::check_shape(tile, seg.view())?;
-        let missing = || StitchError::MissingOverlap {
-            col: tile.col,
-            row: tile.row,
-        };
-        let above = if tile.row > 0 {
-            Some(self.bottoms[tile.col].take().ok_or_else(missing)?)
-        } else {
-            None
-        };
-        let before = if tile.col > 0 {
-            Some(self.right.take().ok_or_else(missing)?)
-        } else {
-            None
-        };
+        let (above, before) = self.strips.take(tile)?;
         let (right, bottom) = overlap_strips(&self.grid, tile, seg.view());
-        if let Some(r) = right {
-            self.right = Some(Arc::new(r));
-        }
-        if let Some(b) = bottom {
-            self.bottoms[tile.col] = Some(Arc::new(b));
-        }
+        self.strips
+            .keep(tile, right.map(Arc::new), bottom.map(Arc::new));
         let seg = Arc::new(seg);
         self.segs.insert(self.pushed, Arc::clone(&seg));
         self.send(Job::Prepare {

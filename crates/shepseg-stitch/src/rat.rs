@@ -50,6 +50,28 @@ impl ColumnUsage {
     }
 }
 
+/// Appends a column to a table; returns its index.
+///
+/// # Safety
+/// `handle` must be a valid raster attribute table.
+unsafe fn create_column(
+    handle: gdal_sys::GDALRasterAttributeTableH,
+    name: &str,
+    ty: ColumnType,
+    usage: ColumnUsage,
+) -> Result<i32, StitchError> {
+    let cname = CString::new(name).map_err(|e| StitchError::Output(e.to_string()))?;
+    let raw_ty = match ty {
+        ColumnType::Integer => GDALRATFieldType::GFT_Integer,
+        ColumnType::Real => GDALRATFieldType::GFT_Real,
+    };
+    // SAFETY: the caller's handle is valid and the name is NUL-terminated.
+    let err = unsafe { gdal_sys::GDALRATCreateColumn(handle, cname.as_ptr(), raw_ty, usage.raw()) };
+    check(err, &format!("create column {name}"))?;
+    // SAFETY: as above; the column just created is the last one.
+    Ok(unsafe { gdal_sys::GDALRATGetColumnCount(handle) } - 1)
+}
+
 /// An in-memory raster attribute table.
 pub struct Rat {
     handle: gdal_sys::GDALRasterAttributeTableH,
@@ -98,18 +120,8 @@ impl Rat {
                 self.rows
             )));
         }
-        let cname = CString::new(name).map_err(|e| StitchError::Output(e.to_string()))?;
-        let raw_ty = match ty {
-            ColumnType::Integer => GDALRATFieldType::GFT_Integer,
-            ColumnType::Real => GDALRATFieldType::GFT_Real,
-        };
-        // SAFETY: valid table handle and NUL-terminated name.
-        let err = unsafe {
-            gdal_sys::GDALRATCreateColumn(self.handle, cname.as_ptr(), raw_ty, usage.raw())
-        };
-        check(err, "create column")?;
-        // SAFETY: valid handle; the column just created is the last one.
-        let col = unsafe { gdal_sys::GDALRATGetColumnCount(self.handle) } - 1;
+        // SAFETY: `self.handle` is a valid table owned by this value.
+        let col = unsafe { create_column(self.handle, name, ty, usage) }?;
         let mut data = values.to_vec();
         // SAFETY: `data` holds exactly `rows` values, which fits i32 (checked in `new`).
         let err = unsafe {
@@ -231,18 +243,8 @@ impl<'a> RatEditor<'a> {
         if let Some(c) = self.find(name) {
             return Ok(c);
         }
-        let cname = CString::new(name).map_err(|e| StitchError::Output(e.to_string()))?;
-        let raw_ty = match ty {
-            ColumnType::Integer => GDALRATFieldType::GFT_Integer,
-            ColumnType::Real => GDALRATFieldType::GFT_Real,
-        };
-        // SAFETY: valid handle and NUL-terminated name.
-        let err = unsafe {
-            gdal_sys::GDALRATCreateColumn(self.handle, cname.as_ptr(), raw_ty, usage.raw())
-        };
-        check(err, &format!("create column {name}"))?;
-        self.find(name)
-            .ok_or_else(|| StitchError::Output(format!("column {name} was not created")))
+        // SAFETY: `self.handle` is a valid table for as long as this editor lives.
+        unsafe { create_column(self.handle, name, ty, usage) }.map(|c| c as usize)
     }
 
     /// Whether column `col` is real (else integer or string).

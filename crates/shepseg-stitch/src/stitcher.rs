@@ -188,6 +188,53 @@ pub fn map_block(seg: ArrayView2<u32>, trim: Trim, out_lut: &[u32]) -> Array2<u3
         .map(|&l| out_lut.get(l as usize).copied().unwrap_or(0))
 }
 
+/// The overlap strips (local IDs) kept for tiles still to come: the previous tile's right strip
+/// and the previous grid row's bottom strips.
+#[derive(Debug)]
+pub(crate) struct KeptStrips<T> {
+    right: Option<T>,
+    bottoms: Vec<Option<T>>,
+}
+
+impl<T> KeptStrips<T> {
+    /// Nothing kept yet, for a grid of `ncols` columns.
+    pub(crate) fn new(ncols: usize) -> Self {
+        Self {
+            right: None,
+            bottoms: (0..ncols).map(|_| None).collect(),
+        }
+    }
+
+    /// Takes the strips `tile` is matched against: the one above and the one before it.
+    pub(crate) fn take(&mut self, tile: Tile) -> Result<(Option<T>, Option<T>), StitchError> {
+        let missing = || StitchError::MissingOverlap {
+            col: tile.col,
+            row: tile.row,
+        };
+        let above = if tile.row > 0 {
+            Some(self.bottoms[tile.col].take().ok_or_else(missing)?)
+        } else {
+            None
+        };
+        let before = if tile.col > 0 {
+            Some(self.right.take().ok_or_else(missing)?)
+        } else {
+            None
+        };
+        Ok((above, before))
+    }
+
+    /// Keeps `tile`'s own strips (`None` on the last column or row) for its neighbours.
+    pub(crate) fn keep(&mut self, tile: Tile, right: Option<T>, bottom: Option<T>) {
+        if right.is_some() {
+            self.right = right;
+        }
+        if bottom.is_some() {
+            self.bottoms[tile.col] = bottom;
+        }
+    }
+}
+
 /// The serial result for one tile: where its block goes and how to write it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stitched {
@@ -205,10 +252,8 @@ pub struct Stitcher {
     compat: bool,
     next: usize,
     max_id: u32,
-    /// Right strip (local IDs) of the previous tile in this row, for [`Stitcher::push`].
-    right: Option<Array2<u32>>,
-    /// Bottom strip (local IDs) of each tile of the previous row, by column.
-    bottoms: Vec<Option<Array2<u32>>>,
+    /// Overlap strips (local IDs) kept for [`Stitcher::push`].
+    strips: KeptStrips<Array2<u32>>,
     /// Lookup table (local -> provisional) of the previous tile in this row.
     lut_left: Option<Vec<u32>>,
     /// Lookup table of each tile of the previous row, by column.
@@ -230,8 +275,7 @@ impl Stitcher {
             compat,
             next: 0,
             max_id: 0,
-            right: None,
-            bottoms: vec![None; ncols],
+            strips: KeptStrips::new(ncols),
             lut_left: None,
             luts_above: vec![None; ncols],
             histogram: vec![0],
@@ -275,20 +319,7 @@ impl Stitcher {
     ) -> Result<(), StitchError> {
         let tile = self.next_tile().ok_or(StitchError::TooManyTiles)?;
         Self::check_shape(tile, seg)?;
-        let missing = || StitchError::MissingOverlap {
-            col: tile.col,
-            row: tile.row,
-        };
-        let above = if tile.row > 0 {
-            Some(self.bottoms[tile.col].take().ok_or_else(missing)?)
-        } else {
-            None
-        };
-        let before = if tile.col > 0 {
-            Some(self.right.take().ok_or_else(missing)?)
-        } else {
-            None
-        };
+        let (above, before) = self.strips.take(tile)?;
         let prep = prepare(
             &self.grid,
             tile,
@@ -297,12 +328,7 @@ impl Stitcher {
             before.as_ref().map(|b| b.view()),
         );
         let (right, bottom) = overlap_strips(&self.grid, tile, seg);
-        if right.is_some() {
-            self.right = right;
-        }
-        if bottom.is_some() {
-            self.bottoms[tile.col] = bottom;
-        }
+        self.strips.keep(tile, right, bottom);
         let done = self.stitch_prepared(&prep)?;
         sink.write(
             done.trim.window(tile),

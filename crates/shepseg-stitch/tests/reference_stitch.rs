@@ -24,23 +24,22 @@ fn run(name: &str, compat: bool) -> (Array2<u32>, StitchReport, Array2<bool>) {
     (sink.0, report, nulls)
 }
 
-/// Runs a reference case's tiled segmentation into `sink`.
-fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport, Array2<bool>) {
+/// A reference case's input, model, parameters and tile grid.
+struct Setup {
+    r: Raster,
+    bands: Vec<usize>,
+    null: Option<f64>,
+    model: KMeansModel,
+    params: SegmentParams,
+    grid: TileGrid,
+}
+
+fn setup(name: &str, compat: bool) -> Setup {
     let c = case(name);
     let t = &c["tiled"];
     let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
-    let bands = bands(&c);
-    let null = c["null_value"].as_f64();
     let text =
         std::fs::read_to_string(case_dir(name).join(t["centres"].as_str().unwrap())).unwrap();
-    let model = KMeansModel::from_json(&text).unwrap();
-    let params = SegmentParams {
-        num_clusters: c["num_clusters"].as_u64().unwrap() as usize,
-        min_segment_size: t["min_segment_size"].as_u64().unwrap() as usize,
-        four_connected: c["four_connected"].as_bool().unwrap(),
-        pyshepseg_compat: compat,
-        ..Default::default()
-    };
     let (cols, rows) = r.size();
     let grid = TileGrid::new(
         cols,
@@ -49,6 +48,32 @@ fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport
         t["overlap_size"].as_u64().unwrap() as usize,
     )
     .unwrap();
+    Setup {
+        r,
+        bands: bands(&c),
+        null: c["null_value"].as_f64(),
+        model: KMeansModel::from_json(&text).unwrap(),
+        params: SegmentParams {
+            num_clusters: c["num_clusters"].as_u64().unwrap() as usize,
+            min_segment_size: t["min_segment_size"].as_u64().unwrap() as usize,
+            four_connected: c["four_connected"].as_bool().unwrap(),
+            pyshepseg_compat: compat,
+            ..Default::default()
+        },
+        grid,
+    }
+}
+
+/// Runs a reference case's tiled segmentation into `sink`.
+fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport, Array2<bool>) {
+    let Setup {
+        r,
+        bands,
+        null,
+        model,
+        params,
+        grid,
+    } = setup(name, compat);
     let mut stitcher = Stitcher::new(grid.clone(), compat);
     for tile in grid.tiles() {
         let stack = r.read_stack(&bands, tile.window).unwrap();
@@ -350,30 +375,16 @@ fn other_output_formats() {
 
 /// The parallel stitcher gives the sequential one's output and report, in both modes.
 fn check_parallel(name: &str) {
-    let c = case(name);
-    let t = &c["tiled"];
-    let r = Raster::open(case_dir(name).join(c["input"].as_str().unwrap())).unwrap();
-    let bands = bands(&c);
-    let null = c["null_value"].as_f64();
-    let text =
-        std::fs::read_to_string(case_dir(name).join(t["centres"].as_str().unwrap())).unwrap();
-    let model = KMeansModel::from_json(&text).unwrap();
-    let (cols, rows) = r.size();
-    let grid = TileGrid::new(
-        cols,
-        rows,
-        t["tile_size"].as_u64().unwrap() as usize,
-        t["overlap_size"].as_u64().unwrap() as usize,
-    )
-    .unwrap();
     for compat in [true, false] {
-        let params = SegmentParams {
-            num_clusters: c["num_clusters"].as_u64().unwrap() as usize,
-            min_segment_size: t["min_segment_size"].as_u64().unwrap() as usize,
-            four_connected: c["four_connected"].as_bool().unwrap(),
-            pyshepseg_compat: compat,
-            ..Default::default()
-        };
+        let Setup {
+            r,
+            bands,
+            null,
+            model,
+            params,
+            grid,
+        } = setup(name, compat);
+        let (cols, rows) = r.size();
         let tiles: Vec<Array2<u32>> = grid
             .tiles()
             .iter()
