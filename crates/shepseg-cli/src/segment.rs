@@ -405,6 +405,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     output.finish(&report)?;
     timings.finishing = t.elapsed();
     let t = Instant::now();
+    let want_stats = !args.stats_bands.is_empty() || !args.stats.spatial.is_empty();
     args.stats
         .run(
             &args.output,
@@ -415,7 +416,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             true,
         )
         .context("statistics")?;
-    timings.statistics = t.elapsed();
+    if want_stats {
+        timings.statistics = t.elapsed();
+    }
     let total = start.elapsed();
 
     if !args.quiet {
