@@ -224,6 +224,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if args.tile_retries == 0 {
         bail!("--tile-retries must be at least 1");
     }
+    args.stats.validate(&args.stats_bands)?;
     let fargate_config = match (args.executor, &args.fargate_config) {
         (Executor::Fargate, Some(p)) => Some(FargateConfig::load(p)?),
         (Executor::Fargate, None) => bail!("--executor fargate needs --fargate-config FILE"),

@@ -83,6 +83,11 @@ impl StatsOptions {
         }))
     }
 
+    /// Checks the options before any work is done (a typo should not cost a segmentation).
+    pub fn validate(&self, bands: &[usize]) -> anyhow::Result<()> {
+        self.request(bands, 1, true).map(|_| ())
+    }
+
     /// Computes the statistics (and colours) into `segfile`; prints a line unless quiet.
     pub fn run(
         &self,

@@ -180,6 +180,29 @@ fn bad_statistics_input_gets_one_line() {
             ],
             vec!["not inside"],
         ),
+        // Checked before segmenting, not after.
+        (
+            vec![
+                "segment",
+                s(&rgbn()),
+                s(&dir.join("out.tif")),
+                "--stat",
+                "mean",
+            ],
+            vec!["--stat"],
+        ),
+        (
+            vec![
+                "segment",
+                s(&rgbn()),
+                s(&dir.join("out.tif")),
+                "--stats-bands",
+                "1",
+                "--stat",
+                "percentile:200",
+            ],
+            vec!["percentile:200"],
+        ),
     ] {
         let out = shepseg(&args);
         let err = String::from_utf8_lossy(&out.stderr);
