@@ -353,6 +353,12 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         tile_timeout: args.tile_timeout.map(Duration::from_secs_f64),
         barrier_timeout: Duration::from_secs_f64(args.barrier_timeout),
         max_replacements: workers.max(10),
+        gdal_config: args
+            .config
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
     let quiet = args.quiet;
     let log = move || -> Box<dyn Fn(&str) + Send + Sync> {

@@ -199,10 +199,34 @@ fn children(pid: u32) -> Vec<u32> {
 fn worker_processes_give_the_threads_output() {
     let f = fixture("procs");
     let out = f.dir.join("procs.tif");
-    let run = Running::start(f.command(&out, &["--executor", "processes", "-w", "3"]));
+    let run = Running::start(f.command(
+        &out,
+        &[
+            "--executor",
+            "processes",
+            "-w",
+            "3",
+            "--config",
+            "GDAL_CACHEMAX=128",
+            "--config",
+            "AWS_SECRET_ACCESS_KEY=not-for-workers",
+        ],
+    ));
     let (ok, log) = run.finish();
     assert!(ok, "{log}");
     f.assert_same_as_threads(&out);
+    // GDAL options reach the workers through the protocol, secrets excepted.
+    assert_eq!(
+        log.matches("GDAL options from the coordinator: GDAL_CACHEMAX")
+            .count(),
+        3,
+        "one line per worker: {log}"
+    );
+    assert!(!log.contains("not-for-workers"), "{log}");
+    assert!(
+        log.contains("GDAL option AWS_SECRET_ACCESS_KEY not forwarded"),
+        "{log}"
+    );
     let r = report(&out);
     assert_eq!(r["executor"], "processes");
     assert_eq!(r["workers"]["joined"], 3, "{log}");

@@ -89,6 +89,10 @@ pub struct RemoteOptions {
     pub barrier_timeout: Duration,
     /// Replacement workers launched at most, over the job, for lost ones.
     pub max_replacements: usize,
+    /// GDAL configuration options for the workers (`--config`). Options whose name looks like a
+    /// secret (`SECRET`, `TOKEN`, `PASSWORD`, `KEY` in it) are not sent: the job channel is
+    /// authenticated, not encrypted. Give workers credentials through their environment or role.
+    pub gdal_config: Vec<(String, String)>,
 }
 
 impl Default for RemoteOptions {
@@ -104,6 +108,7 @@ impl Default for RemoteOptions {
             tile_timeout: None,
             barrier_timeout: Duration::from_secs(600),
             max_replacements: 10,
+            gdal_config: Vec::new(),
         }
     }
 }
@@ -315,6 +320,17 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
             .map(|t| t.window.xsize * t.window.ysize)
             .max()
             .unwrap_or(0);
+        let (forwarded, withheld): (Vec<_>, Vec<_>) = self
+            .options
+            .gdal_config
+            .iter()
+            .cloned()
+            .partition(|(k, _)| !looks_secret(k));
+        for (k, _) in &withheld {
+            self.note(format!(
+                "GDAL option {k} not forwarded to workers (it looks like a secret; give workers credentials through their environment or role)"
+            ));
+        }
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -333,6 +349,7 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
                 null: job.null,
                 model: job.model.clone(),
                 params: job.params,
+                gdal_config: forwarded.clone(),
             },
             tiles: tiles.clone(),
             window: workers + self.options.max_waiting,
@@ -767,6 +784,14 @@ async fn send_msg(
     msg: CoordMsg,
 ) -> Result<(), String> {
     write_msg(writer, &msg).await.map_err(|e| e.to_string())
+}
+
+/// Whether a GDAL option's name looks like it holds a credential.
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    ["SECRET", "TOKEN", "PASSWORD", "KEY"]
+        .iter()
+        .any(|w| k.contains(w))
 }
 
 /// A message's name, for errors.

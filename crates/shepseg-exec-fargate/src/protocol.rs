@@ -156,6 +156,9 @@ pub struct JobSpec {
     pub model: KMeansModel,
     /// Segmentation parameters.
     pub params: SegmentParams,
+    /// GDAL configuration options the worker sets before opening the input (`--config`),
+    /// secrets excepted.
+    pub gdal_config: Vec<(String, String)>,
 }
 
 /// A pixel window on the wire.

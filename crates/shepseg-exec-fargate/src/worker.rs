@@ -91,6 +91,18 @@ pub fn run_worker(opts: &WorkerOptions) -> Result<WorkerSummary, RemoteError> {
             "the coordinator could not prove it knows the job secret".into(),
         ));
     }
+    for (k, v) in &job.gdal_config {
+        gdal::config::set_config_option(k, v)
+            .map_err(|e| RemoteError::Protocol(format!("GDAL option {k}: {e}")))?;
+    }
+    if !job.gdal_config.is_empty() {
+        let keys: Vec<&str> = job.gdal_config.iter().map(|(k, _)| k.as_str()).collect();
+        eprintln!(
+            "shepseg worker {}: GDAL options from the coordinator: {}",
+            opts.name,
+            keys.join(", ")
+        );
+    }
 
     // Heartbeats, from their own thread, while this one reads and segments.
     let stop = Arc::new(AtomicBool::new(false));
