@@ -786,3 +786,44 @@ fn fargate_cleans_up_on_ctrl_c() {
     assert!(left.is_empty(), "partial output left: {left:?}");
     rt.assert_cleaned_up();
 }
+
+#[test]
+fn a_lost_fargate_task_is_replaced_and_no_tile_is_lost() {
+    let moto = Moto::start();
+    let f = fixture("fargate-lost");
+    let out = f.dir.join("lost.tif");
+    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
+    let mut rt = Runtime::new(&moto);
+    while run
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("joined"))
+        .count()
+        < 2
+    {
+        assert!(run.child.try_wait().unwrap().is_none(), "ended early");
+        rt.step(&|_| {});
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The container dies (SIGKILL); the coordinator must notice and ask ECS for another task.
+    rt.workers[0].kill().unwrap();
+    while run.child.try_wait().unwrap().is_none() {
+        rt.step(&|_| {});
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    let r = report(&out);
+    assert_eq!(r["workers"]["lost"], 1, "{log}");
+    assert!(
+        r["workers"]["tiles_requeued"].as_u64().unwrap() >= 1,
+        "{log}"
+    );
+    assert!(r["workers"]["replacements"].as_u64().unwrap() >= 1, "{log}");
+    assert!(rt.started.len() >= 3, "a replacement task was run: {log}");
+    rt.assert_cleaned_up();
+}
