@@ -42,9 +42,11 @@ pub struct BenchWorkersArgs {
 struct Row {
     workers: usize,
     wall: f64,
+    reading: f64,
     segmentation: f64,
     stitching: f64,
     wait: f64,
+    tiles: f64,
     rss_mib: f64,
 }
 
@@ -99,8 +101,10 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
             runs.push(Row {
                 workers: w,
                 wall,
+                reading: total("reading"),
                 segmentation: total("segmentation"),
                 stitching: total("stitching"),
+                tiles: report["num_tiles"].as_f64().unwrap_or(f64::NAN),
                 wait: total("stitch_wait"),
                 rss_mib: kib as f64 / 1024.0,
             });
@@ -131,6 +135,27 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         );
         let fields: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
         table += &format!("{},{},{:.0}\n", r.workers, fields.join(","), r.rss_mib);
+    }
+    // Where the stitcher would become the limit, from the one-worker run's per-tile costs: with
+    // W workers on W free cores a tile arrives every (read + segment) / W seconds and keeps the
+    // stitcher busy for its serial time.
+    if let Some(one) = rows.first() {
+        let worker = (one.reading + one.segmentation) / one.tiles;
+        let serial = one.stitching / one.tiles;
+        println!(
+            "\nper tile: a worker reads and segments in {worker:.3} s, the stitcher's serial part takes {serial:.3} s"
+        );
+        println!(
+            "projection: the stitcher stays off the critical path up to about {:.0} workers on as many free cores",
+            worker / serial
+        );
+        for r in &rows {
+            println!(
+                "{} workers: the stitcher's serial time is {:.1}% of the wall",
+                r.workers,
+                100.0 * r.stitching / r.wall
+            );
+        }
     }
     let csv = args.out.with_extension("csv");
     std::fs::write(&csv, table).with_context(|| csv.display().to_string())?;
