@@ -827,3 +827,26 @@ fn a_lost_fargate_task_is_replaced_and_no_tile_is_lost() {
     assert!(rt.started.len() >= 3, "a replacement task was run: {log}");
     rt.assert_cleaned_up();
 }
+
+#[test]
+fn a_worker_without_the_secret_says_so() {
+    for secret in [None, Some("not-hex")] {
+        let mut c = Command::new(BIN);
+        c.args([
+            "worker",
+            "--connect",
+            "127.0.0.1:9",
+            "--connect-timeout",
+            "0",
+        ])
+        .env_remove("SHEPSEG_WORKER_SECRET");
+        if let Some(s) = secret {
+            c.env("SHEPSEG_WORKER_SECRET", s);
+        }
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("SHEPSEG_WORKER_SECRET"), "{err}");
+    }
+}
