@@ -276,3 +276,63 @@ fn subset_by_pixels_map_window_and_mask_agree() {
         column(&c, "Band_1_mean").unwrap()
     );
 }
+
+#[test]
+fn spatial_statistics_from_the_command_line() {
+    let dir = tempdir("stats-spatial");
+    let seg = segmented(&dir);
+    ok(&[
+        "stats",
+        s(&seg),
+        s(&rgbn()),
+        "-b",
+        "2",
+        "--stat",
+        "mean",
+        "--spatial",
+        "meancoord",
+        "--spatial",
+        "edgepixels",
+        "--spatial",
+        "variogram:2",
+        "--eight-way",
+        "-q",
+    ]);
+    let ds = Dataset::open(&seg).unwrap();
+    let gt = ds.geo_transform().unwrap();
+    let (cols, rows) = ds.raster_size();
+    let hist = column(&seg, "Histogram").unwrap();
+    let east = column(&seg, "Band_2_easting").unwrap();
+    let north = column(&seg, "Band_2_northing").unwrap();
+    let edges = column(&seg, "Band_2_edgepixels").unwrap();
+    for i in 1..hist.len() {
+        assert!(
+            east[i] >= gt[0] && east[i] <= gt[0] + gt[1] * cols as f64,
+            "segment {i}"
+        );
+        assert!(
+            north[i] <= gt[3] && north[i] >= gt[3] + gt[5] * rows as f64,
+            "segment {i}"
+        );
+        assert!(
+            edges[i] >= 1.0 && edges[i] <= hist[i],
+            "segment {i}: {} of {}",
+            edges[i],
+            hist[i]
+        );
+    }
+    assert!(column(&seg, "variogram1").is_some() && column(&seg, "variogram2").is_some());
+    let bad = shepseg(&[
+        "stats",
+        s(&seg),
+        s(&rgbn()),
+        "-b",
+        "1",
+        "--stat",
+        "mean",
+        "--spatial",
+        "variogram:x",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--spatial variogram:x"));
+}
