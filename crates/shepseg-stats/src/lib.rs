@@ -283,7 +283,6 @@ pub fn compute_stats(
     let geotransform = img
         .geo_transform()
         .unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
-    let spatial_idx = bands.iter().position(|&b| b == spatial_band);
     let ctx = pass::Ctx {
         seg_path: segfile,
         img_path: image,
@@ -291,10 +290,8 @@ pub fn compute_stats(
         nodata: &nodata,
         stats: &req.stats,
         spatial: &req.spatial,
-        spatial_band: spatial_idx.unwrap_or(0),
-        spatial_band_number: spatial_band,
-        spatial_nodata,
-        spatial_is_extra: spatial_idx.is_none(),
+        spatial_widths: req.spatial.iter().map(|s| s.columns().len()).collect(),
+        spatial_band: (!req.spatial.is_empty()).then_some((spatial_band, spatial_nodata)),
         geotransform,
         missing: req.missing_value,
         hist: &hist,

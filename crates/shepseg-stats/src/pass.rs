@@ -67,12 +67,10 @@ pub(crate) struct Ctx<'a> {
     pub nodata: &'a [Option<f64>],
     pub stats: &'a [Stat],
     pub spatial: &'a [Box<dyn SpatialStat>],
-    /// Index into `bands` of the band spatial statistics use.
-    pub spatial_band: usize,
-    /// The band number spatial statistics use.
-    pub spatial_band_number: usize,
-    pub spatial_nodata: Option<f64>,
-    pub spatial_is_extra: bool,
+    /// Columns each spatial statistic fills.
+    pub spatial_widths: Vec<usize>,
+    /// The band spatial statistics use and its nodata, when there are any.
+    pub spatial_band: Option<(usize, Option<f64>)>,
     pub geotransform: [f64; 6],
     pub missing: f64,
     /// Pixel count of each segment (the Histogram column).
@@ -92,6 +90,15 @@ struct Piece<V> {
     xs: Vec<u32>,
     ys: Vec<u32>,
     svals: Vec<f64>,
+}
+
+/// The spatial band's valid pixels of one strip, grouped by segment like the band values.
+struct Spatial {
+    xs: Vec<u32>,
+    ys: Vec<u32>,
+    vals: Vec<f64>,
+    /// Segment `l`'s pixels are `off[l]..off[l + 1]`.
+    off: Vec<usize>,
 }
 
 /// What a worker sends for one strip.
@@ -116,8 +123,7 @@ fn finish_row<V: Sample>(
         V::sort(vals);
         V::stats(vals, ctx.stats, ctx.missing, &mut row);
     }
-    for s in ctx.spatial {
-        let n = s.columns().len();
+    for (s, &n) in ctx.spatial.iter().zip(&ctx.spatial_widths) {
         let start = row.len();
         row.extend(std::iter::repeat_n(ctx.missing, n));
         if !xs.is_empty() {
@@ -209,27 +215,24 @@ fn process_strip<V: Sample>(
     drop(local);
     let nseg = ids.len();
 
-    // Valid values of each band grouped by segment (counting sort).
+    // Valid values of each band grouped by segment (counting sort); the spatial band's values
+    // and pixel positions too, read once even when it is also a statistics band.
     let nb = ctx.bands.len();
     let mut offsets: Vec<Vec<usize>> = Vec::with_capacity(nb);
     let mut grouped: Vec<Vec<V>> = Vec::with_capacity(nb);
-    let mut spatial_vals: Option<Vec<f64>> = None;
-    let mut spatial_off: Vec<usize> = Vec::new();
-    let mut spatial_xy: Vec<(u32, u32)> = Vec::new();
-    let read_bands: Vec<(usize, Option<f64>, bool)> = ctx
+    let mut spatial: Option<Spatial> = None;
+    let mut read_bands: Vec<(usize, Option<f64>, bool)> = ctx
         .bands
         .iter()
         .zip(ctx.nodata)
-        .map(|(&b, &nd)| (b, nd, false))
-        .chain(
-            (ctx.spatial_is_extra && !ctx.spatial.is_empty()).then_some((
-                ctx.spatial_band_number,
-                ctx.spatial_nodata,
-                true,
-            )),
-        )
+        .map(|(&b, &nd)| (b, nd, true))
         .collect();
-    for (bi, &(band, nodata, extra)) in read_bands.iter().enumerate() {
+    if let Some((sb, snd)) = ctx.spatial_band {
+        if !ctx.bands.contains(&sb) {
+            read_bands.push((sb, snd, false));
+        }
+    }
+    for &(band, nodata, for_stats) in &read_bands {
         let data = read_rows(img_ds, band, y0, h, cols)?;
         let mut count = vec![0usize; nseg + 1];
         for (&l, &v) in loc.iter().zip(&data) {
@@ -240,11 +243,9 @@ fn process_strip<V: Sample>(
         for i in 0..nseg {
             count[i + 1] += count[i];
         }
-        let want_spatial =
-            !ctx.spatial.is_empty() && (extra || (!ctx.spatial_is_extra && bi == ctx.spatial_band));
-        let mut pos = count.clone();
-        if !extra {
+        if for_stats {
             let mut vals = vec![V::from_f64(0.0); count[nseg]];
+            let mut pos = count.clone();
             for (&l, &v) in loc.iter().zip(&data) {
                 if l != u32::MAX && !V::is_null(v, nodata) {
                     let p = &mut pos[l as usize];
@@ -254,41 +255,40 @@ fn process_strip<V: Sample>(
             }
             grouped.push(vals);
         }
-        if want_spatial {
-            let mut sv = vec![0.0f64; count[nseg]];
-            let mut xy = vec![(0u32, 0u32); count[nseg]];
+        if ctx.spatial_band.is_some_and(|(sb, _)| sb == band) {
+            let n = count[nseg];
+            let mut sp = Spatial {
+                xs: vec![0; n],
+                ys: vec![0; n],
+                vals: vec![0.0; n],
+                off: count.clone(),
+            };
             let mut pos = count.clone();
             for (i, (&l, &v)) in loc.iter().zip(&data).enumerate() {
                 if l != u32::MAX && !V::is_null(v, nodata) {
                     let p = &mut pos[l as usize];
-                    sv[*p] = v;
-                    xy[*p] = ((i % cols) as u32, (y0 + i / cols) as u32);
+                    sp.xs[*p] = (i % cols) as u32;
+                    sp.ys[*p] = (y0 + i / cols) as u32;
+                    sp.vals[*p] = v;
                     *p += 1;
                 }
             }
-            spatial_vals = Some(sv);
-            spatial_xy = xy;
-            spatial_off = count.clone();
+            spatial = Some(sp);
         }
-        if !extra {
+        if for_stats {
             offsets.push(count);
         }
     }
 
     let mut rows = Vec::new();
     let mut pieces = Vec::new();
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for l in 0..nseg {
         let id = ids[l];
         let expected = ctx.hist[id as usize];
-        let (sx, sy, sv): (&[u32], &[u32], &[f64]) = match &spatial_vals {
-            Some(v) => {
-                let r = spatial_off[l]..spatial_off[l + 1];
-                xs.clear();
-                ys.clear();
-                xs.extend(spatial_xy[r.clone()].iter().map(|p| p.0));
-                ys.extend(spatial_xy[r.clone()].iter().map(|p| p.1));
-                (&xs, &ys, &v[r])
+        let (sx, sy, sv): (&[u32], &[u32], &[f64]) = match &spatial {
+            Some(sp) => {
+                let r = sp.off[l]..sp.off[l + 1];
+                (&sp.xs[r.clone()], &sp.ys[r.clone()], &sp.vals[r])
             }
             None => (&[], &[], &[]),
         };

@@ -34,9 +34,13 @@ const STATS: [Stat; 6] = [
 const CSV_NAMES: [&str; 6] = ["mean", "stddev", "min", "max", "median", "p25"];
 
 fn column(path: &Path, name: &str) -> Vec<f64> {
+    read_column_opt(path, name).unwrap_or_else(|| panic!("no column {name}"))
+}
+
+fn read_column_opt(path: &Path, name: &str) -> Option<Vec<f64>> {
     let ds = Dataset::open(path).unwrap();
     let band = ds.rasterband(1).unwrap();
-    read_column(&band, name).unwrap_or_else(|| panic!("no column {name}"))
+    read_column(&band, name)
 }
 
 /// The reference CSV as (header, rows).
@@ -248,6 +252,36 @@ fn spatial_statistics_and_colours() {
     assert_eq!(column(&seg, "variogram1")[1], 3.5);
     // Segment 3 (only NaN) has no valid pixels: missing value.
     assert_eq!(column(&seg, "Band_1_easting")[3], -9999.0);
+
+    // The spatial band need not be a statistics band: the same columns without any band stats.
+    let (_, alone) = float_fixture(&tempdir("spatial-alone"));
+    compute_stats(
+        &alone,
+        &img,
+        &StatsRequest {
+            bands: vec![],
+            stats: vec![],
+            spatial: vec![
+                parse_spatial("meancoord", 1, true).unwrap(),
+                parse_spatial("edgepixels", 1, true).unwrap(),
+                parse_spatial("variogram:2", 1, true).unwrap(),
+            ],
+            spatial_band: Some(1),
+            strip_rows: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for name in [
+        "Band_1_easting",
+        "Band_1_northing",
+        "Band_1_edgepixels",
+        "variogram1",
+        "variogram2",
+    ] {
+        assert_eq!(column(&alone, name), column(&seg, name), "{name}");
+    }
+    assert!(read_column_opt(&alone, "Band_1_mean").is_none());
 
     colour_from_columns(&seg, ["Band_1_mean", "Band_1_mean", "Band_1_mean"]).unwrap();
     let red = column(&seg, "Red");
