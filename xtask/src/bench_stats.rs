@@ -74,7 +74,8 @@ pub fn bench(args: &BenchStatsArgs) -> anyhow::Result<()> {
     let segments = {
         let ds = gdal::Dataset::open(&seg)?;
         let band = ds.rasterband(1)?;
-        shepseg_stitch::rat::read_column(&band, "Histogram").map_or(0, |h| h.len() - 1)
+        shepseg_stitch::rat::read_column(&band, shepseg_stitch::rat::HISTOGRAM)
+            .map_or(0, |h| h.len() - 1)
     };
     let band_list: Vec<String> = (1..=bands.min(4)).map(|b| b.to_string()).collect();
     println!(
@@ -183,13 +184,8 @@ pub fn bench_rat(args: &BenchRatArgs) -> anyhow::Result<()> {
             let ds = d.create_with_band_type::<u32, _>(&path, 1000, 1000, 1)?;
             let band = ds.rasterband(1)?;
             let mut rat = Rat::new(args.rows)?;
-            let hist: Vec<f64> = (0..args.rows).map(|i| (i % 997) as f64).collect();
-            rat.add_column(
-                "Histogram",
-                ColumnType::Real,
-                ColumnUsage::PixelCount,
-                &hist,
-            )?;
+            let hist: Vec<u64> = (0..args.rows).map(|i| (i % 997) as u64).collect();
+            rat.add_histogram(&hist)?;
             for c in 0..args.columns {
                 let v: Vec<f64> = (0..args.rows)
                     .map(|i| (i as f64 * 0.37 + c as f64).sin() * 1000.0)

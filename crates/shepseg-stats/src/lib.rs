@@ -230,17 +230,9 @@ pub fn compute_stats(
     let seg_band = seg.rasterband(1)?;
     let mut editor = RatEditor::open(&seg_band, writes_through(&seg))?;
     let t = Instant::now();
-    let (hist, histogram_computed) = match editor.find("Histogram") {
-        Some(c) if editor.rows() > 0 => {
-            let h = editor.read(c, 0, editor.rows())?;
-            (
-                h.into_iter()
-                    .map(|v| v.max(0.0) as u64)
-                    .collect::<Vec<u64>>(),
-                false,
-            )
-        }
-        _ => (
+    let (hist, histogram_computed) = match editor.read_histogram()? {
+        Some(h) => (h, false),
+        None => (
             pass::count_pixels(segfile, cols, rows, strip_rows, req.workers)?,
             true,
         ),
@@ -249,9 +241,7 @@ pub fn compute_stats(
     let nrows = hist.len().max(1);
     editor.ensure_rows(nrows)?;
     if histogram_computed {
-        let c = editor.column("Histogram", ColumnType::Real, ColumnUsage::PixelCount)?;
-        let h: Vec<f64> = hist.iter().map(|&v| v as f64).collect();
-        editor.write(c, 0, &h)?;
+        editor.write_histogram(&hist)?;
     }
 
     // Columns: every stat of every band, then the spatial ones.

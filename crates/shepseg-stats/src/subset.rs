@@ -250,8 +250,7 @@ pub fn subset(
         }
     }
     if !has_hist {
-        let h: Vec<f64> = hist.iter().map(|&v| v as f64).collect();
-        rat.add_column("Histogram", ColumnType::Real, ColumnUsage::PixelCount, &h)?;
+        rat.add_histogram(&hist)?;
     }
     if let Some(name) = orig_id_column {
         let ids: Vec<f64> = old_ids.iter().map(|&v| f64::from(v)).collect();

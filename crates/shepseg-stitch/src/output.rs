@@ -272,13 +272,7 @@ impl GdalOutput {
     pub fn finish(self, report: &StitchReport) -> Result<(), StitchError> {
         let rows = report.histogram.len();
         let mut rat = Rat::new(rows)?;
-        let hist: Vec<f64> = report.histogram.iter().map(|&v| v as f64).collect();
-        rat.add_column(
-            "Histogram",
-            ColumnType::Real,
-            ColumnUsage::PixelCount,
-            &hist,
-        )?;
+        rat.add_histogram(&report.histogram)?;
         let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
         for (name, usage) in [
             ("Red", ColumnUsage::Red),

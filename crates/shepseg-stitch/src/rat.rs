@@ -72,6 +72,10 @@ unsafe fn create_column(
     Ok(unsafe { gdal_sys::GDALRATGetColumnCount(handle) } - 1)
 }
 
+/// The name of the pixel-count column, `Histogram` as pyshepseg names it (real, usage
+/// PixelCount, row 0 = 0). Readers find it by this name, as pyshepseg's statistics do.
+pub const HISTOGRAM: &str = "Histogram";
+
 /// An in-memory raster attribute table.
 pub struct Rat {
     handle: gdal_sys::GDALRasterAttributeTableH,
@@ -135,6 +139,12 @@ impl Rat {
             )
         };
         check(err, "write column")
+    }
+
+    /// Adds the [`HISTOGRAM`] column from pixel counts.
+    pub fn add_histogram(&mut self, counts: &[u64]) -> Result<(), StitchError> {
+        let h: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
+        self.add_column(HISTOGRAM, ColumnType::Real, ColumnUsage::PixelCount, &h)
     }
 
     /// Copies the table onto `band` as its default attribute table.
@@ -245,6 +255,27 @@ impl<'a> RatEditor<'a> {
         }
         // SAFETY: `self.handle` is a valid table for as long as this editor lives.
         unsafe { create_column(self.handle, name, ty, usage) }.map(|c| c as usize)
+    }
+
+    /// Reads the [`HISTOGRAM`] column as pixel counts, if the table has one with rows.
+    pub fn read_histogram(&self) -> Result<Option<Vec<u64>>, StitchError> {
+        match self.find(HISTOGRAM) {
+            Some(c) if self.rows() > 0 => Ok(Some(
+                self.read(c, 0, self.rows())?
+                    .into_iter()
+                    .map(|v| v.max(0.0) as u64)
+                    .collect(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes pixel counts into the [`HISTOGRAM`] column, creating it if needed.
+    pub fn write_histogram(&mut self, counts: &[u64]) -> Result<(), StitchError> {
+        self.ensure_rows(counts.len())?;
+        let c = self.column(HISTOGRAM, ColumnType::Real, ColumnUsage::PixelCount)?;
+        let h: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
+        self.write(c, 0, &h)
     }
 
     /// Whether column `col` is real (else integer or string).
