@@ -621,6 +621,31 @@ impl<'a> Runtime<'a> {
         }
     }
 
+    /// Starts tasks as they appear until the coordinator exits.
+    fn serve_until_exit(&mut self, run: &mut Running, tamper: &dyn Fn(&mut Env)) {
+        while run.child.try_wait().unwrap().is_none() {
+            self.step(tamper);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts tasks as they appear until `n` workers have joined the coordinator.
+    fn serve_until_joined(&mut self, run: &mut Running, n: usize) {
+        let joined = |run: &Running| {
+            run.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("joined"))
+                .count()
+        };
+        while joined(run) < n {
+            assert!(run.child.try_wait().unwrap().is_none(), "ended early");
+            self.step(&|_| {});
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything the job created is gone, as far as the ECS API can tell.
     fn assert_cleaned_up(&mut self) {
         assert_eq!(self.clusters.len(), 1, "one private cluster");
@@ -698,10 +723,7 @@ fn fargate_executor_against_moto() {
     let out = f.dir.join("fargate.tif");
     let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
     let mut rt = Runtime::new(&moto);
-    while run.child.try_wait().unwrap().is_none() {
-        rt.step(&|_| {});
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    rt.serve_until_exit(&mut run, &|_| {});
     let (ok, log) = run.finish();
     assert!(ok, "{log}");
     f.assert_same_as_threads(&out);
@@ -736,10 +758,7 @@ fn fargate_cleans_up_when_the_job_fails() {
             }
         }
     };
-    while run.child.try_wait().unwrap().is_none() {
-        rt.step(&wrong);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    rt.serve_until_exit(&mut run, &wrong);
     let (ok, log) = run.finish();
     assert!(!ok, "{log}");
     assert!(log.contains("--barrier-timeout"), "{log}");
@@ -755,19 +774,7 @@ fn fargate_cleans_up_on_ctrl_c() {
     let out = f.dir.join("int.tif");
     let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
     let mut rt = Runtime::new(&moto);
-    while run
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("joined"))
-        .count()
-        < 2
-    {
-        assert!(run.child.try_wait().unwrap().is_none(), "ended early");
-        rt.step(&|_| {});
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    rt.serve_until_joined(&mut run, 2);
     let st = Command::new("kill")
         .args(["-INT", &run.child.id().to_string()])
         .status()
@@ -794,26 +801,11 @@ fn a_lost_fargate_task_is_replaced_and_no_tile_is_lost() {
     let out = f.dir.join("lost.tif");
     let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
     let mut rt = Runtime::new(&moto);
-    while run
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("joined"))
-        .count()
-        < 2
-    {
-        assert!(run.child.try_wait().unwrap().is_none(), "ended early");
-        rt.step(&|_| {});
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    rt.serve_until_joined(&mut run, 2);
     std::thread::sleep(Duration::from_millis(300));
     // The container dies (SIGKILL); the coordinator must notice and ask ECS for another task.
     rt.workers[0].kill().unwrap();
-    while run.child.try_wait().unwrap().is_none() {
-        rt.step(&|_| {});
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    rt.serve_until_exit(&mut run, &|_| {});
     let (ok, log) = run.finish();
     assert!(ok, "{log}");
     f.assert_same_as_threads(&out);

@@ -436,7 +436,11 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
                     }
                     self.bump(|r| r.workers_lost += 1);
                     self.note(format!("worker {name} lost: {reason}"));
-                    let replacements = self.report().replacements;
+                    let replacements = self
+                        .report
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .replacements;
                     if replacements < self.options.max_replacements {
                         match launcher.launch(rt.handle(), 1, inv) {
                             Ok(()) => {
