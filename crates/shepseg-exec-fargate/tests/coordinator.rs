@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shepseg_core::SegmentParams;
 use shepseg_exec_fargate::protocol::{
     decode, random_bytes, read_frame_blocking, write_msg_blocking, CoordMsg, Role, WorkerMsg,
     PROTOCOL_VERSION,
@@ -21,28 +20,9 @@ use shepseg_tiling::{
 };
 use tokio::runtime::Handle;
 
-fn rgbn_job() -> TileJob {
-    let input =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif");
-    let r = Raster::open(&input).unwrap();
-    let (cols, rows) = r.size();
-    let bands = vec![1, 2, 3, 4];
-    let params = SegmentParams {
-        fixed_kmeans_init: true,
-        ..Default::default()
-    };
-    let model = fit_whole_raster(&r, &bands, None, None, &params)
-        .unwrap()
-        .model;
-    TileJob {
-        input,
-        bands,
-        null: None,
-        grid: TileGrid::new(cols, rows, 128, 32).unwrap(),
-        model,
-        params,
-    }
-}
+#[path = "../../../testdata/rgbn_job.rs"]
+mod rgbn_job;
+use rgbn_job::rgbn_job;
 
 /// Collects tiles in the order they arrive.
 #[derive(Default)]

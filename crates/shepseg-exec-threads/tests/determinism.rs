@@ -1,17 +1,18 @@
 //! The threads executor gives exactly the sequential executor's output, for any worker count, and
 //! stops cleanly with the failing tile named.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ndarray::Array2;
-use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{MemorySink, StitchError, StitchReport, Stitcher};
 use shepseg_tiling::{
-    fit_whole_raster, ExecError, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
-    TileExecutor, TileGrid, TileJob,
+    ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileJob,
 };
+
+#[path = "../../../testdata/rgbn_job.rs"]
+mod rgbn_job;
+use rgbn_job::rgbn_job;
 
 /// Stitches into memory; fails on purpose at tile `fail_at` if set.
 struct Stitch {
@@ -41,29 +42,6 @@ impl TileConsumer for Stitch {
         }
         self.seen += 1;
         self.stitcher.push(t.segimg.view(), &mut self.sink)
-    }
-}
-
-fn rgbn_job() -> TileJob {
-    let input =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif");
-    let r = Raster::open(&input).unwrap();
-    let (cols, rows) = r.size();
-    let bands = vec![1, 2, 3, 4];
-    let params = SegmentParams {
-        fixed_kmeans_init: true,
-        ..Default::default()
-    };
-    let model: KMeansModel = fit_whole_raster(&r, &bands, None, None, &params)
-        .unwrap()
-        .model;
-    TileJob {
-        input,
-        bands,
-        null: None,
-        grid: TileGrid::new(cols, rows, 128, 32).unwrap(),
-        model,
-        params,
     }
 }
 
