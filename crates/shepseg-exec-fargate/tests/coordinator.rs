@@ -14,10 +14,7 @@ use shepseg_exec_fargate::{
     run_worker, RemoteError, RemoteExecutor, RemoteOptions, WorkerInvocation, WorkerLauncher,
     WorkerOptions,
 };
-use shepseg_tiling::{
-    fit_whole_raster, ExecError, Raster, SegmentedTile, SequentialExecutor, TileConsumer,
-    TileExecutor, TileGrid, TileJob,
-};
+use shepseg_tiling::{ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor};
 use tokio::runtime::Handle;
 
 #[path = "../../../testdata/rgbn_job.rs"]
