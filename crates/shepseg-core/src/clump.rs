@@ -36,66 +36,216 @@ pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) 
 }
 
 /// [`clump`] on a row-major slice.
+///
+/// Two passes, so that the work per pixel is a few comparisons rather than a stack push and pop:
+/// the first labels connected components with a union-find over provisional labels and counts
+/// their pixels; the second numbers them in raster order of their first pixels. A component
+/// small enough that the cap cannot split it is exactly the clump pyshepseg's search would grow
+/// from its first pixel; a larger one is split by that search itself ([`grow_capped`]), seed by
+/// seed in raster order, which gives pyshepseg's clumps and IDs in every case.
 pub(crate) fn clump_slice(input: &[u32], rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
-    let mut out = vec![0u32; rows * cols];
-    let mut stack: Vec<(u32, u32)> = Vec::new();
-    let mut id = 0u32;
+    clump_capped(input, rows, cols, four, MAX_CLUMP_SIZE)
+}
+
+/// [`clump_slice`] with the cap given (tests use small caps to exercise splitting).
+fn clump_capped(
+    input: &[u32],
+    rows: usize,
+    cols: usize,
+    four: bool,
+    cap: usize,
+) -> (Vec<u32>, u32) {
+    let n = rows * cols;
+    let mut out = vec![0u32; n];
+    if n == 0 {
+        return (out, 0);
+    }
+    // Pass 1: provisional labels (from 1) and a union-find whose roots are each component's
+    // smallest label, that is the label of its first pixel.
+    let mut label = vec![0u32; n];
+    let mut parent: Vec<u32> = vec![0];
+    let mut count: Vec<u32> = vec![0];
     for y in 0..rows {
+        let row = y * cols;
         for x in 0..cols {
-            let p = y * cols + x;
-            let val = input[p];
-            if val == 0 || out[p] != 0 {
+            let p = row + x;
+            let v = input[p];
+            if v == 0 {
                 continue;
             }
-            id += 1;
-            out[p] = id;
-            stack.clear();
-            stack.push((y as u32, x as u32));
-            let mut size = 0usize;
-            while size < MAX_CLUMP_SIZE {
-                let Some((sy, sx)) = stack.pop() else { break };
-                let (sy, sx) = (sy as usize, sx as usize);
-                let mut visit = |cy: usize, cx: usize| {
-                    let q = cy * cols + cx;
-                    if out[q] == 0 && input[q] == val {
-                        out[q] = id;
-                        size += 1;
-                        stack.push((cy as u32, cx as u32));
-                    }
-                };
-                // pyshepseg's order: columns outer, rows inner (the centre is already marked).
-                let (left, right) = (sx > 0, sx + 1 < cols);
-                let (up, down) = (sy > 0, sy + 1 < rows);
-                if four {
-                    if left {
-                        visit(sy, sx - 1);
-                    }
-                    if up {
-                        visit(sy - 1, sx);
-                    }
-                    if down {
-                        visit(sy + 1, sx);
-                    }
-                    if right {
-                        visit(sy, sx + 1);
-                    }
-                } else {
-                    for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
-                        if !ok {
-                            continue;
-                        }
-                        if up {
-                            visit(sy - 1, cx);
-                        }
-                        if cx != sx {
-                            visit(sy, cx);
-                        }
-                        if down {
-                            visit(sy + 1, cx);
-                        }
-                    }
+            let mut l = 0u32;
+            let mut join = |q: usize, l: &mut u32| {
+                if input[q] == v {
+                    let other = label[q];
+                    *l = if *l == 0 {
+                        other
+                    } else {
+                        union(&mut parent, *l, other)
+                    };
+                }
+            };
+            if x > 0 {
+                join(p - 1, &mut l);
+            }
+            if y > 0 {
+                if !four && x > 0 {
+                    join(p - cols - 1, &mut l);
+                }
+                join(p - cols, &mut l);
+                if !four && x + 1 < cols {
+                    join(p - cols + 1, &mut l);
                 }
             }
+            if l == 0 {
+                l = parent.len() as u32;
+                parent.push(l);
+                count.push(0);
+            }
+            label[p] = l;
+            count[l as usize] += 1;
+        }
+    }
+    // Flatten: a parent is always smaller than its child, so one ascending sweep suffices.
+    // Then gather each component's size at its root.
+    for l in 1..parent.len() {
+        let up = parent[parent[l] as usize];
+        parent[l] = up;
+        if up as usize != l {
+            count[up as usize] += count[l];
+        }
+    }
+    // Pass 2: IDs in raster order of first pixels.
+    let mut id = 0u32;
+    let big = (cap as u32).saturating_add(1);
+    let mut final_id = vec![0u32; parent.len()];
+    let mut stack: Vec<(u32, u32)> = Vec::new();
+    for p in 0..n {
+        let l = label[p];
+        if l == 0 {
+            continue;
+        }
+        let root = parent[l as usize] as usize;
+        if count[root] <= big {
+            if final_id[root] == 0 {
+                id += 1;
+                final_id[root] = id;
+            }
+            out[p] = final_id[root];
+        } else if out[p] == 0 {
+            id += 1;
+            grow_capped(input, &mut out, &mut stack, rows, cols, p, id, four, cap);
+        }
+    }
+    (out, id)
+}
+
+/// Joins the sets of labels `a` and `b`; returns the root of the union (the smaller root).
+#[inline(always)]
+fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
+    let ra = find(parent, a);
+    let rb = find(parent, b);
+    if ra < rb {
+        parent[rb as usize] = ra;
+        ra
+    } else {
+        parent[ra as usize] = rb;
+        rb
+    }
+}
+
+/// The root of label `a`, halving the path on the way.
+#[inline(always)]
+fn find(parent: &mut [u32], mut a: u32) -> u32 {
+    while parent[a as usize] != a {
+        let up = parent[parent[a as usize] as usize];
+        parent[a as usize] = up;
+        a = up;
+    }
+    a
+}
+
+/// pyshepseg's clump growth from seed `p`: a depth-first search on an explicit stack, pixels
+/// marked with `id` when pushed, neighbours visited column by column (x outer, y inner), stopping
+/// once `cap` pixels beyond the seed are marked.
+#[allow(clippy::too_many_arguments)]
+fn grow_capped(
+    input: &[u32],
+    out: &mut [u32],
+    stack: &mut Vec<(u32, u32)>,
+    rows: usize,
+    cols: usize,
+    p: usize,
+    id: u32,
+    four: bool,
+    cap: usize,
+) {
+    let val = input[p];
+    out[p] = id;
+    stack.clear();
+    stack.push(((p / cols) as u32, (p % cols) as u32));
+    let mut size = 0usize;
+    while size < cap {
+        let Some((sy, sx)) = stack.pop() else { break };
+        let (sy, sx) = (sy as usize, sx as usize);
+        let mut visit = |cy: usize, cx: usize| {
+            let q = cy * cols + cx;
+            if out[q] == 0 && input[q] == val {
+                out[q] = id;
+                size += 1;
+                stack.push((cy as u32, cx as u32));
+            }
+        };
+        // pyshepseg's order: columns outer, rows inner (the centre is already marked).
+        let (left, right) = (sx > 0, sx + 1 < cols);
+        let (up, down) = (sy > 0, sy + 1 < rows);
+        if four {
+            if left {
+                visit(sy, sx - 1);
+            }
+            if up {
+                visit(sy - 1, sx);
+            }
+            if down {
+                visit(sy + 1, sx);
+            }
+            if right {
+                visit(sy, sx + 1);
+            }
+        } else {
+            for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
+                if !ok {
+                    continue;
+                }
+                if up {
+                    visit(sy - 1, cx);
+                }
+                if cx != sx {
+                    visit(sy, cx);
+                }
+                if down {
+                    visit(sy + 1, cx);
+                }
+            }
+        }
+    }
+}
+
+/// pyshepseg's own procedure, one search per clump, kept to test [`clump_capped`] against.
+#[cfg(test)]
+fn clump_by_search(
+    input: &[u32],
+    rows: usize,
+    cols: usize,
+    four: bool,
+    cap: usize,
+) -> (Vec<u32>, u32) {
+    let mut out = vec![0u32; rows * cols];
+    let mut stack = Vec::new();
+    let mut id = 0u32;
+    for p in 0..rows * cols {
+        if input[p] != 0 && out[p] == 0 {
+            id += 1;
+            grow_capped(input, &mut out, &mut stack, rows, cols, p, id, four, cap);
         }
     }
     (out, id)
@@ -115,6 +265,35 @@ mod tests {
         let (s8, n8) = clump(&c.view(), false);
         assert_eq!(n8, 2);
         assert_eq!(s8, array![[1u32, 2], [2, 1]]);
+    }
+
+    /// The two-pass labelling equals pyshepseg's search on random images with few values (so
+    /// large components form) and small caps (so many are split), both connectivities.
+    #[test]
+    fn two_pass_equals_search() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..300 {
+            let rows = 1 + (next() % 40) as usize;
+            let cols = 1 + (next() % 40) as usize;
+            let values = 1 + next() % 4;
+            let input: Vec<u32> = (0..rows * cols)
+                .map(|_| (next() % (values + 1)) as u32)
+                .collect();
+            let cap = [1, 2, 5, 17, 100, MAX_CLUMP_SIZE][case % 6];
+            for four in [true, false] {
+                assert_eq!(
+                    clump_capped(&input, rows, cols, four, cap),
+                    clump_by_search(&input, rows, cols, four, cap),
+                    "case {case}: {rows}x{cols}, {values} values, cap {cap}, four {four}"
+                );
+            }
+        }
     }
 
     #[test]
