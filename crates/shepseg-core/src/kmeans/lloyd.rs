@@ -149,7 +149,11 @@ impl Assignment {
             }
         }
         self.labels[i] = best as u32;
-        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        self.upper[i] = if best == guess {
+            dg
+        } else {
+            distance(x, geo.centre::<NB>(best))
+        };
         let scanned_other = if d1j == best { d2 } else { d1 }.sqrt();
         self.lower[i] = scanned_other.min(unscanned);
     }
@@ -401,6 +405,24 @@ pub(super) fn kmeans_plus_plus_draws(k: usize) -> u64 {
 }
 
 pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, as checked on the line above.
+        return unsafe { kmeans_plus_plus_avx2(d, k, rng) };
+    }
+    kmeans_plus_plus_dispatch(d, k, rng)
+}
+
+/// [`kmeans_plus_plus`] with 256-bit vectors (the same arithmetic, lane by lane).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn kmeans_plus_plus_avx2(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    kmeans_plus_plus_dispatch(d, k, rng)
+}
+
+/// Dispatches on the band count.
+#[inline(always)]
+fn kmeans_plus_plus_dispatch(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     match d.nb {
         1 => kmeans_plus_plus_bands::<1>(d, k, rng),
         2 => kmeans_plus_plus_bands::<2>(d, k, rng),
@@ -410,8 +432,83 @@ pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<
     }
 }
 
+/// Points whose potentials are summed in separate lanes, so the sums vectorise.
+const POT_LANES: usize = 8;
+
+/// The sample band by band (`soa[b * n + i]`), so distances to one centre vectorise over
+/// points.
+struct Columns<'a> {
+    soa: Vec<f64>,
+    d: &'a Data<'a>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(d: &'a Data<'a>) -> Self {
+        let mut soa = vec![0.0; d.n * d.nb];
+        for (i, p) in d.x.chunks_exact(d.nb).enumerate() {
+            for (b, v) in p.iter().enumerate() {
+                soa[b * d.n + i] = *v;
+            }
+        }
+        Self { soa, d }
+    }
+
+    /// Squared distances from points `start..start + POT_LANES` to `c`, summed band by band
+    /// from 0 (as [`sq_distance`] sums them).
+    #[inline(always)]
+    fn lanes<const NB: usize>(&self, start: usize, c: &[f64]) -> [f64; POT_LANES] {
+        let (n, nb) = (self.d.n, self.d.nb::<NB>());
+        let mut e = [0.0f64; POT_LANES];
+        for (b, cb) in c.iter().enumerate().take(nb) {
+            let col = &self.soa[b * n + start..b * n + start + POT_LANES];
+            for l in 0..POT_LANES {
+                let v = col[l] - cb;
+                e[l] += v * v;
+            }
+        }
+        e
+    }
+}
+
+/// For each candidate centre, the potential if it were added: the sum over the points of the
+/// squared distance to the nearest centre, accumulated in [`POT_LANES`] lanes (a fixed order,
+/// so the result is the same on every run). One pass over the points serves every candidate.
+#[inline(always)]
+fn candidate_potentials<const NB: usize>(
+    cols: &Columns,
+    cands: &[f64],
+    closest: &[f64],
+) -> Vec<f64> {
+    let d = cols.d;
+    let nb = d.nb::<NB>();
+    let t = cands.len() / nb;
+    let mut lanes = vec![[0.0f64; POT_LANES]; t];
+    let whole = d.n / POT_LANES * POT_LANES;
+    for start in (0..whole).step_by(POT_LANES) {
+        let cl = &closest[start..start + POT_LANES];
+        for (c, acc) in cands.chunks_exact(nb).zip(lanes.iter_mut()) {
+            let e = cols.lanes::<NB>(start, c);
+            for l in 0..POT_LANES {
+                acc[l] += e[l].min(cl[l]);
+            }
+        }
+    }
+    cands
+        .chunks_exact(nb)
+        .zip(&lanes)
+        .map(|(c, acc)| {
+            let mut tail = 0.0;
+            for (i, cl) in closest.iter().enumerate().skip(whole) {
+                tail += sq_distance(d.point::<NB>(i), c).min(*cl);
+            }
+            acc.iter().sum::<f64>() + tail
+        })
+        .collect()
+}
+
 /// [`kmeans_plus_plus`] with the band count fixed at compile time (0: at run time), so the
 /// distance loop over every point unrolls.
+#[inline(always)]
 fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     let sq = sq_distance;
     let trials = 2 + (k as f64).ln() as usize;
@@ -422,36 +519,44 @@ fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMi
         .map(|i| sq(d.point::<NB>(i), d.point::<NB>(first)))
         .collect();
     let mut pot: f64 = closest.iter().sum();
-    let mut cand = vec![0.0; d.n];
-    let mut best_dist = vec![0.0; d.n];
     let mut cumsum = Vec::with_capacity(d.n);
+    let mut acc = 0.0;
+    for v in &closest {
+        acc += v;
+        cumsum.push(acc);
+    }
+    let cols = Columns::new(d);
+    let mut cands = Vec::with_capacity(trials * d.nb);
+    let mut ids = Vec::with_capacity(trials);
     for _ in 1..k {
-        cumsum.clear();
-        let mut acc = 0.0;
-        for v in &closest {
-            acc += v;
-            cumsum.push(acc);
-        }
-        let mut best_pot = f64::INFINITY;
-        let mut best_id = 0;
+        cands.clear();
+        ids.clear();
         for _ in 0..trials {
             let r = rng.next_f64() * pot;
             let id = cumsum.partition_point(|&c| c < r).min(d.n - 1);
-            let c = d.point::<NB>(id);
-            let mut cpot = 0.0;
-            for (i, (cd, cl)) in cand.iter_mut().zip(&closest).enumerate() {
-                *cd = sq(d.point::<NB>(i), c).min(*cl);
-                cpot += *cd;
-            }
-            if cpot < best_pot {
-                best_pot = cpot;
-                best_id = id;
-                std::mem::swap(&mut best_dist, &mut cand);
+            ids.push(id);
+            cands.extend_from_slice(d.point::<NB>(id));
+        }
+        let pots = candidate_potentials::<NB>(&cols, &cands, &closest);
+        // The lowest potential, ties to the earlier candidate.
+        let mut best = 0;
+        for (t, &p) in pots.iter().enumerate() {
+            if p < pots[best] {
+                best = t;
             }
         }
-        pot = best_pot;
-        std::mem::swap(&mut closest, &mut best_dist);
-        centres.extend_from_slice(d.point::<NB>(best_id));
+        pot = pots[best];
+        let c = d.point::<NB>(ids[best]);
+        // Points' distances to the centres chosen so far, and their running sum for the next
+        // draws, in one pass.
+        cumsum.clear();
+        let mut acc = 0.0;
+        for (i, cl) in closest.iter_mut().enumerate() {
+            *cl = sq(d.point::<NB>(i), c).min(*cl);
+            acc += *cl;
+            cumsum.push(acc);
+        }
+        centres.extend_from_slice(c);
     }
     centres
 }
