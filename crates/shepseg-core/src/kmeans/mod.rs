@@ -216,7 +216,7 @@ pub fn sample_pixels<T: Pixel>(
             if px.iter().any(|v| v.is_null(null)) {
                 continue;
             }
-            if count % skip == 0 {
+            if count.is_multiple_of(skip) {
                 out.extend_from_slice(&px);
             }
             count += 1;
@@ -420,6 +420,46 @@ mod tests {
             let x: Vec<f64> = (0..4).map(|_| (rng.next_f64() * 1000.0).floor()).collect();
             let guess = rng.below(40);
             assert_eq!(p.nearest(&x, guess), brute(&m, &x));
+        }
+    }
+
+    /// The image prediction (the vector search where the CPU has AVX-512) equals the pruned
+    /// search and the scalar score, pixel by pixel, for every band count it covers and some it
+    /// does not; integer centres and values make exact ties common.
+    #[test]
+    fn image_prediction_equals_scalar_scores() {
+        let mut rng = SplitMix64::new(3);
+        for bands in [1usize, 2, 3, 4, 5, 7, 8, 9] {
+            for k in [1usize, 7, 8, 9, 60] {
+                let centres: Vec<Vec<f64>> = (0..k)
+                    .map(|_| (0..bands).map(|_| rng.below(40) as f64).collect())
+                    .collect();
+                let m = KMeansModel::new(centres).unwrap();
+                let (rows, cols) = (30, 41);
+                let data: Vec<u16> = (0..bands * rows * cols)
+                    .map(|_| rng.below(40) as u16)
+                    .collect();
+                let img = crate::image::Img {
+                    data: &data,
+                    bands,
+                    rows,
+                    cols,
+                };
+                let p = m.predictor();
+                let fast = p.predict_image(&img, Some(7));
+                let pruned = p.predict_image_pruned(&img, Some(7));
+                assert_eq!(fast, pruned, "{bands} bands, {k} centres");
+                for (i, &label) in fast.iter().enumerate() {
+                    let x: Vec<f64> = (0..bands)
+                        .map(|b| data[b * rows * cols + i] as f64)
+                        .collect();
+                    if x.contains(&7.0) {
+                        assert_eq!(label, 0);
+                    } else {
+                        assert_eq!(label as usize, brute(&m, &x) + 1, "pixel {i}");
+                    }
+                }
+            }
         }
     }
 
