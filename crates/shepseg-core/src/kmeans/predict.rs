@@ -187,11 +187,14 @@ impl Predictor {
         let bands: Vec<&[T]> = img.data.chunks_exact(n).take(NB).collect();
         let mut scores = vec![_mm512_setzero_pd(); chunks];
         let minus_two = _mm512_set1_pd(-2.0);
-        let load = |s: &[f64], at: usize| {
-            let lanes: &[f64; 8] = s[at..at + 8].try_into().unwrap_or(&[0.0; 8]);
-            // SAFETY: `lanes` is eight readable f64.
-            unsafe { _mm512_loadu_pd(lanes.as_ptr()) }
-        };
+        // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
+        // and `norms` one, `kp` being `chunks * 8`.
+        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 8);
+        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
+        // SAFETY (both): callers pass `row < NB` (0 for `norms`) and `c < chunks`, so the eight
+        // lanes at `row * kp + c * 8` are inside the checked lengths.
+        let centre = |row: usize, c: usize| unsafe { _mm512_loadu_pd(soa.add(row * kp + c * 8)) };
+        let norm = |c: usize| unsafe { _mm512_loadu_pd(norms.add(c * 8)) };
         let mut prev = [f64::NAN; NB];
         let mut prev_label = 0u32;
         for (p, o) in out.iter_mut().enumerate() {
@@ -211,11 +214,11 @@ impl Predictor {
             }
             let mut low = _mm512_set1_pd(f64::INFINITY);
             for (c, score) in scores.iter_mut().enumerate() {
-                let mut acc = _mm512_mul_pd(_mm512_set1_pd(x[0]), load(soa, c * 8));
+                let mut acc = _mm512_mul_pd(_mm512_set1_pd(x[0]), centre(0, c));
                 for (b, &xb) in x.iter().enumerate().skip(1) {
-                    acc = _mm512_fmadd_pd(_mm512_set1_pd(xb), load(soa, b * kp + c * 8), acc);
+                    acc = _mm512_fmadd_pd(_mm512_set1_pd(xb), centre(b, c), acc);
                 }
-                let s = _mm512_fmadd_pd(acc, minus_two, load(norms, c * 8));
+                let s = _mm512_fmadd_pd(acc, minus_two, norm(c));
                 *score = s;
                 low = _mm512_min_pd(low, s);
             }
