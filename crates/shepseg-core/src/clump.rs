@@ -77,7 +77,7 @@ fn clump_capped(
             let mut join = |q: usize, l: &mut u32| {
                 if input[q] == v {
                     let other = label[q];
-                    *l = if *l == 0 {
+                    *l = if *l == 0 || *l == other {
                         other
                     } else {
                         union(&mut parent, *l, other)
