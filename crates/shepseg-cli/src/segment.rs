@@ -364,7 +364,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let log = move || -> Box<dyn Fn(&str) + Send + Sync> {
         Box::new(move |line: &str| {
             if !quiet {
-                eprintln!("shepseg: {line}");
+                // One write per line, so worker processes sharing stderr cannot split it.
+                let text = format!("shepseg: {line}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
             }
         })
     };

@@ -97,11 +97,14 @@ pub fn run_worker(opts: &WorkerOptions) -> Result<WorkerSummary, RemoteError> {
     }
     if !job.gdal_config.is_empty() {
         let keys: Vec<&str> = job.gdal_config.iter().map(|(k, _)| k.as_str()).collect();
-        eprintln!(
-            "shepseg worker {}: GDAL options from the coordinator: {}",
+        // One write for the whole line: worker processes share the coordinator's stderr, and
+        // `eprintln!` writes piece by piece, so lines from several processes could interleave.
+        let line = format!(
+            "shepseg worker {}: GDAL options from the coordinator: {}\n",
             opts.name,
             keys.join(", ")
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 
     // Heartbeats, from their own thread, while this one reads and segments.
