@@ -182,9 +182,6 @@ impl Predictor {
         let (kp, chunks) = (self.kp, self.kp / 8);
         let soa = &self.soa[..NB * kp];
         let norms = &self.norms_padded[..kp];
-        let n = img.pixels();
-        let mut out = vec![0u32; n];
-        let bands: Vec<&[T]> = img.data.chunks_exact(n).take(NB).collect();
         let mut scores = vec![_mm512_setzero_pd(); chunks];
         let minus_two = _mm512_set1_pd(-2.0);
         // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
@@ -195,23 +192,8 @@ impl Predictor {
         // lanes at `row * kp + c * 8` are inside the checked lengths.
         let centre = |row: usize, c: usize| unsafe { _mm512_loadu_pd(soa.add(row * kp + c * 8)) };
         let norm = |c: usize| unsafe { _mm512_loadu_pd(norms.add(c * 8)) };
-        let mut prev = [f64::NAN; NB];
-        let mut prev_label = 0u32;
-        for (p, o) in out.iter_mut().enumerate() {
-            let mut is_null = false;
-            let mut x = [0.0f64; NB];
-            for (xv, band) in x.iter_mut().zip(&bands) {
-                let v = band[p];
-                is_null |= v.is_null(null);
-                *xv = v.to_f64();
-            }
-            if is_null {
-                continue;
-            }
-            if x == prev {
-                *o = prev_label;
-                continue;
-            }
+        label_pixels::<T, NB>(img, null, |x, _| {
+            let x = &x[..NB];
             let mut low = _mm512_set1_pd(f64::INFINITY);
             for (c, score) in scores.iter_mut().enumerate() {
                 let mut acc = _mm512_mul_pd(_mm512_set1_pd(x[0]), centre(0, c));
@@ -223,19 +205,14 @@ impl Predictor {
                 low = _mm512_min_pd(low, s);
             }
             let low = _mm512_set1_pd(_mm512_reduce_min_pd(low));
-            let mut best = 0usize;
             for (c, score) in scores.iter().enumerate() {
                 let hit = _mm512_cmpeq_pd_mask(*score, low);
                 if hit != 0 {
-                    best = c * 8 + hit.trailing_zeros() as usize;
-                    break;
+                    return c * 8 + hit.trailing_zeros() as usize;
                 }
             }
-            prev_label = best as u32 + 1;
-            *o = prev_label;
-            prev = x;
-        }
-        out
+            0
+        })
     }
 
     /// Dispatches on the band count, so the common counts get unrolled loops.
@@ -259,35 +236,47 @@ impl Predictor {
         img: &Img<T>,
         null: Option<T>,
     ) -> Vec<u32> {
-        let nb = if NB > 0 { NB } else { img.bands };
-        let n = img.pixels();
-        let mut out = vec![0u32; n];
-        let mut x = vec![0.0f64; nb];
-        let mut prev = vec![f64::NAN; nb];
-        let mut guess = 0usize;
-        let mut prev_label = 0u32;
-        let bands: Vec<&[T]> = img.data.chunks_exact(n).take(nb).collect();
-        for (p, o) in out.iter_mut().enumerate() {
-            let mut is_null = false;
-            for (xv, band) in x.iter_mut().zip(&bands) {
-                let v = band[p];
-                is_null |= v.is_null(null);
-                *xv = v.to_f64();
-            }
-            if is_null {
-                continue;
-            }
-            if x == prev {
-                *o = prev_label;
-                continue;
-            }
-            guess = self.nearest_inline::<NB>(&x, guess);
-            prev_label = guess as u32 + 1;
-            *o = prev_label;
-            prev.copy_from_slice(&x);
-        }
-        out
+        label_pixels::<T, NB>(img, null, |x, guess| self.nearest_inline::<NB>(x, guess))
     }
+}
+
+/// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order), from
+/// `nearest(values, previous answer)`, which returns a centre index. A pixel equal to the one
+/// before it takes its label without asking (large uniform areas cost almost nothing).
+#[inline(always)]
+fn label_pixels<T: Pixel, const NB: usize>(
+    img: &Img<T>,
+    null: Option<T>,
+    mut nearest: impl FnMut(&[f64], usize) -> usize,
+) -> Vec<u32> {
+    let nb = if NB > 0 { NB } else { img.bands };
+    let n = img.pixels();
+    let mut out = vec![0u32; n];
+    let mut x = vec![0.0f64; nb];
+    let mut prev = vec![f64::NAN; nb];
+    let mut guess = 0usize;
+    let mut prev_label = 0u32;
+    let bands: Vec<&[T]> = img.data.chunks_exact(n).take(nb).collect();
+    for (p, o) in out.iter_mut().enumerate() {
+        let mut is_null = false;
+        for (xv, band) in x.iter_mut().zip(&bands) {
+            let v = band[p];
+            is_null |= v.is_null(null);
+            *xv = v.to_f64();
+        }
+        if is_null {
+            continue;
+        }
+        if x == prev {
+            *o = prev_label;
+            continue;
+        }
+        guess = nearest(&x, guess);
+        prev_label = guess as u32 + 1;
+        *o = prev_label;
+        prev.copy_from_slice(&x);
+    }
+    out
 }
 
 /// Plain Euclidean distance (for pruning bounds, not for decisions).
