@@ -397,38 +397,39 @@ fn relocate_empty<const NB: usize>(
     }
 }
 
-/// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step).
 /// Random values one k-means++ initialisation draws: one for the first centre, then
 /// `2 + ln k` candidates for each of the others.
 pub(super) fn kmeans_plus_plus_draws(k: usize) -> u64 {
     1 + (k.saturating_sub(1) * (2 + (k as f64).ln() as usize)) as u64
 }
 
-pub(super) fn kmeans_plus_plus(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+/// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step), on
+/// the sample `cols` holds (built once per fit and shared by its restarts).
+pub(super) fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, as checked on the line above.
-        return unsafe { kmeans_plus_plus_avx2(d, k, rng) };
+        return unsafe { kmeans_plus_plus_avx2(cols, k, rng) };
     }
-    kmeans_plus_plus_dispatch(d, k, rng)
+    kmeans_plus_plus_dispatch(cols, k, rng)
 }
 
 /// [`kmeans_plus_plus`] with 256-bit vectors (the same arithmetic, lane by lane).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn kmeans_plus_plus_avx2(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
-    kmeans_plus_plus_dispatch(d, k, rng)
+unsafe fn kmeans_plus_plus_avx2(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    kmeans_plus_plus_dispatch(cols, k, rng)
 }
 
 /// Dispatches on the band count.
 #[inline(always)]
-fn kmeans_plus_plus_dispatch(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
-    match d.nb {
-        1 => kmeans_plus_plus_bands::<1>(d, k, rng),
-        2 => kmeans_plus_plus_bands::<2>(d, k, rng),
-        3 => kmeans_plus_plus_bands::<3>(d, k, rng),
-        4 => kmeans_plus_plus_bands::<4>(d, k, rng),
-        _ => kmeans_plus_plus_bands::<0>(d, k, rng),
+fn kmeans_plus_plus_dispatch(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    match cols.d.nb {
+        1 => kmeans_plus_plus_bands::<1>(cols, k, rng),
+        2 => kmeans_plus_plus_bands::<2>(cols, k, rng),
+        3 => kmeans_plus_plus_bands::<3>(cols, k, rng),
+        4 => kmeans_plus_plus_bands::<4>(cols, k, rng),
+        _ => kmeans_plus_plus_bands::<0>(cols, k, rng),
     }
 }
 
@@ -436,14 +437,15 @@ fn kmeans_plus_plus_dispatch(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f6
 const POT_LANES: usize = 8;
 
 /// The sample band by band (`soa[b * n + i]`), so distances to one centre vectorise over
-/// points.
-struct Columns<'a> {
+/// points, beside the sample itself.
+pub(super) struct Columns<'a> {
     soa: Vec<f64>,
     d: &'a Data<'a>,
 }
 
 impl<'a> Columns<'a> {
-    fn new(d: &'a Data<'a>) -> Self {
+    /// The band-by-band copy of `d`.
+    pub(super) fn new(d: &'a Data<'a>) -> Self {
         let mut soa = vec![0.0; d.n * d.nb];
         for (i, p) in d.x.chunks_exact(d.nb).enumerate() {
             for (b, v) in p.iter().enumerate() {
@@ -509,7 +511,12 @@ fn candidate_potentials<const NB: usize>(
 /// [`kmeans_plus_plus`] with the band count fixed at compile time (0: at run time), so the
 /// distance loop over every point unrolls.
 #[inline(always)]
-fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+fn kmeans_plus_plus_bands<const NB: usize>(
+    cols: &Columns,
+    k: usize,
+    rng: &mut SplitMix64,
+) -> Vec<f64> {
+    let d = cols.d;
     let sq = sq_distance;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
@@ -525,7 +532,6 @@ fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMi
         acc += v;
         cumsum.push(acc);
     }
-    let cols = Columns::new(d);
     let mut cands = Vec::with_capacity(trials * d.nb);
     let mut ids = Vec::with_capacity(trials);
     for _ in 1..k {
@@ -537,7 +543,7 @@ fn kmeans_plus_plus_bands<const NB: usize>(d: &Data, k: usize, rng: &mut SplitMi
             ids.push(id);
             cands.extend_from_slice(d.point::<NB>(id));
         }
-        let pots = candidate_potentials::<NB>(&cols, &cands, &closest);
+        let pots = candidate_potentials::<NB>(cols, &cands, &closest);
         // The lowest potential, ties to the earlier candidate.
         let mut best = 0;
         for (t, &p) in pots.iter().enumerate() {

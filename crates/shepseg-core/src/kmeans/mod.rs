@@ -29,7 +29,7 @@ use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
 use lloyd::kmeans_plus_plus_draws;
-use lloyd::{kmeans_plus_plus, lloyd, Data, LloydResult};
+use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
 ///
@@ -290,10 +290,11 @@ pub fn fit<T: Pixel>(
             // k-means++ draws a fixed number of values per run, so run i starts where run
             // i - 1 left the stream: the runs are independent and may go in parallel.
             let draws = kmeans_plus_plus_draws(k);
+            let cols = Columns::new(&data);
             let one = |i: usize| {
                 let mut rng = SplitMix64::new(seed);
                 rng.skip(draws * i as u64);
-                let init = kmeans_plus_plus(&data, k, &mut rng);
+                let init = kmeans_plus_plus(&cols, k, &mut rng);
                 lloyd(&data, init, params.max_iter, tol)
             };
             let threads = params.threads.clamp(1, runs);
