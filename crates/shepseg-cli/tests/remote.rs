@@ -716,108 +716,107 @@ fn fargate_command(f: &Fixture, moto: &Moto, out: &Path, extra: &[&str]) -> Comm
     c
 }
 
+/// A Fargate job against moto: starts moto and `shepseg segment --executor fargate` on a fresh
+/// fixture named `name` (output `out_name`, options `extra`), runs `body` with the fixture, the
+/// output path, the running coordinator (the body ends it) and the test's container runtime,
+/// then checks that every ECS resource the job made is gone.
+fn fargate_job(
+    name: &str,
+    out_name: &str,
+    extra: &[&str],
+    body: impl FnOnce(&Fixture, &Path, Running, &mut Runtime),
+) {
+    let moto = Moto::start();
+    let f = fixture(name);
+    let out = f.dir.join(out_name);
+    let run = Running::start(fargate_command(&f, &moto, &out, extra));
+    let mut rt = Runtime::new(&moto);
+    body(&f, &out, run, &mut rt);
+    rt.assert_cleaned_up();
+}
+
 #[test]
 fn fargate_executor_against_moto() {
-    let moto = Moto::start();
-    let f = fixture("fargate");
-    let out = f.dir.join("fargate.tif");
-    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
-    let mut rt = Runtime::new(&moto);
-    rt.serve_until_exit(&mut run, &|_| {});
-    let (ok, log) = run.finish();
-    assert!(ok, "{log}");
-    f.assert_same_as_threads(&out);
-    assert_eq!(rt.started.len(), 2, "two tasks run: {log}");
-    let r = report(&out);
-    assert_eq!(r["executor"], "fargate");
-    assert_eq!(r["workers"]["joined"], 2, "{log}");
-    // Each task's end is reported from the ECS API (moto's exit codes are not real ones).
-    assert_eq!(log.matches("Fargate task").count(), 2, "{log}");
-    assert!(log.contains("stopped: shepseg job over"), "{log}");
-    rt.assert_cleaned_up();
+    fargate_job("fargate", "fargate.tif", &[], |f, out, mut run, rt| {
+        rt.serve_until_exit(&mut run, &|_| {});
+        let (ok, log) = run.finish();
+        assert!(ok, "{log}");
+        f.assert_same_as_threads(out);
+        assert_eq!(rt.started.len(), 2, "two tasks run: {log}");
+        let r = report(out);
+        assert_eq!(r["executor"], "fargate");
+        assert_eq!(r["workers"]["joined"], 2, "{log}");
+        // Each task's end is reported from the ECS API (moto's exit codes are not real ones).
+        assert_eq!(log.matches("Fargate task").count(), 2, "{log}");
+        assert!(log.contains("stopped: shepseg job over"), "{log}");
+    });
 }
 
 #[test]
 fn fargate_cleans_up_when_the_job_fails() {
-    let moto = Moto::start();
-    let f = fixture("fargate-fail");
-    let out = f.dir.join("fail.tif");
-    let mut run = Running::start(fargate_command(
-        &f,
-        &moto,
-        &out,
-        &["--barrier-timeout", "3"],
-    ));
-    let mut rt = Runtime::new(&moto);
-    // Workers with the wrong secret: refused, so none joins and the barrier times out.
-    let wrong = |env: &mut Env| {
-        for (k, v) in env.iter_mut() {
-            if k == "SHEPSEG_WORKER_SECRET" {
-                let flipped = if v.starts_with('0') { "1" } else { "0" };
-                v.replace_range(0..1, flipped);
+    let extra = ["--barrier-timeout", "3"];
+    fargate_job("fargate-fail", "fail.tif", &extra, |_, out, mut run, rt| {
+        // Workers with the wrong secret: refused, so none joins and the barrier times out.
+        let wrong = |env: &mut Env| {
+            for (k, v) in env.iter_mut() {
+                if k == "SHEPSEG_WORKER_SECRET" {
+                    let flipped = if v.starts_with('0') { "1" } else { "0" };
+                    v.replace_range(0..1, flipped);
+                }
             }
-        }
-    };
-    rt.serve_until_exit(&mut run, &wrong);
-    let (ok, log) = run.finish();
-    assert!(!ok, "{log}");
-    assert!(log.contains("--barrier-timeout"), "{log}");
-    assert!(log.contains("failed authentication"), "{log}");
-    assert!(!out.exists(), "no output after a failed job");
-    rt.assert_cleaned_up();
+        };
+        rt.serve_until_exit(&mut run, &wrong);
+        let (ok, log) = run.finish();
+        assert!(!ok, "{log}");
+        assert!(log.contains("--barrier-timeout"), "{log}");
+        assert!(log.contains("failed authentication"), "{log}");
+        assert!(!out.exists(), "no output after a failed job");
+    });
 }
 
 #[test]
 fn fargate_cleans_up_on_ctrl_c() {
-    let moto = Moto::start();
-    let f = fixture("fargate-int");
-    let out = f.dir.join("int.tif");
-    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
-    let mut rt = Runtime::new(&moto);
-    rt.serve_until_joined(&mut run, 2);
-    let st = Command::new("kill")
-        .args(["-INT", &run.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let status = run.child.wait().unwrap();
-    let log = run.lines.lock().unwrap().join("\n");
-    assert_eq!(status.code(), Some(130), "{log}");
-    assert!(log.contains("stopping workers"), "{log}");
-    assert!(!out.exists(), "no output after Ctrl-C");
-    let left: Vec<_> = std::fs::read_dir(&f.dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("shepseg-partial"))
-        .collect();
-    assert!(left.is_empty(), "partial output left: {left:?}");
-    rt.assert_cleaned_up();
+    fargate_job("fargate-int", "int.tif", &[], |f, out, mut run, rt| {
+        rt.serve_until_joined(&mut run, 2);
+        let st = Command::new("kill")
+            .args(["-INT", &run.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = run.child.wait().unwrap();
+        let log = run.lines.lock().unwrap().join("\n");
+        assert_eq!(status.code(), Some(130), "{log}");
+        assert!(log.contains("stopping workers"), "{log}");
+        assert!(!out.exists(), "no output after Ctrl-C");
+        let left: Vec<_> = std::fs::read_dir(&f.dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("shepseg-partial"))
+            .collect();
+        assert!(left.is_empty(), "partial output left: {left:?}");
+    });
 }
 
 #[test]
 fn a_lost_fargate_task_is_replaced_and_no_tile_is_lost() {
-    let moto = Moto::start();
-    let f = fixture("fargate-lost");
-    let out = f.dir.join("lost.tif");
-    let mut run = Running::start(fargate_command(&f, &moto, &out, &[]));
-    let mut rt = Runtime::new(&moto);
-    rt.serve_until_joined(&mut run, 2);
-    std::thread::sleep(Duration::from_millis(300));
-    // The container dies (SIGKILL); the coordinator must notice and ask ECS for another task.
-    rt.workers[0].kill().unwrap();
-    rt.serve_until_exit(&mut run, &|_| {});
-    let (ok, log) = run.finish();
-    assert!(ok, "{log}");
-    f.assert_same_as_threads(&out);
-    let r = report(&out);
-    assert_eq!(r["workers"]["lost"], 1, "{log}");
-    assert!(
-        r["workers"]["tiles_requeued"].as_u64().unwrap() >= 1,
-        "{log}"
-    );
-    assert!(r["workers"]["replacements"].as_u64().unwrap() >= 1, "{log}");
-    assert!(rt.started.len() >= 3, "a replacement task was run: {log}");
-    rt.assert_cleaned_up();
+    fargate_job("fargate-lost", "lost.tif", &[], |f, out, mut run, rt| {
+        rt.serve_until_joined(&mut run, 2);
+        std::thread::sleep(Duration::from_millis(300));
+        // The container dies (SIGKILL); the coordinator must notice and ask ECS for another task.
+        rt.workers[0].kill().unwrap();
+        rt.serve_until_exit(&mut run, &|_| {});
+        let (ok, log) = run.finish();
+        assert!(ok, "{log}");
+        f.assert_same_as_threads(out);
+        let r = report(out);
+        assert_eq!(r["workers"]["lost"], 1, "{log}");
+        assert!(
+            r["workers"]["tiles_requeued"].as_u64().unwrap() >= 1,
+            "{log}"
+        );
+        assert!(r["workers"]["replacements"].as_u64().unwrap() >= 1, "{log}");
+        assert!(rt.started.len() >= 3, "a replacement task was run: {log}");
+    });
 }
 
 #[test]
