@@ -34,6 +34,15 @@ struct Setup {
     grid: TileGrid,
 }
 
+impl Setup {
+    /// The segmentation (local IDs) of the tile at `window`, with the case's model.
+    fn segment(&self, window: Window) -> Array2<u32> {
+        let stack = self.r.read_stack(&self.bands, window).unwrap();
+        let res = stack.segment(self.null, &self.params, Some(&self.model));
+        res.unwrap().segimg
+    }
+}
+
 fn setup(name: &str, compat: bool) -> Setup {
     let c = case(name);
     let t = &c["tiled"];
@@ -66,24 +75,15 @@ fn setup(name: &str, compat: bool) -> Setup {
 
 /// Runs a reference case's tiled segmentation into `sink`.
 fn run_into(name: &str, compat: bool, sink: &mut impl TileSink) -> (StitchReport, Array2<bool>) {
-    let Setup {
-        r,
-        bands,
-        null,
-        model,
-        params,
-        grid,
-    } = setup(name, compat);
-    let mut stitcher = Stitcher::new(grid.clone(), compat);
-    for tile in grid.tiles() {
-        let stack = r.read_stack(&bands, tile.window).unwrap();
-        let res = stack.segment(null, &params, Some(&model)).unwrap();
-        stitcher.push(res.segimg.view(), sink).unwrap();
+    let s = setup(name, compat);
+    let mut stitcher = Stitcher::new(s.grid.clone(), compat);
+    for tile in s.grid.tiles() {
+        stitcher.push(s.segment(tile.window).view(), sink).unwrap();
     }
     let report = stitcher.finish().unwrap();
-    let full = r.read::<f64>(&bands, r.full_window()).unwrap();
+    let full = s.r.read::<f64>(&s.bands, s.r.full_window()).unwrap();
     let nulls = full.map_axis(ndarray::Axis(0), |px| {
-        null.is_some_and(|n| px.iter().any(|&v| v == n))
+        s.null.is_some_and(|n| px.iter().any(|&v| v == n))
     });
     (report, nulls)
 }
@@ -376,23 +376,10 @@ fn other_output_formats() {
 /// The parallel stitcher gives the sequential one's output and report, in both modes.
 fn check_parallel(name: &str) {
     for compat in [true, false] {
-        let Setup {
-            r,
-            bands,
-            null,
-            model,
-            params,
-            grid,
-        } = setup(name, compat);
-        let (cols, rows) = r.size();
-        let tiles: Vec<Array2<u32>> = grid
-            .tiles()
-            .iter()
-            .map(|tile| {
-                let stack = r.read_stack(&bands, tile.window).unwrap();
-                stack.segment(null, &params, Some(&model)).unwrap().segimg
-            })
-            .collect();
+        let s = setup(name, compat);
+        let grid = &s.grid;
+        let (cols, rows) = s.r.size();
+        let tiles: Vec<Array2<u32>> = grid.tiles().iter().map(|t| s.segment(t.window)).collect();
         let mut seq = MemorySink::new(rows, cols);
         let mut stitcher = Stitcher::new(grid.clone(), compat);
         for seg in &tiles {
