@@ -41,20 +41,37 @@ pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) 
 /// the first labels connected components with a union-find over provisional labels and counts
 /// their pixels; the second numbers them in raster order of their first pixels. A component
 /// small enough that the cap cannot split it is exactly the clump pyshepseg's search would grow
-/// from its first pixel; a larger one is split by that search itself ([`grow_capped`]), seed by
+/// from its first pixel; a larger one is split by that search itself ([`Clumping::grow`]), seed by
 /// seed in raster order, which gives pyshepseg's clumps and IDs in every case.
 pub(crate) fn clump_slice(input: &[u32], rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
-    clump_capped(input, rows, cols, four, MAX_CLUMP_SIZE)
+    clump_capped(&Clumping {
+        input,
+        rows,
+        cols,
+        four,
+        cap: MAX_CLUMP_SIZE,
+    })
 }
 
-/// [`clump_slice`] with the cap given (tests use small caps to exercise splitting).
-fn clump_capped(
-    input: &[u32],
+/// A clumping job: the cluster image (row-major, 0 = null), its shape, the connectivity and the
+/// cap on pixels a clump gathers beyond its seed.
+struct Clumping<'a> {
+    input: &'a [u32],
     rows: usize,
     cols: usize,
     four: bool,
     cap: usize,
-) -> (Vec<u32>, u32) {
+}
+
+/// [`clump_slice`] with the cap given (tests use small caps to exercise splitting).
+fn clump_capped(c: &Clumping) -> (Vec<u32>, u32) {
+    let Clumping {
+        input,
+        rows,
+        cols,
+        four,
+        cap,
+    } = *c;
     let n = rows * cols;
     let mut out = vec![0u32; n];
     if n == 0 {
@@ -133,7 +150,7 @@ fn clump_capped(
             out[p] = final_id[root];
         } else if out[p] == 0 {
             id += 1;
-            grow_capped(input, &mut out, &mut stack, rows, cols, p, id, four, cap);
+            c.grow(&mut out, &mut stack, p, id);
         }
     }
     (out, id)
@@ -164,66 +181,64 @@ fn find(parent: &mut [u32], mut a: u32) -> u32 {
     a
 }
 
-/// pyshepseg's clump growth from seed `p`: a depth-first search on an explicit stack, pixels
-/// marked with `id` when pushed, neighbours visited column by column (x outer, y inner), stopping
-/// once `cap` pixels beyond the seed are marked.
-#[allow(clippy::too_many_arguments)]
-fn grow_capped(
-    input: &[u32],
-    out: &mut [u32],
-    stack: &mut Vec<(u32, u32)>,
-    rows: usize,
-    cols: usize,
-    p: usize,
-    id: u32,
-    four: bool,
-    cap: usize,
-) {
-    let val = input[p];
-    out[p] = id;
-    stack.clear();
-    stack.push(((p / cols) as u32, (p % cols) as u32));
-    let mut size = 0usize;
-    while size < cap {
-        let Some((sy, sx)) = stack.pop() else { break };
-        let (sy, sx) = (sy as usize, sx as usize);
-        let mut visit = |cy: usize, cx: usize| {
-            let q = cy * cols + cx;
-            if out[q] == 0 && input[q] == val {
-                out[q] = id;
-                size += 1;
-                stack.push((cy as u32, cx as u32));
-            }
-        };
-        // pyshepseg's order: columns outer, rows inner (the centre is already marked).
-        let (left, right) = (sx > 0, sx + 1 < cols);
-        let (up, down) = (sy > 0, sy + 1 < rows);
-        if four {
-            if left {
-                visit(sy, sx - 1);
-            }
-            if up {
-                visit(sy - 1, sx);
-            }
-            if down {
-                visit(sy + 1, sx);
-            }
-            if right {
-                visit(sy, sx + 1);
-            }
-        } else {
-            for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
-                if !ok {
-                    continue;
+impl Clumping<'_> {
+    /// pyshepseg's clump growth from seed `p`: a depth-first search on an explicit stack, pixels
+    /// marked with `id` in `out` when pushed, neighbours visited column by column (x outer, y
+    /// inner), stopping once `cap` pixels beyond the seed are marked.
+    fn grow(&self, out: &mut [u32], stack: &mut Vec<(u32, u32)>, p: usize, id: u32) {
+        let Clumping {
+            input,
+            rows,
+            cols,
+            four,
+            cap,
+        } = *self;
+        let val = input[p];
+        out[p] = id;
+        stack.clear();
+        stack.push(((p / cols) as u32, (p % cols) as u32));
+        let mut size = 0usize;
+        while size < cap {
+            let Some((sy, sx)) = stack.pop() else { break };
+            let (sy, sx) = (sy as usize, sx as usize);
+            let mut visit = |cy: usize, cx: usize| {
+                let q = cy * cols + cx;
+                if out[q] == 0 && input[q] == val {
+                    out[q] = id;
+                    size += 1;
+                    stack.push((cy as u32, cx as u32));
+                }
+            };
+            // pyshepseg's order: columns outer, rows inner (the centre is already marked).
+            let (left, right) = (sx > 0, sx + 1 < cols);
+            let (up, down) = (sy > 0, sy + 1 < rows);
+            if four {
+                if left {
+                    visit(sy, sx - 1);
                 }
                 if up {
-                    visit(sy - 1, cx);
-                }
-                if cx != sx {
-                    visit(sy, cx);
+                    visit(sy - 1, sx);
                 }
                 if down {
-                    visit(sy + 1, cx);
+                    visit(sy + 1, sx);
+                }
+                if right {
+                    visit(sy, sx + 1);
+                }
+            } else {
+                for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
+                    if !ok {
+                        continue;
+                    }
+                    if up {
+                        visit(sy - 1, cx);
+                    }
+                    if cx != sx {
+                        visit(sy, cx);
+                    }
+                    if down {
+                        visit(sy + 1, cx);
+                    }
                 }
             }
         }
@@ -232,20 +247,14 @@ fn grow_capped(
 
 /// pyshepseg's own procedure, one search per clump, kept to test [`clump_capped`] against.
 #[cfg(test)]
-fn clump_by_search(
-    input: &[u32],
-    rows: usize,
-    cols: usize,
-    four: bool,
-    cap: usize,
-) -> (Vec<u32>, u32) {
-    let mut out = vec![0u32; rows * cols];
+fn clump_by_search(c: &Clumping) -> (Vec<u32>, u32) {
+    let mut out = vec![0u32; c.rows * c.cols];
     let mut stack = Vec::new();
     let mut id = 0u32;
-    for p in 0..rows * cols {
-        if input[p] != 0 && out[p] == 0 {
+    for p in 0..c.rows * c.cols {
+        if c.input[p] != 0 && out[p] == 0 {
             id += 1;
-            grow_capped(input, &mut out, &mut stack, rows, cols, p, id, four, cap);
+            c.grow(&mut out, &mut stack, p, id);
         }
     }
     (out, id)
@@ -287,9 +296,16 @@ mod tests {
                 .collect();
             let cap = [1, 2, 5, 17, 100, MAX_CLUMP_SIZE][case % 6];
             for four in [true, false] {
+                let c = Clumping {
+                    input: &input,
+                    rows,
+                    cols,
+                    four,
+                    cap,
+                };
                 assert_eq!(
-                    clump_capped(&input, rows, cols, four, cap),
-                    clump_by_search(&input, rows, cols, four, cap),
+                    clump_capped(&c),
+                    clump_by_search(&c),
                     "case {case}: {rows}x{cols}, {values} values, cap {cap}, four {four}"
                 );
             }
