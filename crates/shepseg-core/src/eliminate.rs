@@ -14,7 +14,6 @@
 //! size are kept, so a merge costs the size of the smaller segment, not the larger.
 
 use crate::image::Img;
-use crate::locations::SegmentLocations;
 use crate::pixel::Pixel;
 
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
@@ -56,7 +55,8 @@ fn for_each_neighbour(
     }
 }
 
-/// How many segments ahead of the one being scanned [`Segments::prefetch`] works.
+/// How many segments ahead of the one being scanned the neighbour data is prefetched (the
+/// lists themselves twice as far ahead).
 const PREFETCH_AHEAD: usize = 8;
 
 /// A hint to load the cache line of `slice[i]` (nothing if `i` is out of range).
@@ -237,73 +237,193 @@ pub(crate) fn rescue_nulled_pixels<T: Pixel>(
     (rescued, next)
 }
 
-/// Small-segment elimination state: sizes, `float32` spectral sums and means, and each small
-/// segment's pixel list.
+/// Small-segment elimination state: sizes, `float32` spectral sums and means, a union-find
+/// over segment IDs, and each initially small segment's neighbours.
 ///
-/// A list is the segment's own pixels in raster order (from a [`SegmentLocations`] index)
-/// followed by the lists of the segments merged into it, in merge order, as pyshepseg keeps them.
-/// Only segments smaller than the minimum size are ever scanned, so a segment that reaches it
-/// drops its merged list.
-struct Segments {
+/// pyshepseg scans a segment's pixel list (its own pixels in raster order, then the lists of
+/// the segments merged into it, in merge order) and looks at every pixel's neighbours in the
+/// segment image. Merges relabel whole segments, so a neighbouring pixel's current label is
+/// always the union-find root of the label it had when elimination began. Each small
+/// segment's neighbours can therefore be listed once, by those initial labels, in the order a
+/// raster scan of its pixels first meets them (repeats dropped: only a label's first
+/// appearance can win a tie), and a scan resolves them through the union-find. A scan reads a
+/// few list entries instead of every pixel's neighbourhood in the segment image, and the
+/// image is relabelled once at the end through a lookup table.
+struct Merger {
     size: Vec<u32>,
     sum: Vec<f32>,
     /// `sum / size` per segment, kept current on every merge (pyshepseg divides at each use;
     /// the quotient is the same).
     mean: Vec<f32>,
-    own: SegmentLocations,
-    /// Index into `pool` of each segment's merged list (0: none; `pool[0]` stays empty).
-    merged: Vec<u32>,
-    pool: Vec<Vec<u32>>,
-    /// Pool slots free for reuse.
-    free: Vec<u32>,
+    /// The segment each one merged into (itself while it has not merged).
+    parent: Vec<u32>,
+    /// `adj[start[id]..start[id + 1]]`: the initial labels of segment `id`'s neighbours, for
+    /// segments smaller than the minimum size when elimination began (empty for the others).
+    start: Vec<usize>,
+    adj: Vec<u32>,
+    /// The segments merged into each one, in merge order, as a chain `id -> next[id] -> ...`
+    /// ended by 0, whose last link is `tail[id]`. Kept only while the segment is small enough
+    /// to be scanned again.
+    next: Vec<u32>,
+    tail: Vec<u32>,
     min_size: u32,
     bands: usize,
 }
 
-impl Segments {
-    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32, min_size: usize) -> Self {
-        let n = max_id as usize + 1;
-        let nb = img.bands;
-        let mut sum = vec![0.0f32; n * nb];
-        for (p, &id) in seg.iter().enumerate() {
-            if id == 0 {
-                continue;
-            }
-            let id = id as usize;
+/// The most distinct pixels that can border a connected set of `size` pixels: each pixel
+/// added next to the set brings at most 3 new 4-way neighbours (5 new 8-way ones) and stops
+/// being a neighbour itself.
+fn max_neighbours(size: u32, four: bool) -> usize {
+    let s = size as usize;
+    if four {
+        2 * s + 2
+    } else {
+        4 * s + 4
+    }
+}
+
+/// Each segment's `float32` spectral sums (`n x bands`), every segment's pixels added in
+/// raster order as pyshepseg adds them. A run of pixels of one segment is summed in registers,
+/// all bands at once for up to 8 bands, so the additions do not wait on memory.
+fn segment_sums<T: Pixel>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
+    match img.bands {
+        1 => sums_fixed::<T, 1>(img, seg, n),
+        2 => sums_fixed::<T, 2>(img, seg, n),
+        3 => sums_fixed::<T, 3>(img, seg, n),
+        4 => sums_fixed::<T, 4>(img, seg, n),
+        5 => sums_fixed::<T, 5>(img, seg, n),
+        6 => sums_fixed::<T, 6>(img, seg, n),
+        7 => sums_fixed::<T, 7>(img, seg, n),
+        8 => sums_fixed::<T, 8>(img, seg, n),
+        _ => {
+            let nb = img.bands;
+            let mut out = vec![0.0f32; n * nb];
             for b in 0..nb {
-                let acc = &mut sum[id * nb + b];
-                *acc = img.band_value(b, p).add_to_f32_sum(*acc);
+                let one = Img {
+                    data: &img.data[b * img.pixels()..(b + 1) * img.pixels()],
+                    bands: 1,
+                    rows: img.rows,
+                    cols: img.cols,
+                };
+                for (id, s) in sums_fixed::<T, 1>(&one, seg, n).into_iter().enumerate() {
+                    out[id * nb + b] = s;
+                }
+            }
+            out
+        }
+    }
+}
+
+/// [`segment_sums`] for `NB` bands.
+fn sums_fixed<T: Pixel, const NB: usize>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
+    let pixels = img.pixels();
+    let mut sum = vec![0.0f32; n * NB];
+    let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * pixels..(b + 1) * pixels]);
+    let mut cur = 0usize;
+    let mut acc = [0.0f32; NB];
+    for (p, &id) in seg.iter().enumerate() {
+        let id = id as usize;
+        if id != cur {
+            if cur != 0 {
+                sum[cur * NB..(cur + 1) * NB].copy_from_slice(&acc);
+            }
+            cur = id;
+            if id != 0 {
+                acc.copy_from_slice(&sum[id * NB..(id + 1) * NB]);
             }
         }
-        let own = SegmentLocations::from_slice(seg, img.cols, max_id);
-        // Sizes from the index (the null count, unused here, is left 0).
-        let size = (0..n as u32)
-            .map(|id| if id == 0 { 0 } else { own.size(id) as u32 })
-            .collect();
-        let mut s = Segments {
+        if id != 0 {
+            for (a, band) in acc.iter_mut().zip(&bands) {
+                *a = band[p].add_to_f32_sum(*a);
+            }
+        }
+    }
+    if cur != 0 {
+        sum[cur * NB..(cur + 1) * NB].copy_from_slice(&acc);
+    }
+    sum
+}
+
+/// The root of `x` in the union-find `parent`, halving the path on the way.
+#[inline(always)]
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let up = parent[parent[x as usize] as usize];
+        parent[x as usize] = up;
+        x = up;
+    }
+    x
+}
+
+impl Merger {
+    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32, min_size: usize, four: bool) -> Self {
+        let n = max_id as usize + 1;
+        let nb = img.bands;
+        let min_size = min_size.min(u32::MAX as usize) as u32;
+        let size = segment_sizes(seg, max_id);
+        let sum = segment_sums(img, seg, n);
+        let mut start = vec![0usize; n + 1];
+        for id in 1..n {
+            let cap = if size[id] < min_size {
+                max_neighbours(size[id], four)
+            } else {
+                0
+            };
+            start[id + 1] = start[id] + cap;
+        }
+        let mut adj = vec![0u32; start[n]];
+        let mut len = vec![0u32; n];
+        let (rows, cols) = (img.rows, img.cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                let id = seg[i * cols + j];
+                if id == 0 || size[id as usize] >= min_size {
+                    continue;
+                }
+                let list = &mut adj[start[id as usize]..start[id as usize + 1]];
+                let mut k = len[id as usize] as usize;
+                for_each_neighbour(rows, cols, i, j, four, |q| {
+                    let m = seg[q];
+                    if m == id || m == 0 || list[..k].contains(&m) {
+                        return;
+                    }
+                    // Segments are connected, so `max_neighbours` bounds the list.
+                    if let Some(slot) = list.get_mut(k) {
+                        *slot = m;
+                        k += 1;
+                    }
+                });
+                len[id as usize] = k as u32;
+            }
+        }
+        // Close the gaps the bound left, so the lists take little memory and cache.
+        let mut end = 0;
+        for id in 1..n {
+            let from = start[id];
+            let l = len[id] as usize;
+            adj.copy_within(from..from + l, end);
+            start[id] = end;
+            end += l;
+        }
+        start[n] = end;
+        adj.truncate(end);
+        adj.shrink_to_fit();
+        let mut s = Merger {
             size,
             sum,
             mean: vec![0.0; n * nb],
-            own,
-            merged: vec![0; n],
-            pool: vec![Vec::new()],
-            free: Vec::new(),
-            min_size: min_size.min(u32::MAX as usize) as u32,
+            parent: (0..n as u32).collect(),
+            start,
+            adj,
+            next: vec![0; n],
+            tail: (0..n as u32).collect(),
+            min_size,
             bands: nb,
         };
         for id in 1..n {
             s.update_mean(id);
         }
         s
-    }
-
-    /// The pixel list of segment `id` (linear indices).
-    fn pixels(&self, id: u32) -> impl Iterator<Item = usize> + '_ {
-        self.own
-            .pixels(id)
-            .iter()
-            .chain(&self.pool[self.merged[id as usize] as usize])
-            .map(|&p| p as usize)
     }
 
     /// Recomputes the mean of segment `id` as pyshepseg does: `float32` sum / `float32` count.
@@ -315,57 +435,37 @@ impl Segments {
         }
     }
 
-    #[inline(always)]
-    fn mean(&self, id: u32) -> &[f32] {
-        let nb = self.bands;
-        &self.mean[id as usize * nb..(id as usize + 1) * nb]
-    }
-
     /// The neighbour segment `id` should merge into, or 0: the strictly larger neighbour with
-    /// the nearest mean spectrum (`float32` arithmetic), the first found in `id`'s pixel list on
-    /// ties, if within the threshold.
-    fn find_merge(
-        &self,
-        id: u32,
-        seg: &[u32],
-        rows: usize,
-        cols: usize,
-        four: bool,
-        thr: f64,
-    ) -> u32 {
+    /// the nearest mean spectrum (`float32` arithmetic), the first met on ties, if within the
+    /// threshold.
+    fn find_merge(&mut self, id: u32, thr: f64) -> u32 {
+        let nb = self.bands;
         let own = self.size[id as usize];
-        let spect = self.mean(id);
+        let i = id as usize;
         let mut best = 0u32;
         let mut best_dist = 0.0f64;
-        // Neighbours already scored: scoring one again gives the same distance, which cannot
-        // beat the best under the strict comparison, so it is skipped.
-        let mut seen = [0u32; 8];
-        let mut n_seen = 0usize;
-        for p in self.pixels(id) {
-            let i = p / cols;
-            let j = p - i * cols;
-            for_each_neighbour(rows, cols, i, j, four, |q| {
-                let nbr = seg[q];
-                if nbr == id || nbr == 0 || seen[..n_seen].contains(&nbr) {
-                    return;
+        let mut s = id as usize;
+        loop {
+            for k in self.start[s]..self.start[s + 1] {
+                let c = find(&mut self.parent, self.adj[k]);
+                if c == id || c == best || self.size[c as usize] <= own {
+                    continue;
                 }
-                if self.size[nbr as usize] <= own {
-                    return;
-                }
-                if n_seen < seen.len() {
-                    seen[n_seen] = nbr;
-                    n_seen += 1;
-                }
+                let c_mean = &self.mean[c as usize * nb..(c as usize + 1) * nb];
                 let mut dist = 0.0f32;
-                for (s, m) in spect.iter().zip(self.mean(nbr)) {
-                    let d = s - m;
+                for (a, m) in self.mean[i * nb..(i + 1) * nb].iter().zip(c_mean) {
+                    let d = a - m;
                     dist += d * d;
                 }
                 if best == 0 || (dist as f64) < best_dist {
                     best_dist = dist as f64;
-                    best = nbr;
+                    best = c;
                 }
-            });
+            }
+            s = self.next[s] as usize;
+            if s == 0 {
+                break;
+            }
         }
         if best_dist > thr {
             0
@@ -374,52 +474,39 @@ impl Segments {
         }
     }
 
-    /// Asks the CPU to start loading the segment-image rows that [`Segments::find_merge`] will
-    /// read for `id` (each row of its pixels and the rows above and below). Small segments of
-    /// one size lie far apart in a large image, so without this every scan waits on memory.
-    fn prefetch(&self, id: u32, seg: &[u32], cols: usize) {
-        let mut last_line = usize::MAX;
-        for p in self.pixels(id) {
-            // 16 IDs to a 64-byte cache line.
-            if p >> 4 == last_line {
-                continue;
-            }
-            last_line = p >> 4;
-            prefetch(seg, p.wrapping_sub(cols));
-            prefetch(seg, p);
-            prefetch(seg, p + cols);
+    /// Asks the CPU to start loading segment `id`'s neighbour list, which
+    /// [`Merger::find_merge`] will soon read (the segments of one size are scattered, so the
+    /// lists are not in cache).
+    #[inline(always)]
+    fn prefetch_list(&self, id: u32) {
+        if let Some(&first) = self.start.get(id as usize) {
+            prefetch(&self.adj, first);
         }
     }
 
-    fn merge(&mut self, id: u32, into: u32, seg: &mut [u32]) {
-        let (i, t) = (id as usize, into as usize);
-        for p in self.pixels(id) {
-            seg[p] = into;
-        }
-        let moved = std::mem::take(&mut self.merged[i]);
-        if self.size[t] + self.size[i] < self.min_size {
-            // The target stays small enough to be scanned again: append this list to its own.
-            if self.merged[t] == 0 {
-                self.merged[t] = match self.free.pop() {
-                    Some(slot) => slot,
-                    None => {
-                        self.pool.push(Vec::new());
-                        (self.pool.len() - 1) as u32
-                    }
-                };
+    /// Asks the CPU to start loading what [`Merger::find_merge`] reads about segment `id`'s
+    /// neighbours: their union-find links and sizes.
+    #[inline(always)]
+    fn prefetch_neighbours(&self, id: u32) {
+        let id = id as usize;
+        if id + 1 < self.start.len() {
+            for &m in &self.adj[self.start[id]..self.start[id + 1]] {
+                prefetch(&self.parent, m as usize);
+                prefetch(&self.size, m as usize);
             }
-            let mut list = std::mem::take(&mut self.pool[self.merged[t] as usize]);
-            list.extend_from_slice(self.own.pixels(id));
-            list.extend_from_slice(&self.pool[moved as usize]);
-            self.pool[self.merged[t] as usize] = list;
-        } else if self.merged[t] != 0 {
-            let slot = std::mem::take(&mut self.merged[t]);
-            self.pool[slot as usize].clear();
-            self.free.push(slot);
         }
-        if moved != 0 {
-            self.pool[moved as usize].clear();
-            self.free.push(moved);
+    }
+
+    /// Merges segment `id` into segment `into` (a root).
+    fn merge(&mut self, id: u32, into: u32) {
+        let (i, t) = (id as usize, into as usize);
+        self.parent[i] = into;
+        if self.size[t] + self.size[i] < self.min_size {
+            // The target stays small enough to be scanned again: its neighbours now include
+            // those of `id` and of the segments merged into `id`, after its own.
+            let last = self.tail[t] as usize;
+            self.next[last] = id;
+            self.tail[t] = self.tail[i];
         }
         for b in 0..self.bands {
             self.sum[t * self.bands + b] += self.sum[i * self.bands + b];
@@ -428,6 +515,29 @@ impl Segments {
         self.size[t] += self.size[i];
         self.size[i] = 0;
         self.update_mean(t);
+    }
+
+    /// Relabels `seg` (initial labels) to the surviving segments, numbered 1..N in ID order;
+    /// returns N.
+    fn relabel(&mut self, seg: &mut [u32]) -> u32 {
+        let n = self.size.len();
+        let mut map = vec![0u32; n];
+        let mut next = 0u32;
+        for (id, m) in map.iter_mut().enumerate().skip(1) {
+            if self.parent[id] == id as u32 && self.size[id] > 0 {
+                next += 1;
+                *m = next;
+            }
+        }
+        for id in 1..n {
+            if self.parent[id] != id as u32 {
+                map[id] = map[find(&mut self.parent, id as u32) as usize];
+            }
+        }
+        for s in seg.iter_mut() {
+            *s = map[*s as usize];
+        }
+        next
     }
 }
 
@@ -441,8 +551,7 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
     four: bool,
 ) -> (usize, u32) {
     const MAX_PASSES: usize = 10;
-    let (rows, cols) = (img.rows, img.cols);
-    let mut segs = Segments::new(img, seg, max_id, min_segment_size);
+    let mut segs = Merger::new(img, seg, max_id, min_segment_size, four);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
     for target in 1..min_segment_size {
@@ -456,25 +565,31 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
             prev_count = Some(ids.len());
             merges.clear();
             for (k, &id) in ids.iter().enumerate() {
-                if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
-                    segs.prefetch(ahead, seg, cols);
+                if let Some(&ahead) = ids.get(k + 2 * PREFETCH_AHEAD) {
+                    segs.prefetch_list(ahead);
                 }
-                let m = segs.find_merge(id, seg, rows, cols, four, threshold_sq);
+                if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
+                    segs.prefetch_neighbours(ahead);
+                }
+                let m = segs.find_merge(id, threshold_sq);
                 if m != 0 {
                     merges.push((id, m));
                 }
             }
             for &(id, into) in &merges {
-                segs.merge(id, into, seg);
+                segs.merge(id, into);
             }
             num_elim += merges.len();
             ids.retain(|&id| segs.size[id as usize] == target);
             passes += 1;
         }
     }
-    let n = relabel(seg, &segs.size);
+    let n = segs.relabel(seg);
     (num_elim, n)
 }
+
+#[cfg(test)]
+mod scan_oracle;
 
 #[cfg(test)]
 mod tests {
@@ -560,5 +675,49 @@ mod tests {
         let (rescued, n) = rescue_nulled_pixels(&img, Some(0), &mut seg, 4, true);
         assert_eq!((rescued, n), (2, 5));
         assert_eq!(seg, vec![0, 0, 0, 0, 5, 5, 0, 0, 0]);
+    }
+
+    #[test]
+    fn neighbour_lists_equal_the_pixel_scan() {
+        use crate::clump::clump_slice;
+        let mut rng = crate::rng::SplitMix64::new(7);
+        for case in 0..3000 {
+            let rows = 1 + rng.below(50);
+            let cols = 1 + rng.below(50);
+            let bands = 1 + rng.below(3);
+            let levels = 2 + rng.below(5) as u8;
+            let data: Vec<u8> = (0..bands * rows * cols)
+                .map(|_| rng.below(levels as usize) as u8)
+                .collect();
+            let img = Img {
+                data: &data,
+                bands,
+                rows,
+                cols,
+            };
+            // Clusters from the first band, so segments of every size and many ties.
+            let classes: Vec<u32> = data[..rows * cols].iter().map(|&v| v as u32 / 2).collect();
+            let four = case % 2 == 0;
+            let compat = case % 3 == 0;
+            let (mut seg, max_id) = clump_slice(&classes, rows, cols, four);
+            let after = eliminate_single_pixels(&img, &mut seg, max_id, four, compat);
+            let min_size = [2, 3, 5, 8, 13, 50][case % 6];
+            let thr = [f64::INFINITY, 0.3, 2.0, 9.0][case / 6 % 4];
+            let mut by_scan = seg.clone();
+            let expect = scan_oracle::eliminate_small_segments_by_scan(
+                &img,
+                &mut by_scan,
+                after,
+                min_size,
+                thr,
+                four,
+            );
+            let got = eliminate_small_segments(&img, &mut seg, after, min_size, thr, four);
+            assert_eq!(
+                (got, &seg),
+                (expect, &by_scan),
+                "case {case}: {rows}x{cols}x{bands}, four {four}, min {min_size}, thr {thr}"
+            );
+        }
     }
 }
