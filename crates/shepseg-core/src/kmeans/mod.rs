@@ -450,6 +450,15 @@ mod tests {
                 let fast = p.predict_image(&img, Some(7));
                 let pruned = p.predict_image_pruned(&img, Some(7));
                 assert_eq!(fast, pruned, "{bands} bands, {k} centres");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX2 and FMA, as checked above.
+                    if let Some(avx2) = unsafe { p.predict_image_avx2(&img, Some(7)) } {
+                        assert_eq!(avx2, pruned, "AVX2: {bands} bands, {k} centres");
+                    }
+                }
                 for (i, &label) in fast.iter().enumerate() {
                     let x: Vec<f64> = (0..bands)
                         .map(|b| data[b * rows * cols + i] as f64)

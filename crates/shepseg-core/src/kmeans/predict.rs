@@ -128,6 +128,14 @@ impl Predictor {
                 return out;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, as checked on the line above.
+            if let Some(out) = unsafe { self.predict_image_avx2(img, null) } {
+                return out;
+            }
+        }
         self.predict_image_pruned(img, null)
     }
 
@@ -212,6 +220,83 @@ impl Predictor {
                 }
             }
             0
+        })
+    }
+
+    /// Every centre scored for every pixel, four centres per 256-bit vector, with the same
+    /// per-lane arithmetic as [`Predictor::predict_image_avx512`]; each lane keeps its lowest
+    /// score and that centre's index (strictly lower wins, so the earlier centre on ties), and
+    /// the four lanes are reduced to the lowest score, ties to the lowest index. For CPUs
+    /// without AVX-512, where it is about twice as fast as the pruned search on noisy
+    /// imagery. `None` for band counts above 8.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn predict_image_avx2<T: Pixel>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+    ) -> Option<Vec<u32>> {
+        Some(match img.bands {
+            1 => self.predict_avx2::<T, 1>(img, null),
+            2 => self.predict_avx2::<T, 2>(img, null),
+            3 => self.predict_avx2::<T, 3>(img, null),
+            4 => self.predict_avx2::<T, 4>(img, null),
+            5 => self.predict_avx2::<T, 5>(img, null),
+            6 => self.predict_avx2::<T, 6>(img, null),
+            7 => self.predict_avx2::<T, 7>(img, null),
+            8 => self.predict_avx2::<T, 8>(img, null),
+            _ => return None,
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+        use std::arch::x86_64::*;
+        let (kp, chunks) = (self.kp, self.kp / 4);
+        let soa = &self.soa[..NB * kp];
+        let norms = &self.norms_padded[..kp];
+        let minus_two = _mm256_set1_pd(-2.0);
+        let four = _mm256_set1_pd(4.0);
+        // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
+        // and `norms` one, `kp` being `chunks * 4`.
+        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 4);
+        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
+        // SAFETY (both): callers pass `row < NB` (0 for `norms`) and `c < chunks`, so the four
+        // lanes at `row * kp + c * 4` are inside the checked lengths.
+        let centre = |row: usize, c: usize| unsafe { _mm256_loadu_pd(soa.add(row * kp + c * 4)) };
+        let norm = |c: usize| unsafe { _mm256_loadu_pd(norms.add(c * 4)) };
+        label_pixels::<T, NB>(img, null, |x, _| {
+            let x = &x[..NB];
+            let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
+            let mut best = _mm256_set1_pd(f64::INFINITY);
+            let mut best_idx = _mm256_setzero_pd();
+            let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
+            for c in 0..chunks {
+                let mut acc = _mm256_mul_pd(xs[0], centre(0, c));
+                for (b, xb) in xs.iter().enumerate().skip(1) {
+                    acc = _mm256_fmadd_pd(*xb, centre(b, c), acc);
+                }
+                let s = _mm256_fmadd_pd(acc, minus_two, norm(c));
+                let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, best);
+                best = _mm256_blendv_pd(best, s, lower);
+                best_idx = _mm256_blendv_pd(best_idx, idx, lower);
+                idx = _mm256_add_pd(idx, four);
+            }
+            let mut sc = [0.0f64; 4];
+            let mut ix = [0.0f64; 4];
+            // SAFETY: both arrays hold four f64, the width of the stores.
+            unsafe {
+                _mm256_storeu_pd(sc.as_mut_ptr(), best);
+                _mm256_storeu_pd(ix.as_mut_ptr(), best_idx);
+            }
+            let mut win = 0;
+            for l in 1..4 {
+                if sc[l] < sc[win] || (sc[l] == sc[win] && ix[l] < ix[win]) {
+                    win = l;
+                }
+            }
+            ix[win] as usize
         })
     }
 
