@@ -66,6 +66,14 @@ struct Geometry<'a> {
     by_distance: Vec<Vec<(f64, u32)>>,
     /// Largest absolute centre coordinate, for the pruning margin.
     max_abs: f64,
+    /// Centres band by band (`soa[b * kp + j]`), padded to `kp` (a multiple of 4) with zeros,
+    /// for the vector scan.
+    soa: Vec<f64>,
+    /// `norms` padded to `kp` with infinity, so padding centres never win.
+    norms_padded: Vec<f64>,
+    /// 0 for real centres, infinity for padding, added to distances so padding is never near.
+    pad: Vec<f64>,
+    kp: usize,
 }
 
 impl<'a> Geometry<'a> {
@@ -80,12 +88,28 @@ impl<'a> Geometry<'a> {
                 v
             })
             .collect();
+        let norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
+        let kp = k.div_ceil(4) * 4;
+        let mut soa = vec![0.0; nb * kp];
+        let mut norms_padded = vec![f64::INFINITY; kp];
+        let mut pad = vec![f64::INFINITY; kp];
+        for j in 0..k {
+            for (b, v) in c(j).iter().enumerate() {
+                soa[b * kp + j] = *v;
+            }
+            norms_padded[j] = norms[j];
+            pad[j] = 0.0;
+        }
         Self {
             centres,
             nb,
-            norms: centres.chunks_exact(nb).map(sq_norm).collect(),
+            norms,
             by_distance,
             max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
+            soa,
+            norms_padded,
+            pad,
+            kp,
         }
     }
 
@@ -109,15 +133,116 @@ struct Assignment {
     labels: Vec<u32>,
     upper: Vec<f64>,
     lower: Vec<f64>,
+    /// Scan every centre with AVX2 vectors ([`Assignment::full_avx2`]); set only when the
+    /// CPU has AVX2 and FMA.
+    avx2: bool,
 }
 
 impl Assignment {
-    /// Assigns point `i` by scanning the centres that could be nearest: those within twice its
-    /// distance from centre `guess` (any other is farther than `guess` itself). Label by
-    /// scikit-learn's score, ties to the lowest index; bounds by distance, the lower one also
-    /// covering the centres not scanned.
+    /// Assigns point `i`: label by scikit-learn's score, ties to the lowest index; upper bound
+    /// the distance to that centre, lower bound one on the distance to any other.
     #[inline(always)]
     fn full<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU supports AVX2 and FMA.
+            unsafe { self.full_avx2::<NB>(d, geo, i) };
+            return;
+        }
+        self.full_pruned::<NB>(d, geo, i, guess);
+    }
+
+    /// [`Assignment::full`] scoring every centre, four a 256-bit vector: scores with
+    /// scikit-learn's arithmetic per lane (as the AVX2 prediction), squared distances summed
+    /// band by band as [`sq_distance`] sums them, and per lane the lowest score with its
+    /// index and the two smallest distances. The lower bound is exact: the distance to the
+    /// nearest other centre. Costs about as much as scoring a handful of centres one by one
+    /// with branches, which is what the pruned scan does.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+        use std::arch::x86_64::*;
+        let x = d.point::<NB>(i);
+        let (kp, chunks) = (geo.kp, geo.kp / 4);
+        let (soa, norms, pad) = (&geo.soa[..NB * kp], &geo.norms_padded[..kp], &geo.pad[..kp]);
+        // Bounds checked once here, so the loads below need none.
+        assert!(soa.len() == NB * kp && norms.len() == kp && pad.len() == kp && kp == chunks * 4);
+        let (soa, norms, pad) = (soa.as_ptr(), norms.as_ptr(), pad.as_ptr());
+        // SAFETY (all three): callers pass `row < NB` and `c < chunks`, so the four lanes at
+        // `row * kp + c * 4` (`c * 4` for the others) are inside the checked lengths.
+        let centre = |row: usize, c: usize| unsafe { _mm256_loadu_pd(soa.add(row * kp + c * 4)) };
+        let norm = |c: usize| unsafe { _mm256_loadu_pd(norms.add(c * 4)) };
+        let padding = |c: usize| unsafe { _mm256_loadu_pd(pad.add(c * 4)) };
+        let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
+        let minus_two = _mm256_set1_pd(-2.0);
+        let four = _mm256_set1_pd(4.0);
+        let inf = _mm256_set1_pd(f64::INFINITY);
+        let (mut best, mut best_idx) = (inf, _mm256_setzero_pd());
+        let (mut d1, mut d1_idx, mut d2) = (inf, _mm256_setzero_pd(), inf);
+        let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
+        for c in 0..chunks {
+            let c0 = centre(0, c);
+            let mut acc = _mm256_mul_pd(xs[0], c0);
+            let diff = _mm256_sub_pd(xs[0], c0);
+            let mut e = _mm256_mul_pd(diff, diff);
+            for (b, xb) in xs.iter().enumerate().skip(1) {
+                let cb = centre(b, c);
+                acc = _mm256_fmadd_pd(*xb, cb, acc);
+                let diff = _mm256_sub_pd(*xb, cb);
+                e = _mm256_add_pd(e, _mm256_mul_pd(diff, diff));
+            }
+            let s = _mm256_fmadd_pd(acc, minus_two, norm(c));
+            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, best);
+            best = _mm256_blendv_pd(best, s, lower);
+            best_idx = _mm256_blendv_pd(best_idx, idx, lower);
+            let e = _mm256_add_pd(e, padding(c));
+            let nearer = _mm256_cmp_pd::<_CMP_LT_OQ>(e, d1);
+            d2 = _mm256_min_pd(d2, _mm256_max_pd(d1, e));
+            d1_idx = _mm256_blendv_pd(d1_idx, idx, nearer);
+            d1 = _mm256_min_pd(d1, e);
+            idx = _mm256_add_pd(idx, four);
+        }
+        let lanes = |v: __m256d| {
+            let mut out = [0.0f64; 4];
+            // SAFETY: `out` holds four f64, the width of the store.
+            unsafe { _mm256_storeu_pd(out.as_mut_ptr(), v) };
+            out
+        };
+        let (sc, si) = (lanes(best), lanes(best_idx));
+        let (e1, e1i, e2) = (lanes(d1), lanes(d1_idx), lanes(d2));
+        let (mut win, mut near) = (0, 0);
+        for l in 1..4 {
+            if sc[l] < sc[win] || (sc[l] == sc[win] && si[l] < si[win]) {
+                win = l;
+            }
+            if e1[l] < e1[near] {
+                near = l;
+            }
+        }
+        let best = si[win] as usize;
+        // The second smallest distance: the nearest lane's runner-up or another lane's nearest.
+        let mut second = e2[near];
+        for l in 0..4 {
+            if l != near {
+                second = second.min(e1[l]);
+            }
+        }
+        self.labels[i] = best as u32;
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        self.lower[i] = if e1i[near] as usize == best {
+            second
+        } else {
+            e1[near]
+        }
+        .sqrt();
+    }
+
+    /// [`Assignment::full`] by scanning the centres that could be nearest: those within twice
+    /// its distance from centre `guess` (any other is farther than `guess` itself); the lower
+    /// bound also covers the centres not scanned.
+    #[inline(always)]
+    fn full_pruned<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
         let x = d.point::<NB>(i);
         let dg = distance(x, geo.centre::<NB>(guess));
         let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -200,26 +325,47 @@ impl Assignment {
 
 /// Runs Lloyd's algorithm from `centres` (centred like the data).
 pub(super) fn lloyd(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+    lloyd_with(d, centres, max_iter, tol, true)
+}
+
+/// [`lloyd`], with the AVX2 assignment scan allowed or not (the result is the same either
+/// way; tests compare the two).
+pub(super) fn lloyd_with(
+    d: &Data,
+    centres: Vec<f64>,
+    max_iter: usize,
+    tol: f64,
+    allow_avx2: bool,
+) -> LloydResult {
+    #[cfg(target_arch = "x86_64")]
+    if allow_avx2
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports AVX2 and FMA, as checked on the lines above.
+        return unsafe { lloyd_avx2(d, centres, max_iter, tol) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports FMA, as checked on the line above.
         return unsafe { lloyd_fma(d, centres, max_iter, tol) };
     }
-    lloyd_bands(d, centres, max_iter, tol)
+    lloyd_bands(d, centres, max_iter, tol, false)
 }
 
 /// Dispatches on the band count, so the common counts get loops unrolled at compile time.
 #[inline(always)]
-fn lloyd_bands(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+fn lloyd_bands(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64, avx2: bool) -> LloydResult {
     match d.nb {
-        1 => lloyd_inline::<1>(d, centres, max_iter, tol),
-        2 => lloyd_inline::<2>(d, centres, max_iter, tol),
-        3 => lloyd_inline::<3>(d, centres, max_iter, tol),
-        4 => lloyd_inline::<4>(d, centres, max_iter, tol),
-        5 => lloyd_inline::<5>(d, centres, max_iter, tol),
-        6 => lloyd_inline::<6>(d, centres, max_iter, tol),
-        8 => lloyd_inline::<8>(d, centres, max_iter, tol),
-        _ => lloyd_inline::<0>(d, centres, max_iter, tol),
+        1 => lloyd_inline::<1>(d, centres, max_iter, tol, avx2),
+        2 => lloyd_inline::<2>(d, centres, max_iter, tol, avx2),
+        3 => lloyd_inline::<3>(d, centres, max_iter, tol, avx2),
+        4 => lloyd_inline::<4>(d, centres, max_iter, tol, avx2),
+        5 => lloyd_inline::<5>(d, centres, max_iter, tol, avx2),
+        6 => lloyd_inline::<6>(d, centres, max_iter, tol, avx2),
+        7 => lloyd_inline::<7>(d, centres, max_iter, tol, avx2),
+        8 => lloyd_inline::<8>(d, centres, max_iter, tol, avx2),
+        _ => lloyd_inline::<0>(d, centres, max_iter, tol, avx2),
     }
 }
 
@@ -227,7 +373,14 @@ fn lloyd_bands(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydR
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
 unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    lloyd_bands(d, centres, max_iter, tol)
+    lloyd_bands(d, centres, max_iter, tol, false)
+}
+
+/// [`lloyd`] with AVX2 and FMA, scanning every centre with vectors when a point's bounds fail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lloyd_avx2(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+    lloyd_bands(d, centres, max_iter, tol, true)
 }
 
 #[inline(always)]
@@ -236,6 +389,7 @@ fn lloyd_inline<const NB: usize>(
     mut centres: Vec<f64>,
     max_iter: usize,
     tol: f64,
+    avx2: bool,
 ) -> LloydResult {
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
@@ -243,6 +397,7 @@ fn lloyd_inline<const NB: usize>(
         labels: vec![0; d.n],
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
+        avx2,
     };
     asg.all::<NB>(d, &Geometry::new(&centres, nb));
     let mut labels_old: Option<Vec<u32>> = None;

@@ -474,6 +474,32 @@ mod tests {
     }
 
     #[test]
+    fn vector_lloyd_equals_pruned_lloyd() {
+        let mut rng = SplitMix64::new(5);
+        for (case, bands) in [1usize, 2, 3, 4, 5, 8, 9].into_iter().enumerate() {
+            for k in [1usize, 3, 8, 21, 60] {
+                let n = 500 + 300 * case;
+                // Integer values on a coarse grid: many exact ties in score and distance.
+                let x: Vec<f64> = (0..n * bands)
+                    .map(|_| rng.below(25) as f64 - 12.0)
+                    .collect();
+                let d = Data {
+                    x: &x,
+                    n,
+                    nb: bands,
+                };
+                let init: Vec<f64> = (0..k)
+                    .flat_map(|j| x[(j * 7 % n) * bands..(j * 7 % n + 1) * bands].to_vec())
+                    .collect();
+                let a = lloyd::lloyd_with(&d, init.clone(), 300, 1e-6, true);
+                let b = lloyd::lloyd_with(&d, init, 300, 1e-6, false);
+                assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres");
+                assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
+            }
+        }
+    }
+
+    #[test]
     fn ties_go_to_the_lowest_index() {
         let m = KMeansModel::new(vec![vec![2.0], vec![0.0], vec![2.0]]).unwrap();
         let p = m.predictor();
