@@ -223,9 +223,9 @@ impl Assignment {
         let best = si[win] as usize;
         // The second smallest distance: the nearest lane's runner-up or another lane's nearest.
         let mut second = e2[near];
-        for l in 0..4 {
+        for (l, &e) in e1.iter().enumerate() {
             if l != near {
-                second = second.min(e1[l]);
+                second = second.min(e);
             }
         }
         self.labels[i] = best as u32;
