@@ -71,8 +71,8 @@ struct Geometry<'a> {
     soa: Vec<f64>,
     /// `norms` padded to `kp` with infinity, so padding centres never win.
     norms_padded: Vec<f64>,
-    /// 0 for real centres, infinity for padding, added to distances so padding is never near.
-    pad: Vec<f64>,
+    /// Largest `|c|^2`, for the rounding margin of score-derived distances.
+    max_sq_norm: f64,
     kp: usize,
 }
 
@@ -92,14 +92,13 @@ impl<'a> Geometry<'a> {
         let kp = k.div_ceil(4) * 4;
         let mut soa = vec![0.0; nb * kp];
         let mut norms_padded = vec![f64::INFINITY; kp];
-        let mut pad = vec![f64::INFINITY; kp];
         for j in 0..k {
             for (b, v) in c(j).iter().enumerate() {
                 soa[b * kp + j] = *v;
             }
             norms_padded[j] = norms[j];
-            pad[j] = 0.0;
         }
+        let max_sq_norm = norms.iter().fold(0.0f64, |m, &v| m.max(v));
         Self {
             centres,
             nb,
@@ -108,7 +107,7 @@ impl<'a> Geometry<'a> {
             max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
             soa,
             norms_padded,
-            pad,
+            max_sq_norm,
             kp,
         }
     }
@@ -152,12 +151,11 @@ impl Assignment {
         self.full_pruned::<NB>(d, geo, i, guess);
     }
 
-    /// [`Assignment::full`] scoring every centre, four a 256-bit vector: scores with
-    /// scikit-learn's arithmetic per lane (as the AVX2 prediction), squared distances summed
-    /// band by band as [`sq_distance`] sums them, and per lane the lowest score with its
-    /// index and the two smallest distances. The lower bound is exact: the distance to the
-    /// nearest other centre. Costs about as much as scoring a handful of centres one by one
-    /// with branches, which is what the pruned scan does.
+    /// [`Assignment::full`] scoring every centre, four a 256-bit vector, with scikit-learn's
+    /// arithmetic per lane (as the AVX2 prediction), keeping per lane the lowest score with
+    /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
+    /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
+    /// squared distance to every other centre from below.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -165,42 +163,30 @@ impl Assignment {
         use std::arch::x86_64::*;
         let x = d.point::<NB>(i);
         let (kp, chunks) = (geo.kp, geo.kp / 4);
-        let (soa, norms, pad) = (&geo.soa[..NB * kp], &geo.norms_padded[..kp], &geo.pad[..kp]);
+        let (soa, norms) = (&geo.soa[..NB * kp], &geo.norms_padded[..kp]);
         // Bounds checked once here, so the loads below need none.
-        assert!(soa.len() == NB * kp && norms.len() == kp && pad.len() == kp && kp == chunks * 4);
-        let (soa, norms, pad) = (soa.as_ptr(), norms.as_ptr(), pad.as_ptr());
-        // SAFETY (all three): callers pass `row < NB` and `c < chunks`, so the four lanes at
-        // `row * kp + c * 4` (`c * 4` for the others) are inside the checked lengths.
+        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 4);
+        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
+        // SAFETY (both): callers pass `row < NB` (none for `norms`) and `c < chunks`, so the
+        // four lanes at `row * kp + c * 4` are inside the checked lengths.
         let centre = |row: usize, c: usize| unsafe { _mm256_loadu_pd(soa.add(row * kp + c * 4)) };
         let norm = |c: usize| unsafe { _mm256_loadu_pd(norms.add(c * 4)) };
-        let padding = |c: usize| unsafe { _mm256_loadu_pd(pad.add(c * 4)) };
         let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
         let minus_two = _mm256_set1_pd(-2.0);
         let four = _mm256_set1_pd(4.0);
         let inf = _mm256_set1_pd(f64::INFINITY);
-        let (mut best, mut best_idx) = (inf, _mm256_setzero_pd());
-        let (mut d1, mut d1_idx, mut d2) = (inf, _mm256_setzero_pd(), inf);
+        let (mut s1, mut s1_idx, mut s2) = (inf, _mm256_setzero_pd(), inf);
         let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
         for c in 0..chunks {
-            let c0 = centre(0, c);
-            let mut acc = _mm256_mul_pd(xs[0], c0);
-            let diff = _mm256_sub_pd(xs[0], c0);
-            let mut e = _mm256_mul_pd(diff, diff);
+            let mut acc = _mm256_mul_pd(xs[0], centre(0, c));
             for (b, xb) in xs.iter().enumerate().skip(1) {
-                let cb = centre(b, c);
-                acc = _mm256_fmadd_pd(*xb, cb, acc);
-                let diff = _mm256_sub_pd(*xb, cb);
-                e = _mm256_add_pd(e, _mm256_mul_pd(diff, diff));
+                acc = _mm256_fmadd_pd(*xb, centre(b, c), acc);
             }
             let s = _mm256_fmadd_pd(acc, minus_two, norm(c));
-            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, best);
-            best = _mm256_blendv_pd(best, s, lower);
-            best_idx = _mm256_blendv_pd(best_idx, idx, lower);
-            let e = _mm256_add_pd(e, padding(c));
-            let nearer = _mm256_cmp_pd::<_CMP_LT_OQ>(e, d1);
-            d2 = _mm256_min_pd(d2, _mm256_max_pd(d1, e));
-            d1_idx = _mm256_blendv_pd(d1_idx, idx, nearer);
-            d1 = _mm256_min_pd(d1, e);
+            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, s1);
+            s2 = _mm256_min_pd(s2, _mm256_max_pd(s1, s));
+            s1_idx = _mm256_blendv_pd(s1_idx, idx, lower);
+            s1 = _mm256_min_pd(s1, s);
             idx = _mm256_add_pd(idx, four);
         }
         let lanes = |v: __m256d| {
@@ -209,33 +195,26 @@ impl Assignment {
             unsafe { _mm256_storeu_pd(out.as_mut_ptr(), v) };
             out
         };
-        let (sc, si) = (lanes(best), lanes(best_idx));
-        let (e1, e1i, e2) = (lanes(d1), lanes(d1_idx), lanes(d2));
-        let (mut win, mut near) = (0, 0);
+        let (sc, si, sc2) = (lanes(s1), lanes(s1_idx), lanes(s2));
+        let mut win = 0;
         for l in 1..4 {
             if sc[l] < sc[win] || (sc[l] == sc[win] && si[l] < si[win]) {
                 win = l;
             }
-            if e1[l] < e1[near] {
-                near = l;
+        }
+        // The second lowest score: the winning lane's runner-up or another lane's lowest.
+        let mut second = sc2[win];
+        for (l, &v) in sc.iter().enumerate() {
+            if l != win {
+                second = second.min(v);
             }
         }
         let best = si[win] as usize;
-        // The second smallest distance: the nearest lane's runner-up or another lane's nearest.
-        let mut second = e2[near];
-        for (l, &e) in e1.iter().enumerate() {
-            if l != near {
-                second = second.min(e);
-            }
-        }
+        let x_sq: f64 = x.iter().map(|v| v * v).sum();
+        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
         self.labels[i] = best as u32;
         self.upper[i] = distance(x, geo.centre::<NB>(best));
-        self.lower[i] = if e1i[near] as usize == best {
-            second
-        } else {
-            e1[near]
-        }
-        .sqrt();
+        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
     }
 
     /// [`Assignment::full`] by scanning the centres that could be nearest: those within twice
