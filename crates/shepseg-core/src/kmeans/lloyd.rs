@@ -118,12 +118,12 @@ impl<'a> Geometry<'a> {
         &self.centres[j * nb..(j + 1) * nb]
     }
 
-    /// Half the distance from centre `a` to its nearest other centre.
-    #[inline(always)]
-    fn half_gap(&self, a: usize) -> f64 {
-        self.by_distance[a]
-            .get(1)
-            .map_or(f64::INFINITY, |g| 0.5 * g.0)
+    /// Half the distance from each centre to its nearest other centre.
+    fn half_gaps(&self) -> Vec<f64> {
+        self.by_distance
+            .iter()
+            .map(|v| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
+            .collect()
     }
 }
 
@@ -262,9 +262,9 @@ impl Assignment {
         self.lower[i] = scanned_other.min(unscanned);
     }
 
-    /// One assignment step after the centres moved by `shift`.
+    /// One assignment step after the centres moved by `shift`; whether any label changed.
     #[inline(always)]
-    fn step<const NB: usize>(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) {
+    fn step<const NB: usize>(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) -> bool {
         let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
         for (j, &s) in shift.iter().enumerate() {
             if s > m1 {
@@ -275,11 +275,18 @@ impl Assignment {
                 m2 = s;
             }
         }
+        // Per centre: what its points' lower bounds lose (the largest shift of any other
+        // centre) and half the gap to its nearest other centre.
+        let drop: Vec<f64> = (0..shift.len())
+            .map(|j| if j == m1j { m2 } else { m1 })
+            .collect();
+        let half_gap = geo.half_gaps();
+        let mut changed = false;
         for i in 0..d.n {
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
-            self.lower[i] -= if a == m1j { m2 } else { m1 };
-            let bound = geo.half_gap(a).max(self.lower[i]) * (1.0 - SLACK);
+            self.lower[i] -= drop[a];
+            let bound = half_gap[a].max(self.lower[i]) * (1.0 - SLACK);
             if self.upper[i] <= bound {
                 continue;
             }
@@ -288,7 +295,9 @@ impl Assignment {
                 continue;
             }
             self.full::<NB>(d, geo, i, a);
+            changed |= self.labels[i] as usize != a;
         }
+        changed
     }
 
     /// Assigns every point from scratch, each starting from the previous point's label.
@@ -379,7 +388,9 @@ fn lloyd_inline<const NB: usize>(
         avx2,
     };
     asg.all::<NB>(d, &Geometry::new(&centres, nb));
-    let mut labels_old: Option<Vec<u32>> = None;
+    // Whether the last assignment step left every label as it was (scikit-learn compares
+    // the label arrays).
+    let mut unchanged = false;
     let mut iterations = 0;
     let mut new_centres = vec![0.0; k * nb];
     let mut shift = vec![0.0; k];
@@ -393,15 +404,14 @@ fn lloyd_inline<const NB: usize>(
             );
         }
         std::mem::swap(&mut centres, &mut new_centres);
-        if labels_old.as_ref() == Some(&asg.labels) {
+        if unchanged {
             break;
         }
         let sq: Vec<f64> = shift.iter().map(|s| s * s).collect();
         if numpy_sum(&sq) <= tol || it + 1 == max_iter {
             break;
         }
-        labels_old = Some(asg.labels.clone());
-        asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
+        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
     }
     // Final assignment to the final centres, for the inertia that ranks restarts.
     asg.all::<NB>(d, &Geometry::new(&centres, nb));
