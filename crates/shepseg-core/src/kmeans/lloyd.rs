@@ -10,6 +10,8 @@
 //! assignment scan without changing its result.
 
 use super::predict::{distance, sq_distance};
+#[cfg(target_arch = "x86_64")]
+use super::predict::{lane_min, lowest_lane};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::numeric::numpy_sum;
 use crate::rng::SplitMix64;
@@ -189,27 +191,10 @@ impl Assignment {
             s1 = _mm256_min_pd(s1, s);
             idx = _mm256_add_pd(idx, four);
         }
-        let lanes = |v: __m256d| {
-            let mut out = [0.0f64; 4];
-            // SAFETY: `out` holds four f64, the width of the store.
-            unsafe { _mm256_storeu_pd(out.as_mut_ptr(), v) };
-            out
-        };
-        let (sc, si, sc2) = (lanes(s1), lanes(s1_idx), lanes(s2));
-        let mut win = 0;
-        for l in 1..4 {
-            if sc[l] < sc[win] || (sc[l] == sc[win] && si[l] < si[win]) {
-                win = l;
-            }
-        }
-        // The second lowest score: the winning lane's runner-up or another lane's lowest.
-        let mut second = sc2[win];
-        for (l, &v) in sc.iter().enumerate() {
-            if l != win {
-                second = second.min(v);
-            }
-        }
-        let best = si[win] as usize;
+        let best = lowest_lane(s1, s1_idx);
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let winner = _mm256_cmp_pd::<_CMP_EQ_OQ>(s1_idx, _mm256_set1_pd(best as f64));
+        let second = _mm256_cvtsd_f64(lane_min(_mm256_blendv_pd(s1, s2, winner)));
         let x_sq: f64 = x.iter().map(|v| v * v).sum();
         let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
         self.labels[i] = best as u32;

@@ -283,20 +283,7 @@ impl Predictor {
                 best_idx = _mm256_blendv_pd(best_idx, idx, lower);
                 idx = _mm256_add_pd(idx, four);
             }
-            let mut sc = [0.0f64; 4];
-            let mut ix = [0.0f64; 4];
-            // SAFETY: both arrays hold four f64, the width of the stores.
-            unsafe {
-                _mm256_storeu_pd(sc.as_mut_ptr(), best);
-                _mm256_storeu_pd(ix.as_mut_ptr(), best_idx);
-            }
-            let mut win = 0;
-            for l in 1..4 {
-                if sc[l] < sc[win] || (sc[l] == sc[win] && ix[l] < ix[win]) {
-                    win = l;
-                }
-            }
-            ix[win] as usize
+            lowest_lane(best, best_idx)
         })
     }
 
@@ -323,6 +310,32 @@ impl Predictor {
     ) -> Vec<u32> {
         label_pixels::<T, NB>(img, null, |x, guess| self.nearest_inline::<NB>(x, guess))
     }
+}
+
+/// The index in `idx` of the lowest score in `score`, the lowest index on ties: lane minima
+/// found with swaps and `min`, no branches (a scalar loop over the lanes mispredicts often).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn lowest_lane(
+    score: std::arch::x86_64::__m256d,
+    idx: std::arch::x86_64::__m256d,
+) -> usize {
+    use std::arch::x86_64::*;
+    let low = lane_min(score);
+    let at_low = _mm256_cmp_pd::<_CMP_EQ_OQ>(score, low);
+    let cand = _mm256_blendv_pd(_mm256_set1_pd(f64::INFINITY), idx, at_low);
+    _mm256_cvtsd_f64(lane_min(cand)) as usize
+}
+
+/// The minimum of the four lanes of `v`, in every lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn lane_min(v: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let m = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
+    _mm256_min_pd(m, _mm256_permute_pd::<0b0101>(m))
 }
 
 /// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order), from
