@@ -646,21 +646,14 @@ fn kmeans_plus_plus_bands<const NB: usize>(
     rng: &mut SplitMix64,
 ) -> Vec<f64> {
     let d = cols.d;
-    let sq = sq_distance;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
     let first = rng.below(d.n);
     centres.extend_from_slice(d.point::<NB>(first));
-    let mut closest: Vec<f64> = (0..d.n)
-        .map(|i| sq(d.point::<NB>(i), d.point::<NB>(first)))
-        .collect();
+    let mut closest = vec![f64::INFINITY; d.n];
+    let mut cumsum = vec![0.0; d.n];
+    closer_to::<NB>(cols, d.point::<NB>(first), &mut closest, &mut cumsum);
     let mut pot: f64 = closest.iter().sum();
-    let mut cumsum = Vec::with_capacity(d.n);
-    let mut acc = 0.0;
-    for v in &closest {
-        acc += v;
-        cumsum.push(acc);
-    }
     let mut cands = Vec::with_capacity(trials * d.nb);
     let mut ids = Vec::with_capacity(trials);
     for _ in 1..k {
@@ -682,16 +675,34 @@ fn kmeans_plus_plus_bands<const NB: usize>(
         }
         pot = pots[best];
         let c = d.point::<NB>(ids[best]);
-        // Points' distances to the centres chosen so far, and their running sum for the next
-        // draws, in one pass.
-        cumsum.clear();
-        let mut acc = 0.0;
-        for (i, cl) in closest.iter_mut().enumerate() {
-            *cl = sq(d.point::<NB>(i), c).min(*cl);
-            acc += *cl;
-            cumsum.push(acc);
-        }
+        closer_to::<NB>(cols, c, &mut closest, &mut cumsum);
         centres.extend_from_slice(c);
     }
     centres
+}
+
+/// Lowers each point's squared distance to the centres chosen so far (`closest`) to its
+/// distance to the new centre `c` where that is nearer, and writes their running sum, for
+/// the next draws, to `cumsum`: one pass over the band-by-band copy, which the candidate
+/// potentials read as well, so the point-by-point sample stays out of the cache.
+#[inline(always)]
+fn closer_to<const NB: usize>(cols: &Columns, c: &[f64], closest: &mut [f64], cumsum: &mut [f64]) {
+    let d = cols.d;
+    let whole = d.n / POT_LANES * POT_LANES;
+    let mut acc = 0.0;
+    for start in (0..whole).step_by(POT_LANES) {
+        let e = cols.lanes::<NB>(start, c);
+        let cl = &mut closest[start..start + POT_LANES];
+        let cs = &mut cumsum[start..start + POT_LANES];
+        for l in 0..POT_LANES {
+            cl[l] = e[l].min(cl[l]);
+            acc += cl[l];
+            cs[l] = acc;
+        }
+    }
+    for i in whole..d.n {
+        closest[i] = sq_distance(d.point::<NB>(i), c).min(closest[i]);
+        acc += closest[i];
+        cumsum[i] = acc;
+    }
 }
