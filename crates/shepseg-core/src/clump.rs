@@ -170,9 +170,9 @@ fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
     }
 }
 
-/// The root of label `a`, halving the path on the way.
+/// The root of label `a` in the union-find `parent`, halving the path on the way.
 #[inline(always)]
-fn find(parent: &mut [u32], mut a: u32) -> u32 {
+pub(crate) fn find(parent: &mut [u32], mut a: u32) -> u32 {
     while parent[a as usize] != a {
         let up = parent[parent[a as usize] as usize];
         parent[a as usize] = up;

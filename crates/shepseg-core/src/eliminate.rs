@@ -13,6 +13,7 @@
 //! list being the target's followed by the merged one's. Only lists of segments below the minimum
 //! size are kept, so a merge costs the size of the smaller segment, not the larger.
 
+use crate::clump::find;
 use crate::image::Img;
 use crate::pixel::Pixel;
 
@@ -342,17 +343,6 @@ fn sums_fixed<T: Pixel, const NB: usize>(img: &Img<T>, seg: &[u32], n: usize) ->
         sum[cur * NB..(cur + 1) * NB].copy_from_slice(&acc);
     }
     sum
-}
-
-/// The root of `x` in the union-find `parent`, halving the path on the way.
-#[inline(always)]
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
-    while parent[x as usize] != x {
-        let up = parent[parent[x as usize] as usize];
-        parent[x as usize] = up;
-        x = up;
-    }
-    x
 }
 
 impl Merger {

@@ -11,7 +11,7 @@
 
 use super::predict::{distance, sq_distance};
 #[cfg(target_arch = "x86_64")]
-use super::predict::{lane_min, lowest_lane};
+use super::predict::{lane_min, lowest_lane, Avx2Centres};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::numeric::numpy_sum;
 use crate::rng::SplitMix64;
@@ -164,27 +164,14 @@ impl Assignment {
     unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
         let x = d.point::<NB>(i);
-        let (kp, chunks) = (geo.kp, geo.kp / 4);
-        let (soa, norms) = (&geo.soa[..NB * kp], &geo.norms_padded[..kp]);
-        // Bounds checked once here, so the loads below need none.
-        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 4);
-        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
-        // SAFETY (both): callers pass `row < NB` (none for `norms`) and `c < chunks`, so the
-        // four lanes at `row * kp + c * 4` are inside the checked lengths.
-        let centre = |row: usize, c: usize| unsafe { _mm256_loadu_pd(soa.add(row * kp + c * 4)) };
-        let norm = |c: usize| unsafe { _mm256_loadu_pd(norms.add(c * 4)) };
+        let centres = Avx2Centres::<NB>::new(&geo.soa, &geo.norms_padded, geo.kp);
         let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
-        let minus_two = _mm256_set1_pd(-2.0);
         let four = _mm256_set1_pd(4.0);
         let inf = _mm256_set1_pd(f64::INFINITY);
         let (mut s1, mut s1_idx, mut s2) = (inf, _mm256_setzero_pd(), inf);
         let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-        for c in 0..chunks {
-            let mut acc = _mm256_mul_pd(xs[0], centre(0, c));
-            for (b, xb) in xs.iter().enumerate().skip(1) {
-                acc = _mm256_fmadd_pd(*xb, centre(b, c), acc);
-            }
-            let s = _mm256_fmadd_pd(acc, minus_two, norm(c));
+        for c in 0..centres.chunks() {
+            let s = centres.scores(&xs, c);
             let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, s1);
             s2 = _mm256_min_pd(s2, _mm256_max_pd(s1, s));
             s1_idx = _mm256_blendv_pd(s1_idx, idx, lower);

@@ -253,31 +253,16 @@ impl Predictor {
     #[target_feature(enable = "avx2,fma")]
     fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         use std::arch::x86_64::*;
-        let (kp, chunks) = (self.kp, self.kp / 4);
-        let soa = &self.soa[..NB * kp];
-        let norms = &self.norms_padded[..kp];
-        let minus_two = _mm256_set1_pd(-2.0);
+        let centres = Avx2Centres::<NB>::new(&self.soa, &self.norms_padded, self.kp);
         let four = _mm256_set1_pd(4.0);
-        // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
-        // and `norms` one, `kp` being `chunks * 4`.
-        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 4);
-        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
-        // SAFETY (both): callers pass `row < NB` (0 for `norms`) and `c < chunks`, so the four
-        // lanes at `row * kp + c * 4` are inside the checked lengths.
-        let centre = |row: usize, c: usize| unsafe { _mm256_loadu_pd(soa.add(row * kp + c * 4)) };
-        let norm = |c: usize| unsafe { _mm256_loadu_pd(norms.add(c * 4)) };
         label_pixels::<T, NB>(img, null, |x, _| {
             let x = &x[..NB];
             let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
             let mut best = _mm256_set1_pd(f64::INFINITY);
             let mut best_idx = _mm256_setzero_pd();
             let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-            for c in 0..chunks {
-                let mut acc = _mm256_mul_pd(xs[0], centre(0, c));
-                for (b, xb) in xs.iter().enumerate().skip(1) {
-                    acc = _mm256_fmadd_pd(*xb, centre(b, c), acc);
-                }
-                let s = _mm256_fmadd_pd(acc, minus_two, norm(c));
+            for c in 0..centres.chunks() {
+                let s = centres.scores(&xs, c);
                 let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, best);
                 best = _mm256_blendv_pd(best, s, lower);
                 best_idx = _mm256_blendv_pd(best_idx, idx, lower);
@@ -309,6 +294,68 @@ impl Predictor {
         null: Option<T>,
     ) -> Vec<u32> {
         label_pixels::<T, NB>(img, null, |x, guess| self.nearest_inline::<NB>(x, guess))
+    }
+}
+
+/// Centres laid out for the AVX2 searches: band by band (`soa[b * kp + j]`) and their
+/// `|c|^2` (`norms`), both padded to `kp`, a multiple of 4, so that four centres fill a
+/// 256-bit vector. Lengths are checked once, here, so the loads of [`Avx2Centres::scores`]
+/// need no checks in the inner loops.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx2Centres<'a, const NB: usize> {
+    soa: &'a [f64],
+    norms: &'a [f64],
+    kp: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, const NB: usize> Avx2Centres<'a, NB> {
+    /// The first `NB` rows of `soa` and the first `kp` norms. Panics if either is short or
+    /// `kp` is not a multiple of 4.
+    pub(super) fn new(soa: &'a [f64], norms: &'a [f64], kp: usize) -> Self {
+        assert!(
+            kp.is_multiple_of(4),
+            "padded centre count {kp} is not a multiple of 4"
+        );
+        Self {
+            soa: &soa[..NB * kp],
+            norms: &norms[..kp],
+            kp,
+        }
+    }
+
+    /// Vectors of four centres.
+    #[inline(always)]
+    pub(super) fn chunks(&self) -> usize {
+        self.kp / 4
+    }
+
+    /// scikit-learn's scores `|c|^2 - 2 x.c` of centres `4c .. 4c + 4` for the point whose
+    /// bands `xs` holds (each broadcast to four lanes): `x.c` a chain of fused multiply-adds
+    /// from `x[0] * c[0]` as BLAS computes it, then one more fused multiply-add, which rounds
+    /// as the separate add does because `-2 x.c` is exact. Padding centres score infinity.
+    /// Panics if `c >= self.chunks()`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) fn scores(
+        &self,
+        xs: &[std::arch::x86_64::__m256d; NB],
+        c: usize,
+    ) -> std::arch::x86_64::__m256d {
+        use std::arch::x86_64::*;
+        assert!(c < self.chunks());
+        let (soa, kp) = (self.soa.as_ptr(), self.kp);
+        // SAFETY: `b < NB` and `c < kp / 4` (checked above), so the four lanes at
+        // `b * kp + c * 4` lie inside `soa`, whose length `new` fixed at `NB * kp`.
+        let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + c * 4)) };
+        let mut acc = _mm256_mul_pd(xs[0], centre(0));
+        for (b, xb) in xs.iter().enumerate().skip(1) {
+            acc = _mm256_fmadd_pd(*xb, centre(b), acc);
+        }
+        // SAFETY: `c * 4 + 4 <= kp`, the length `new` fixed for `norms`.
+        let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(c * 4)) };
+        _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
     }
 }
 
