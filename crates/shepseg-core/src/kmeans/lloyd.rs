@@ -7,7 +7,8 @@
 //! the points farthest from their centres, and stops when the labels repeat or the summed squared
 //! centre shift is within tolerance. Hamerly's bounds (an upper bound on the distance to the
 //! assigned centre and a lower bound on the distance to any other) let most points skip the
-//! assignment scan without changing its result.
+//! assignment scan without changing its result; a point that cannot skip is scanned against
+//! every centre with AVX2 vectors where the CPU has them (else by a pruned scalar scan).
 
 use super::predict::{distance, sq_distance};
 #[cfg(target_arch = "x86_64")]
