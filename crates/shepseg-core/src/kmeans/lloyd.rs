@@ -10,9 +10,9 @@
 //! assignment scan without changing its result; a point that cannot skip is scanned against
 //! every centre with AVX2 vectors where the CPU has them (else by a pruned scalar scan).
 
-use super::predict::{distance, sq_distance};
+use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
-use super::predict::{lane_min, lowest_lane, Avx2Centres};
+use super::predict::{lane_min, lowest_lane};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::numeric::numpy_sum;
 use crate::rng::SplitMix64;
@@ -67,51 +67,29 @@ struct Geometry<'a> {
     norms: Vec<f64>,
     /// For each centre, every centre sorted by distance from it (itself first).
     by_distance: Vec<Vec<(f64, u32)>>,
+    /// Half the distance from each centre to its nearest other centre.
+    half_gap: Vec<f64>,
     /// Largest absolute centre coordinate, for the pruning margin.
     max_abs: f64,
-    /// Centres band by band (`soa[b * kp + j]`), padded to `kp` (a multiple of 4) with zeros,
-    /// for the vector scan.
-    soa: Vec<f64>,
-    /// `norms` padded to `kp` with infinity, so padding centres never win.
-    norms_padded: Vec<f64>,
+    /// The centres laid out for the vector scan, padded to a multiple of 4.
+    padded: PaddedCentres,
     /// Largest `|c|^2`, for the rounding margin of score-derived distances.
     max_sq_norm: f64,
-    kp: usize,
 }
 
 impl<'a> Geometry<'a> {
     fn new(centres: &'a [f64], nb: usize) -> Self {
-        let k = centres.len() / nb;
-        let c = |j: usize| &centres[j * nb..(j + 1) * nb];
-        let by_distance = (0..k)
-            .map(|g| {
-                let mut v: Vec<(f64, u32)> =
-                    (0..k).map(|j| (distance(c(g), c(j)), j as u32)).collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                v
-            })
-            .collect();
+        let by_distance = by_distance(centres, nb);
         let norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
-        let kp = k.div_ceil(4) * 4;
-        let mut soa = vec![0.0; nb * kp];
-        let mut norms_padded = vec![f64::INFINITY; kp];
-        for j in 0..k {
-            for (b, v) in c(j).iter().enumerate() {
-                soa[b * kp + j] = *v;
-            }
-            norms_padded[j] = norms[j];
-        }
-        let max_sq_norm = norms.iter().fold(0.0f64, |m, &v| m.max(v));
         Self {
             centres,
             nb,
-            norms,
+            half_gap: half_gaps(&by_distance),
             by_distance,
             max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
-            soa,
-            norms_padded,
-            max_sq_norm,
-            kp,
+            padded: PaddedCentres::new(centres, nb, &norms, 4),
+            max_sq_norm: norms.iter().fold(0.0f64, |m, &v| m.max(v)),
+            norms,
         }
     }
 
@@ -119,14 +97,6 @@ impl<'a> Geometry<'a> {
     fn centre<const NB: usize>(&self, j: usize) -> &[f64] {
         let nb = if NB > 0 { NB } else { self.nb };
         &self.centres[j * nb..(j + 1) * nb]
-    }
-
-    /// Half the distance from each centre to its nearest other centre.
-    fn half_gaps(&self) -> Vec<f64> {
-        self.by_distance
-            .iter()
-            .map(|v| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
-            .collect()
     }
 }
 
@@ -165,7 +135,7 @@ impl Assignment {
     unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
         let x = d.point::<NB>(i);
-        let centres = Avx2Centres::<NB>::new(&geo.soa, &geo.norms_padded, geo.kp);
+        let centres = geo.padded.avx2::<NB>();
         let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
         let four = _mm256_set1_pd(4.0);
         let inf = _mm256_set1_pd(f64::INFINITY);
@@ -253,7 +223,7 @@ impl Assignment {
         let drop: Vec<f64> = (0..shift.len())
             .map(|j| if j == m1j { m2 } else { m1 })
             .collect();
-        let half_gap = geo.half_gaps();
+        let half_gap = &geo.half_gap;
         let mut changed = false;
         for i in 0..d.n {
             let a = self.labels[i] as usize;

@@ -21,48 +21,23 @@ pub struct Predictor {
     /// Half the distance from each centre to its nearest other centre: a point closer than
     /// that (less a margin) to a centre has it as its unique nearest.
     half_gap: Vec<f64>,
-    /// Centres band by band (`soa[b * kp + j]`), padded to `kp` (a multiple of 8) with zeros,
-    /// for the vector search.
-    soa: Vec<f64>,
-    /// `norms` padded to `kp` with infinity, so padding centres never win.
-    norms_padded: Vec<f64>,
-    kp: usize,
+    /// The centres laid out for the vector searches, padded to a multiple of 8.
+    padded: PaddedCentres,
 }
 
 impl Predictor {
     pub(super) fn new(model: &KMeansModel) -> Self {
         let k = model.num_clusters();
         let norms: Vec<f64> = (0..k).map(|j| sq_norm(model.centre(j))).collect();
-        let by_distance: Vec<Vec<(f64, u32)>> = (0..k)
-            .map(|g| {
-                let mut v: Vec<(f64, u32)> = (0..k)
-                    .map(|j| (distance(model.centre(g), model.centre(j)), j as u32))
-                    .collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                v
-            })
-            .collect();
-        let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let half_gap = by_distance
-            .iter()
-            .map(|v: &Vec<(f64, u32)>| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
-            .collect();
         let nb = model.num_bands;
-        let kp = k.div_ceil(8) * 8;
-        let mut soa = vec![0.0; nb * kp];
-        let mut norms_padded = vec![f64::INFINITY; kp];
-        for j in 0..k {
-            for (b, v) in model.centre(j).iter().enumerate() {
-                soa[b * kp + j] = *v;
-            }
-            norms_padded[j] = norms[j];
-        }
+        let by_distance = by_distance(&model.centres, nb);
+        let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let half_gap = half_gaps(&by_distance);
+        let padded = PaddedCentres::new(&model.centres, nb, &norms, 8);
         Self {
             centres: model.centres.clone(),
             num_bands: model.num_bands,
-            soa,
-            norms_padded,
-            kp,
+            padded,
             norms,
             by_distance,
             max_abs,
@@ -187,9 +162,9 @@ impl Predictor {
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         use std::arch::x86_64::*;
-        let (kp, chunks) = (self.kp, self.kp / 8);
-        let soa = &self.soa[..NB * kp];
-        let norms = &self.norms_padded[..kp];
+        let (kp, chunks) = (self.padded.kp, self.padded.kp / 8);
+        let soa = &self.padded.soa[..NB * kp];
+        let norms = &self.padded.norms[..kp];
         let mut scores = vec![_mm512_setzero_pd(); chunks];
         let minus_two = _mm512_set1_pd(-2.0);
         // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
@@ -253,7 +228,7 @@ impl Predictor {
     #[target_feature(enable = "avx2,fma")]
     fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         use std::arch::x86_64::*;
-        let centres = Avx2Centres::<NB>::new(&self.soa, &self.norms_padded, self.kp);
+        let centres = self.padded.avx2::<NB>();
         let four = _mm256_set1_pd(4.0);
         label_pixels::<T, NB>(img, null, |x, _| {
             let x = &x[..NB];
@@ -297,34 +272,65 @@ impl Predictor {
     }
 }
 
-/// Centres laid out for the AVX2 searches: band by band (`soa[b * kp + j]`) and their
-/// `|c|^2` (`norms`), both padded to `kp`, a multiple of 4, so that four centres fill a
-/// 256-bit vector. Lengths are checked once, here, so the loads of [`Avx2Centres::scores`]
-/// need no checks in the inner loops.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub(super) struct Avx2Centres<'a, const NB: usize> {
-    soa: &'a [f64],
-    norms: &'a [f64],
+/// Centres laid out for the vector searches: band by band (`soa[b * kp + j]`, zeros in the
+/// padding) and their `|c|^2` (`norms`, infinity in the padding, so padding never wins), both
+/// padded to `kp` centres, a multiple of the vector width asked for.
+#[derive(Debug, Clone)]
+pub(super) struct PaddedCentres {
+    soa: Vec<f64>,
+    norms: Vec<f64>,
     kp: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-impl<'a, const NB: usize> Avx2Centres<'a, NB> {
-    /// The first `NB` rows of `soa` and the first `kp` norms. Panics if either is short or
-    /// `kp` is not a multiple of 4.
-    pub(super) fn new(soa: &'a [f64], norms: &'a [f64], kp: usize) -> Self {
-        assert!(
-            kp.is_multiple_of(4),
-            "padded centre count {kp} is not a multiple of 4"
-        );
+impl PaddedCentres {
+    /// `centres` (`k x nb`, row-major) with their `norms`, padded to a multiple of `multiple`
+    /// (4 or 8: four or eight `f64` a vector).
+    pub(super) fn new(centres: &[f64], nb: usize, norms: &[f64], multiple: usize) -> Self {
+        assert!(multiple == 4 || multiple == 8, "vector width {multiple}");
+        let k = norms.len();
+        let kp = k.div_ceil(multiple) * multiple;
+        let mut soa = vec![0.0; nb * kp];
+        let mut padded = vec![f64::INFINITY; kp];
+        for (j, c) in centres.chunks_exact(nb).enumerate() {
+            for (b, v) in c.iter().enumerate() {
+                soa[b * kp + j] = *v;
+            }
+            padded[j] = norms[j];
+        }
         Self {
-            soa: &soa[..NB * kp],
-            norms: &norms[..kp],
+            soa,
+            norms: padded,
             kp,
         }
     }
 
+    /// The view the AVX2 searches score `NB`-band points against.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) fn avx2<const NB: usize>(&self) -> Avx2Centres<'_, NB> {
+        Avx2Centres {
+            soa: &self.soa[..NB * self.kp],
+            norms: &self.norms[..self.kp],
+            kp: self.kp,
+        }
+    }
+}
+
+/// [`PaddedCentres`] as the AVX2 searches read them: `NB` rows, lengths checked once when the
+/// view is made, so the loads of [`Avx2Centres::scores`] need no checks in the inner loops.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx2Centres<'a, const NB: usize> {
+    /// `NB * kp` values.
+    soa: &'a [f64],
+    /// `kp` values.
+    norms: &'a [f64],
+    /// A multiple of 4 ([`PaddedCentres::new`]).
+    kp: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const NB: usize> Avx2Centres<'_, NB> {
     /// Vectors of four centres.
     #[inline(always)]
     pub(super) fn chunks(&self) -> usize {
@@ -347,13 +353,13 @@ impl<'a, const NB: usize> Avx2Centres<'a, NB> {
         assert!(c < self.chunks());
         let (soa, kp) = (self.soa.as_ptr(), self.kp);
         // SAFETY: `b < NB` and `c < kp / 4` (checked above), so the four lanes at
-        // `b * kp + c * 4` lie inside `soa`, whose length `new` fixed at `NB * kp`.
+        // `b * kp + c * 4` lie inside `soa`, whose length `avx2` fixed at `NB * kp`.
         let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + c * 4)) };
         let mut acc = _mm256_mul_pd(xs[0], centre(0));
         for (b, xb) in xs.iter().enumerate().skip(1) {
             acc = _mm256_fmadd_pd(*xb, centre(b), acc);
         }
-        // SAFETY: `c * 4 + 4 <= kp`, the length `new` fixed for `norms`.
+        // SAFETY: `c * 4 + 4 <= kp`, the length `avx2` fixed for `norms`.
         let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(c * 4)) };
         _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
     }
@@ -422,6 +428,30 @@ fn label_pixels<T: Pixel, const NB: usize>(
         prev.copy_from_slice(&x);
     }
     out
+}
+
+/// For each centre (`k x nb`, row-major), every centre sorted by distance from it, itself
+/// first, ties by index: the pruned searches scan these lists outward.
+pub(super) fn by_distance(centres: &[f64], nb: usize) -> Vec<Vec<(f64, u32)>> {
+    let c = |j: usize| &centres[j * nb..(j + 1) * nb];
+    let k = centres.len() / nb;
+    (0..k)
+        .map(|g| {
+            let mut v: Vec<(f64, u32)> = (0..k).map(|j| (distance(c(g), c(j)), j as u32)).collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            v
+        })
+        .collect()
+}
+
+/// Half the distance from each centre to its nearest other centre (infinity for a lone
+/// centre), from [`by_distance`]'s lists: a point nearer than that to a centre has it as its
+/// unique nearest.
+pub(super) fn half_gaps(by_distance: &[Vec<(f64, u32)>]) -> Vec<f64> {
+    by_distance
+        .iter()
+        .map(|v| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
+        .collect()
 }
 
 /// Plain Euclidean distance (for pruning bounds, not for decisions).
