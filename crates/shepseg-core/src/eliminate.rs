@@ -10,8 +10,10 @@
 //!
 //! The arithmetic and orders are pyshepseg's (see the crate docs): `float32` spectral sums in
 //! raster order, ties to the first neighbour found in a segment's pixel list, a merged segment's
-//! list being the target's followed by the merged one's. Only lists of segments below the minimum
-//! size are kept, so a merge costs the size of the smaller segment, not the larger.
+//! list being the target's followed by the merged one's. Small-segment elimination keeps, for
+//! each segment small at the start, its neighbours in that order instead of its pixels, and
+//! resolves them through a union-find of the merges (see `Merger`), so a scan reads a few
+//! list entries and the segment image is relabelled once, at the end.
 
 use crate::clump::find;
 use crate::image::Img;
@@ -88,6 +90,15 @@ pub(crate) fn segment_sizes(seg: &[u32], max_id: u32) -> Vec<u32> {
 
 /// Renumbers non-empty segments to 1..N in their old order; returns N.
 pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
+    let (map, n) = relabel_map(size);
+    for s in seg.iter_mut() {
+        *s = map[*s as usize];
+    }
+    n
+}
+
+/// The new ID of each old one under [`relabel`] (0 for empty segments and for 0), and N.
+fn relabel_map(size: &[u32]) -> (Vec<u32>, u32) {
     let mut map = vec![0u32; size.len()];
     let mut next = 0u32;
     for id in 1..size.len() {
@@ -96,10 +107,7 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
             map[id] = next;
         }
     }
-    for s in seg.iter_mut() {
-        *s = map[*s as usize];
-    }
-    next
+    (map, next)
 }
 
 /// Single-pixel elimination as pyshepseg's; returns the largest ID after relabelling.
@@ -507,19 +515,11 @@ impl Merger {
         self.update_mean(t);
     }
 
-    /// Relabels `seg` (initial labels) to the surviving segments, numbered 1..N in ID order;
-    /// returns N.
+    /// Relabels `seg` (initial labels) to the surviving segments, numbered 1..N in ID order
+    /// as [`relabel`] numbers them (merged segments have size 0); returns N.
     fn relabel(&mut self, seg: &mut [u32]) -> u32 {
-        let n = self.size.len();
-        let mut map = vec![0u32; n];
-        let mut next = 0u32;
-        for (id, m) in map.iter_mut().enumerate().skip(1) {
-            if self.parent[id] == id as u32 && self.size[id] > 0 {
-                next += 1;
-                *m = next;
-            }
-        }
-        for id in 1..n {
+        let (mut map, n) = relabel_map(&self.size);
+        for id in 1..map.len() {
             if self.parent[id] != id as u32 {
                 map[id] = map[find(&mut self.parent, id as u32) as usize];
             }
@@ -527,7 +527,7 @@ impl Merger {
         for s in seg.iter_mut() {
             *s = map[*s as usize];
         }
-        next
+        n
     }
 }
 
