@@ -293,10 +293,15 @@ impl GdalOutput {
     /// stitch, such as a subset); `histogram` gives the `STATISTICS_*` metadata.
     pub fn finish_with_rat(mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
+        // GTiff (and so COG) keeps the table in its `.aux.xml`, which is written directly
+        // once the raster is closed; other drivers take it through GDAL.
+        let sidecar_rat = self.cog || self.options.driver.eq_ignore_ascii_case("GTiff");
         {
             let ds = self.dataset()?;
             let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-            rat.attach(&band)?;
+            if !sidecar_rat {
+                rat.attach(&band)?;
+            }
             for (k, v) in statistics(histogram) {
                 band.set_metadata_item(k, &v, "")
                     .map_err(|e| out_err(&path, e))?;
@@ -343,7 +348,27 @@ impl GdalOutput {
             }
             std::fs::remove_dir(self.temp_dir.join("cog")).map_err(|e| out_err(&path, e))?;
         }
+        if sidecar_rat {
+            self.write_rat_sidecar(rat)?;
+        }
         self.move_into_place()
+    }
+
+    /// Gives the closed GTiff (or COG) its attribute table: written as its `.aux.xml`
+    /// directly, unless GDAL wrote a sidecar of its own at close (something the TIFF itself
+    /// could not hold), into which GDAL then merges the table.
+    fn write_rat_sidecar(&self, rat: &Rat) -> Result<(), StitchError> {
+        let path = &self.final_path;
+        let aux = sidecar(&self.temp_path, ".aux.xml");
+        if aux.exists() {
+            let ds = Dataset::open(&self.temp_path).map_err(|e| out_err(path, e))?;
+            let band = ds.rasterband(1).map_err(|e| out_err(path, e))?;
+            rat.attach(&band)?;
+            ds.close()
+                .map_err(|e| out_err(path, format!("closing: {e}")))?;
+            return Ok(());
+        }
+        rat.write_pam_sidecar(&aux)
     }
 
     /// Moves every file of the temporary folder beside OUTPUT, sidecars first, OUTPUT last.
