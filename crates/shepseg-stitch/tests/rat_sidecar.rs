@@ -145,3 +145,66 @@ fn sidecar_reads_back_exactly() {
     assert_eq!(read_back(&gdals)[1].3, truncated);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A finished GdalOutput with `rat`, made with creation options `co`; its table read back.
+fn finish_output(dir: &Path, co: &[&str], rat: &Rat, hist: &[u64]) -> PathBuf {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let path = dir.join(format!("out{}.tif", co.len()));
+    let geometry = OutputGeometry {
+        cols: 40,
+        rows: 30,
+        projection: String::new(),
+        geo_transform: Some([500_000.0, 10.0, 0.0, 6_000_000.0, 0.0, -10.0]),
+    };
+    let options = OutputOptions {
+        creation_options: co.iter().map(|s| s.to_string()).collect(),
+        ..OutputOptions::default()
+    };
+    let out = GdalOutput::create(&path, &geometry, &options).unwrap();
+    out.finish_with_rat(rat, hist).unwrap();
+    path
+}
+
+#[test]
+fn gdal_merges_the_table_when_it_writes_a_sidecar_of_its_own() {
+    use gdal::Metadata;
+    let dir = temp_dir("merge");
+    let hist: Vec<u64> = vec![0, 5, 9, 1];
+    let mut rat = Rat::new(hist.len()).unwrap();
+    rat.add_histogram(&hist).unwrap();
+    rat.add_column(
+        "Band_1_mean",
+        ColumnType::Real,
+        ColumnUsage::Generic,
+        &[0.0, 0.5, 1.0 / 3.0, 12.25],
+    )
+    .unwrap();
+    // A baseline TIFF holds no GDAL metadata, so GDAL keeps it (and the nodata value) in the
+    // sidecar; the default profile puts it in the TIFF, leaving the sidecar to the table.
+    let baseline = finish_output(&dir, &["PROFILE=BASELINE"], &rat, &hist);
+    let default = finish_output(&dir, &[], &rat, &hist);
+    let text = std::fs::read_to_string(aux(&baseline)).unwrap();
+    assert!(
+        text.contains("LAYER_TYPE"),
+        "GDAL's own sidecar content kept"
+    );
+    assert!(!std::fs::read_to_string(aux(&default))
+        .unwrap()
+        .contains("LAYER_TYPE"));
+    for path in [&baseline, &default] {
+        let ds = gdal::Dataset::open(path).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        assert_eq!(
+            band.metadata_item("LAYER_TYPE", "").as_deref(),
+            Some("thematic")
+        );
+        assert_eq!(band.no_data_value(), Some(0.0));
+        drop(band);
+        drop(ds);
+        let back = read_back(path);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].3, vec![0.0, 5.0, 9.0, 1.0]);
+        assert_eq!(back[1].3, vec![0.0, 0.5, 1.0 / 3.0, 12.25]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
