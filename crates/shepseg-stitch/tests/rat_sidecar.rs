@@ -192,15 +192,15 @@ fn gdal_merges_the_table_when_it_writes_a_sidecar_of_its_own() {
         .unwrap()
         .contains("LAYER_TYPE"));
     for path in [&baseline, &default] {
-        let ds = gdal::Dataset::open(path).unwrap();
-        let band = ds.rasterband(1).unwrap();
-        assert_eq!(
-            band.metadata_item("LAYER_TYPE", "").as_deref(),
-            Some("thematic")
-        );
-        assert_eq!(band.no_data_value(), Some(0.0));
-        drop(band);
-        drop(ds);
+        {
+            let ds = gdal::Dataset::open(path).unwrap();
+            let band = ds.rasterband(1).unwrap();
+            assert_eq!(
+                band.metadata_item("LAYER_TYPE", "").as_deref(),
+                Some("thematic")
+            );
+            assert_eq!(band.no_data_value(), Some(0.0));
+        }
         let back = read_back(path);
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].3, vec![0.0, 5.0, 9.0, 1.0]);
