@@ -22,4 +22,4 @@ pub mod stitcher;
 pub use error::StitchError;
 pub use output::{GdalOutput, OutputGeometry, OutputOptions};
 pub use parallel::ParallelStitcher;
-pub use stitcher::{MemorySink, StitchReport, Stitcher, TileSink};
+pub use stitcher::{MemorySink, Overview, OverviewBlock, StitchReport, Stitcher, TileSink};

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use gdal::cpl::CslStringList;
 use gdal::raster::Buffer;
 use gdal::{Dataset, DriverManager, Metadata};
-use ndarray::{s, Array2};
+use ndarray::Array2;
 use shepseg_core::rng::SplitMix64;
 use shepseg_tiling::Window;
 
 use crate::error::StitchError;
 use crate::rat::{ColumnType, ColumnUsage, Rat};
-use crate::stitcher::{StitchReport, TileSink};
+use crate::stitcher::{Overview, OverviewBlock, StitchReport, TileSink};
 
 /// How to write the output.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,8 @@ pub struct GdalOutput {
     final_path: PathBuf,
     temp_dir: PathBuf,
     temp_path: PathBuf,
-    levels: Vec<usize>,
+    /// The overviews at pyshepseg's levels, in GDAL's order.
+    overviews: Vec<Overview>,
     /// COG is written as a GTiff and copied at the end.
     cog: bool,
     options: OutputOptions,
@@ -220,6 +221,20 @@ impl GdalOutput {
                 ds.build_overviews("NEAREST", &lv, &[])
                     .map_err(|e| out_err(path, format!("overviews: {e}")))?;
             }
+            let overviews = {
+                let band = ds.rasterband(1).map_err(|e| out_err(path, e))?;
+                levels
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &level)| {
+                        let (cols, rows) = band
+                            .overview(j)
+                            .map_err(|e| out_err(path, format!("overviews: {e}")))?
+                            .size();
+                        Ok(Overview { level, cols, rows })
+                    })
+                    .collect::<Result<Vec<_>, StitchError>>()?
+            };
             {
                 let mut band = ds.rasterband(1).map_err(|e| out_err(path, e))?;
                 band.set_no_data_value(Some(0.0))
@@ -232,7 +247,7 @@ impl GdalOutput {
                 final_path: path.to_path_buf(),
                 temp_dir: temp_dir.clone(),
                 temp_path: temp_path.clone(),
-                levels,
+                overviews,
                 cog,
                 options: options.clone(),
             })
@@ -418,30 +433,46 @@ impl Drop for GdalOutput {
 
 impl TileSink for GdalOutput {
     fn write(&mut self, w: Window, block: Array2<u32>) -> Result<(), StitchError> {
+        let subs = self
+            .overviews
+            .iter()
+            .map(|o| o.subsample(w, &block))
+            .collect();
+        self.write_with_overviews(w, block, subs)
+    }
+
+    fn overviews(&self) -> &[Overview] {
+        &self.overviews
+    }
+
+    fn write_with_overviews(
+        &mut self,
+        w: Window,
+        block: Array2<u32>,
+        overviews: Vec<Option<OverviewBlock>>,
+    ) -> Result<(), StitchError> {
         let path = self.final_path.clone();
         let ds = self.dataset()?;
         let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-        for (j, &lvl) in self.levels.iter().enumerate() {
+        for (j, sub) in overviews.into_iter().enumerate() {
+            let Some(sub) = sub else { continue };
             let mut ov = band.overview(j).map_err(|e| out_err(&path, e))?;
-            let (ocols, orows) = ov.size();
-            let o = lvl / 2;
-            let (x, y) = (w.xoff / lvl, w.yoff / lvl);
-            if o >= block.nrows() || o >= block.ncols() || x >= ocols || y >= orows {
-                continue;
-            }
-            let sub = block.slice(s![o..;lvl, o..;lvl]);
-            let (nr, nc) = (sub.nrows().min(orows - y), sub.ncols().min(ocols - x));
-            let data = sub.slice(s![..nr, ..nc]).iter().copied().collect();
-            Self::write_band(&mut ov, (x, y), (nr, nc), data).map_err(|e| out_err(&path, e))?;
+            let dim = sub.block.dim();
+            Self::write_band(&mut ov, (sub.xoff, sub.yoff), dim, row_major(sub.block))
+                .map_err(|e| out_err(&path, e))?;
         }
         let dim = block.dim();
-        // The block is moved into GDAL's buffer, not copied, when it is already row-major.
-        let data = if block.is_standard_layout() {
-            block.into_raw_vec_and_offset().0
-        } else {
-            block.iter().copied().collect()
-        };
-        Self::write_band(&mut band, (w.xoff, w.yoff), dim, data).map_err(|e| out_err(&path, e))
+        Self::write_band(&mut band, (w.xoff, w.yoff), dim, row_major(block))
+            .map_err(|e| out_err(&path, e))
+    }
+}
+
+/// The block's pixels in row-major order: moved out, not copied, when already laid out so.
+fn row_major(block: Array2<u32>) -> Vec<u32> {
+    if block.is_standard_layout() {
+        block.into_raw_vec_and_offset().0
+    } else {
+        block.iter().copied().collect()
     }
 }
 

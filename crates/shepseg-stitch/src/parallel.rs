@@ -6,7 +6,8 @@
 //! left overlaps against its neighbours' *local* IDs — none of which needs the stitch so far),
 //! so several tiles are prepared while earlier ones are stitched. The calling thread then runs
 //! [`Stitcher::stitch_prepared`] in order (per segment, not per pixel), the pool maps the
-//! block through the resulting lookup table, and the calling thread writes blocks in order.
+//! block through the resulting lookup table and subsamples it for the sink's overviews, and the
+//! calling thread writes blocks in order.
 //! The output is the [`Stitcher`]'s, pixel for pixel. At most `max_in_flight` tiles are held
 //! between push and write, so memory stays bounded.
 
@@ -21,8 +22,8 @@ use shepseg_tiling::{Tile, TileGrid};
 
 use crate::error::StitchError;
 use crate::stitcher::{
-    map_block, overlap_strips, prepare, KeptStrips, StitchReport, Stitched, Stitcher, TilePrep,
-    TileSink,
+    map_block, overlap_strips, prepare, KeptStrips, Overview, OverviewBlock, StitchReport,
+    Stitched, Stitcher, TilePrep, TileSink,
 };
 
 /// Work for the pool.
@@ -38,13 +39,17 @@ enum Job {
         index: usize,
         seg: Arc<Array2<u32>>,
         done: Box<Stitched>,
+        overviews: Arc<[Overview]>,
     },
 }
+
+/// A mapped block with its overview parts, ready to write.
+type Mapped = (Array2<u32>, Vec<Option<OverviewBlock>>, Box<Stitched>);
 
 /// What the pool hands back.
 enum Done {
     Prepared(usize, Box<TilePrep>),
-    Mapped(usize, Array2<u32>, Box<Stitched>),
+    Mapped(usize, Mapped),
     Panicked(String),
 }
 
@@ -63,7 +68,9 @@ pub struct ParallelStitcher {
     /// Segmentations waiting for their map job.
     segs: HashMap<usize, Arc<Array2<u32>>>,
     prepared: HashMap<usize, Box<TilePrep>>,
-    mapped: HashMap<usize, (Array2<u32>, Box<Stitched>)>,
+    mapped: HashMap<usize, Mapped>,
+    /// The sink's overviews, as the map jobs need them.
+    overviews: Option<Arc<[Overview]>>,
     /// Overlap strips (local IDs) kept for the tiles still to come.
     strips: KeptStrips<Arc<Array2<u32>>>,
     /// Serial stitch time of tiles stitched but not yet written.
@@ -117,6 +124,7 @@ impl ParallelStitcher {
             segs: HashMap::new(),
             prepared: HashMap::new(),
             mapped: HashMap::new(),
+            overviews: None,
             strips: KeptStrips::new(ncols),
             stitch_time: HashMap::new(),
             serial: Vec::new(),
@@ -185,8 +193,8 @@ impl ParallelStitcher {
                 Done::Prepared(i, prep) => {
                     self.prepared.insert(i, prep);
                 }
-                Done::Mapped(i, block, st) => {
-                    self.mapped.insert(i, (block, st));
+                Done::Mapped(i, mapped) => {
+                    self.mapped.insert(i, mapped);
                 }
                 Done::Panicked(msg) => {
                     return Err(StitchError::Output(format!(
@@ -202,16 +210,21 @@ impl ParallelStitcher {
                     .segs
                     .remove(&self.stitched)
                     .ok_or_else(|| StitchError::Output("tile lost in the stitch pool".into()))?;
+                let overviews = Arc::clone(
+                    self.overviews
+                        .get_or_insert_with(|| Arc::from(sink.overviews())),
+                );
                 self.send(Job::Map {
                     index: self.stitched,
                     seg,
                     done: Box::new(done),
+                    overviews,
                 })?;
                 self.stitched += 1;
             }
-            while let Some((block, st)) = self.mapped.remove(&self.written) {
+            while let Some((block, subs, st)) = self.mapped.remove(&self.written) {
                 let t = Instant::now();
-                sink.write(st.trim.window(st.tile), block)?;
+                sink.write_with_overviews(st.trim.window(st.tile), block, subs)?;
                 let stitch = self.stitch_time.remove(&self.written).unwrap_or_default();
                 self.serial.push(stitch + t.elapsed());
                 self.written += 1;
@@ -267,9 +280,19 @@ fn run(grid: &TileGrid, job: Job) -> Done {
                 before.as_ref().map(|b| b.view()),
             )),
         ),
-        Job::Map { index, seg, done } => {
+        Job::Map {
+            index,
+            seg,
+            done,
+            overviews,
+        } => {
             let block = map_block(seg.view(), done.trim, &done.out_lut);
-            Done::Mapped(index, block, done)
+            let window = done.trim.window(done.tile);
+            let subs = overviews
+                .iter()
+                .map(|o| o.subsample(window, &block))
+                .collect();
+            Done::Mapped(index, (block, subs, done))
         }
     }
 }

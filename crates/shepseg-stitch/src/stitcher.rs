@@ -36,6 +36,72 @@ use crate::recode::{pair_counts, recode_from_pairs, Recode, Side};
 pub trait TileSink {
     /// Stores `block` (output IDs, 0 = null) at `window` of the output.
     fn write(&mut self, window: Window, block: Array2<u32>) -> Result<(), StitchError>;
+
+    /// The overviews the sink keeps, so that a parallel stitcher can subsample each block for
+    /// them on its pool, off the serial write path. None by default.
+    fn overviews(&self) -> &[Overview] {
+        &[]
+    }
+
+    /// [`TileSink::write`] given the block's overview parts already subsampled, one per entry
+    /// of [`TileSink::overviews`], in order. By default they are ignored and `write` is called.
+    fn write_with_overviews(
+        &mut self,
+        window: Window,
+        block: Array2<u32>,
+        overviews: Vec<Option<OverviewBlock>>,
+    ) -> Result<(), StitchError> {
+        drop(overviews);
+        self.write(window, block)
+    }
+}
+
+/// An overview a sink keeps: every `level`-th pixel from `level / 2` in, as pyshepseg
+/// subsamples, `cols x rows` in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overview {
+    /// The reduction factor.
+    pub level: usize,
+    /// Columns of the overview.
+    pub cols: usize,
+    /// Rows of the overview.
+    pub rows: usize,
+}
+
+/// The part of one block that goes into one overview, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewBlock {
+    /// Column of the overview the block starts at.
+    pub xoff: usize,
+    /// Row of the overview the block starts at.
+    pub yoff: usize,
+    /// The subsampled pixels.
+    pub block: Array2<u32>,
+}
+
+impl Overview {
+    /// The pixels of `block` (at `window` of the output) that this overview takes, or `None`
+    /// if it takes none: rows and columns `level / 2, level / 2 + level, ...` of the block,
+    /// placed at the window's offset divided by the level (pyshepseg's tile-by-tile
+    /// overviews) and clipped to the overview.
+    pub fn subsample(&self, window: Window, block: &Array2<u32>) -> Option<OverviewBlock> {
+        let lvl = self.level.max(1);
+        let o = lvl / 2;
+        let (xoff, yoff) = (window.xoff / lvl, window.yoff / lvl);
+        if o >= block.nrows() || o >= block.ncols() || xoff >= self.cols || yoff >= self.rows {
+            return None;
+        }
+        let sub = block.slice(s![o..;lvl, o..;lvl]);
+        let (nr, nc) = (
+            sub.nrows().min(self.rows - yoff),
+            sub.ncols().min(self.cols - xoff),
+        );
+        Some(OverviewBlock {
+            xoff,
+            yoff,
+            block: sub.slice(s![..nr, ..nc]).to_owned(),
+        })
+    }
 }
 
 /// A [`TileSink`] holding the whole output in memory: for tests, and for callers that want the

@@ -420,3 +420,78 @@ fn parallel_stitcher_equals_sequential_rgbn() {
 fn parallel_stitcher_equals_sequential_synth8000() {
     check_parallel("synth8000");
 }
+
+/// Every overview of `path`, level by level.
+fn read_overviews(path: &std::path::Path) -> Vec<Vec<u32>> {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    (0..band.overview_count().unwrap() as usize)
+        .map(|j| {
+            let ov = band.overview(j).unwrap();
+            let (c, r) = ov.size();
+            ov.read_as::<u32>((0, 0), (c, r), (c, r), None)
+                .unwrap()
+                .data()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// The parallel stitcher subsamples blocks for the overviews on its pool; what it writes must
+/// be what the sequential stitcher's sink subsamples itself, and pyshepseg's subsampling of
+/// the full-resolution result (every level-th pixel from level / 2 in, tile by tile).
+#[test]
+fn parallel_stitcher_writes_the_sequential_overviews() {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let s = setup("synth8000", false);
+    let tiles: Vec<Array2<u32>> = s.grid.tiles().iter().map(|t| s.segment(t.window)).collect();
+    let dir = std::env::temp_dir().join(format!("shepseg-test-ovr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let geometry = OutputGeometry::of(s.r.dataset());
+    let (cols, rows) = s.r.size();
+    let mut full = MemorySink::new(rows, cols);
+    let mut outputs = Vec::new();
+    for parallel in [false, true] {
+        let path = dir.join(format!("seg-{parallel}.tif"));
+        let mut out = GdalOutput::create(&path, &geometry, &OutputOptions::default()).unwrap();
+        let report = if parallel {
+            let mut ps = shepseg_stitch::ParallelStitcher::new(s.grid.clone(), false, 3);
+            for seg in &tiles {
+                ps.push(seg.clone(), &mut out).unwrap();
+            }
+            ps.finish(&mut out).unwrap()
+        } else {
+            let mut st = Stitcher::new(s.grid.clone(), false);
+            let mut mem = Stitcher::new(s.grid.clone(), false);
+            for seg in &tiles {
+                st.push(seg.view(), &mut out).unwrap();
+                mem.push(seg.view(), &mut full).unwrap();
+            }
+            mem.finish().unwrap();
+            st.finish().unwrap()
+        };
+        out.finish(&report).unwrap();
+        outputs.push(read_overviews(&path));
+    }
+    assert_eq!(outputs[0].len(), 2, "synth8000 has overviews at 4 and 8");
+    assert_eq!(outputs[0], outputs[1], "parallel overviews = sequential");
+    // The trimmed tiles start on multiples of 256 here (tile 2048, overlap 512), so the
+    // tile-by-tile subsample is the whole image's.
+    let levels = shepseg_stitch::output::overview_levels(cols.max(rows));
+    for (lvl, ov) in levels.iter().zip(&outputs[0]) {
+        let ocols = cols.div_ceil(*lvl);
+        let mut checked = 0;
+        for (y, row) in ov.chunks(ocols).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                let (fy, fx) = (y * lvl + lvl / 2, x * lvl + lvl / 2);
+                if fy < rows && fx < cols {
+                    assert_eq!(v, full.0[[fy, fx]], "level {lvl} at ({x}, {y})");
+                    checked += 1;
+                }
+            }
+        }
+        eprintln!("level {lvl}: {checked} overview pixels equal the full image's");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
