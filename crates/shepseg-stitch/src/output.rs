@@ -2,7 +2,8 @@
 //! attribute table, statistics and overviews, and moved into place only when complete.
 //!
 //! The file is built in a hidden folder beside OUTPUT (`.NAME.shepseg-partial/NAME`), so that
-//! sidecars GDAL writes (a GTiff's `.aux.xml` holds its attribute table) carry the final name;
+//! sidecars (a GTiff's `.aux.xml` holds its attribute table, written by
+//! [`crate::rat::Rat::write_pam_sidecar`] after the raster is closed) carry the final name;
 //! [`GdalOutput::finish`] moves every file out, the raster itself last. If the job fails or is
 //! interrupted, dropping the [`GdalOutput`] removes the folder: nothing is ever left at OUTPUT
 //! that looks finished but is not.
