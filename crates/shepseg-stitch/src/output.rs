@@ -352,7 +352,8 @@ impl GdalOutput {
             std::fs::remove_file(&self.temp_path).map_err(|e| out_err(&path, e))?;
             let aux = sidecar(&self.temp_path, ".aux.xml");
             if aux.exists() {
-                // The copy carries the table in its own sidecar.
+                // Whatever GDAL kept in the source's sidecar, the copy carries in its own (the
+                // table is added to the copy afterwards).
                 std::fs::remove_file(&aux).map_err(|e| out_err(&path, e))?;
             }
             for entry in

@@ -69,8 +69,6 @@ pub struct ParallelStitcher {
     segs: HashMap<usize, Arc<Array2<u32>>>,
     prepared: HashMap<usize, Box<TilePrep>>,
     mapped: HashMap<usize, Mapped>,
-    /// The sink's overviews, as the map jobs need them.
-    overviews: Option<Arc<[Overview]>>,
     /// Overlap strips (local IDs) kept for the tiles still to come.
     strips: KeptStrips<Arc<Array2<u32>>>,
     /// Serial stitch time of tiles stitched but not yet written.
@@ -124,7 +122,6 @@ impl ParallelStitcher {
             segs: HashMap::new(),
             prepared: HashMap::new(),
             mapped: HashMap::new(),
-            overviews: None,
             strips: KeptStrips::new(ncols),
             stitch_time: HashMap::new(),
             serial: Vec::new(),
@@ -210,15 +207,11 @@ impl ParallelStitcher {
                     .segs
                     .remove(&self.stitched)
                     .ok_or_else(|| StitchError::Output("tile lost in the stitch pool".into()))?;
-                let overviews = Arc::clone(
-                    self.overviews
-                        .get_or_insert_with(|| Arc::from(sink.overviews())),
-                );
                 self.send(Job::Map {
                     index: self.stitched,
                     seg,
                     done: Box::new(done),
-                    overviews,
+                    overviews: Arc::from(sink.overviews()),
                 })?;
                 self.stitched += 1;
             }

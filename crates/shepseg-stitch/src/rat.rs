@@ -1,7 +1,8 @@
 //! A small safe wrapper over GDAL's raster attribute table C API (the `gdal` crate has none).
 //!
 //! [`Rat`] holds a table built in memory; [`Rat::attach`] copies it onto a band through GDAL,
-//! [`Rat::write_pam_sidecar`] writes it as a GTiff's `.aux.xml` directly. [`read_column`] reads a column of a band's table back.
+//! [`Rat::write_pam_sidecar`] writes it as a GTiff's `.aux.xml` directly. [`read_column`]
+//! reads a column of a band's table back.
 //! Every `unsafe` block here calls GDAL with a handle this module owns or a band the caller holds.
 
 use std::ffi::{CStr, CString};
