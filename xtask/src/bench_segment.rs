@@ -142,3 +142,50 @@ pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `bench-fit`.
+#[derive(clap::Args)]
+pub struct BenchFitArgs {
+    /// Raster to sample (default: the generated 10000x10000 image of `bench-segment`).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// Times `shepseg_tiling::fit_whole_raster` (about a million pixels sampled, 60 clusters,
+/// k-means++ with 5 restarts, one thread): the "spectral clusters" phase of a tiled run.
+pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
+    let input = match &args.input {
+        Some(p) => p.clone(),
+        None => default_input()?,
+    };
+    let raster =
+        shepseg_tiling::Raster::open(&input).with_context(|| input.display().to_string())?;
+    let bands: Vec<usize> = (1..=raster.band_count()).collect();
+    let params = shepseg_core::SegmentParams::default();
+    let mut walls = Vec::new();
+    for run in 0..args.runs.max(1) {
+        let t = Instant::now();
+        let fit = shepseg_tiling::fit_whole_raster(&raster, &bands, None, None, &params)?;
+        let wall = t.elapsed().as_secs_f64();
+        eprintln!(
+            "run {}: {wall:.2} s ({} samples, {} iterations in the best restart, inertia {:.6e})",
+            run + 1,
+            fit.info.num_samples,
+            fit.info.iterations,
+            fit.info.inertia
+        );
+        walls.push(wall);
+    }
+    walls.sort_by(f64::total_cmp);
+    println!(
+        "whole-raster fit: median {:.2} s (min {:.2}, max {:.2}) over {} runs",
+        walls[walls.len() / 2],
+        walls[0],
+        walls[walls.len() - 1],
+        walls.len()
+    );
+    Ok(())
+}

@@ -40,6 +40,8 @@ enum Task {
     BenchStats(bench_stats::BenchStatsArgs),
     /// Write and read a large attribute table in GTiff and HFA.
     BenchRat(bench_stats::BenchRatArgs),
+    /// Time the whole-raster k-means fit (sampling and 5 k-means++ restarts), one thread.
+    BenchFit(bench_segment::BenchFitArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchWorkers(a) => bench_workers::bench(&a),
         Task::BenchStats(a) => bench_stats::bench(&a),
         Task::BenchRat(a) => bench_stats::bench_rat(&a),
+        Task::BenchFit(a) => bench_segment::bench_fit(&a),
     }
 }
