@@ -87,7 +87,7 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
     threads: usize,
 ) -> Result<(KMeansModel, FitInfo), TilingError> {
     let null = null_as::<T>(null)?;
-    let sample = sample_typed::<T>(raster, bands, skip)?;
+    let sample = sample_threads::<T>(raster, bands, skip, threads)?;
     let nb = bands.len();
     let kept: Vec<T> = sample
         .chunks_exact(nb)
@@ -109,12 +109,58 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
     Ok(fit(&kept, nb, &kp)?)
 }
 
+/// [`sample_typed`] with the rows of blocks split into `threads` contiguous runs, each read
+/// through its own dataset (GDAL datasets are not shared between threads) and the runs joined
+/// in order: the same sample, with the decoding (on compressed inputs nearly all of the time,
+/// since every block holds sampled rows) spread over the threads.
+fn sample_threads<T: Pixel + GdalType + Default>(
+    raster: &Raster,
+    bands: &[usize],
+    skip: usize,
+    threads: usize,
+) -> Result<Vec<T>, TilingError> {
+    let block_rows = raster.size().1.div_ceil(BLOCK);
+    let threads = threads.clamp(1, block_rows.max(1));
+    if threads == 1 {
+        return sample_typed::<T>(raster, bands, skip, 0..block_rows);
+    }
+    let per = block_rows.div_ceil(threads);
+    let range = |t: usize| (t * per).min(block_rows)..((t + 1) * per).min(block_rows);
+    let path = raster.path();
+    let parts: Vec<Result<Vec<T>, TilingError>> = std::thread::scope(|scope| {
+        // The other runs on threads of their own, the first on this one with `raster`.
+        let handles: Vec<_> = (1..threads)
+            .map(|t| {
+                let range = range(t);
+                scope.spawn(move || sample_typed::<T>(&Raster::open(path)?, bands, skip, range))
+            })
+            .collect();
+        let mut parts = vec![sample_typed::<T>(raster, bands, skip, range(0))];
+        parts.extend(handles.into_iter().map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(TilingError::Read {
+                    path: path.to_path_buf(),
+                    band: bands.first().copied().unwrap_or(0),
+                    reason: "a sampling thread panicked".into(),
+                })
+            })
+        }));
+        parts
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// The subsampled raster, band-interleaved, in the row-major order of pyshepseg's
-/// concatenated block samples.
+/// concatenated block samples, for the rows of blocks `block_rows`.
 fn sample_typed<T: Pixel + GdalType + Default>(
     raster: &Raster,
     bands: &[usize],
     skip: usize,
+    block_rows: std::ops::Range<usize>,
 ) -> Result<Vec<T>, TilingError> {
     let (cols, rows) = raster.size();
     let nb = bands.len();
@@ -125,7 +171,7 @@ fn sample_typed<T: Pixel + GdalType + Default>(
         .collect();
     let out_cols: usize = block_cols.iter().map(|&(_, w)| sub(w)).sum();
     let mut out = Vec::new();
-    for by in 0..rows.div_ceil(BLOCK) {
+    for by in block_rows {
         let (yoff, ysize) = (by * BLOCK, BLOCK.min(rows - by * BLOCK));
         let out_rows = sub(ysize);
         let mut strip = vec![T::default(); out_rows * out_cols * nb];
