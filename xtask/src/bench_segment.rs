@@ -154,13 +154,23 @@ pub struct BenchFitArgs {
     runs: usize,
 }
 
-/// Times `shepseg_tiling::fit_whole_raster` (about a million pixels sampled, 60 clusters,
-/// k-means++ with 5 restarts, one thread): the "spectral clusters" phase of a tiled run.
+/// Times the whole-raster fit (about a million pixels sampled, 60 clusters, k-means++ with 5
+/// restarts): the "spectral clusters" phase of a tiled run. One thread unless
+/// `SHEPSEG_FIT_THREADS` says otherwise (the sample read and the restarts then share them).
 pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     let input = match &args.input {
         Some(p) => p.clone(),
         None => default_input()?,
     };
+    // As `shepseg segment` does: a small block cache, so that every run decodes the raster
+    // again (with the default 5% of memory the later runs would read it from the cache).
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
+    }
+    let threads: usize = std::env::var("SHEPSEG_FIT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let raster =
         shepseg_tiling::Raster::open(&input).with_context(|| input.display().to_string())?;
     let bands: Vec<usize> = (1..=raster.band_count()).collect();
@@ -168,7 +178,9 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     let mut walls = Vec::new();
     for run in 0..args.runs.max(1) {
         let t = Instant::now();
-        let fit = shepseg_tiling::fit_whole_raster(&raster, &bands, None, None, &params)?;
+        let fit = shepseg_tiling::fit_whole_raster_threads(
+            &raster, &bands, None, None, &params, threads,
+        )?;
         let wall = t.elapsed().as_secs_f64();
         eprintln!(
             "run {}: {wall:.2} s ({} samples, {} iterations in the best restart, inertia {:.6e})",
@@ -181,7 +193,7 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     }
     walls.sort_by(f64::total_cmp);
     println!(
-        "whole-raster fit: median {:.2} s (min {:.2}, max {:.2}) over {} runs",
+        "whole-raster fit, {threads} thread(s): median {:.2} s (min {:.2}, max {:.2}) over {} runs",
         walls[walls.len() / 2],
         walls[0],
         walls[walls.len() - 1],

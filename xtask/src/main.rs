@@ -5,6 +5,7 @@
 //!   generated 4096x4096 4-band image and on the reference fixtures;
 //! * `synth`: writes the generated benchmark image as a GeoTIFF;
 //! * `bench-segment`: times `shepseg segment` end to end, with peak memory;
+//! * `bench-fit`: times the whole-raster k-means fit (sample read and 5 k-means++ restarts);
 //! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit;
 //! * `bench-stats`: per-segment statistics for each worker count;
 //! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA.
@@ -40,7 +41,7 @@ enum Task {
     BenchStats(bench_stats::BenchStatsArgs),
     /// Write and read a large attribute table in GTiff and HFA.
     BenchRat(bench_stats::BenchRatArgs),
-    /// Time the whole-raster k-means fit (sampling and 5 k-means++ restarts), one thread.
+    /// Time the whole-raster k-means fit (sampling and 5 k-means++ restarts).
     BenchFit(bench_segment::BenchFitArgs),
 }
 
