@@ -550,19 +550,6 @@ impl<'a> Columns<'a> {
         Self { soa, d }
     }
 
-    /// The squared distance from point `i` to `c`, summed band by band from 0 (as
-    /// [`Columns::lanes`] and [`sq_distance`] sum it).
-    #[inline(always)]
-    fn point_sq<const NB: usize>(&self, i: usize, c: &[f64]) -> f64 {
-        let (n, nb) = (self.d.n, self.d.nb::<NB>());
-        let mut e = 0.0f64;
-        for (b, cb) in c.iter().enumerate().take(nb) {
-            let v = self.soa[b * n + i] - cb;
-            e += v * v;
-        }
-        e
-    }
-
     /// Squared distances from points `start..start + POT_LANES` to `c`, summed band by band
     /// from 0 (as [`sq_distance`] sums them).
     #[inline(always)]
@@ -580,7 +567,6 @@ impl<'a> Columns<'a> {
     }
 }
 
-#[cfg(test)]
 /// For each candidate centre, the potential if it were added: the sum over the points of the
 /// squared distance to the nearest centre, accumulated in [`POT_LANES`] lanes (a fixed order,
 /// so the result is the same on every run). One pass over the points serves every candidate.
@@ -617,233 +603,10 @@ fn candidate_potentials<const NB: usize>(
         .collect()
 }
 
-/// Points per block of the running potential: each candidate's running sum is recorded at
-/// every block start, so a draw finds its block by binary search and only re-adds one block.
-const DRAW_BLOCK: usize = 256;
-
-/// The running sum of the points' squared distances to their nearest centre, as the draws of
-/// the next candidates need it, without storing it for every point: its value at each
-/// [`DRAW_BLOCK`] start, and the centre (if any) not yet folded into `closest`.
-struct Prefix<'c> {
-    /// `starts[b]`: the sum over the points before block `b`; one more entry, the total.
-    starts: Vec<f64>,
-    /// The chosen centre whose distances `closest` does not hold yet.
-    pending: Option<&'c [f64]>,
-}
-
-impl Prefix<'_> {
-    /// The first point whose running sum reaches `r` (the last point if none does), as
-    /// `partition_point(|c| c < r)` on the whole running sum would find it: the sum never
-    /// decreases, so the first block whose end reaches `r` holds that point.
-    fn draw<const NB: usize>(&self, cols: &Columns, closest: &[f64], r: f64) -> usize {
-        let n = cols.d.n;
-        let blocks = self.starts.len() - 1;
-        let b = self.starts[1..].partition_point(|&c| c < r);
-        if b >= blocks {
-            return n - 1;
-        }
-        let mut acc = self.starts[b];
-        let from = b * DRAW_BLOCK;
-        let to = ((b + 1) * DRAW_BLOCK).min(n);
-        for (i, &old) in closest.iter().enumerate().take(to).skip(from) {
-            let cl = match self.pending {
-                Some(c) => cols.point_sq::<NB>(i, c).min(old),
-                None => old,
-            };
-            acc += cl;
-            // `partition_point(|c| c < r)` stops where `c < r` first fails (NaN included).
-            if acc.partial_cmp(&r) != Some(std::cmp::Ordering::Less) {
-                return i;
-            }
-        }
-        // Unreachable while the block sums are the ones recorded; stay in range regardless.
-        ((b + 1) * DRAW_BLOCK).min(n) - 1
-    }
-}
-
 /// [`kmeans_plus_plus`] with the band count fixed at compile time (0: at run time), so the
 /// distance loop over every point unrolls.
-///
-/// Each step makes one pass over the points: it folds the centre chosen last into `closest`
-/// and, for every candidate, sums the potential and the running sum the next draws need
-/// ([`Prefix`]). The arithmetic and order of every sum are those of the two passes a step
-/// used to take (kept as the tests' oracle), so the centres are the same, with half the
-/// memory traffic.
 #[inline(always)]
 fn kmeans_plus_plus_bands<const NB: usize>(
-    cols: &Columns,
-    k: usize,
-    rng: &mut SplitMix64,
-) -> Vec<f64> {
-    let d = cols.d;
-    let nb = d.nb::<NB>();
-    let trials = 2 + (k as f64).ln() as usize;
-    let mut centres = Vec::with_capacity(k * nb);
-    let first = rng.below(d.n);
-    centres.extend_from_slice(d.point::<NB>(first));
-    let mut closest = vec![f64::INFINITY; d.n];
-    let mut prefix = first_prefix::<NB>(cols, d.point::<NB>(first), &mut closest);
-    let mut pot: f64 = closest.iter().sum();
-    let mut cands = Vec::with_capacity(trials * nb);
-    let mut ids = Vec::with_capacity(trials);
-    for _ in 1..k {
-        cands.clear();
-        ids.clear();
-        for _ in 0..trials {
-            let r = rng.next_f64() * pot;
-            let id = prefix.draw::<NB>(cols, &closest, r);
-            ids.push(id);
-            cands.extend_from_slice(d.point::<NB>(id));
-        }
-        let (pots, mut starts) = fused_step::<NB>(cols, prefix.pending, &cands, &mut closest);
-        // The lowest potential, ties to the earlier candidate.
-        let mut best = 0;
-        for (t, &p) in pots.iter().enumerate() {
-            if p < pots[best] {
-                best = t;
-            }
-        }
-        pot = pots[best];
-        let c = d.point::<NB>(ids[best]);
-        centres.extend_from_slice(c);
-        prefix = Prefix {
-            starts: starts.swap_remove(best),
-            pending: Some(c),
-        };
-    }
-    centres
-}
-
-/// The first centre's pass: `closest` set to each point's squared distance to `c`, and the
-/// running sum's block starts.
-#[inline(always)]
-fn first_prefix<'c, const NB: usize>(cols: &Columns, c: &[f64], closest: &mut [f64]) -> Prefix<'c> {
-    let n = cols.d.n;
-    let mut starts = Vec::with_capacity(n.div_ceil(DRAW_BLOCK) + 1);
-    let mut acc = 0.0;
-    for (i, cl) in closest.iter_mut().enumerate() {
-        if i % DRAW_BLOCK == 0 {
-            starts.push(acc);
-        }
-        *cl = cols.point_sq::<NB>(i, c).min(*cl);
-        acc += *cl;
-    }
-    starts.push(acc);
-    Prefix {
-        starts,
-        pending: None,
-    }
-}
-
-/// One k-means++ step's pass: folds `pending` into `closest`, then for each candidate (`cands`,
-/// `t x nb`) returns the potential if it were added (summed in [`POT_LANES`] lanes, then the
-/// tail, as before) and its running sum's block starts. Candidates go in groups of up to 8
-/// (one pass each; k-means++ takes `2 + ln k`, so one group below 400 clusters), each group's
-/// running sums held in registers so that their chains of additions overlap.
-#[inline(always)]
-fn fused_step<const NB: usize>(
-    cols: &Columns,
-    pending: Option<&[f64]>,
-    cands: &[f64],
-    closest: &mut [f64],
-) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let nb = cols.d.nb::<NB>();
-    let mut pots = Vec::new();
-    let mut starts = Vec::new();
-    let mut pending = pending;
-    for group in cands.chunks(8 * nb) {
-        let (p, st) = match group.len() / nb {
-            1 => fused_group::<NB, 1>(cols, pending, group, closest),
-            2 => fused_group::<NB, 2>(cols, pending, group, closest),
-            3 => fused_group::<NB, 3>(cols, pending, group, closest),
-            4 => fused_group::<NB, 4>(cols, pending, group, closest),
-            5 => fused_group::<NB, 5>(cols, pending, group, closest),
-            6 => fused_group::<NB, 6>(cols, pending, group, closest),
-            7 => fused_group::<NB, 7>(cols, pending, group, closest),
-            _ => fused_group::<NB, 8>(cols, pending, group, closest),
-        };
-        // Folded once; later groups see it in `closest`.
-        pending = None;
-        pots.extend(p);
-        starts.extend(st);
-    }
-    (pots, starts)
-}
-
-/// [`fused_step`] for a group of `TR` candidates.
-#[inline(always)]
-fn fused_group<const NB: usize, const TR: usize>(
-    cols: &Columns,
-    pending: Option<&[f64]>,
-    cands: &[f64],
-    closest: &mut [f64],
-) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let d = cols.d;
-    let nb = d.nb::<NB>();
-    let n = d.n;
-    let cand: [&[f64]; TR] = std::array::from_fn(|t| &cands[t * nb..(t + 1) * nb]);
-    let mut lanes = [[0.0f64; POT_LANES]; TR];
-    let mut run = [0.0f64; TR];
-    let mut starts: [Vec<f64>; TR] =
-        std::array::from_fn(|_| Vec::with_capacity(n.div_ceil(DRAW_BLOCK) + 1));
-    let whole = n / POT_LANES * POT_LANES;
-    const { assert!(DRAW_BLOCK.is_multiple_of(POT_LANES)) };
-    for start in (0..whole).step_by(POT_LANES) {
-        let cl = &mut closest[start..start + POT_LANES];
-        if let Some(p) = pending {
-            let e = cols.lanes::<NB>(start, p);
-            for l in 0..POT_LANES {
-                cl[l] = e[l].min(cl[l]);
-            }
-        }
-        if start % DRAW_BLOCK == 0 {
-            for t in 0..TR {
-                starts[t].push(run[t]);
-            }
-        }
-        let mut m = [[0.0f64; POT_LANES]; TR];
-        for t in 0..TR {
-            let e = cols.lanes::<NB>(start, cand[t]);
-            for l in 0..POT_LANES {
-                m[t][l] = e[l].min(cl[l]);
-                lanes[t][l] += m[t][l];
-            }
-        }
-        // Point by point, the candidates' chains interleaved.
-        for l in 0..POT_LANES {
-            for (r, mt) in run.iter_mut().zip(&m) {
-                *r += mt[l];
-            }
-        }
-    }
-    let mut tail = [0.0f64; TR];
-    for (i, cl) in closest.iter_mut().enumerate().skip(whole) {
-        if let Some(p) = pending {
-            *cl = cols.point_sq::<NB>(i, p).min(*cl);
-        }
-        for t in 0..TR {
-            if i % DRAW_BLOCK == 0 {
-                starts[t].push(run[t]);
-            }
-            let m = sq_distance(d.point::<NB>(i), cand[t]).min(*cl);
-            run[t] += m;
-            tail[t] += m;
-        }
-    }
-    for t in 0..TR {
-        starts[t].push(run[t]);
-    }
-    let pots = (0..TR)
-        .map(|t| lanes[t].iter().sum::<f64>() + tail[t])
-        .collect();
-    (pots, starts.into_iter().collect())
-}
-
-#[cfg(test)]
-/// The k-means++ of earlier versions, two passes a step (the candidates' potentials, then
-/// the chosen one's distances and running sum in full): the oracle of the one-pass version.
-#[inline(always)]
-pub(super) fn kmeans_plus_plus_two_pass<const NB: usize>(
     cols: &Columns,
     k: usize,
     rng: &mut SplitMix64,
@@ -884,7 +647,6 @@ pub(super) fn kmeans_plus_plus_two_pass<const NB: usize>(
     centres
 }
 
-#[cfg(test)]
 /// Lowers each point's squared distance to the centres chosen so far (`closest`) to its
 /// distance to the new centre `c` where that is nearer, and writes their running sum, for
 /// the next draws, to `cumsum`: one pass over the band-by-band copy, which the candidate

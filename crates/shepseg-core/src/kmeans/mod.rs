@@ -474,44 +474,6 @@ mod tests {
         }
     }
 
-    /// The one-pass k-means++ picks exactly the centres of the two-pass version it replaced,
-    /// for sample sizes around the block and lane sizes, band counts with and without their
-    /// own code, and cluster counts that need one, two or more candidate groups.
-    #[test]
-    fn one_pass_kmeans_plus_plus_equals_two_passes() {
-        let mut rng = SplitMix64::new(17);
-        for (case, &(n, nb, k)) in [
-            (1usize, 1usize, 1usize),
-            (7, 2, 3),
-            (255, 3, 9),
-            (256, 4, 60),
-            (257, 4, 60),
-            (1000, 5, 20),
-            (3001, 4, 1100),
-            (4099, 1, 500),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let x: Vec<f64> = (0..n * nb)
-                .map(|_| (rng.below(50) as f64 - 25.0) * 1.5)
-                .collect();
-            let d = Data { x: &x, n, nb };
-            let cols = Columns::new(&d);
-            let seed = 100 + case as u64;
-            let mut a_rng = SplitMix64::new(seed);
-            let mut b_rng = SplitMix64::new(seed);
-            let a = kmeans_plus_plus(&cols, k.min(n), &mut a_rng);
-            let b = match nb {
-                1 => lloyd::kmeans_plus_plus_two_pass::<1>(&cols, k.min(n), &mut b_rng),
-                4 => lloyd::kmeans_plus_plus_two_pass::<4>(&cols, k.min(n), &mut b_rng),
-                _ => lloyd::kmeans_plus_plus_two_pass::<0>(&cols, k.min(n), &mut b_rng),
-            };
-            assert_eq!(a, b, "n {n}, {nb} bands, k {k}");
-            assert_eq!(a_rng.next_u64(), b_rng.next_u64(), "same draws");
-        }
-    }
-
     #[test]
     fn vector_lloyd_equals_pruned_lloyd() {
         let mut rng = SplitMix64::new(5);
