@@ -30,8 +30,23 @@ pub fn abandon_on_interrupt(dir: &Path) {
             let _ = std::fs::remove_dir_all(dir);
         }
         eprintln!("shepseg: interrupted; no output written");
-        std::process::exit(130);
+        exit_now(130);
     });
+}
+
+/// Ends the process at once with `code`, without the exit handlers: other threads may be inside
+/// GDAL (workers, the threaded sample read), and GDAL's own teardown at exit must not race with
+/// them.
+fn exit_now(code: i32) -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` ends the process; nothing runs after it, so no state can be observed
+    // half-updated. The partial output was removed and the message written (stderr is
+    // unbuffered) before this call.
+    unsafe {
+        libc::_exit(code)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(code)
 }
 
 /// Asks for graceful interrupts; returns the flag the first Ctrl-C raises.

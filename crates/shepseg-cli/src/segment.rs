@@ -270,6 +270,11 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         creation_options: args.creation_options.clone(),
         overwrite: args.overwrite,
     };
+    // Armed before the output is created: creating it (empty overviews included) takes a
+    // while, and an interrupt then must not leave its folder behind.
+    if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
+        crate::interrupt::abandon_on_interrupt(&dir);
+    }
     let mut output = GdalOutput::create(
         &args.output,
         &OutputGeometry::of(raster.dataset()),

@@ -288,22 +288,29 @@ fn interrupted_job_leaves_nothing() {
             out.to_str().unwrap(),
             "-q",
         ])
-        .args(["-t", "2048", "-l", "512", "--fixed-kmeans-init"])
+        .args(["-t", "512", "-l", "128", "--executor", "sequential"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the job is under way (its partial folder exists), then interrupt it.
+    // Wait until the job is under way (its partial folder exists), then interrupt it. Small
+    // tiles on one worker keep it busy for seconds; with large tiles and the threaded sample
+    // read the whole job could end within the wait.
     let start = std::time::Instant::now();
     while std::fs::read_dir(&dir).unwrap().count() == 0 {
         assert!(start.elapsed().as_secs() < 60, "job never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: sending SIGINT to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{err} signal {:?}",
+        std::os::unix::process::ExitStatusExt::signal(&out.status)
+    );
     assert!(err.contains("interrupted"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}; {err}");

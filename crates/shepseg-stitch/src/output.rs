@@ -116,6 +116,21 @@ fn out_err(path: &Path, what: impl std::fmt::Display) -> StitchError {
 }
 
 impl GdalOutput {
+    /// The hidden folder [`GdalOutput::create`] builds `path` in (`None` if `path` names no
+    /// file), known before it exists, so that an interrupt handler can be armed first: creating
+    /// the output (its empty overviews included) takes long enough to be interrupted.
+    pub fn partial_dir_for(path: &Path) -> Option<PathBuf> {
+        let name = path.file_name()?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut temp_dir_name = std::ffi::OsString::from(".");
+        temp_dir_name.push(name);
+        temp_dir_name.push(".shepseg-partial");
+        Some(parent.join(temp_dir_name))
+    }
+
     /// Creates the output for `geometry` at a temporary name beside `path`. Errors (naming the
     /// file or option) if OUTPUT exists without `overwrite`, the driver is unknown or cannot
     /// create files, or the folder is not writable.
@@ -134,10 +149,6 @@ impl GdalOutput {
             .file_name()
             .ok_or_else(|| out_err(path, "is not a file name"))?
             .to_owned();
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         let cog = options.driver.eq_ignore_ascii_case("COG");
         let driver_name = if cog {
             "GTiff"
@@ -153,10 +164,8 @@ impl GdalOutput {
                 options.driver
             )));
         }
-        let mut temp_dir_name = std::ffi::OsString::from(".");
-        temp_dir_name.push(&name);
-        temp_dir_name.push(".shepseg-partial");
-        let temp_dir = parent.join(temp_dir_name);
+        let temp_dir =
+            Self::partial_dir_for(path).ok_or_else(|| out_err(path, "is not a file name"))?;
         if temp_dir.exists() {
             std::fs::remove_dir_all(&temp_dir).map_err(|e| out_err(&temp_dir, e))?;
         }
