@@ -152,11 +152,13 @@ pub struct BenchFitArgs {
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Threads for the sample read and the k-means++ restarts.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// Times the whole-raster fit (about a million pixels sampled, 60 clusters, k-means++ with 5
-/// restarts): the "spectral clusters" phase of a tiled run. One thread unless
-/// `SHEPSEG_FIT_THREADS` says otherwise (the sample read and the restarts then share them).
+/// restarts): the "spectral clusters" phase of a tiled run, on `--threads` threads.
 pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     let input = match &args.input {
         Some(p) => p.clone(),
@@ -167,10 +169,7 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     if std::env::var_os("GDAL_CACHEMAX").is_none() {
         gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
     }
-    let threads: usize = std::env::var("SHEPSEG_FIT_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+    let threads = args.threads.max(1);
     let raster =
         shepseg_tiling::Raster::open(&input).with_context(|| input.display().to_string())?;
     let bands: Vec<usize> = (1..=raster.band_count()).collect();

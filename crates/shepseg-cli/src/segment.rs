@@ -280,7 +280,6 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         &OutputGeometry::of(raster.dataset()),
         &options,
     )?;
-    crate::interrupt::abandon_on_interrupt(output.partial_dir());
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cores);

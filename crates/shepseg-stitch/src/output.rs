@@ -117,8 +117,9 @@ fn out_err(path: &Path, what: impl std::fmt::Display) -> StitchError {
 
 impl GdalOutput {
     /// The hidden folder [`GdalOutput::create`] builds `path` in (`None` if `path` names no
-    /// file), known before it exists, so that an interrupt handler can be armed first: creating
-    /// the output (its empty overviews included) takes long enough to be interrupted.
+    /// file); removing it abandons the output. Known before the folder exists, so that an
+    /// interrupt handler can be armed first: creating the output (its empty overviews
+    /// included) takes long enough to be interrupted.
     pub fn partial_dir_for(path: &Path) -> Option<PathBuf> {
         let name = path.file_name()?;
         let parent = match path.parent() {
@@ -266,11 +267,6 @@ impl GdalOutput {
             let _ = std::fs::remove_dir_all(&temp_dir);
         }
         result
-    }
-
-    /// The hidden folder the output is built in (removing it abandons the output).
-    pub fn partial_dir(&self) -> &Path {
-        &self.temp_dir
     }
 
     fn dataset(&self) -> Result<&Dataset, StitchError> {

@@ -121,14 +121,12 @@ fn sample_threads<T: Pixel + GdalType + Default>(
 ) -> Result<Vec<T>, TilingError> {
     let block_rows = raster.size().1.div_ceil(BLOCK);
     let threads = threads.clamp(1, block_rows.max(1));
-    if threads == 1 {
-        return sample_typed::<T>(raster, bands, skip, 0..block_rows);
-    }
     let per = block_rows.div_ceil(threads);
     let range = |t: usize| (t * per).min(block_rows)..((t + 1) * per).min(block_rows);
     let path = raster.path();
     let parts: Vec<Result<Vec<T>, TilingError>> = std::thread::scope(|scope| {
-        // The other runs on threads of their own, the first on this one with `raster`.
+        // The other runs (none for one thread) on threads of their own, the first on this one
+        // with `raster`.
         let handles: Vec<_> = (1..threads)
             .map(|t| {
                 let range = range(t);
