@@ -2,11 +2,13 @@
 //! stitcher becomes the limit.
 //!
 //! The k-means model is fitted once beforehand (not timed) and passed with `--kmeans-in`, so each
-//! run measures tile segmentation and stitching only. For each worker count the release `shepseg`
-//! runs as a child process `--runs` times; the median run's `--json` report gives the summed
+//! run measures tile segmentation and stitching only. The release `shepseg` runs as a child
+//! process `--runs` rounds of every worker count in turn (interleaved, so drift in the machine's
+//! speed falls on all counts alike). The median run's `--json` report gives the summed
 //! segmentation time, the stitcher's own time and the time it waited for tiles, and `wait4` the
-//! peak RSS. The table is printed, and written as CSV and as a PNG chart (plotters) of wall time
-//! and stitcher wait against workers.
+//! peak RSS; the speedup is the median over rounds of the first count's wall over this count's in
+//! the same round. The table is printed, and written as CSV and as a PNG chart (plotters) of wall
+//! time and stitcher wait against workers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,6 +50,8 @@ struct Row {
     wait: f64,
     tiles: f64,
     rss_mib: f64,
+    /// Median over rounds of the first worker count's wall over this one's.
+    speedup: f64,
 }
 
 /// Runs the sweep.
@@ -76,45 +80,60 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
     if code != 0 {
         bail!("shepseg exited with {code}");
     }
-    let mut rows = Vec::new();
-    for &w in &args.workers {
-        let mut runs = Vec::new();
-        for _ in 0..args.runs.max(1) {
-            let t = Instant::now();
-            let (code, kib) = run_child(
-                Command::new(&exe)
-                    .arg("segment")
-                    .arg(&input)
-                    .arg(&out)
-                    .args(["-q", "--overwrite", "-w", &w.to_string(), "--kmeans-in"])
-                    .arg(&model)
-                    .arg("--json")
-                    .arg(&json)
-                    .args(&tile),
-            )?;
-            let wall = t.elapsed().as_secs_f64();
-            if code != 0 {
-                bail!("shepseg exited with {code}");
-            }
-            let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
-            let total = |k: &str| report["timings_s"][k]["total"].as_f64().unwrap_or(f64::NAN);
-            runs.push(Row {
-                workers: w,
-                wall,
-                reading: total("reading"),
-                segmentation: total("segmentation"),
-                stitching: total("stitching"),
-                tiles: report["num_tiles"].as_f64().unwrap_or(f64::NAN),
-                wait: total("stitch_wait"),
-                rss_mib: kib as f64 / 1024.0,
-            });
+    // Rounds outer, worker counts inner: on a shared machine the speed drifts over minutes, and
+    // interleaving puts every worker count under the same drift.
+    let run_once = |w: usize| -> anyhow::Result<Row> {
+        let t = Instant::now();
+        let (code, kib) = run_child(
+            Command::new(&exe)
+                .arg("segment")
+                .arg(&input)
+                .arg(&out)
+                .args(["-q", "--overwrite", "-w", &w.to_string(), "--kmeans-in"])
+                .arg(&model)
+                .arg("--json")
+                .arg(&json)
+                .args(&tile),
+        )?;
+        let wall = t.elapsed().as_secs_f64();
+        if code != 0 {
+            bail!("shepseg exited with {code}");
         }
-        runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
-        let median = runs.swap_remove(runs.len() / 2);
-        eprintln!("{w} workers: {:.2} s", median.wall);
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+        let total = |k: &str| report["timings_s"][k]["total"].as_f64().unwrap_or(f64::NAN);
+        Ok(Row {
+            workers: w,
+            wall,
+            reading: total("reading"),
+            segmentation: total("segmentation"),
+            stitching: total("stitching"),
+            tiles: report["num_tiles"].as_f64().unwrap_or(f64::NAN),
+            wait: total("stitch_wait"),
+            rss_mib: kib as f64 / 1024.0,
+            speedup: f64::NAN,
+        })
+    };
+    let rounds = args.runs.max(1);
+    let mut runs: Vec<Vec<Row>> = args.workers.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (i, &w) in args.workers.iter().enumerate() {
+            let row = run_once(w)?;
+            eprintln!("round {}: {w} workers: {:.2} s", round + 1, row.wall);
+            runs[i].push(row);
+        }
+    }
+    // Speedup: the median over rounds of the first worker count's wall over this one's, in the
+    // same round (a ratio of neighbours in time, so drift cancels).
+    let first: Vec<f64> = runs[0].iter().map(|r| r.wall).collect();
+    let mut rows = Vec::new();
+    for mut mine in runs {
+        let mut ratios: Vec<f64> = first.iter().zip(&mine).map(|(a, r)| a / r.wall).collect();
+        ratios.sort_by(f64::total_cmp);
+        mine.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+        let mut median = mine.swap_remove(mine.len() / 2);
+        median.speedup = ratios[ratios.len() / 2];
         rows.push(median);
     }
-    let base = rows.first().map_or(f64::NAN, |r| r.wall);
     let mut table =
         String::from("workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,peak_rss_mib\n");
     println!(
@@ -128,7 +147,7 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         "peak RSS MiB"
     );
     for r in &rows {
-        let v = [r.wall, base / r.wall, r.segmentation, r.stitching, r.wait];
+        let v = [r.wall, r.speedup, r.segmentation, r.stitching, r.wait];
         println!(
             "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>13.0}",
             r.workers, v[0], v[1], v[2], v[3], v[4], r.rss_mib
