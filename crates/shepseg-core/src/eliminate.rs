@@ -544,11 +544,24 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
     let mut segs = Merger::new(img, seg, max_id, min_segment_size, four);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
-    for target in 1..min_segment_size {
+    // The segments of each size below the minimum, so that a size's turn does not scan every
+    // ID: filled in ID order here, and given each segment that grows to a later small size by a
+    // merge; stale entries are dropped, and the list sorted, at the turn. No segment is larger
+    // than the image, so sizes beyond it need no turn (nor a list).
+    let limit = min_segment_size.min(seg.len() + 1).max(1);
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); limit];
+    for id in 1..=max_id {
+        if let Some(b) = buckets.get_mut(segs.size[id as usize] as usize) {
+            b.push(id);
+        }
+    }
+    for target in 1..limit {
+        let mut ids = std::mem::take(&mut buckets[target]);
         let target = target as u32;
-        let mut ids: Vec<u32> = (1..=max_id)
-            .filter(|&id| segs.size[id as usize] == target)
-            .collect();
+        ids.retain(|&id| segs.size[id as usize] == target);
+        // pyshepseg takes a size's segments in ID order. A segment reaches each size at most
+        // once (sizes only grow), so the list has no repeats.
+        ids.sort_unstable();
         let mut prev_count = None;
         let mut passes = 0;
         while prev_count != Some(ids.len()) && passes < MAX_PASSES {
@@ -568,6 +581,10 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
             }
             for &(id, into) in &merges {
                 segs.merge(id, into);
+                // `into` was larger than `target`, so its new size's turn is still to come.
+                if let Some(b) = buckets.get_mut(segs.size[into as usize] as usize) {
+                    b.push(into);
+                }
             }
             num_elim += merges.len();
             ids.retain(|&id| segs.size[id as usize] == target);
