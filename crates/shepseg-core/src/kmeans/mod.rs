@@ -207,21 +207,26 @@ pub fn sample_pixels<T: Pixel>(
     }
     let skip = (round_half_even(100.0 / subsample_pcnt) as usize).max(1);
     let (nb, rows, cols) = img.dim();
-    let mut out = Vec::new();
-    let mut px: Vec<T> = Vec::with_capacity(nb);
-    let mut count = 0usize;
-    for r in 0..rows {
-        for c in 0..cols {
-            px.clear();
-            px.extend((0..nb).map(|b| img[[b, r, c]]));
-            if px.iter().any(|v| v.is_null(null)) {
-                continue;
-            }
-            if count.is_multiple_of(skip) {
-                out.extend_from_slice(&px);
-            }
-            count += 1;
+    let n = rows * cols;
+    // Band planes as plain slices (a copy only if the view is not in standard layout), so the
+    // per-pixel work is a null test and a countdown rather than strided indexing.
+    let standard = img.as_standard_layout();
+    let flat = standard
+        .as_slice()
+        .ok_or_else(|| CoreError::InvalidParameter("image could not be made contiguous".into()))?;
+    let bands: Vec<&[T]> = (0..nb).map(|b| &flat[b * n..(b + 1) * n]).collect();
+    let mut out = Vec::with_capacity(nb * (n / skip + 1));
+    // Non-null pixels still to pass before the next one sampled (the first is sampled).
+    let mut until = 0usize;
+    for p in 0..n {
+        if bands.iter().any(|band| band[p].is_null(null)) {
+            continue;
         }
+        if until == 0 {
+            out.extend(bands.iter().map(|band| band[p]));
+            until = skip;
+        }
+        until -= 1;
     }
     Ok(out)
 }
@@ -584,6 +589,56 @@ mod tests {
         let a = fit(&sample, 3, &params).unwrap().0;
         let b = fit(&sample, 3, &params).unwrap().0;
         assert_eq!(a, b);
+    }
+
+    /// Every `skip`-th non-null pixel, by the definition: pixel by pixel through the view.
+    fn sample_by_definition<T: Pixel>(
+        img: &ndarray::ArrayView3<T>,
+        null: Option<T>,
+        skip: usize,
+    ) -> Vec<T> {
+        let (nb, rows, cols) = img.dim();
+        let mut out = Vec::new();
+        let mut count = 0;
+        for r in 0..rows {
+            for c in 0..cols {
+                let px: Vec<T> = (0..nb).map(|b| img[[b, r, c]]).collect();
+                if px.iter().any(|v| v.is_null(null)) {
+                    continue;
+                }
+                if count % skip == 0 {
+                    out.extend(px);
+                }
+                count += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sampling_takes_every_skipth_non_null_pixel() {
+        let mut rng = SplitMix64::new(3);
+        for case in 0..200 {
+            let (nb, rows, cols) = (1 + rng.below(4), rng.below(30), rng.below(30));
+            let pcnt = [100.0, 50.0, 10.0, 3.0, 1.0][case % 5];
+            let skip = round_half_even(100.0 / pcnt) as usize;
+            let ints: Vec<u16> = (0..nb * rows * cols).map(|_| rng.below(4) as u16).collect();
+            let img = ndarray::Array3::from_shape_vec((nb, rows, cols), ints).unwrap();
+            let null = [None, Some(0u16)][case % 2];
+            let got = sample_pixels(&img.view(), null, pcnt).unwrap();
+            assert_eq!(got, sample_by_definition(&img.view(), null, skip), "case {case}");
+            // A view that is not in standard layout (rows and columns swapped).
+            let swapped = img.view().permuted_axes([0, 2, 1]);
+            let got = sample_pixels(&swapped, null, pcnt).unwrap();
+            assert_eq!(got, sample_by_definition(&swapped, null, skip), "case {case}");
+            // f32, where NaN is null as well.
+            let floats = img.mapv(|v| if v == 1 { f32::NAN } else { v as f32 });
+            let null = null.map(|v| v as f32);
+            let got = sample_pixels(&floats.view(), null, pcnt).unwrap();
+            let want = sample_by_definition(&floats.view(), null, skip);
+            assert_eq!(got.len(), want.len(), "case {case}");
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]
