@@ -626,18 +626,29 @@ mod tests {
             let img = ndarray::Array3::from_shape_vec((nb, rows, cols), ints).unwrap();
             let null = [None, Some(0u16)][case % 2];
             let got = sample_pixels(&img.view(), null, pcnt).unwrap();
-            assert_eq!(got, sample_by_definition(&img.view(), null, skip), "case {case}");
+            assert_eq!(
+                got,
+                sample_by_definition(&img.view(), null, skip),
+                "case {case}"
+            );
             // A view that is not in standard layout (rows and columns swapped).
             let swapped = img.view().permuted_axes([0, 2, 1]);
             let got = sample_pixels(&swapped, null, pcnt).unwrap();
-            assert_eq!(got, sample_by_definition(&swapped, null, skip), "case {case}");
+            assert_eq!(
+                got,
+                sample_by_definition(&swapped, null, skip),
+                "case {case}"
+            );
             // f32, where NaN is null as well.
             let floats = img.mapv(|v| if v == 1 { f32::NAN } else { v as f32 });
             let null = null.map(|v| v as f32);
             let got = sample_pixels(&floats.view(), null, pcnt).unwrap();
             let want = sample_by_definition(&floats.view(), null, skip);
             assert_eq!(got.len(), want.len(), "case {case}");
-            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
