@@ -18,20 +18,6 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h, v3), which
-/// libmimalloc-sys does not name. The test `purge_delay_is_the_option_we_set` pins it.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Tells mimalloc never to hand freed memory back to the system. By default it does so a
-/// second after the free, about when the next tile allocates the same amount again, which then
-/// costs a page fault and a page of zeroes per 4 KiB (a third of the run's page faults and about
-/// a second of system time on the 10000x10000 benchmark). Peak memory is unchanged: the process
-/// keeps what it already held at its peak.
-fn keep_freed_memory() {
-    // SAFETY: mi_option_set only stores an integer in mimalloc's option table.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-}
-
 /// The command line.
 #[derive(Parser)]
 #[command(
@@ -58,7 +44,6 @@ enum Command {
 }
 
 fn main() {
-    keep_freed_memory();
     let cli = Cli::parse();
     // GDAL's own messages would add lines to ours; errors reach the user through shepseg's
     // one-line report, warnings only with SHEPSEG_GDAL_WARNINGS set.
@@ -83,23 +68,5 @@ fn main() {
         let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
         eprintln!("shepseg: error: {}", msg.join(": "));
         std::process::exit(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{keep_freed_memory, MI_OPTION_PURGE_DELAY};
-
-    #[test]
-    fn purge_delay_is_the_option_we_set() {
-        // SAFETY: reads an integer from mimalloc's option table.
-        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // mimalloc v3's default purge delay (options.c); no other option defaults to 1000,
-            // so a renumbered enum fails here.
-            assert_eq!(get(), 1000);
-        }
-        keep_freed_memory();
-        assert_eq!(get(), -1);
     }
 }
