@@ -56,6 +56,9 @@ struct Row {
 
 /// Runs the sweep.
 pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
+    if args.workers.is_empty() {
+        bail!("--workers: give at least one worker count");
+    }
     let (input, exe) = prepare(args.input.as_ref())?;
     std::fs::create_dir_all("bench-out")?;
     let model = PathBuf::from("bench-out/bench-workers-model.json");

@@ -548,7 +548,7 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
     // ID: filled in ID order here, and given each segment that grows to a later small size by a
     // merge; stale entries are dropped, and the list sorted, at the turn. No segment is larger
     // than the image, so sizes beyond it need no turn (nor a list).
-    let limit = min_segment_size.min(seg.len() + 1).max(1);
+    let limit = min_segment_size.min(seg.len() + 1);
     let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); limit];
     for id in 1..=max_id {
         if let Some(b) = buckets.get_mut(segs.size[id as usize] as usize) {

@@ -21,7 +21,7 @@ use crate::clump::clump_slice;
 use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, rescue_nulled_pixels};
 use crate::error::CoreError;
 use crate::image::Img;
-use crate::kmeans::{fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams};
+use crate::kmeans::{fit, sample_image, subsample_skip, KMeansInit, KMeansModel, KMeansParams};
 use crate::pixel::Pixel;
 use crate::spectral_diff::MaxSpectralDiff;
 
@@ -180,6 +180,10 @@ pub fn segment<T: Pixel>(
     if pixels >= u32::MAX as usize {
         return Err(CoreError::ImageTooLarge { pixels });
     }
+    // One contiguous copy (none if the view is already in standard layout) for every phase,
+    // the fit's sample included.
+    let standard = img.as_standard_layout();
+    let image = Img::from_standard(&standard)?;
     let mut timings = PhaseTimings::default();
     let t = Instant::now();
     let model = match model {
@@ -193,7 +197,8 @@ pub fn segment<T: Pixel>(
             Some(m.clone())
         }
         None => {
-            let sample = sample_pixels(img, null, params.cluster_subsample_pcnt)?;
+            let skip = subsample_skip(params.cluster_subsample_pcnt)?;
+            let sample = sample_image(&image, null, skip);
             let n = sample.len() / bands;
             if n == 0 {
                 None
@@ -219,16 +224,6 @@ pub fn segment<T: Pixel>(
     };
 
     let t = Instant::now();
-    let standard = img.as_standard_layout();
-    let data = standard
-        .as_slice()
-        .ok_or_else(|| CoreError::InvalidParameter("image could not be made contiguous".into()))?;
-    let image = Img {
-        data,
-        bands,
-        rows,
-        cols,
-    };
     let clusters = model.predictor().predict_image(&image, null);
     timings.predict = t.elapsed();
 

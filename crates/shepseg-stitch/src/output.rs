@@ -146,10 +146,9 @@ impl GdalOutput {
                 "already exists (use --overwrite to replace it)",
             ));
         }
-        let name = path
-            .file_name()
-            .ok_or_else(|| out_err(path, "is not a file name"))?
-            .to_owned();
+        let (Some(name), Some(temp_dir)) = (path.file_name(), Self::partial_dir_for(path)) else {
+            return Err(out_err(path, "is not a file name"));
+        };
         let cog = options.driver.eq_ignore_ascii_case("COG");
         let driver_name = if cog {
             "GTiff"
@@ -165,14 +164,12 @@ impl GdalOutput {
                 options.driver
             )));
         }
-        let temp_dir =
-            Self::partial_dir_for(path).ok_or_else(|| out_err(path, "is not a file name"))?;
         if temp_dir.exists() {
             std::fs::remove_dir_all(&temp_dir).map_err(|e| out_err(&temp_dir, e))?;
         }
         std::fs::create_dir(&temp_dir)
             .map_err(|e| out_err(path, format!("cannot write here: {e}")))?;
-        let temp_path = temp_dir.join(&name);
+        let temp_path = temp_dir.join(name);
         let mut co: Vec<String> = options.creation_options.clone();
         if driver_name.eq_ignore_ascii_case("GTiff") {
             let given =

@@ -26,6 +26,7 @@ mod sklearn_math;
 pub use predict::Predictor;
 
 use crate::error::CoreError;
+use crate::image::Img;
 use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
@@ -200,25 +201,38 @@ pub fn sample_pixels<T: Pixel>(
     null: Option<T>,
     subsample_pcnt: f64,
 ) -> Result<Vec<T>, CoreError> {
+    let skip = subsample_skip(subsample_pcnt)?;
+    let standard = img.as_standard_layout();
+    let img = Img::from_standard(&standard)?;
+    Ok(sample_image(&img, null, skip))
+}
+
+/// The sampling step for `subsample_pcnt`: `round(100 / subsample_pcnt)`, Python's rounding
+/// (half to even), at least 1. Errors unless the percentage is in (0, 100].
+pub(crate) fn subsample_skip(subsample_pcnt: f64) -> Result<usize, CoreError> {
     if !(subsample_pcnt > 0.0 && subsample_pcnt <= 100.0) {
         return Err(CoreError::InvalidParameter(format!(
             "cluster subsample percent must be in (0, 100], got {subsample_pcnt}"
         )));
     }
-    let skip = (round_half_even(100.0 / subsample_pcnt) as usize).max(1);
-    let (nb, rows, cols) = img.dim();
-    let n = rows * cols;
-    // Band planes as plain slices (a copy only if the view is not in standard layout), so the
-    // per-pixel work is a null test and a countdown rather than strided indexing.
-    let standard = img.as_standard_layout();
-    let flat = standard
-        .as_slice()
-        .ok_or_else(|| CoreError::InvalidParameter("image could not be made contiguous".into()))?;
-    let bands: Vec<&[T]> = (0..nb).map(|b| &flat[b * n..(b + 1) * n]).collect();
-    let mut out = Vec::with_capacity(nb * (n / skip + 1));
+    Ok((round_half_even(100.0 / subsample_pcnt) as usize).max(1))
+}
+
+/// [`sample_pixels`] on the core's contiguous image, every `skip`-th non-null pixel: a null
+/// test and a countdown per pixel rather than strided indexing.
+pub(crate) fn sample_image<T: Pixel>(img: &Img<T>, null: Option<T>, skip: usize) -> Vec<T> {
+    if img.pixels() == 0 {
+        return Vec::new();
+    }
+    let bands: Vec<&[T]> = img
+        .data
+        .chunks_exact(img.pixels())
+        .take(img.bands)
+        .collect();
+    let mut out = Vec::with_capacity(img.bands * (img.pixels() / skip + 1));
     // Non-null pixels still to pass before the next one sampled (the first is sampled).
     let mut until = 0usize;
-    for p in 0..n {
+    for p in 0..img.pixels() {
         if bands.iter().any(|band| band[p].is_null(null)) {
             continue;
         }
@@ -228,7 +242,7 @@ pub fn sample_pixels<T: Pixel>(
         }
         until -= 1;
     }
-    Ok(out)
+    out
 }
 
 /// Fits k-means centres to `sample` (`n x num_bands`, band-interleaved pixel values).
