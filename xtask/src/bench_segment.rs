@@ -152,7 +152,7 @@ pub struct BenchFitArgs {
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Threads for the sample read and the k-means++ restarts.
+    /// Threads for the sample read and the k-means fit.
     #[arg(long, default_value_t = 1)]
     threads: usize,
 }

@@ -283,7 +283,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cores);
-    // Threads of this machine for the fit's restarts and the stitch's per-pixel work: the local
+    // Threads of this machine for the fit and the stitch's per-pixel work: the local
     // workers, or every core when the workers are remote. Results do not depend on it.
     let local_threads = match args.executor {
         Executor::Sequential => 1,

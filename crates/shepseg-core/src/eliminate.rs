@@ -64,7 +64,7 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// A hint to load the cache line of `slice[i]` (nothing if `i` is out of range).
 #[inline(always)]
-fn prefetch<T>(slice: &[T], i: usize) {
+pub(crate) fn prefetch<T>(slice: &[T], i: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(r) = slice.get(i) {
         // SAFETY: a prefetch only hints the cache; SSE is part of every x86_64 CPU, and the

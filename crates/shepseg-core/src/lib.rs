@@ -43,6 +43,7 @@ mod image;
 pub mod kmeans;
 pub mod locations;
 mod numeric;
+mod par;
 pub mod pixel;
 pub mod rng;
 pub mod segment;

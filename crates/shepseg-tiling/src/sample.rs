@@ -39,8 +39,8 @@ pub fn fit_whole_raster(
     fit_whole_raster_threads(raster, bands, null, subsample_pcnt, params, 1)
 }
 
-/// [`fit_whole_raster`] with the k-means++ restarts spread over `threads` threads (the model
-/// is the same for any number).
+/// [`fit_whole_raster`] with the sample read and the fit's passes over the sample spread over
+/// `threads` threads (the model is the same for any number).
 pub fn fit_whole_raster_threads(
     raster: &Raster,
     bands: &[usize],

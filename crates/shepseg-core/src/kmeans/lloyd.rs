@@ -14,7 +14,9 @@ use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentre
 #[cfg(target_arch = "x86_64")]
 use super::predict::{lane_min, lowest_lane};
 use super::sklearn_math::{euclidean, score, sq_norm};
+use crate::eliminate::prefetch;
 use crate::numeric::numpy_sum;
+use crate::par::par_map;
 use crate::rng::SplitMix64;
 
 /// The sample, centred on its mean, `n x nb` row-major.
@@ -43,6 +45,17 @@ impl Data<'_> {
     }
 }
 
+/// How long a Lloyd run goes on, and on how many threads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Run {
+    /// Iterations at most.
+    pub max_iter: usize,
+    /// Stop once the summed squared centre shift is at most this.
+    pub tol: f64,
+    /// Threads for the passes over the sample (the result does not depend on it).
+    pub threads: usize,
+}
+
 /// The outcome of one Lloyd run.
 pub(super) struct LloydResult {
     pub centres: Vec<f64>,
@@ -58,6 +71,8 @@ const THREADS: usize = 2;
 /// Relative slack on Hamerly's skip test, so rounding never skips a point that scikit-learn's
 /// score could assign elsewhere.
 const SLACK: f64 = 1e-9;
+/// How many points ahead of the one being bounded the assignment step prefetches the sample.
+const X_AHEAD: usize = 24;
 
 /// What the assignment needs to know about the current centres.
 struct Geometry<'a> {
@@ -100,19 +115,142 @@ impl<'a> Geometry<'a> {
     }
 }
 
+/// Points per block of the assignment steps, which threads take one at a time: fixed, so
+/// that neither the work split nor any result depends on the thread count.
+const LLOYD_BLOCK: usize = 16384;
+
 /// Per-point bookkeeping: label and Hamerly's bounds.
 struct Assignment {
     labels: Vec<u32>,
     upper: Vec<f64>,
     lower: Vec<f64>,
-    /// Scan every centre with AVX2 vectors ([`Assignment::full_avx2`]); set only when the
-    /// CPU has AVX2 and FMA.
+    /// Scan every centre with AVX2 vectors ([`Block::full_avx2`]); set only when the CPU has
+    /// AVX2 and FMA.
     avx2: bool,
+    /// Whether the CPU has FMA, so that the blocks' code (run in the threads' closures, which
+    /// do not inherit the caller's target features) is compiled with it.
+    fma: bool,
+}
+
+/// What an assignment step needs: the sample, the new centres, how far each moved (`shift`)
+/// and what the lower bounds of each one's points lose (`drop`: the largest shift of any
+/// other centre).
+#[derive(Clone, Copy)]
+struct Moved<'a> {
+    d: &'a Data<'a>,
+    geo: &'a Geometry<'a>,
+    shift: &'a [f64],
+    drop: &'a [f64],
+}
+
+/// [`Assignment`] for the points `start .. start + labels.len()`.
+struct Block<'s> {
+    start: usize,
+    labels: &'s mut [u32],
+    upper: &'s mut [f64],
+    lower: &'s mut [f64],
+    avx2: bool,
+    fma: bool,
 }
 
 impl Assignment {
-    /// Assigns point `i`: label by scikit-learn's score, ties to the lowest index; upper bound
-    /// the distance to that centre, lower bound one on the distance to any other.
+    /// The bookkeeping cut into [`LLOYD_BLOCK`]-point blocks.
+    fn blocks(&mut self) -> Vec<Block<'_>> {
+        let (avx2, fma) = (self.avx2, self.fma);
+        self.labels
+            .chunks_mut(LLOYD_BLOCK)
+            .zip(self.upper.chunks_mut(LLOYD_BLOCK))
+            .zip(self.lower.chunks_mut(LLOYD_BLOCK))
+            .enumerate()
+            .map(|(b, ((labels, upper), lower))| Block {
+                start: b * LLOYD_BLOCK,
+                labels,
+                upper,
+                lower,
+                avx2,
+                fma,
+            })
+            .collect()
+    }
+
+    /// One assignment step after the centres moved by `shift`, on `threads` threads; whether
+    /// any label changed.
+    #[inline(always)]
+    fn step<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        shift: &[f64],
+        threads: usize,
+    ) -> bool {
+        let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
+        for (j, &s) in shift.iter().enumerate() {
+            if s > m1 {
+                m2 = m1;
+                m1 = s;
+                m1j = j;
+            } else if s > m2 {
+                m2 = s;
+            }
+        }
+        // Per centre: what its points' lower bounds lose (the largest shift of any other
+        // centre).
+        let drop: Vec<f64> = (0..shift.len())
+            .map(|j| if j == m1j { m2 } else { m1 })
+            .collect();
+        let moved = Moved {
+            d,
+            geo,
+            shift,
+            drop: &drop,
+        };
+        par_map(threads, self.blocks(), |mut b| b.step_any::<NB>(&moved))
+            .into_iter()
+            .any(|changed| changed)
+    }
+
+    /// Assigns every point from scratch, on `threads` threads.
+    #[inline(always)]
+    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry, threads: usize) {
+        par_map(threads, self.blocks(), |mut b| b.all_any::<NB>(d, geo));
+    }
+}
+
+impl Block<'_> {
+    /// [`Block::step`], compiled with FMA where the CPU has it.
+    fn step_any<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is set only when the CPU supports FMA.
+            return unsafe { self.step_fma::<NB>(moved) };
+        }
+        self.step::<NB>(moved)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn step_fma<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        self.step::<NB>(moved)
+    }
+
+    /// [`Block::all`], compiled with FMA where the CPU has it.
+    fn all_any<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is set only when the CPU supports FMA.
+            return unsafe { self.all_fma::<NB>(d, geo) };
+        }
+        self.all::<NB>(d, geo)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn all_fma<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        self.all::<NB>(d, geo)
+    }
+
+    /// Assigns point `start + i`: label by scikit-learn's score, ties to the lowest index;
+    /// upper bound the distance to that centre, lower bound one on the distance to any other.
     #[inline(always)]
     fn full<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
         #[cfg(target_arch = "x86_64")]
@@ -124,7 +262,7 @@ impl Assignment {
         self.full_pruned::<NB>(d, geo, i, guess);
     }
 
-    /// [`Assignment::full`] scoring every centre, four a 256-bit vector, with scikit-learn's
+    /// [`Block::full`] scoring every centre, four a 256-bit vector, with scikit-learn's
     /// arithmetic per lane (as the AVX2 prediction), keeping per lane the lowest score with
     /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
     /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
@@ -134,7 +272,7 @@ impl Assignment {
     #[inline]
     unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
-        let x = d.point::<NB>(i);
+        let x = d.point::<NB>(self.start + i);
         let centres = geo.padded.avx2::<NB>();
         let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
         let four = _mm256_set1_pd(4.0);
@@ -160,12 +298,12 @@ impl Assignment {
         self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
     }
 
-    /// [`Assignment::full`] by scanning the centres that could be nearest: those within twice
+    /// [`Block::full`] by scanning the centres that could be nearest: those within twice
     /// its distance from centre `guess` (any other is farther than `guess` itself); the lower
     /// bound also covers the centres not scanned.
     #[inline(always)]
     fn full_pruned<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
-        let x = d.point::<NB>(i);
+        let x = d.point::<NB>(self.start + i);
         let dg = distance(x, geo.centre::<NB>(guess));
         let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let margin = 1e-5 * (x_max + geo.max_abs + 1.0) * (d.nb::<NB>() as f64).sqrt();
@@ -205,27 +343,22 @@ impl Assignment {
         self.lower[i] = scanned_other.min(unscanned);
     }
 
-    /// One assignment step after the centres moved by `shift`; whether any label changed.
+    /// [`Assignment::step`] on this block; whether any label changed.
     #[inline(always)]
-    fn step<const NB: usize>(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) -> bool {
-        let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
-        for (j, &s) in shift.iter().enumerate() {
-            if s > m1 {
-                m2 = m1;
-                m1 = s;
-                m1j = j;
-            } else if s > m2 {
-                m2 = s;
-            }
-        }
-        // Per centre: what its points' lower bounds lose (the largest shift of any other
-        // centre) and half the gap to its nearest other centre.
-        let drop: Vec<f64> = (0..shift.len())
-            .map(|j| if j == m1j { m2 } else { m1 })
-            .collect();
+    fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        let Moved {
+            d,
+            geo,
+            shift,
+            drop,
+        } = *moved;
         let half_gap = &geo.half_gap;
+        let nb = d.nb::<NB>();
         let mut changed = false;
-        for i in 0..d.n {
+        for i in 0..self.labels.len() {
+            // The point itself is read only if its bounds fail, too irregularly for the
+            // hardware prefetcher, and the sample is far larger than the cache.
+            prefetch(d.x, (self.start + i + X_AHEAD) * nb);
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
             self.lower[i] -= drop[a];
@@ -233,7 +366,7 @@ impl Assignment {
             if self.upper[i] <= bound {
                 continue;
             }
-            self.upper[i] = distance(d.point::<NB>(i), geo.centre::<NB>(a));
+            self.upper[i] = distance(d.point::<NB>(self.start + i), geo.centre::<NB>(a));
             if self.upper[i] <= bound {
                 continue;
             }
@@ -243,11 +376,12 @@ impl Assignment {
         changed
     }
 
-    /// Assigns every point from scratch, each starting from the previous point's label.
+    /// Assigns every point of the block from scratch, each starting from the previous
+    /// point's label (the answer does not depend on that guess).
     #[inline(always)]
     fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
         let mut guess = 0;
-        for i in 0..d.n {
+        for i in 0..self.labels.len() {
             self.full::<NB>(d, geo, i, guess);
             guess = self.labels[i] as usize;
         }
@@ -259,77 +393,75 @@ impl Assignment {
 /// The AVX2 scan is used on CPUs with AVX2 but not AVX-512: measured faster than the pruned
 /// scan on an AVX2-only EPYC, while on the AVX-512 CPU of earlier measurements an all-centre
 /// vector assignment lost to the pruned scan, so those keep it until measured otherwise.
-pub(super) fn lloyd(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
+pub(super) fn lloyd(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
     #[cfg(target_arch = "x86_64")]
     let vector = !std::arch::is_x86_feature_detected!("avx512f");
     #[cfg(not(target_arch = "x86_64"))]
     let vector = false;
-    lloyd_with(d, centres, max_iter, tol, vector)
+    lloyd_with(d, centres, run, vector)
 }
 
 /// [`lloyd`], with the AVX2 assignment scan allowed or not (the result is the same either
 /// way; tests compare the two).
-pub(super) fn lloyd_with(
-    d: &Data,
-    centres: Vec<f64>,
-    max_iter: usize,
-    tol: f64,
-    allow_avx2: bool,
-) -> LloydResult {
+pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, allow_avx2: bool) -> LloydResult {
     #[cfg(target_arch = "x86_64")]
     if allow_avx2
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
     {
         // SAFETY: the CPU supports AVX2 and FMA, as checked on the lines above.
-        return unsafe { lloyd_avx2(d, centres, max_iter, tol) };
+        return unsafe { lloyd_avx2(d, centres, run) };
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports FMA, as checked on the line above.
-        return unsafe { lloyd_fma(d, centres, max_iter, tol) };
+        return unsafe { lloyd_fma(d, centres, run) };
     }
-    lloyd_bands(d, centres, max_iter, tol, false)
+    lloyd_bands(d, centres, run, false)
 }
 
 /// Dispatches on the band count, so the common counts get loops unrolled at compile time.
 #[inline(always)]
-fn lloyd_bands(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64, avx2: bool) -> LloydResult {
+fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, avx2: bool) -> LloydResult {
     match d.nb {
-        1 => lloyd_inline::<1>(d, centres, max_iter, tol, avx2),
-        2 => lloyd_inline::<2>(d, centres, max_iter, tol, avx2),
-        3 => lloyd_inline::<3>(d, centres, max_iter, tol, avx2),
-        4 => lloyd_inline::<4>(d, centres, max_iter, tol, avx2),
-        5 => lloyd_inline::<5>(d, centres, max_iter, tol, avx2),
-        6 => lloyd_inline::<6>(d, centres, max_iter, tol, avx2),
-        7 => lloyd_inline::<7>(d, centres, max_iter, tol, avx2),
-        8 => lloyd_inline::<8>(d, centres, max_iter, tol, avx2),
-        _ => lloyd_inline::<0>(d, centres, max_iter, tol, avx2),
+        1 => lloyd_inline::<1>(d, centres, run, avx2),
+        2 => lloyd_inline::<2>(d, centres, run, avx2),
+        3 => lloyd_inline::<3>(d, centres, run, avx2),
+        4 => lloyd_inline::<4>(d, centres, run, avx2),
+        5 => lloyd_inline::<5>(d, centres, run, avx2),
+        6 => lloyd_inline::<6>(d, centres, run, avx2),
+        7 => lloyd_inline::<7>(d, centres, run, avx2),
+        8 => lloyd_inline::<8>(d, centres, run, avx2),
+        _ => lloyd_inline::<0>(d, centres, run, avx2),
     }
 }
 
 /// [`lloyd`] compiled with hardware FMA (identical results, `mul_add` being exactly specified).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    lloyd_bands(d, centres, max_iter, tol, false)
+unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
+    lloyd_bands(d, centres, run, false)
 }
 
 /// [`lloyd`] with AVX2 and FMA, scanning every centre with vectors when a point's bounds fail.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn lloyd_avx2(d: &Data, centres: Vec<f64>, max_iter: usize, tol: f64) -> LloydResult {
-    lloyd_bands(d, centres, max_iter, tol, true)
+unsafe fn lloyd_avx2(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
+    lloyd_bands(d, centres, run, true)
 }
 
 #[inline(always)]
 fn lloyd_inline<const NB: usize>(
     d: &Data,
     mut centres: Vec<f64>,
-    max_iter: usize,
-    tol: f64,
+    run: Run,
     avx2: bool,
 ) -> LloydResult {
+    let Run {
+        max_iter,
+        tol,
+        threads,
+    } = run;
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     let mut asg = Assignment {
@@ -337,8 +469,12 @@ fn lloyd_inline<const NB: usize>(
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
         avx2,
+        #[cfg(target_arch = "x86_64")]
+        fma: std::arch::is_x86_feature_detected!("fma"),
+        #[cfg(not(target_arch = "x86_64"))]
+        fma: false,
     };
-    asg.all::<NB>(d, &Geometry::new(&centres, nb));
+    asg.all::<NB>(d, &Geometry::new(&centres, nb), threads);
     // Whether the last assignment step left every label as it was (scikit-learn compares
     // the label arrays).
     let mut unchanged = false;
@@ -347,7 +483,7 @@ fn lloyd_inline<const NB: usize>(
     let mut shift = vec![0.0; k];
     for it in 0..max_iter {
         iterations = it + 1;
-        update_centres::<NB>(d, &centres, &asg.labels, &mut new_centres);
+        update_centres::<NB>(d, &centres, &asg.labels, &mut new_centres, threads);
         for j in 0..k {
             shift[j] = euclidean(
                 &new_centres[j * nb..(j + 1) * nb],
@@ -362,10 +498,10 @@ fn lloyd_inline<const NB: usize>(
         if numpy_sum(&sq) <= tol || it + 1 == max_iter {
             break;
         }
-        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
+        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift, threads);
     }
     // Final assignment to the final centres, for the inertia that ranks restarts.
-    asg.all::<NB>(d, &Geometry::new(&centres, nb));
+    asg.all::<NB>(d, &Geometry::new(&centres, nb), threads);
     let mut inertia = 0.0;
     for i in 0..d.n {
         let a = asg.labels[i] as usize;
@@ -380,30 +516,34 @@ fn lloyd_inline<const NB: usize>(
 }
 
 /// scikit-learn's update step: chunked partial sums, empty-cluster relocation, averaging.
-fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
+/// The partial sums of scikit-learn's threads are computed on up to `threads` threads and
+/// added in its order, so the result does not depend on `threads`.
+fn update_centres<const NB: usize>(
+    d: &Data,
+    centres: &[f64],
+    labels: &[u32],
+    out: &mut [f64],
+    threads: usize,
+) {
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     // Chunks of 256 points, split between the threads as OpenMP's static schedule does.
     let chunk = CHUNK.min(d.n).max(1);
     let n_chunks = d.n.div_ceil(chunk);
     let (q, r) = (n_chunks / THREADS, n_chunks % THREADS);
-    let mut weight = vec![0.0f64; k];
-    out.iter_mut().for_each(|v| *v = 0.0);
-    let mut local = vec![0.0f64; k * nb];
-    let mut local_w = vec![0.0f64; k];
+    let mut ranges = Vec::with_capacity(THREADS);
     let mut start_chunk = 0;
     for t in 0..THREADS {
         let count = q + usize::from(t < r);
-        let (lo, hi) = (
+        ranges.push((
             start_chunk * chunk,
             ((start_chunk + count) * chunk).min(d.n),
-        );
+        ));
         start_chunk += count;
-        if lo >= hi {
-            continue;
-        }
-        local.iter_mut().for_each(|v| *v = 0.0);
-        local_w.iter_mut().for_each(|v| *v = 0.0);
+    }
+    let partials = par_map(threads, ranges, |(lo, hi)| {
+        let mut local = vec![0.0f64; k * nb];
+        let mut local_w = vec![0.0f64; k];
         for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
             let a = label as usize;
             local_w[a] += 1.0;
@@ -411,6 +551,11 @@ fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], ou
                 *s += v;
             }
         }
+        (lo < hi).then_some((local, local_w))
+    });
+    let mut weight = vec![0.0f64; k];
+    out.iter_mut().for_each(|v| *v = 0.0);
+    for (local, local_w) in partials.into_iter().flatten() {
         for (o, v) in out.iter_mut().zip(&local) {
             *o += v;
         }
@@ -499,65 +644,112 @@ pub(super) fn kmeans_plus_plus_draws(k: usize) -> u64 {
 }
 
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step), on
-/// the sample `cols` holds (built once per fit and shared by its restarts).
-pub(super) fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+/// the sample `cols` holds (built once per fit and shared by its restarts), its passes over
+/// the points spread over `threads` threads (the result does not depend on that).
+pub(super) fn kmeans_plus_plus(
+    cols: &Columns,
+    k: usize,
+    rng: &mut SplitMix64,
+    threads: usize,
+) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, as checked on the line above.
-        return unsafe { kmeans_plus_plus_avx2(cols, k, rng) };
+        return unsafe { kmeans_plus_plus_avx2(cols, k, rng, threads) };
     }
-    kmeans_plus_plus_dispatch(cols, k, rng)
+    kmeans_plus_plus_dispatch(cols, k, rng, threads)
 }
 
 /// [`kmeans_plus_plus`] with 256-bit vectors (the same arithmetic, lane by lane).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn kmeans_plus_plus_avx2(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
-    kmeans_plus_plus_dispatch(cols, k, rng)
+unsafe fn kmeans_plus_plus_avx2(
+    cols: &Columns,
+    k: usize,
+    rng: &mut SplitMix64,
+    threads: usize,
+) -> Vec<f64> {
+    kmeans_plus_plus_dispatch(cols, k, rng, threads)
 }
 
 /// Dispatches on the band count.
 #[inline(always)]
-fn kmeans_plus_plus_dispatch(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
+fn kmeans_plus_plus_dispatch(
+    cols: &Columns,
+    k: usize,
+    rng: &mut SplitMix64,
+    threads: usize,
+) -> Vec<f64> {
     match cols.d.nb {
-        1 => kmeans_plus_plus_bands::<1>(cols, k, rng),
-        2 => kmeans_plus_plus_bands::<2>(cols, k, rng),
-        3 => kmeans_plus_plus_bands::<3>(cols, k, rng),
-        4 => kmeans_plus_plus_bands::<4>(cols, k, rng),
-        _ => kmeans_plus_plus_bands::<0>(cols, k, rng),
+        1 => kmeans_plus_plus_bands::<1>(cols, k, rng, threads),
+        2 => kmeans_plus_plus_bands::<2>(cols, k, rng, threads),
+        3 => kmeans_plus_plus_bands::<3>(cols, k, rng, threads),
+        4 => kmeans_plus_plus_bands::<4>(cols, k, rng, threads),
+        _ => kmeans_plus_plus_bands::<0>(cols, k, rng, threads),
     }
 }
 
 /// Points whose potentials are summed in separate lanes, so the sums vectorise.
 const POT_LANES: usize = 8;
+/// Points per block of k-means++'s passes over the sample (a multiple of [`POT_LANES`]), which
+/// threads take one at a time; fixed, so no result depends on the thread count.
+const KPP_BLOCK: usize = 8192;
 
-/// The sample band by band (`soa[b * n + i]`), so distances to one centre vectorise over
-/// points, beside the sample itself.
+/// The sample for k-means++: band by band (`soa[b * np + i]`, `np` the point count rounded up
+/// to a multiple of [`POT_LANES`], zeros after the last point), so distances to one centre
+/// vectorise over points, and in `f32`.
+///
+/// k-means++ only weighs points by their distances to draw the next centre, so `f32` does:
+/// it halves the memory each of its many passes reads (they are bound by memory, not
+/// arithmetic) and doubles the points a vector holds. The centres it picks are sample points,
+/// taken from the `f64` sample, and Lloyd's iterations start from those.
 pub(super) struct Columns<'a> {
-    soa: Vec<f64>,
+    soa: Vec<f32>,
+    np: usize,
     d: &'a Data<'a>,
+    /// Whether the CPU has AVX2 (and FMA), for the passes over the points.
+    avx2: bool,
 }
 
 impl<'a> Columns<'a> {
     /// The band-by-band copy of `d`.
     pub(super) fn new(d: &'a Data<'a>) -> Self {
-        let mut soa = vec![0.0; d.n * d.nb];
+        let np = d.n.div_ceil(POT_LANES) * POT_LANES;
+        let mut soa = vec![0.0; np * d.nb];
         for (i, p) in d.x.chunks_exact(d.nb).enumerate() {
             for (b, v) in p.iter().enumerate() {
-                soa[b * d.n + i] = *v;
+                soa[b * np + i] = *v as f32;
             }
         }
-        Self { soa, d }
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        Self { soa, np, d, avx2 }
+    }
+
+    /// Point `i` as the passes see it.
+    fn point(&self, i: usize) -> Vec<f32> {
+        (0..self.d.nb).map(|b| self.soa[b * self.np + i]).collect()
+    }
+
+    /// The blocks of [`KPP_BLOCK`] points (the last may be shorter), as `(first, end)`.
+    fn blocks(&self) -> Vec<(usize, usize)> {
+        (0..self.np)
+            .step_by(KPP_BLOCK)
+            .map(|lo| (lo, (lo + KPP_BLOCK).min(self.np)))
+            .collect()
     }
 
     /// Squared distances from points `start..start + POT_LANES` to `c`, summed band by band
-    /// from 0 (as [`sq_distance`] sums them).
+    /// from 0.
     #[inline(always)]
-    fn lanes<const NB: usize>(&self, start: usize, c: &[f64]) -> [f64; POT_LANES] {
-        let (n, nb) = (self.d.n, self.d.nb::<NB>());
-        let mut e = [0.0f64; POT_LANES];
+    fn lanes<const NB: usize>(&self, start: usize, c: &[f32]) -> [f32; POT_LANES] {
+        let (np, nb) = (self.np, self.d.nb::<NB>());
+        let mut e = [0.0f32; POT_LANES];
         for (b, cb) in c.iter().enumerate().take(nb) {
-            let col = &self.soa[b * n + start..b * n + start + POT_LANES];
+            let col = &self.soa[b * np + start..b * np + start + POT_LANES];
             for l in 0..POT_LANES {
                 let v = col[l] - cb;
                 e[l] += v * v;
@@ -567,38 +759,228 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// For each candidate centre, the potential if it were added: the sum over the points of the
-/// squared distance to the nearest centre, accumulated in [`POT_LANES`] lanes (a fixed order,
-/// so the result is the same on every run). One pass over the points serves every candidate.
+/// The smaller of two distances (neither is NaN), in one vector instruction.
 #[inline(always)]
-fn candidate_potentials<const NB: usize>(
-    cols: &Columns,
-    cands: &[f64],
-    closest: &[f64],
-) -> Vec<f64> {
-    let d = cols.d;
-    let nb = d.nb::<NB>();
-    let t = cands.len() / nb;
-    let mut lanes = vec![[0.0f64; POT_LANES]; t];
-    let whole = d.n / POT_LANES * POT_LANES;
-    for start in (0..whole).step_by(POT_LANES) {
-        let cl = &closest[start..start + POT_LANES];
-        for (c, acc) in cands.chunks_exact(nb).zip(lanes.iter_mut()) {
-            let e = cols.lanes::<NB>(start, c);
-            for l in 0..POT_LANES {
-                acc[l] += e[l].min(cl[l]);
-            }
+fn min_dist(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// What one k-means++ initialisation knows of the points: each one's squared distance to the
+/// nearest centre chosen so far, and sums of those to draw the next candidates from.
+///
+/// The points are summed (in `f64`) in a fixed order that vectorises: block by block, and
+/// within a block lane by lane, lane `l` holding the points `l, l + 8, ...` of the block. A
+/// point is drawn with probability proportional to its distance, as k-means++ asks, whatever
+/// the order.
+struct Potentials {
+    /// Per point (padding included, at 0): squared distance to the nearest centre.
+    closest: Vec<f32>,
+    /// Where [`Potentials::add_centre`] writes the next `closest` (then the two swap).
+    next: Vec<f32>,
+    /// Per block: each lane's total.
+    lanes: Vec<[f64; POT_LANES]>,
+    /// Per block: the sum of the block totals up to it (the last is the potential).
+    block_cum: Vec<f64>,
+}
+
+/// A block's total from its lane totals, lane 0 first (every potential is summed so).
+#[inline(always)]
+fn block_total(lanes: &[f64; POT_LANES]) -> f64 {
+    lanes.iter().sum()
+}
+
+impl Potentials {
+    /// The potential before any centre: infinite distances for the points, 0 for padding.
+    fn new(cols: &Columns) -> Self {
+        let mut closest = vec![f32::INFINITY; cols.np];
+        closest[cols.d.n..].iter_mut().for_each(|v| *v = 0.0);
+        Self {
+            next: closest.clone(),
+            closest,
+            lanes: Vec::new(),
+            block_cum: Vec::new(),
         }
     }
+
+    /// The potential: the sum of every point's squared distance to its nearest centre.
+    fn total(&self) -> f64 {
+        self.block_cum.last().copied().unwrap_or(0.0)
+    }
+
+    /// Lowers each point's distance to its distance to the new centre `c` where that is
+    /// nearer, and sums them again.
+    #[inline(always)]
+    fn add_centre<const NB: usize>(&mut self, cols: &Columns, c: &[f32], threads: usize) {
+        let items: Vec<_> = self
+            .closest
+            .chunks(KPP_BLOCK)
+            .zip(self.next.chunks_mut(KPP_BLOCK))
+            .enumerate()
+            .collect();
+        self.lanes = par_map(threads, items, |(blk, (closest, next))| {
+            let lanes = block_pass::<NB>(cols, c, blk * KPP_BLOCK, closest, Some(next));
+            lanes.first().copied().unwrap_or_default()
+        });
+        std::mem::swap(&mut self.closest, &mut self.next);
+        let mut run = 0.0;
+        self.block_cum = self
+            .lanes
+            .iter()
+            .map(|lanes| {
+                run += block_total(lanes);
+                run
+            })
+            .collect();
+    }
+
+    /// For each candidate centre, the potential if it were added, summed in the same order
+    /// as [`Potentials::add_centre`] sums it (so the chosen candidate's potential is the one
+    /// adding it gives). One pass over the points serves every candidate.
+    #[inline(always)]
+    fn with_candidates<const NB: usize>(
+        &self,
+        cols: &Columns,
+        cands: &[f32],
+        threads: usize,
+    ) -> Vec<f64> {
+        let t = cands.len() / cols.d.nb::<NB>();
+        let per_block = par_map(threads, cols.blocks(), |(lo, hi)| {
+            block_pass::<NB>(cols, cands, lo, &self.closest[lo..hi], None)
+        });
+        let mut pots = vec![0.0; t];
+        for block in &per_block {
+            for (p, lanes) in pots.iter_mut().zip(block) {
+                *p += block_total(lanes);
+            }
+        }
+        pots
+    }
+
+    /// The point whose stretch of the running sum holds `r` (0 <= r < the potential): the
+    /// first block, then lane, then point at which the sum reaches `r`, as scikit-learn's
+    /// `searchsorted` on its cumulative sum; rounding at the end clamps to the last point.
+    fn draw(&self, r: f64, n: usize) -> usize {
+        let blocks = self.block_cum.len();
+        let blk = self.block_cum.partition_point(|&c| c < r).min(blocks - 1);
+        let mut rem = r - if blk > 0 {
+            self.block_cum[blk - 1]
+        } else {
+            0.0
+        };
+        let lanes = &self.lanes[blk];
+        let mut lane = 0;
+        let mut before = 0.0;
+        while lane + 1 < POT_LANES && before + lanes[lane] < rem {
+            before += lanes[lane];
+            lane += 1;
+        }
+        rem -= before;
+        let first = blk * KPP_BLOCK;
+        let end = (first + KPP_BLOCK).min(self.closest.len());
+        // The lane's running sum, added as its total was.
+        let mut acc = 0.0f64;
+        let mut last = first + lane;
+        for i in (first + lane..end).step_by(POT_LANES) {
+            acc += self.closest[i] as f64;
+            last = i;
+            if acc >= rem {
+                break;
+            }
+        }
+        last.min(n - 1)
+    }
+}
+
+/// One pass over the block of points from `first`, whose distances `closest` holds: for
+/// each candidate centre in `cands`, the lane totals of `min(distance to it, closest)`, the
+/// distances it would leave; with `lowered`, those distances are written there as well (one
+/// candidate: the centre being added). Compiled for AVX2 where the CPU has it (the same
+/// arithmetic, lane by lane): the threads' closures are not.
+#[inline(always)]
+fn block_pass<const NB: usize>(
+    cols: &Columns,
+    cands: &[f32],
+    first: usize,
+    closest: &[f32],
+    lowered: Option<&mut [f32]>,
+) -> Vec<[f64; POT_LANES]> {
+    #[cfg(target_arch = "x86_64")]
+    if NB > 0 && cols.avx2 {
+        // SAFETY: `avx2` is set only when the CPU supports AVX2 and FMA.
+        return unsafe { block_pass_avx2::<NB>(cols, cands, first, closest, lowered) };
+    }
+    let nb = cols.d.nb::<NB>();
+    let mut lowered = lowered;
     cands
         .chunks_exact(nb)
-        .zip(&lanes)
-        .map(|(c, acc)| {
-            let mut tail = 0.0;
-            for (i, cl) in closest.iter().enumerate().skip(whole) {
-                tail += sq_distance(d.point::<NB>(i), c).min(*cl);
+        .map(|c| {
+            let mut acc = [0.0f64; POT_LANES];
+            for (g, cl) in closest.chunks_exact(POT_LANES).enumerate() {
+                let e = cols.lanes::<NB>(first + g * POT_LANES, c);
+                let m: [f32; POT_LANES] = std::array::from_fn(|l| min_dist(e[l], cl[l]));
+                for l in 0..POT_LANES {
+                    acc[l] += m[l] as f64;
+                }
+                if let Some(out) = lowered.as_deref_mut() {
+                    out[g * POT_LANES..(g + 1) * POT_LANES].copy_from_slice(&m);
+                }
             }
-            acc.iter().sum::<f64>() + tail
+            acc
+        })
+        .collect()
+}
+
+/// [`block_pass`] with 256-bit vectors, eight points a vector: the same arithmetic lane by
+/// lane (squares added band by band from 0, no fused multiply-add; the minimum taken as
+/// [`min_dist`] takes it; each lane summed in `f64`), one candidate after another over the
+/// block, which stays in the cache between them. `NB` must be at least 1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_pass_avx2<const NB: usize>(
+    cols: &Columns,
+    cands: &[f32],
+    first: usize,
+    closest: &[f32],
+    mut lowered: Option<&mut [f32]>,
+) -> Vec<[f64; POT_LANES]> {
+    use std::arch::x86_64::*;
+    let len = closest.len();
+    let cols_at: [&[f32]; NB] =
+        std::array::from_fn(|b| &cols.soa[b * cols.np + first..b * cols.np + first + len]);
+    cands
+        .chunks_exact(NB)
+        .map(|c| {
+            let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(c[b]));
+            let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+            for (g, cl) in closest.chunks_exact(POT_LANES).enumerate() {
+                let at = g * POT_LANES..(g + 1) * POT_LANES;
+                let mut e = _mm256_setzero_ps();
+                for b in 0..NB {
+                    // SAFETY: every slice loaded from or stored to here holds eight values.
+                    let v = _mm256_sub_ps(
+                        unsafe { _mm256_loadu_ps(cols_at[b][at.clone()].as_ptr()) },
+                        cb[b],
+                    );
+                    e = _mm256_add_ps(e, _mm256_mul_ps(v, v));
+                }
+                let m = _mm256_min_ps(e, unsafe { _mm256_loadu_ps(cl.as_ptr()) });
+                if let Some(out) = lowered.as_deref_mut() {
+                    unsafe { _mm256_storeu_ps(out[at].as_mut_ptr(), m) };
+                }
+                lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(m)));
+                hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(m)));
+            }
+            let mut out = [0.0f64; POT_LANES];
+            // SAFETY: `out` holds eight values, four stored from each vector.
+            unsafe {
+                _mm256_storeu_pd(out.as_mut_ptr(), lo);
+                _mm256_storeu_pd(out.as_mut_ptr().add(4), hi);
+            }
+            out
         })
         .collect()
 }
@@ -610,28 +992,27 @@ fn kmeans_plus_plus_bands<const NB: usize>(
     cols: &Columns,
     k: usize,
     rng: &mut SplitMix64,
+    threads: usize,
 ) -> Vec<f64> {
     let d = cols.d;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centres = Vec::with_capacity(k * d.nb);
     let first = rng.below(d.n);
     centres.extend_from_slice(d.point::<NB>(first));
-    let mut closest = vec![f64::INFINITY; d.n];
-    let mut cumsum = vec![0.0; d.n];
-    closer_to::<NB>(cols, d.point::<NB>(first), &mut closest, &mut cumsum);
-    let mut pot: f64 = closest.iter().sum();
+    let mut pot = Potentials::new(cols);
+    pot.add_centre::<NB>(cols, &cols.point(first), threads);
     let mut cands = Vec::with_capacity(trials * d.nb);
     let mut ids = Vec::with_capacity(trials);
     for _ in 1..k {
         cands.clear();
         ids.clear();
+        let total = pot.total();
         for _ in 0..trials {
-            let r = rng.next_f64() * pot;
-            let id = cumsum.partition_point(|&c| c < r).min(d.n - 1);
+            let id = pot.draw(rng.next_f64() * total, d.n);
             ids.push(id);
-            cands.extend_from_slice(d.point::<NB>(id));
+            cands.extend(cols.point(id));
         }
-        let pots = candidate_potentials::<NB>(cols, &cands, &closest);
+        let pots = pot.with_candidates::<NB>(cols, &cands, threads);
         // The lowest potential, ties to the earlier candidate.
         let mut best = 0;
         for (t, &p) in pots.iter().enumerate() {
@@ -639,36 +1020,117 @@ fn kmeans_plus_plus_bands<const NB: usize>(
                 best = t;
             }
         }
-        pot = pots[best];
-        let c = d.point::<NB>(ids[best]);
-        closer_to::<NB>(cols, c, &mut closest, &mut cumsum);
-        centres.extend_from_slice(c);
+        let chosen = ids[best];
+        pot.add_centre::<NB>(cols, &cols.point(chosen), threads);
+        centres.extend_from_slice(d.point::<NB>(chosen));
     }
     centres
 }
 
-/// Lowers each point's squared distance to the centres chosen so far (`closest`) to its
-/// distance to the new centre `c` where that is nearer, and writes their running sum, for
-/// the next draws, to `cumsum`: one pass over the band-by-band copy, which the candidate
-/// potentials read as well, so the point-by-point sample stays out of the cache.
-#[inline(always)]
-fn closer_to<const NB: usize>(cols: &Columns, c: &[f64], closest: &mut [f64], cumsum: &mut [f64]) {
-    let d = cols.d;
-    let whole = d.n / POT_LANES * POT_LANES;
-    let mut acc = 0.0;
-    for start in (0..whole).step_by(POT_LANES) {
-        let e = cols.lanes::<NB>(start, c);
-        let cl = &mut closest[start..start + POT_LANES];
-        let cs = &mut cumsum[start..start + POT_LANES];
-        for l in 0..POT_LANES {
-            cl[l] = e[l].min(cl[l]);
-            acc += cl[l];
-            cs[l] = acc;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_passes_equal_the_scalar_ones() {
+        let mut rng = SplitMix64::new(9);
+        for nb in 1..=5 {
+            let n = KPP_BLOCK + 1001;
+            let x: Vec<f64> = (0..n * nb)
+                .map(|_| rng.next_f64() * 3000.0 - 1500.0)
+                .collect();
+            let d = Data { x: &x, n, nb };
+            let mut cols = Columns::new(&d);
+            let cands: Vec<f32> = (0..3 * nb).map(|_| rng.next_f64() as f32 * 100.0).collect();
+            let run = |cols: &Columns| {
+                let mut pot = Potentials::new(cols);
+                let mut out = Vec::new();
+                for c in cands.chunks_exact(nb) {
+                    match nb {
+                        1 => pot.add_centre::<1>(cols, c, 2),
+                        2 => pot.add_centre::<2>(cols, c, 2),
+                        3 => pot.add_centre::<3>(cols, c, 2),
+                        4 => pot.add_centre::<4>(cols, c, 2),
+                        _ => pot.add_centre::<0>(cols, c, 2),
+                    }
+                    out.push(pot.total());
+                }
+                out.extend(match nb {
+                    1 => pot.with_candidates::<1>(cols, &cands, 1),
+                    2 => pot.with_candidates::<2>(cols, &cands, 1),
+                    3 => pot.with_candidates::<3>(cols, &cands, 1),
+                    4 => pot.with_candidates::<4>(cols, &cands, 1),
+                    _ => pot.with_candidates::<0>(cols, &cands, 1),
+                });
+                (out, pot.closest)
+            };
+            let vector = run(&cols);
+            cols.avx2 = false;
+            assert_eq!(run(&cols), vector, "{nb} bands");
         }
     }
-    for i in whole..d.n {
-        closest[i] = sq_distance(d.point::<NB>(i), c).min(closest[i]);
-        acc += closest[i];
-        cumsum[i] = acc;
+
+    #[test]
+    fn draws_follow_the_block_and_lane_order() {
+        // Coordinates on a half-integer grid, so every squared distance and sum is exact and
+        // the draw can be checked against a plain cumulative sum in the documented order.
+        let mut rng = SplitMix64::new(3);
+        let centre = [0.5f32, -0.5];
+        for n in [
+            1usize,
+            7,
+            8,
+            9,
+            KPP_BLOCK - 1,
+            KPP_BLOCK + 37,
+            3 * KPP_BLOCK,
+        ] {
+            let x: Vec<f64> = (0..n * 2).map(|_| rng.below(40) as f64 - 20.0).collect();
+            let d = Data { x: &x, n, nb: 2 };
+            let cols = Columns::new(&d);
+            let mut pot = Potentials::new(&cols);
+            pot.add_centre::<2>(&cols, &centre, 1);
+            let mut threaded = Potentials::new(&cols);
+            threaded.add_centre::<2>(&cols, &centre, 3);
+            assert_eq!(
+                (&threaded.closest, &threaded.block_cum),
+                (&pot.closest, &pot.block_cum)
+            );
+            let order: Vec<usize> = (0..cols.np)
+                .step_by(KPP_BLOCK)
+                .flat_map(|lo| {
+                    let hi = (lo + KPP_BLOCK).min(cols.np);
+                    (0..POT_LANES).flat_map(move |l| (lo + l..hi).step_by(POT_LANES))
+                })
+                .filter(|&i| i < n)
+                .collect();
+            let dist = |i: usize| {
+                let p = d.point::<2>(i);
+                (p[0] - 0.5).powi(2) + (p[1] + 0.5).powi(2)
+            };
+            let mut run = 0.0;
+            let cum: Vec<f64> = order
+                .iter()
+                .map(|&i| {
+                    run += dist(i);
+                    run
+                })
+                .collect();
+            assert_eq!(pot.total(), run, "{n} points");
+            for _ in 0..200 {
+                let r = rng.next_f64() * pot.total();
+                let want = order[cum.partition_point(|&c| c < r)];
+                assert_eq!(pot.draw(r, n), want, "{n} points, r {r}");
+            }
+            // Every candidate potential is summed as adding the candidate sums it.
+            let cands = [3.0f32, 4.0, -7.0, 1.0];
+            let pots = pot.with_candidates::<2>(&cols, &cands, 2);
+            for (c, p) in cands.chunks_exact(2).zip(pots) {
+                let mut after = Potentials::new(&cols);
+                after.add_centre::<2>(&cols, &centre, 1);
+                after.add_centre::<2>(&cols, c, 1);
+                assert_eq!(after.total(), p);
+            }
+        }
     }
 }

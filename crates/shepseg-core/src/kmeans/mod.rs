@@ -31,7 +31,7 @@ use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
 use lloyd::kmeans_plus_plus_draws;
-use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult};
+use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult, Run};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
 ///
@@ -164,9 +164,8 @@ pub struct KMeansParams {
     /// Relative tolerance: stop when the summed squared centre shift is at most `tol` times the
     /// mean per-band variance of the sample (scikit-learn: 1e-4).
     pub tol: f64,
-    /// Threads for the k-means++ restarts (1: this thread). The result does not depend on it:
-    /// each restart draws from its own stretch of the seed's random stream, exactly the
-    /// stretch it would have used run after run, and ties in inertia go to the earlier run.
+    /// Threads for the fit's passes over the sample (1: this thread). The result does not
+    /// depend on it: the sample is cut into fixed blocks whose sums are added in block order.
     pub threads: usize,
 }
 
@@ -297,53 +296,35 @@ pub fn fit<T: Pixel>(
         n,
         nb: num_bands,
     };
+    let threads = params.threads.max(1);
+    let run = Run {
+        max_iter: params.max_iter,
+        tol,
+        threads,
+    };
     let best = match params.init {
         KMeansInit::Diagonal => {
             let init = diagonal_init(sample, num_bands, k)
                 .chunks_exact(num_bands)
                 .flat_map(|c| c.iter().zip(&mean).map(|(v, m)| v.to_f64() - m))
                 .collect();
-            lloyd(&data, init, params.max_iter, tol)
+            lloyd(&data, init, run)
         }
         KMeansInit::KMeansPlusPlus { runs, seed } => {
             let runs = runs.max(1);
             // k-means++ draws a fixed number of values per run, so run i starts where run
-            // i - 1 left the stream: the runs are independent and may go in parallel.
+            // i - 1 left the stream.
             let draws = kmeans_plus_plus_draws(k);
             let cols = Columns::new(&data);
             let one = |i: usize| {
                 let mut rng = SplitMix64::new(seed);
                 rng.skip(draws * i as u64);
-                let init = kmeans_plus_plus(&cols, k, &mut rng);
-                lloyd(&data, init, params.max_iter, tol)
+                let init = kmeans_plus_plus(&cols, k, &mut rng, threads);
+                lloyd(&data, init, run)
             };
-            let threads = params.threads.clamp(1, runs);
-            let results: Vec<LloydResult> = if threads == 1 {
-                (0..runs).map(one).collect()
-            } else {
-                let mut slots: Vec<Option<LloydResult>> = (0..runs).map(|_| None).collect();
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..threads)
-                        .map(|t| {
-                            let one = &one;
-                            scope.spawn(move || {
-                                (t..runs)
-                                    .step_by(threads)
-                                    .map(|i| (i, one(i)))
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    for h in handles {
-                        // A panicking run is re-raised here, as it would be sequentially.
-                        let done = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                        for (i, r) in done {
-                            slots[i] = Some(r);
-                        }
-                    }
-                });
-                slots.into_iter().flatten().collect()
-            };
+            // Each run spreads its passes over the threads; the runs go one after another, so
+            // every thread is busy whatever the number of runs.
+            let results: Vec<LloydResult> = (0..runs).map(one).collect();
             // The lowest inertia; ties to the earlier run.
             let mut best: Option<LloydResult> = None;
             for res in results {
@@ -511,8 +492,13 @@ mod tests {
                 let init: Vec<f64> = (0..k)
                     .flat_map(|j| x[(j * 7 % n) * bands..(j * 7 % n + 1) * bands].to_vec())
                     .collect();
-                let a = lloyd::lloyd_with(&d, init.clone(), 300, 1e-6, true);
-                let b = lloyd::lloyd_with(&d, init, 300, 1e-6, false);
+                let run = lloyd::Run {
+                    max_iter: 300,
+                    tol: 1e-6,
+                    threads: 1,
+                };
+                let a = lloyd::lloyd_with(&d, init.clone(), run, true);
+                let b = lloyd::lloyd_with(&d, init, run, false);
                 assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres");
                 assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
             }
@@ -528,20 +514,30 @@ mod tests {
     }
 
     #[test]
-    fn threaded_restarts_give_the_sequential_model() {
+    fn threaded_fit_gives_the_sequential_model() {
+        // Enough points for several blocks of both k-means++ and Lloyd's passes, and a
+        // count that leaves the last blocks short.
         let mut rng = SplitMix64::new(11);
-        let sample: Vec<u16> = (0..3000 * 3).map(|_| rng.below(1000) as u16).collect();
-        let mut params = KMeansParams {
-            num_clusters: 8,
-            init: KMeansInit::KMeansPlusPlus { runs: 5, seed: 42 },
-            ..Default::default()
-        };
-        let (seq, info) = fit(&sample, 3, &params).unwrap();
-        for threads in [2, 3, 8] {
-            params.threads = threads;
-            let (par, pinfo) = fit(&sample, 3, &params).unwrap();
-            assert_eq!(par, seq, "{threads} threads");
-            assert_eq!(pinfo.inertia, info.inertia);
+        let sample: Vec<u16> = (0..40_003 * 3).map(|_| rng.below(1000) as u16).collect();
+        for init in [
+            KMeansInit::KMeansPlusPlus { runs: 3, seed: 42 },
+            KMeansInit::Diagonal,
+        ] {
+            let mut params = KMeansParams {
+                num_clusters: 8,
+                init,
+                ..Default::default()
+            };
+            let (seq, info) = fit(&sample, 3, &params).unwrap();
+            for threads in [2, 3, 8] {
+                params.threads = threads;
+                let (par, pinfo) = fit(&sample, 3, &params).unwrap();
+                assert_eq!(par, seq, "{threads} threads, {init:?}");
+                assert_eq!(
+                    (pinfo.inertia, pinfo.iterations),
+                    (info.inertia, info.iterations)
+                );
+            }
         }
     }
 
