@@ -155,6 +155,10 @@ pub struct BenchFitArgs {
     /// Threads for the sample read and the k-means fit.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Seed of the k-means++ initialisation (the work a fit takes depends on its draws, so
+    /// comparisons should span several seeds).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Times the whole-raster fit (about a million pixels sampled, 60 clusters, k-means++ with 5
@@ -173,7 +177,10 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
     let raster =
         shepseg_tiling::Raster::open(&input).with_context(|| input.display().to_string())?;
     let bands: Vec<usize> = (1..=raster.band_count()).collect();
-    let params = shepseg_core::SegmentParams::default();
+    let params = shepseg_core::SegmentParams {
+        seed: args.seed,
+        ..Default::default()
+    };
     let mut walls = Vec::new();
     for run in 0..args.runs.max(1) {
         let t = Instant::now();
