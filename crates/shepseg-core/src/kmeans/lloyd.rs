@@ -500,8 +500,10 @@ fn lloyd_inline<const NB: usize>(
         }
         unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift, threads);
     }
-    // Final assignment to the final centres, for the inertia that ranks restarts.
-    asg.all::<NB>(d, &Geometry::new(&centres, nb), threads);
+    // Final assignment to the final centres, for the inertia that ranks restarts: a bounded
+    // step from the last one (the bounds hold for the centres before the last update, which
+    // moved them by `shift`), so only the points whose bounds fail are scanned.
+    asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift, threads);
     let mut inertia = 0.0;
     for i in 0..d.n {
         let a = asg.labels[i] as usize;

@@ -508,6 +508,56 @@ mod tests {
     }
 
     #[test]
+    fn inertia_is_that_of_the_nearest_final_centres() {
+        use sklearn_math::{euclidean, score, sq_norm};
+        let mut rng = SplitMix64::new(17);
+        for (bands, k, n) in [
+            (1usize, 5usize, 3000usize),
+            (3, 21, 40_003),
+            (4, 60, 20_000),
+        ] {
+            let x: Vec<f64> = (0..n * bands)
+                .map(|_| (rng.next_f64() * 2000.0).round() - 1000.0)
+                .collect();
+            let d = Data {
+                x: &x,
+                n,
+                nb: bands,
+            };
+            let init: Vec<f64> = x[..k * bands].to_vec();
+            // Stopped early, the last update still moves the centres far.
+            for (threads, vector, max_iter) in
+                [(1, true, 300), (2, false, 300), (1, true, 2), (3, false, 3)]
+            {
+                let run = Run {
+                    max_iter,
+                    tol: 1e-4,
+                    threads,
+                };
+                let res = lloyd::lloyd_with(&d, init.clone(), run, vector);
+                // The final labels by scoring every centre, as scikit-learn's last E-step does.
+                let centres: Vec<&[f64]> = res.centres.chunks_exact(bands).collect();
+                let norms: Vec<f64> = centres.iter().map(|c| sq_norm(c)).collect();
+                let mut inertia = 0.0;
+                for p in x.chunks_exact(bands) {
+                    let mut best = 0;
+                    for j in 1..k {
+                        if score(p, centres[j], norms[j]) < score(p, centres[best], norms[best]) {
+                            best = j;
+                        }
+                    }
+                    let e = euclidean(p, centres[best]);
+                    inertia += e * e;
+                }
+                assert_eq!(
+                    res.inertia, inertia,
+                    "{bands} bands, {k} centres, {threads} threads, {max_iter} iterations"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn ties_go_to_the_lowest_index() {
         let m = KMeansModel::new(vec![vec![2.0], vec![0.0], vec![2.0]]).unwrap();
         let p = m.predictor();
