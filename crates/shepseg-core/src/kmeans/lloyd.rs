@@ -9,6 +9,11 @@
 //! assigned centre and a lower bound on the distance to any other) let most points skip the
 //! assignment scan without changing its result; a point that cannot skip is scanned against
 //! every centre with AVX2 vectors where the CPU has them (else by a pruned scalar scan).
+//!
+//! Every pass over the sample (k-means++'s and Lloyd's) runs over fixed blocks of points that
+//! threads take one at a time, their results combined in block order: the model is the same
+//! for any thread count. k-means++ only weighs points to draw centres, so it reads an `f32` copy
+//! of the sample; Lloyd's iterations keep scikit-learn's `f64` arithmetic.
 
 use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
