@@ -410,19 +410,16 @@ pub(super) fn lloyd(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
 /// way; tests compare the two).
 pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, allow_avx2: bool) -> LloydResult {
     #[cfg(target_arch = "x86_64")]
-    if allow_avx2
+    let avx2 = allow_avx2
         && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
-        // SAFETY: the CPU supports AVX2 and FMA, as checked on the lines above.
-        return unsafe { lloyd_avx2(d, centres, run) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports FMA, as checked on the line above.
-        return unsafe { lloyd_fma(d, centres, run) };
-    }
-    lloyd_bands(d, centres, run, false)
+        && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = {
+        let _ = allow_avx2;
+        false
+    };
+    // Each block of the passes picks its own instruction set ([`Block::step_any`]).
+    lloyd_bands(d, centres, run, avx2)
 }
 
 /// Dispatches on the band count, so the common counts get loops unrolled at compile time.
@@ -439,20 +436,6 @@ fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, avx2: bool) -> LloydResult
         8 => lloyd_inline::<8>(d, centres, run, avx2),
         _ => lloyd_inline::<0>(d, centres, run, avx2),
     }
-}
-
-/// [`lloyd`] compiled with hardware FMA (identical results, `mul_add` being exactly specified).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn lloyd_fma(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
-    lloyd_bands(d, centres, run, false)
-}
-
-/// [`lloyd`] with AVX2 and FMA, scanning every centre with vectors when a point's bounds fail.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn lloyd_avx2(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
-    lloyd_bands(d, centres, run, true)
 }
 
 #[inline(always)]
@@ -644,44 +627,12 @@ fn relocate_empty<const NB: usize>(
     }
 }
 
-/// Random values one k-means++ initialisation draws: one for the first centre, then
-/// `2 + ln k` candidates for each of the others.
-pub(super) fn kmeans_plus_plus_draws(k: usize) -> u64 {
-    1 + (k.saturating_sub(1) * (2 + (k as f64).ln() as usize)) as u64
-}
-
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step), on
 /// the sample `cols` holds (built once per fit and shared by its restarts), its passes over
-/// the points spread over `threads` threads (the result does not depend on that).
+/// the points spread over `threads` threads (the result does not depend on that), dispatched
+/// on the band count so the distance loops unroll. The passes pick their instruction set
+/// themselves ([`block_pass`]).
 pub(super) fn kmeans_plus_plus(
-    cols: &Columns,
-    k: usize,
-    rng: &mut SplitMix64,
-    threads: usize,
-) -> Vec<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, as checked on the line above.
-        return unsafe { kmeans_plus_plus_avx2(cols, k, rng, threads) };
-    }
-    kmeans_plus_plus_dispatch(cols, k, rng, threads)
-}
-
-/// [`kmeans_plus_plus`] with 256-bit vectors (the same arithmetic, lane by lane).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn kmeans_plus_plus_avx2(
-    cols: &Columns,
-    k: usize,
-    rng: &mut SplitMix64,
-    threads: usize,
-) -> Vec<f64> {
-    kmeans_plus_plus_dispatch(cols, k, rng, threads)
-}
-
-/// Dispatches on the band count.
-#[inline(always)]
-fn kmeans_plus_plus_dispatch(
     cols: &Columns,
     k: usize,
     rng: &mut SplitMix64,
@@ -739,14 +690,6 @@ impl<'a> Columns<'a> {
     /// Point `i` as the passes see it.
     fn point(&self, i: usize) -> Vec<f32> {
         (0..self.d.nb).map(|b| self.soa[b * self.np + i]).collect()
-    }
-
-    /// The blocks of [`KPP_BLOCK`] points (the last may be shorter), as `(first, end)`.
-    fn blocks(&self) -> Vec<(usize, usize)> {
-        (0..self.np)
-            .step_by(KPP_BLOCK)
-            .map(|lo| (lo, (lo + KPP_BLOCK).min(self.np)))
-            .collect()
     }
 
     /// Squared distances from points `start..start + POT_LANES` to `c`, summed band by band
@@ -855,8 +798,9 @@ impl Potentials {
         threads: usize,
     ) -> Vec<f64> {
         let t = cands.len() / cols.d.nb::<NB>();
-        let per_block = par_map(threads, cols.blocks(), |(lo, hi)| {
-            block_pass::<NB>(cols, cands, lo, &self.closest[lo..hi], None)
+        let items: Vec<_> = self.closest.chunks(KPP_BLOCK).enumerate().collect();
+        let per_block = par_map(threads, items, |(blk, closest)| {
+            block_pass::<NB>(cols, cands, blk * KPP_BLOCK, closest, None)
         });
         let mut pots = vec![0.0; t];
         for block in &per_block {

@@ -30,7 +30,6 @@ use crate::image::Img;
 use crate::numeric::{numpy_sum, round_half_even};
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
-use lloyd::kmeans_plus_plus_draws;
 use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult, Run};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
@@ -311,23 +310,14 @@ pub fn fit<T: Pixel>(
             lloyd(&data, init, run)
         }
         KMeansInit::KMeansPlusPlus { runs, seed } => {
-            let runs = runs.max(1);
-            // k-means++ draws a fixed number of values per run, so run i starts where run
-            // i - 1 left the stream.
-            let draws = kmeans_plus_plus_draws(k);
+            // The runs go one after another (each spreads its passes over the threads), drawing
+            // from one random stream; the lowest inertia wins, ties to the earlier run.
             let cols = Columns::new(&data);
-            let one = |i: usize| {
-                let mut rng = SplitMix64::new(seed);
-                rng.skip(draws * i as u64);
-                let init = kmeans_plus_plus(&cols, k, &mut rng, threads);
-                lloyd(&data, init, run)
-            };
-            // Each run spreads its passes over the threads; the runs go one after another, so
-            // every thread is busy whatever the number of runs.
-            let results: Vec<LloydResult> = (0..runs).map(one).collect();
-            // The lowest inertia; ties to the earlier run.
+            let mut rng = SplitMix64::new(seed);
             let mut best: Option<LloydResult> = None;
-            for res in results {
+            for _ in 0..runs.max(1) {
+                let init = kmeans_plus_plus(&cols, k, &mut rng, threads);
+                let res = lloyd(&data, init, run);
                 if best.as_ref().is_none_or(|b| res.inertia < b.inertia) {
                     best = Some(res);
                 }
