@@ -1,52 +1,47 @@
-//! A data-parallel map over a persistent pool of threads (rayon's), so that a fit's thousand
-//! or so parallel passes do not each start threads (about 55 us a thread on the 2-core VM
-//! measured: 1.7 ms a pass for 32 threads, more than the pass itself).
+//! A data-parallel map on a rayon pool that the caller sets up once for a whole job (a fit
+//! makes about a thousand parallel passes; starting threads for each would cost about 55 us a
+//! thread on the 2-core VM measured, 1.7 ms a pass for 32 threads, more than the pass itself).
 //!
 //! Work is cut into items whose results do not depend on which thread ran them, and the
 //! results come back in item order: callers combine them in that order, so the arithmetic,
 //! and hence the output, is the same for any thread count.
 
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::cell::Cell;
 
-/// The pools built so far, by thread count.
-type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
-
-/// The pool of `threads` threads, built on first use and kept for the process (one per thread
-/// count asked for; idle threads sleep). `None` if the threads cannot be started.
-fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
-    static POOLS: OnceLock<Pools> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return Some(Arc::clone(p));
-    }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("shepseg-core-{i}"))
-        .build()
-        .ok()?;
-    let p = Arc::new(p);
-    pools.push((threads, Arc::clone(&p)));
-    Some(p)
+thread_local! {
+    /// Set on the thread running a [`with_threads`] job: its [`par_map`]s go parallel.
+    static PARALLEL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// `items.map(f)` in item order, on a pool of `threads` threads (this thread alone when
-/// `threads <= 1`, there is at most one item, or no pool can be started). A panic in `f` is
-/// raised again here.
-pub(crate) fn par_map<T: Send, R: Send>(
-    threads: usize,
-    items: Vec<T>,
-    f: impl Fn(T) -> R + Sync + Send,
-) -> Vec<R> {
-    if threads <= 1 || items.len() <= 1 {
-        return items.into_iter().map(f).collect();
+/// Runs `job` with its [`par_map`]s spread over a pool of `threads` threads, built for the
+/// job and ended after it; on this thread alone when `threads <= 1` or no pool can be started.
+/// A panic in the job is raised again here.
+pub(crate) fn with_threads<R: Send>(threads: usize, job: impl FnOnce() -> R + Send) -> R {
+    if threads > 1 {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("shepseg-core-{i}"))
+            .build();
+        if let Ok(pool) = pool {
+            return pool.install(|| {
+                PARALLEL.with(|p| p.set(true));
+                let r = job();
+                PARALLEL.with(|p| p.set(false));
+                r
+            });
+        }
     }
-    match pool(threads) {
-        Some(p) => p.install(|| items.into_par_iter().map(f).collect()),
-        None => items.into_iter().map(f).collect(),
+    job()
+}
+
+/// `items.map(f)` in item order: on the pool of the enclosing [`with_threads`], else on this
+/// thread. A panic in `f` is raised again here.
+pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    if items.len() > 1 && PARALLEL.with(Cell::get) {
+        items.into_par_iter().map(f).collect()
+    } else {
+        items.into_iter().map(f).collect()
     }
 }
 
@@ -58,19 +53,33 @@ mod tests {
     fn results_come_back_in_item_order() {
         for threads in [1, 2, 3, 8] {
             let items: Vec<usize> = (0..100).collect();
-            let out = par_map(threads, items, |i| i * i);
+            let out = with_threads(threads, || par_map(items, |i| i * i));
             assert_eq!(out, (0..100).map(|i| i * i).collect::<Vec<_>>());
         }
-        assert!(par_map(4, Vec::<u8>::new(), |v| v).is_empty());
+        assert!(with_threads(4, || par_map(Vec::<u8>::new(), |v| v)).is_empty());
+    }
+
+    #[test]
+    fn items_run_on_the_pool_asked_for() {
+        let pools = with_threads(3, || {
+            par_map((0..64).collect(), |_: usize| rayon::current_num_threads())
+        });
+        assert!(pools.iter().all(|&n| n == 3), "{pools:?}");
+        // Outside any job the map stays on this thread.
+        let here = std::thread::current().id();
+        let ran = par_map((0..8).collect(), |_: usize| std::thread::current().id());
+        assert!(ran.iter().all(|&id| id == here));
     }
 
     #[test]
     fn items_may_borrow_disjoint_mutable_chunks() {
         let mut v = vec![0u32; 1000];
         let items: Vec<(usize, &mut [u32])> = v.chunks_mut(64).enumerate().collect();
-        let sums = par_map(3, items, |(c, chunk)| {
-            chunk.iter_mut().for_each(|x| *x = c as u32);
-            chunk.len()
+        let sums = with_threads(3, || {
+            par_map(items, |(c, chunk)| {
+                chunk.iter_mut().for_each(|x| *x = c as u32);
+                chunk.len()
+            })
         });
         assert_eq!(sums.iter().sum::<usize>(), 1000);
         assert!(v.iter().enumerate().all(|(i, &x)| x == (i / 64) as u32));

@@ -50,15 +50,13 @@ impl Data<'_> {
     }
 }
 
-/// How long a Lloyd run goes on, and on how many threads.
+/// How long a Lloyd run goes on.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Run {
     /// Iterations at most.
     pub max_iter: usize,
     /// Stop once the summed squared centre shift is at most this.
     pub tol: f64,
-    /// Threads for the passes over the sample (the result does not depend on it).
-    pub threads: usize,
 }
 
 /// The outcome of one Lloyd run.
@@ -178,16 +176,9 @@ impl Assignment {
             .collect()
     }
 
-    /// One assignment step after the centres moved by `shift`, on `threads` threads; whether
-    /// any label changed.
+    /// One assignment step after the centres moved by `shift`; whether any label changed.
     #[inline(always)]
-    fn step<const NB: usize>(
-        &mut self,
-        d: &Data,
-        geo: &Geometry,
-        shift: &[f64],
-        threads: usize,
-    ) -> bool {
+    fn step<const NB: usize>(&mut self, d: &Data, geo: &Geometry, shift: &[f64]) -> bool {
         let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
         for (j, &s) in shift.iter().enumerate() {
             if s > m1 {
@@ -209,15 +200,15 @@ impl Assignment {
             shift,
             drop: &drop,
         };
-        par_map(threads, self.blocks(), |mut b| b.step_any::<NB>(&moved))
+        par_map(self.blocks(), |mut b| b.step_any::<NB>(&moved))
             .into_iter()
             .any(|changed| changed)
     }
 
-    /// Assigns every point from scratch, on `threads` threads.
+    /// Assigns every point from scratch.
     #[inline(always)]
-    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry, threads: usize) {
-        par_map(threads, self.blocks(), |mut b| b.all_any::<NB>(d, geo));
+    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        par_map(self.blocks(), |mut b| b.all_any::<NB>(d, geo));
     }
 }
 
@@ -445,11 +436,7 @@ fn lloyd_inline<const NB: usize>(
     run: Run,
     avx2: bool,
 ) -> LloydResult {
-    let Run {
-        max_iter,
-        tol,
-        threads,
-    } = run;
+    let Run { max_iter, tol } = run;
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     let mut asg = Assignment {
@@ -462,7 +449,7 @@ fn lloyd_inline<const NB: usize>(
         #[cfg(not(target_arch = "x86_64"))]
         fma: false,
     };
-    asg.all::<NB>(d, &Geometry::new(&centres, nb), threads);
+    asg.all::<NB>(d, &Geometry::new(&centres, nb));
     // Whether the last assignment step left every label as it was (scikit-learn compares
     // the label arrays).
     let mut unchanged = false;
@@ -471,7 +458,7 @@ fn lloyd_inline<const NB: usize>(
     let mut shift = vec![0.0; k];
     for it in 0..max_iter {
         iterations = it + 1;
-        update_centres::<NB>(d, &centres, &asg.labels, &mut new_centres, threads);
+        update_centres::<NB>(d, &centres, &asg.labels, &mut new_centres);
         for j in 0..k {
             shift[j] = euclidean(
                 &new_centres[j * nb..(j + 1) * nb],
@@ -486,12 +473,12 @@ fn lloyd_inline<const NB: usize>(
         if numpy_sum(&sq) <= tol || it + 1 == max_iter {
             break;
         }
-        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift, threads);
+        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
     }
     // Final assignment to the final centres, for the inertia that ranks restarts: a bounded
     // step from the last one (the bounds hold for the centres before the last update, which
     // moved them by `shift`), so only the points whose bounds fail are scanned.
-    asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift, threads);
+    asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
     let mut inertia = 0.0;
     for i in 0..d.n {
         let a = asg.labels[i] as usize;
@@ -506,15 +493,9 @@ fn lloyd_inline<const NB: usize>(
 }
 
 /// scikit-learn's update step: chunked partial sums, empty-cluster relocation, averaging.
-/// The partial sums of scikit-learn's threads are computed on up to `threads` threads and
-/// added in its order, so the result does not depend on `threads`.
-fn update_centres<const NB: usize>(
-    d: &Data,
-    centres: &[f64],
-    labels: &[u32],
-    out: &mut [f64],
-    threads: usize,
-) {
+/// The partial sums of scikit-learn's threads are computed in parallel and added in its order,
+/// so the result does not depend on how many threads run them.
+fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
     // Chunks of 256 points, split between the threads as OpenMP's static schedule does.
@@ -531,7 +512,7 @@ fn update_centres<const NB: usize>(
         ));
         start_chunk += count;
     }
-    let partials = par_map(threads, ranges, |(lo, hi)| {
+    let partials = par_map(ranges, |(lo, hi)| {
         let mut local = vec![0.0f64; k * nb];
         let mut local_w = vec![0.0f64; k];
         for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
@@ -629,21 +610,16 @@ fn relocate_empty<const NB: usize>(
 
 /// Greedy k-means++ as scikit-learn's `_kmeans_plusplus` (`2 + ln k` candidates a step), on
 /// the sample `cols` holds (built once per fit and shared by its restarts), its passes over
-/// the points spread over `threads` threads (the result does not depend on that), dispatched
+/// the points run in parallel (the result does not depend on the threads), dispatched
 /// on the band count so the distance loops unroll. The passes pick their instruction set
 /// themselves ([`block_pass`]).
-pub(super) fn kmeans_plus_plus(
-    cols: &Columns,
-    k: usize,
-    rng: &mut SplitMix64,
-    threads: usize,
-) -> Vec<f64> {
+pub(super) fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut SplitMix64) -> Vec<f64> {
     match cols.d.nb {
-        1 => kmeans_plus_plus_bands::<1>(cols, k, rng, threads),
-        2 => kmeans_plus_plus_bands::<2>(cols, k, rng, threads),
-        3 => kmeans_plus_plus_bands::<3>(cols, k, rng, threads),
-        4 => kmeans_plus_plus_bands::<4>(cols, k, rng, threads),
-        _ => kmeans_plus_plus_bands::<0>(cols, k, rng, threads),
+        1 => kmeans_plus_plus_bands::<1>(cols, k, rng),
+        2 => kmeans_plus_plus_bands::<2>(cols, k, rng),
+        3 => kmeans_plus_plus_bands::<3>(cols, k, rng),
+        4 => kmeans_plus_plus_bands::<4>(cols, k, rng),
+        _ => kmeans_plus_plus_bands::<0>(cols, k, rng),
     }
 }
 
@@ -764,14 +740,14 @@ impl Potentials {
     /// Lowers each point's distance to its distance to the new centre `c` where that is
     /// nearer, and sums them again.
     #[inline(always)]
-    fn add_centre<const NB: usize>(&mut self, cols: &Columns, c: &[f32], threads: usize) {
+    fn add_centre<const NB: usize>(&mut self, cols: &Columns, c: &[f32]) {
         let items: Vec<_> = self
             .closest
             .chunks(KPP_BLOCK)
             .zip(self.next.chunks_mut(KPP_BLOCK))
             .enumerate()
             .collect();
-        self.lanes = par_map(threads, items, |(blk, (closest, next))| {
+        self.lanes = par_map(items, |(blk, (closest, next))| {
             let lanes = block_pass::<NB>(cols, c, blk * KPP_BLOCK, closest, Some(next));
             lanes.first().copied().unwrap_or_default()
         });
@@ -791,15 +767,10 @@ impl Potentials {
     /// as [`Potentials::add_centre`] sums it (so the chosen candidate's potential is the one
     /// adding it gives). One pass over the points serves every candidate.
     #[inline(always)]
-    fn with_candidates<const NB: usize>(
-        &self,
-        cols: &Columns,
-        cands: &[f32],
-        threads: usize,
-    ) -> Vec<f64> {
+    fn with_candidates<const NB: usize>(&self, cols: &Columns, cands: &[f32]) -> Vec<f64> {
         let t = cands.len() / cols.d.nb::<NB>();
         let items: Vec<_> = self.closest.chunks(KPP_BLOCK).enumerate().collect();
-        let per_block = par_map(threads, items, |(blk, closest)| {
+        let per_block = par_map(items, |(blk, closest)| {
             block_pass::<NB>(cols, cands, blk * KPP_BLOCK, closest, None)
         });
         let mut pots = vec![0.0; t];
@@ -943,7 +914,6 @@ fn kmeans_plus_plus_bands<const NB: usize>(
     cols: &Columns,
     k: usize,
     rng: &mut SplitMix64,
-    threads: usize,
 ) -> Vec<f64> {
     let d = cols.d;
     let trials = 2 + (k as f64).ln() as usize;
@@ -951,7 +921,7 @@ fn kmeans_plus_plus_bands<const NB: usize>(
     let first = rng.below(d.n);
     centres.extend_from_slice(d.point::<NB>(first));
     let mut pot = Potentials::new(cols);
-    pot.add_centre::<NB>(cols, &cols.point(first), threads);
+    pot.add_centre::<NB>(cols, &cols.point(first));
     let mut cands = Vec::with_capacity(trials * d.nb);
     let mut ids = Vec::with_capacity(trials);
     for _ in 1..k {
@@ -963,7 +933,7 @@ fn kmeans_plus_plus_bands<const NB: usize>(
             ids.push(id);
             cands.extend(cols.point(id));
         }
-        let pots = pot.with_candidates::<NB>(cols, &cands, threads);
+        let pots = pot.with_candidates::<NB>(cols, &cands);
         // The lowest potential, ties to the earlier candidate.
         let mut best = 0;
         for (t, &p) in pots.iter().enumerate() {
@@ -972,7 +942,7 @@ fn kmeans_plus_plus_bands<const NB: usize>(
             }
         }
         let chosen = ids[best];
-        pot.add_centre::<NB>(cols, &cols.point(chosen), threads);
+        pot.add_centre::<NB>(cols, &cols.point(chosen));
         centres.extend_from_slice(d.point::<NB>(chosen));
     }
     centres
@@ -981,6 +951,7 @@ fn kmeans_plus_plus_bands<const NB: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::par::with_threads;
 
     #[test]
     fn vector_passes_equal_the_scalar_ones() {
@@ -998,24 +969,24 @@ mod tests {
                 let mut out = Vec::new();
                 for c in cands.chunks_exact(nb) {
                     match nb {
-                        1 => pot.add_centre::<1>(cols, c, 2),
-                        2 => pot.add_centre::<2>(cols, c, 2),
-                        3 => pot.add_centre::<3>(cols, c, 2),
-                        4 => pot.add_centre::<4>(cols, c, 2),
-                        _ => pot.add_centre::<0>(cols, c, 2),
+                        1 => pot.add_centre::<1>(cols, c),
+                        2 => pot.add_centre::<2>(cols, c),
+                        3 => pot.add_centre::<3>(cols, c),
+                        4 => pot.add_centre::<4>(cols, c),
+                        _ => pot.add_centre::<0>(cols, c),
                     }
                     out.push(pot.total());
                 }
                 out.extend(match nb {
-                    1 => pot.with_candidates::<1>(cols, &cands, 1),
-                    2 => pot.with_candidates::<2>(cols, &cands, 1),
-                    3 => pot.with_candidates::<3>(cols, &cands, 1),
-                    4 => pot.with_candidates::<4>(cols, &cands, 1),
-                    _ => pot.with_candidates::<0>(cols, &cands, 1),
+                    1 => pot.with_candidates::<1>(cols, &cands),
+                    2 => pot.with_candidates::<2>(cols, &cands),
+                    3 => pot.with_candidates::<3>(cols, &cands),
+                    4 => pot.with_candidates::<4>(cols, &cands),
+                    _ => pot.with_candidates::<0>(cols, &cands),
                 });
                 (out, pot.closest)
             };
-            let vector = run(&cols);
+            let vector = with_threads(2, || run(&cols));
             cols.avx2 = false;
             assert_eq!(run(&cols), vector, "{nb} bands");
         }
@@ -1040,9 +1011,12 @@ mod tests {
             let d = Data { x: &x, n, nb: 2 };
             let cols = Columns::new(&d);
             let mut pot = Potentials::new(&cols);
-            pot.add_centre::<2>(&cols, &centre, 1);
-            let mut threaded = Potentials::new(&cols);
-            threaded.add_centre::<2>(&cols, &centre, 3);
+            pot.add_centre::<2>(&cols, &centre);
+            let threaded = with_threads(3, || {
+                let mut threaded = Potentials::new(&cols);
+                threaded.add_centre::<2>(&cols, &centre);
+                threaded
+            });
             assert_eq!(
                 (&threaded.closest, &threaded.block_cum),
                 (&pot.closest, &pot.block_cum)
@@ -1075,11 +1049,11 @@ mod tests {
             }
             // Every candidate potential is summed as adding the candidate sums it.
             let cands = [3.0f32, 4.0, -7.0, 1.0];
-            let pots = pot.with_candidates::<2>(&cols, &cands, 2);
+            let pots = with_threads(2, || pot.with_candidates::<2>(&cols, &cands));
             for (c, p) in cands.chunks_exact(2).zip(pots) {
                 let mut after = Potentials::new(&cols);
-                after.add_centre::<2>(&cols, &centre, 1);
-                after.add_centre::<2>(&cols, c, 1);
+                after.add_centre::<2>(&cols, &centre);
+                after.add_centre::<2>(&cols, c);
                 assert_eq!(after.total(), p);
             }
         }

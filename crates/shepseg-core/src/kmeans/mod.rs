@@ -28,6 +28,7 @@ pub use predict::Predictor;
 use crate::error::CoreError;
 use crate::image::Img;
 use crate::numeric::{numpy_sum, round_half_even};
+use crate::par::with_threads;
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
 use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult, Run};
@@ -295,19 +296,17 @@ pub fn fit<T: Pixel>(
         n,
         nb: num_bands,
     };
-    let threads = params.threads.max(1);
     let run = Run {
         max_iter: params.max_iter,
         tol,
-        threads,
     };
-    let best = match params.init {
+    let best = with_threads(params.threads, || match params.init {
         KMeansInit::Diagonal => {
             let init = diagonal_init(sample, num_bands, k)
                 .chunks_exact(num_bands)
                 .flat_map(|c| c.iter().zip(&mean).map(|(v, m)| v.to_f64() - m))
                 .collect();
-            lloyd(&data, init, run)
+            Ok(lloyd(&data, init, run))
         }
         KMeansInit::KMeansPlusPlus { runs, seed } => {
             // The runs go one after another (each spreads its passes over the threads), drawing
@@ -316,15 +315,15 @@ pub fn fit<T: Pixel>(
             let mut rng = SplitMix64::new(seed);
             let mut best: Option<LloydResult> = None;
             for _ in 0..runs.max(1) {
-                let init = kmeans_plus_plus(&cols, k, &mut rng, threads);
+                let init = kmeans_plus_plus(&cols, k, &mut rng);
                 let res = lloyd(&data, init, run);
                 if best.as_ref().is_none_or(|b| res.inertia < b.inertia) {
                     best = Some(res);
                 }
             }
-            best.ok_or_else(|| CoreError::InvalidParameter("no k-means run".into()))?
+            best.ok_or_else(|| CoreError::InvalidParameter("no k-means run".into()))
         }
-    };
+    })?;
     let centres: Vec<Vec<f64>> = best
         .centres
         .chunks(num_bands)
@@ -486,11 +485,9 @@ mod tests {
                 let run = lloyd::Run {
                     max_iter: 300,
                     tol: 1e-6,
-                    threads: 1,
                 };
                 let a = lloyd::lloyd_with(&d, init.clone(), run, true);
-                let threaded = lloyd::Run { threads: 3, ..run };
-                let b = lloyd::lloyd_with(&d, init, threaded, false);
+                let b = with_threads(3, || lloyd::lloyd_with(&d, init, run, false));
                 assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres");
                 assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
             }
@@ -522,9 +519,9 @@ mod tests {
                 let run = Run {
                     max_iter,
                     tol: 1e-4,
-                    threads,
                 };
-                let res = lloyd::lloyd_with(&d, init.clone(), run, vector);
+                let res =
+                    with_threads(threads, || lloyd::lloyd_with(&d, init.clone(), run, vector));
                 // The final labels by scoring every centre, as scikit-learn's last E-step does.
                 let centres: Vec<&[f64]> = res.centres.chunks_exact(bands).collect();
                 let norms: Vec<f64> = centres.iter().map(|c| sq_norm(c)).collect();
