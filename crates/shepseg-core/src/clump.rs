@@ -23,105 +23,172 @@ pub const MAX_CLUMP_SIZE: usize = 10_000;
 /// Clumps `img` (0 = null, left 0), returning the segment image and the largest ID used.
 pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) {
     let (rows, cols) = img.dim();
-    let (out, id) = match img.as_slice() {
-        Some(flat) => clump_slice(flat, rows, cols, four_connected),
-        None => {
-            let flat: Vec<u32> = img.iter().copied().collect();
-            clump_slice(&flat, rows, cols, four_connected)
-        }
-    };
+    let flat: Vec<u32> = img.iter().copied().collect();
+    let (out, id) = clump_vec(flat, rows, cols, four_connected);
     // The vector has exactly rows * cols elements.
     let seg = Array2::from_shape_vec((rows, cols), out).unwrap_or_default();
     (seg, id)
 }
 
-/// [`clump`] on a row-major slice.
+/// [`clump`] on a row-major cluster image taken by value, whose buffer becomes the segment
+/// image (so clumping allocates no image-sized buffer of its own).
 ///
 /// Two passes, so that the work per pixel is a few comparisons rather than a stack push and pop:
-/// the first labels connected components with a union-find over provisional labels and counts
-/// their pixels; the second numbers them in raster order of their first pixels. A component
-/// small enough that the cap cannot split it is exactly the clump pyshepseg's search would grow
-/// from its first pixel; a larger one is split by that search itself ([`Clumping::grow`]), seed by
-/// seed in raster order, which gives pyshepseg's clumps and IDs in every case.
-pub(crate) fn clump_slice(input: &[u32], rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
-    clump_capped(&Clumping {
-        input,
-        rows,
-        cols,
-        four,
-        cap: MAX_CLUMP_SIZE,
-    })
+/// the first replaces each pixel's cluster by a provisional label of its connected component
+/// (a union-find over labels, which also counts their pixels); the second numbers the
+/// components in raster order of their first pixels. A component small enough that the cap
+/// cannot split it is exactly the clump pyshepseg's search would grow from its first pixel; a
+/// larger one is split by that search itself ([`Search::grow`]), seed by seed in raster order, which
+/// gives pyshepseg's clumps and IDs in every case.
+pub(crate) fn clump_vec(buf: Vec<u32>, rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
+    clump_capped(buf, rows, cols, four, MAX_CLUMP_SIZE)
 }
 
-/// A clumping job: the cluster image (row-major, 0 = null), its shape, the connectivity and the
-/// cap on pixels a clump gathers beyond its seed.
-struct Clumping<'a> {
-    input: &'a [u32],
+/// Provisional labels of pass 1: a union-find whose roots are each component's smallest label
+/// (the label of its first pixel), and the pixels given each label.
+struct Labels {
+    parent: Vec<u32>,
+    count: Vec<u32>,
+    /// The next label to hand out (labels start at 1; 0 is null).
+    next: u32,
+}
+
+impl Labels {
+    /// Room for `n` labels, the most `n` pixels can need. The buffers are zeroed by the
+    /// allocator, so only the pages of labels actually used are ever touched.
+    fn new(n: usize) -> Self {
+        Self {
+            parent: vec![0; n + 1],
+            count: vec![0; n + 1],
+            next: 1,
+        }
+    }
+
+    /// Label `l` if `l` is not 0, else a fresh label.
+    #[inline(always)]
+    fn or_fresh(&mut self, l: u32) -> u32 {
+        if l != 0 {
+            return l;
+        }
+        let fresh = self.next;
+        self.parent[fresh as usize] = fresh;
+        self.next += 1;
+        fresh
+    }
+
+    /// Pass 1 on one row, 4-connected: `row` holds the row's clusters and gets its labels; `up`
+    /// holds the labels of the row above, `up_vals` its clusters (replaced by this row's).
+    #[inline(always)]
+    fn row4(&mut self, row: &mut [u32], up: &[u32], up_vals: &mut [u32]) {
+        let (mut left_v, mut left_l) = (0u32, 0u32);
+        for ((px, &lu), uv) in row.iter_mut().zip(up).zip(up_vals.iter_mut()) {
+            let v = *px;
+            let up_v = std::mem::replace(uv, v);
+            if v == 0 {
+                left_v = 0;
+                continue;
+            }
+            let (el, eu) = (left_v == v, up_v == v);
+            let l = if el && eu && left_l != lu {
+                union(&mut self.parent, left_l, lu)
+            } else {
+                // Written so that the choice compiles to conditional moves: which neighbour
+                // matches is close to random on noisy imagery.
+                let fresh = self.next;
+                self.parent[fresh as usize] = fresh;
+                self.next += u32::from(!el && !eu);
+                let l = if eu { lu } else { fresh };
+                if el {
+                    left_l
+                } else {
+                    l
+                }
+            };
+            self.count[l as usize] += 1;
+            *px = l;
+            left_v = v;
+            left_l = l;
+        }
+    }
+
+    /// [`Labels::row4`], 8-connected (the neighbours above-left and above-right as well).
+    #[inline(always)]
+    fn row8(&mut self, row: &mut [u32], up: &[u32], up_vals: &mut [u32]) {
+        let cols = row.len();
+        let (mut left_v, mut left_l, mut ul_v) = (0u32, 0u32, 0u32);
+        for x in 0..cols {
+            let v = row[x];
+            let up_v = std::mem::replace(&mut up_vals[x], v);
+            let ur_v = up_vals.get(x + 1).copied().unwrap_or(0);
+            if v != 0 {
+                let mut l = 0u32;
+                let mut join = |nv: u32, nl: u32, l: &mut u32| {
+                    if nv == v {
+                        *l = if *l == 0 || *l == nl {
+                            nl
+                        } else {
+                            union(&mut self.parent, *l, nl)
+                        };
+                    }
+                };
+                join(left_v, left_l, &mut l);
+                if x > 0 {
+                    join(ul_v, up[x - 1], &mut l);
+                }
+                join(up_v, up[x], &mut l);
+                if x + 1 < cols {
+                    join(ur_v, up[x + 1], &mut l);
+                }
+                let l = self.or_fresh(l);
+                self.count[l as usize] += 1;
+                row[x] = l;
+                left_l = l;
+            }
+            left_v = v;
+            ul_v = up_v;
+        }
+    }
+}
+
+/// [`clump_vec`] with the cap given (tests use small caps to exercise splitting).
+fn clump_capped(
+    mut buf: Vec<u32>,
     rows: usize,
     cols: usize,
     four: bool,
     cap: usize,
-}
-
-/// [`clump_slice`] with the cap given (tests use small caps to exercise splitting).
-fn clump_capped(c: &Clumping) -> (Vec<u32>, u32) {
-    let Clumping {
-        input,
-        rows,
-        cols,
-        four,
-        cap,
-    } = *c;
+) -> (Vec<u32>, u32) {
     let n = rows * cols;
-    let mut out = vec![0u32; n];
-    if n == 0 {
-        return (out, 0);
+    debug_assert_eq!(buf.len(), n);
+    if n == 0 || buf.len() != n {
+        return (vec![0; n], 0);
     }
-    // Pass 1: provisional labels (from 1) and a union-find whose roots are each component's
-    // smallest label, that is the label of its first pixel.
-    let mut label = vec![0u32; n];
-    let mut parent: Vec<u32> = vec![0];
-    let mut count: Vec<u32> = vec![0];
+    // Pass 1: provisional labels replace the clusters, row by row; the clusters of the row
+    // above are kept aside, since its pixels already hold labels.
+    let mut labels = Labels::new(n);
+    let zeros = vec![0u32; cols];
+    let mut up_vals = vec![0u32; cols];
     for y in 0..rows {
-        let row = y * cols;
-        for x in 0..cols {
-            let p = row + x;
-            let v = input[p];
-            if v == 0 {
-                continue;
-            }
-            let mut l = 0u32;
-            let mut join = |q: usize, l: &mut u32| {
-                if input[q] == v {
-                    let other = label[q];
-                    *l = if *l == 0 || *l == other {
-                        other
-                    } else {
-                        union(&mut parent, *l, other)
-                    };
-                }
-            };
-            if x > 0 {
-                join(p - 1, &mut l);
-            }
-            if y > 0 {
-                if !four && x > 0 {
-                    join(p - cols - 1, &mut l);
-                }
-                join(p - cols, &mut l);
-                if !four && x + 1 < cols {
-                    join(p - cols + 1, &mut l);
-                }
-            }
-            if l == 0 {
-                l = parent.len() as u32;
-                parent.push(l);
-                count.push(0);
-            }
-            label[p] = l;
-            count[l as usize] += 1;
+        let (above, rest) = buf.split_at_mut(y * cols);
+        let row = &mut rest[..cols];
+        let up = if y > 0 {
+            &above[(y - 1) * cols..]
+        } else {
+            &zeros[..]
+        };
+        if four {
+            labels.row4(row, up, &mut up_vals);
+        } else {
+            labels.row8(row, up, &mut up_vals);
         }
     }
+    let Labels {
+        mut parent,
+        mut count,
+        next,
+    } = labels;
+    parent.truncate(next as usize);
+    count.truncate(next as usize);
     // Flatten: a parent is always smaller than its child, so one ascending sweep suffices.
     // Then gather each component's size at its root.
     for l in 1..parent.len() {
@@ -131,29 +198,139 @@ fn clump_capped(c: &Clumping) -> (Vec<u32>, u32) {
             count[up as usize] += count[l];
         }
     }
-    // Pass 2: IDs in raster order of first pixels.
+    // Pass 2: IDs in raster order of first pixels. Pixels before the current one hold final
+    // IDs; after it, provisional labels, except those a capped search has already taken
+    // (marked in `grown`).
     let mut id = 0u32;
     let big = (cap as u32).saturating_add(1);
     let mut final_id = vec![0u32; parent.len()];
+    let mut grown: Vec<u64> = Vec::new();
     let mut stack: Vec<(u32, u32)> = Vec::new();
     for p in 0..n {
-        let l = label[p];
+        if !grown.is_empty() && is_set(&grown, p) {
+            continue;
+        }
+        let l = buf[p];
         if l == 0 {
             continue;
         }
-        let root = parent[l as usize] as usize;
-        if count[root] <= big {
-            if final_id[root] == 0 {
-                id += 1;
-                final_id[root] = id;
+        let root = parent[l as usize];
+        if count[root as usize] <= big {
+            let f = final_id[root as usize];
+            let new = f == 0;
+            id += u32::from(new);
+            let f = if new { id } else { f };
+            final_id[root as usize] = f;
+            buf[p] = f;
+        } else {
+            if grown.is_empty() {
+                grown = vec![0u64; n.div_ceil(64)];
             }
-            out[p] = final_id[root];
-        } else if out[p] == 0 {
             id += 1;
-            c.grow(&mut out, &mut stack, p, id);
+            let search = Search {
+                parent: &parent,
+                rows,
+                cols,
+                four,
+                cap,
+            };
+            search.grow(&mut buf, &mut grown, &mut stack, p, id);
         }
     }
-    (out, id)
+    (buf, id)
+}
+
+/// Whether bit `p` of `bits` is set.
+#[inline(always)]
+fn is_set(bits: &[u64], p: usize) -> bool {
+    bits[p / 64] >> (p % 64) & 1 != 0
+}
+
+/// A capped search in pass 2: the flattened union-find (so `parent[label]` is the label's
+/// root), the shape, the connectivity and the cap.
+struct Search<'a> {
+    parent: &'a [u32],
+    rows: usize,
+    cols: usize,
+    four: bool,
+    cap: usize,
+}
+
+impl Search<'_> {
+    /// pyshepseg's clump growth from seed `p` (the first pixel of its component not yet in a
+    /// clump): a depth-first search on an explicit stack, pixels given `id` and marked in
+    /// `grown` when pushed, neighbours visited column by column (x outer, y inner), stopping
+    /// once `cap` pixels beyond the seed are marked. A neighbour joins if it is in the seed's
+    /// component (same root; for a neighbour that is the same as having the seed's cluster) and
+    /// not yet in a clump: after `p` and not marked, as every pixel of the component before
+    /// `p` is already in one.
+    fn grow(
+        &self,
+        buf: &mut [u32],
+        grown: &mut [u64],
+        stack: &mut Vec<(u32, u32)>,
+        p: usize,
+        id: u32,
+    ) {
+        let Search {
+            parent,
+            rows,
+            cols,
+            four,
+            cap,
+        } = *self;
+        let root = parent[buf[p] as usize];
+        buf[p] = id;
+        grown[p / 64] |= 1 << (p % 64);
+        stack.clear();
+        stack.push(((p / cols) as u32, (p % cols) as u32));
+        let mut size = 0usize;
+        while size < cap {
+            let Some((sy, sx)) = stack.pop() else { break };
+            let (sy, sx) = (sy as usize, sx as usize);
+            let mut visit = |cy: usize, cx: usize| {
+                let q = cy * cols + cx;
+                if q > p && !is_set(grown, q) && parent[buf[q] as usize] == root {
+                    buf[q] = id;
+                    grown[q / 64] |= 1 << (q % 64);
+                    size += 1;
+                    stack.push((cy as u32, cx as u32));
+                }
+            };
+            // pyshepseg's order: columns outer, rows inner (the centre is already marked).
+            let (left, right) = (sx > 0, sx + 1 < cols);
+            let (up, down) = (sy > 0, sy + 1 < rows);
+            if four {
+                if left {
+                    visit(sy, sx - 1);
+                }
+                if up {
+                    visit(sy - 1, sx);
+                }
+                if down {
+                    visit(sy + 1, sx);
+                }
+                if right {
+                    visit(sy, sx + 1);
+                }
+            } else {
+                for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
+                    if !ok {
+                        continue;
+                    }
+                    if up {
+                        visit(sy - 1, cx);
+                    }
+                    if cx != sx {
+                        visit(sy, cx);
+                    }
+                    if down {
+                        visit(sy + 1, cx);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Joins the sets of labels `a` and `b`; returns the root of the union (the smaller root).
@@ -181,6 +358,18 @@ pub(crate) fn find(parent: &mut [u32], mut a: u32) -> u32 {
     a
 }
 
+/// A clumping job for the test oracle: the cluster image (row-major, 0 = null), its shape, the
+/// connectivity and the cap on pixels a clump gathers beyond its seed.
+#[cfg(test)]
+struct Clumping<'a> {
+    input: &'a [u32],
+    rows: usize,
+    cols: usize,
+    four: bool,
+    cap: usize,
+}
+
+#[cfg(test)]
 impl Clumping<'_> {
     /// pyshepseg's clump growth from seed `p`: a depth-first search on an explicit stack, pixels
     /// marked with `id` in `out` when pushed, neighbours visited column by column (x outer, y
@@ -287,7 +476,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for case in 0..300 {
+        for case in 0..3000 {
             let rows = 1 + (next() % 40) as usize;
             let cols = 1 + (next() % 40) as usize;
             let values = 1 + next() % 4;
@@ -304,7 +493,7 @@ mod tests {
                     cap,
                 };
                 assert_eq!(
-                    clump_capped(&c),
+                    clump_capped(input.clone(), rows, cols, four, cap),
                     clump_by_search(&c),
                     "case {case}: {rows}x{cols}, {values} values, cap {cap}, four {four}"
                 );

@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn neighbour_lists_equal_the_pixel_scan() {
-        use crate::clump::clump_slice;
+        use crate::clump::clump_vec;
         let mut rng = crate::rng::SplitMix64::new(7);
         for case in 0..3000 {
             let rows = 1 + rng.below(50);
@@ -706,7 +706,7 @@ mod tests {
             let classes: Vec<u32> = data[..rows * cols].iter().map(|&v| v as u32 / 2).collect();
             let four = case % 2 == 0;
             let compat = case % 3 == 0;
-            let (mut seg, max_id) = clump_slice(&classes, rows, cols, four);
+            let (mut seg, max_id) = clump_vec(classes, rows, cols, four);
             let after = eliminate_single_pixels(&img, &mut seg, max_id, four, compat);
             let min_size = [2, 3, 5, 8, 13, 50][case % 6];
             let thr = [f64::INFINITY, 0.3, 2.0, 9.0][case / 6 % 4];

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView3};
 
-use crate::clump::clump_slice;
+use crate::clump::clump_vec;
 use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, rescue_nulled_pixels};
 use crate::error::CoreError;
 use crate::image::Img;
@@ -228,8 +228,7 @@ pub fn segment<T: Pixel>(
     timings.predict = t.elapsed();
 
     let t = Instant::now();
-    let (mut seg, max_id) = clump_slice(&clusters, rows, cols, params.four_connected);
-    drop(clusters);
+    let (mut seg, max_id) = clump_vec(clusters, rows, cols, params.four_connected);
     timings.clump = t.elapsed();
 
     let t = Instant::now();
