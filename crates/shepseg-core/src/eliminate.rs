@@ -125,13 +125,36 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
 ) -> u32 {
     let (rows, cols) = (img.rows, img.cols);
     let mut size = segment_sizes(seg, max_id);
-    // Single pixels only ever disappear, so the first scan finds every candidate.
-    let mut candidates: Vec<u32> = (0..seg.len())
-        .filter(|&p| size[seg[p] as usize] == 1 && (null_may_join || seg[p] != 0))
-        .map(|p| p as u32)
-        .collect();
+    // Single pixels only ever disappear, so the first scan finds every candidate; those it
+    // leaves are the candidates of the later scans.
     let mut merges: Vec<(u32, u32)> = Vec::new();
-    loop {
+    let mut candidates: Vec<u32> = Vec::new();
+    let scan = FirstScan {
+        img,
+        seg,
+        size: &size,
+        four,
+        null_may_join,
+    };
+    match img.bands {
+        1 => scan.run::<1>(&mut merges, &mut candidates),
+        2 => scan.run::<2>(&mut merges, &mut candidates),
+        3 => scan.run::<3>(&mut merges, &mut candidates),
+        4 => scan.run::<4>(&mut merges, &mut candidates),
+        5 => scan.run::<5>(&mut merges, &mut candidates),
+        6 => scan.run::<6>(&mut merges, &mut candidates),
+        7 => scan.run::<7>(&mut merges, &mut candidates),
+        8 => scan.run::<8>(&mut merges, &mut candidates),
+        _ => scan.run::<0>(&mut merges, &mut candidates),
+    }
+    while !merges.is_empty() {
+        for &(p, new) in &merges {
+            let old = seg[p as usize];
+            seg[p as usize] = new;
+            size[old as usize] = 0;
+            size[new as usize] += 1;
+        }
+        candidates.retain(|&p| size[seg[p as usize] as usize] == 1);
         merges.clear();
         for &p in &candidates {
             let p = p as usize;
@@ -158,18 +181,94 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
                 merges.push((p as u32, nbr));
             }
         }
-        if merges.is_empty() {
-            break;
-        }
-        for &(p, new) in &merges {
-            let old = seg[p as usize];
-            seg[p as usize] = new;
-            size[old as usize] = 0;
-            size[new as usize] += 1;
-        }
-        candidates.retain(|&p| size[seg[p as usize] as usize] == 1);
     }
     relabel(seg, &size)
+}
+
+/// The first scan of single-pixel elimination, over the whole image.
+struct FirstScan<'a, T> {
+    img: &'a Img<'a, T>,
+    seg: &'a [u32],
+    size: &'a [u32],
+    four: bool,
+    null_may_join: bool,
+}
+
+impl<T: Pixel> FirstScan<'_, T> {
+    /// Pushes each single pixel's merge (the pixel and its spectrally nearest neighbour's
+    /// segment, of more than one pixel, the first met on ties) to `merges`, or the pixel to
+    /// `rest` if no neighbour qualifies: the same choices as the candidate scans of
+    /// [`eliminate_single_pixels`], made row by row (no division per pixel), with the bands
+    /// fixed at `NB` (0: any count) and the running minimum kept by conditional moves (which
+    /// neighbour wins is close to random).
+    fn run<const NB: usize>(&self, merges: &mut Vec<(u32, u32)>, rest: &mut Vec<u32>) {
+        let FirstScan {
+            img,
+            seg,
+            size,
+            four,
+            null_may_join,
+        } = *self;
+        let (rows, cols) = (img.rows, img.cols);
+        let nb = if NB > 0 { NB } else { img.bands };
+        let pixels = img.pixels();
+        let bands: Vec<&[T]> = (0..nb)
+            .map(|b| &img.data[b * pixels..(b + 1) * pixels])
+            .collect();
+        let bands = &bands[..nb];
+        for i in 0..rows {
+            for j in 0..cols {
+                let p = i * cols + j;
+                let s = seg[p];
+                if size[s as usize] != 1 || !(null_may_join || s != 0) {
+                    continue;
+                }
+                let mut min = T::DIST_UNSET;
+                let mut found = 0u32;
+                let mut any = false;
+                let mut consider = |q: usize| {
+                    let nbr = seg[q];
+                    let mut d = T::DIST_ZERO;
+                    for band in bands {
+                        d = T::add_sq_diff(d, band[p], band[q]);
+                    }
+                    let better = size[nbr as usize] > 1 && (min < T::DIST_ZERO || d < min);
+                    min = if better { d } else { min };
+                    found = if better { nbr } else { found };
+                    any |= better;
+                };
+                // Rows outer, columns inner; the pixel itself (a single) never qualifies.
+                if four {
+                    if i > 0 {
+                        consider(p - cols);
+                    }
+                    if j > 0 {
+                        consider(p - 1);
+                    }
+                    if j + 1 < cols {
+                        consider(p + 1);
+                    }
+                    if i + 1 < rows {
+                        consider(p + cols);
+                    }
+                } else {
+                    let (j0, j1) = (j.saturating_sub(1), (j + 1).min(cols - 1));
+                    for ii in i.saturating_sub(1)..=(i + 1).min(rows - 1) {
+                        for jj in j0..=j1 {
+                            if ii != i || jj != j {
+                                consider(ii * cols + jj);
+                            }
+                        }
+                    }
+                }
+                if any {
+                    merges.push((p as u32, found));
+                } else {
+                    rest.push(p as u32);
+                }
+            }
+        }
+    }
 }
 
 /// Undoes pyshepseg's null-merge defect after elimination: every valid pixel left at 0 joins the segment of its spectrally nearest labelled neighbouring pixel
@@ -682,6 +781,94 @@ mod tests {
         let (rescued, n) = rescue_nulled_pixels(&img, Some(0), &mut seg, 4, true);
         assert_eq!((rescued, n), (2, 5));
         assert_eq!(seg, vec![0, 0, 0, 0, 5, 5, 0, 0, 0]);
+    }
+
+    /// pyshepseg's single-pixel elimination as written: each scan visits every pixel, and the
+    /// merges it finds (sizes as they stood when it began) are applied when it ends.
+    fn single_pixels_by_full_scans<T: Pixel>(
+        img: &Img<T>,
+        seg: &mut [u32],
+        max_id: u32,
+        four: bool,
+        null_may_join: bool,
+    ) -> u32 {
+        let (rows, cols) = (img.rows, img.cols);
+        let mut size = segment_sizes(seg, max_id);
+        loop {
+            let mut merges = Vec::new();
+            for p in 0..rows * cols {
+                if size[seg[p] as usize] != 1 || !(null_may_join || seg[p] != 0) {
+                    continue;
+                }
+                let mut best: Option<(T::Dist, u32)> = None;
+                for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
+                    if size[seg[q] as usize] > 1 {
+                        let mut d = T::DIST_ZERO;
+                        for b in 0..img.bands {
+                            d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
+                        }
+                        if best.is_none_or(|(m, _)| m < T::DIST_ZERO || d < m) {
+                            best = Some((d, seg[q]));
+                        }
+                    }
+                });
+                if let Some((_, s)) = best {
+                    merges.push((p, s));
+                }
+            }
+            if merges.is_empty() {
+                return relabel(seg, &size);
+            }
+            for (p, s) in merges {
+                size[seg[p] as usize] = 0;
+                size[s as usize] += 1;
+                seg[p] = s;
+            }
+        }
+    }
+
+    /// The row-by-row first scan and the candidate scans after it equal full scans, on random
+    /// images of every band count up to 9 (the fixed and the run-time band loops), `u16` and
+    /// `f32`, with nulls, both connectivities, with and without the lone-null quirk.
+    #[test]
+    fn single_pixel_elimination_equals_full_scans() {
+        use crate::clump::clump_vec;
+        let mut rng = crate::rng::SplitMix64::new(11);
+        for case in 0..2000 {
+            let rows = 1 + rng.below(30);
+            let cols = 1 + rng.below(30);
+            let bands = 1 + case % 9;
+            let levels = 2 + rng.below(4);
+            let data: Vec<u16> = (0..bands * rows * cols)
+                .map(|_| rng.below(levels) as u16 * 1000)
+                .collect();
+            let four = case % 2 == 0;
+            let compat = case % 3 == 0;
+            // Clusters from the first band, null where it is 0.
+            let classes: Vec<u32> = data[..rows * cols].iter().map(|&v| v as u32).collect();
+            let (seg0, max_id) = clump_vec(classes, rows, cols, four);
+            let floats: Vec<f32> = data.iter().map(|&v| v as f32 / 7.0).collect();
+            let ints = Img {
+                data: &data,
+                bands,
+                rows,
+                cols,
+            };
+            let reals = Img {
+                data: &floats,
+                bands,
+                rows,
+                cols,
+            };
+            let (mut a, mut b) = (seg0.clone(), seg0.clone());
+            let na = eliminate_single_pixels(&ints, &mut a, max_id, four, compat);
+            let nb = single_pixels_by_full_scans(&ints, &mut b, max_id, four, compat);
+            assert_eq!((na, &a), (nb, &b), "u16 case {case}: {rows}x{cols}x{bands}");
+            let (mut a, mut b) = (seg0.clone(), seg0);
+            let na = eliminate_single_pixels(&reals, &mut a, max_id, four, compat);
+            let nb = single_pixels_by_full_scans(&reals, &mut b, max_id, four, compat);
+            assert_eq!((na, &a), (nb, &b), "f32 case {case}: {rows}x{cols}x{bands}");
+        }
     }
 
     #[test]
