@@ -590,7 +590,21 @@ impl Merger {
             for &m in &self.adj[self.start[id]..self.start[id + 1]] {
                 prefetch(&self.parent, m as usize);
                 prefetch(&self.size, m as usize);
+                prefetch(&self.mean, m as usize * self.bands);
             }
+            prefetch(&self.next, id);
+            prefetch(&self.mean, id * self.bands);
+        }
+    }
+
+    /// Asks the CPU to start loading what [`Merger::merge`] will soon read and write about
+    /// segments `id` and `into` (a pass's merges are scattered over the IDs).
+    #[inline(always)]
+    fn prefetch_merge(&self, id: u32, into: u32) {
+        for s in [id as usize, into as usize] {
+            prefetch(&self.size, s);
+            prefetch(&self.sum, s * self.bands);
+            prefetch(&self.tail, s);
         }
     }
 
@@ -678,7 +692,10 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
                     merges.push((id, m));
                 }
             }
-            for &(id, into) in &merges {
+            for (k, &(id, into)) in merges.iter().enumerate() {
+                if let Some(&(a, b)) = merges.get(k + PREFETCH_AHEAD) {
+                    segs.prefetch_merge(a, b);
+                }
                 segs.merge(id, into);
                 // `into` was larger than `target`, so its new size's turn is still to come.
                 if let Some(b) = buckets.get_mut(segs.size[into as usize] as usize) {
