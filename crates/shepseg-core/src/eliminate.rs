@@ -452,6 +452,61 @@ fn sums_fixed<T: Pixel, const NB: usize>(img: &Img<T>, seg: &[u32], n: usize) ->
     sum
 }
 
+/// The 4-way neighbour lists of the small segments, before their repeats are dropped: for
+/// each pixel of a segment smaller than `min_size`, in raster order, the segments of its
+/// neighbours above, left, right and below (pyshepseg's order), other than its own and null,
+/// appended to the segment's list (`adj[start[id]..]`, `len[id]` long) unless equal to the
+/// entry before. Each entry is a distinct boundary edge of a connected segment, so a list
+/// stays within `max_neighbours`; the append is written without branches (the value is stored
+/// in the next free slot and the length grows only if it is kept, hence the one slot of room
+/// past the bound), as whether a neighbour is another segment is close to random.
+#[allow(clippy::too_many_arguments)]
+fn raw_lists_4(
+    seg: &[u32],
+    rows: usize,
+    cols: usize,
+    size: &[u32],
+    min_size: u32,
+    start: &[usize],
+    adj: &mut [u32],
+    len: &mut [u32],
+) {
+    for i in 0..rows {
+        let row = &seg[i * cols..(i + 1) * cols];
+        for j in 0..cols {
+            let id = row[j];
+            if id == 0 || size[id as usize] >= min_size {
+                continue;
+            }
+            let base = start[id as usize];
+            // The last slot is the spare one (a guard only: the bound holds).
+            let full = start[id as usize + 1] - base - 1;
+            let mut k = len[id as usize] as usize;
+            let mut last = if k > 0 { adj[base + k - 1] } else { 0 };
+            let mut push = |m: u32| {
+                adj[base + k] = m;
+                let keep = m != id && m != 0 && m != last && k < full;
+                k += usize::from(keep);
+                last = if keep { m } else { last };
+            };
+            let p = i * cols + j;
+            if i > 0 {
+                push(seg[p - cols]);
+            }
+            if j > 0 {
+                push(row[j - 1]);
+            }
+            if j + 1 < cols {
+                push(row[j + 1]);
+            }
+            if i + 1 < rows {
+                push(seg[p + cols]);
+            }
+            len[id as usize] = k as u32;
+        }
+    }
+}
+
 impl Merger {
     fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32, min_size: usize, four: bool) -> Self {
         let n = max_id as usize + 1;
@@ -459,10 +514,13 @@ impl Merger {
         let min_size = min_size.min(u32::MAX as usize) as u32;
         let size = segment_sizes(seg, max_id);
         let sum = segment_sums(img, seg, n);
+        // Room for each small segment's list: the bound on its distinct neighbours, or in
+        // 4-way its boundary edges (the same bound), plus the slot `raw_lists_4` writes past
+        // the last entry.
         let mut start = vec![0usize; n + 1];
         for id in 1..n {
             let cap = if size[id] < min_size {
-                max_neighbours(size[id], four)
+                max_neighbours(size[id], four) + 1
             } else {
                 0
             };
@@ -471,36 +529,45 @@ impl Merger {
         let mut adj = vec![0u32; start[n]];
         let mut len = vec![0u32; n];
         let (rows, cols) = (img.rows, img.cols);
-        for i in 0..rows {
-            for j in 0..cols {
-                let id = seg[i * cols + j];
-                if id == 0 || size[id as usize] >= min_size {
-                    continue;
+        if four {
+            raw_lists_4(seg, rows, cols, &size, min_size, &start, &mut adj, &mut len);
+        } else {
+            for i in 0..rows {
+                for j in 0..cols {
+                    let id = seg[i * cols + j];
+                    if id == 0 || size[id as usize] >= min_size {
+                        continue;
+                    }
+                    let list = &mut adj[start[id as usize]..start[id as usize + 1]];
+                    let mut k = len[id as usize] as usize;
+                    for_each_neighbour(rows, cols, i, j, four, |q| {
+                        let m = seg[q];
+                        if m == id || m == 0 || list[..k].contains(&m) {
+                            return;
+                        }
+                        // Segments are connected, so `max_neighbours` bounds the list.
+                        if let Some(slot) = list.get_mut(k) {
+                            *slot = m;
+                            k += 1;
+                        }
+                    });
+                    len[id as usize] = k as u32;
                 }
-                let list = &mut adj[start[id as usize]..start[id as usize + 1]];
-                let mut k = len[id as usize] as usize;
-                for_each_neighbour(rows, cols, i, j, four, |q| {
-                    let m = seg[q];
-                    if m == id || m == 0 || list[..k].contains(&m) {
-                        return;
-                    }
-                    // Segments are connected, so `max_neighbours` bounds the list.
-                    if let Some(slot) = list.get_mut(k) {
-                        *slot = m;
-                        k += 1;
-                    }
-                });
-                len[id as usize] = k as u32;
             }
         }
-        // Close the gaps the bound left, so the lists take little memory and cache.
+        // Close the gaps the bounds left, so the lists take little memory and cache, keeping
+        // only the first appearance of each neighbour (the 4-way lists still hold repeats).
         let mut end = 0;
         for id in 1..n {
             let from = start[id];
-            let l = len[id] as usize;
-            adj.copy_within(from..from + l, end);
             start[id] = end;
-            end += l;
+            for r in from..from + len[id] as usize {
+                let m = adj[r];
+                if !adj[start[id]..end].contains(&m) {
+                    adj[end] = m;
+                    end += 1;
+                }
+            }
         }
         start[n] = end;
         adj.truncate(end);
