@@ -240,10 +240,60 @@ fn clump_capped(
     (buf, id)
 }
 
+/// Sets bit `p` of `bits`.
+#[inline(always)]
+fn set(bits: &mut [u64], p: usize) {
+    bits[p / 64] |= 1 << (p % 64);
+}
+
 /// Whether bit `p` of `bits` is set.
 #[inline(always)]
 fn is_set(bits: &[u64], p: usize) -> bool {
     bits[p / 64] >> (p % 64) & 1 != 0
+}
+
+/// Calls `visit(y, x)` for each neighbour of `(sy, sx)` in pyshepseg's clump search order:
+/// columns outer, rows inner, the centre skipped (it is already marked).
+#[inline(always)]
+fn search_order(
+    sy: usize,
+    sx: usize,
+    rows: usize,
+    cols: usize,
+    four: bool,
+    mut visit: impl FnMut(usize, usize),
+) {
+    let (left, right) = (sx > 0, sx + 1 < cols);
+    let (up, down) = (sy > 0, sy + 1 < rows);
+    if four {
+        if left {
+            visit(sy, sx - 1);
+        }
+        if up {
+            visit(sy - 1, sx);
+        }
+        if down {
+            visit(sy + 1, sx);
+        }
+        if right {
+            visit(sy, sx + 1);
+        }
+        return;
+    }
+    for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
+        if !ok {
+            continue;
+        }
+        if up {
+            visit(sy - 1, cx);
+        }
+        if cx != sx {
+            visit(sy, cx);
+        }
+        if down {
+            visit(sy + 1, cx);
+        }
+    }
 }
 
 /// A capped search in pass 2: the flattened union-find (so `parent[label]` is the label's
@@ -281,54 +331,23 @@ impl Search<'_> {
         } = *self;
         let root = parent[buf[p] as usize];
         buf[p] = id;
-        grown[p / 64] |= 1 << (p % 64);
+        set(grown, p);
         stack.clear();
         stack.push(((p / cols) as u32, (p % cols) as u32));
         let mut size = 0usize;
         while size < cap {
             let Some((sy, sx)) = stack.pop() else { break };
             let (sy, sx) = (sy as usize, sx as usize);
-            let mut visit = |cy: usize, cx: usize| {
+            let visit = |cy: usize, cx: usize| {
                 let q = cy * cols + cx;
                 if q > p && !is_set(grown, q) && parent[buf[q] as usize] == root {
                     buf[q] = id;
-                    grown[q / 64] |= 1 << (q % 64);
+                    set(grown, q);
                     size += 1;
                     stack.push((cy as u32, cx as u32));
                 }
             };
-            // pyshepseg's order: columns outer, rows inner (the centre is already marked).
-            let (left, right) = (sx > 0, sx + 1 < cols);
-            let (up, down) = (sy > 0, sy + 1 < rows);
-            if four {
-                if left {
-                    visit(sy, sx - 1);
-                }
-                if up {
-                    visit(sy - 1, sx);
-                }
-                if down {
-                    visit(sy + 1, sx);
-                }
-                if right {
-                    visit(sy, sx + 1);
-                }
-            } else {
-                for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
-                    if !ok {
-                        continue;
-                    }
-                    if up {
-                        visit(sy - 1, cx);
-                    }
-                    if cx != sx {
-                        visit(sy, cx);
-                    }
-                    if down {
-                        visit(sy + 1, cx);
-                    }
-                }
-            }
+            search_order(sy, sx, rows, cols, four, visit);
         }
     }
 }
@@ -390,7 +409,7 @@ impl Clumping<'_> {
         while size < cap {
             let Some((sy, sx)) = stack.pop() else { break };
             let (sy, sx) = (sy as usize, sx as usize);
-            let mut visit = |cy: usize, cx: usize| {
+            let visit = |cy: usize, cx: usize| {
                 let q = cy * cols + cx;
                 if out[q] == 0 && input[q] == val {
                     out[q] = id;
@@ -398,38 +417,7 @@ impl Clumping<'_> {
                     stack.push((cy as u32, cx as u32));
                 }
             };
-            // pyshepseg's order: columns outer, rows inner (the centre is already marked).
-            let (left, right) = (sx > 0, sx + 1 < cols);
-            let (up, down) = (sy > 0, sy + 1 < rows);
-            if four {
-                if left {
-                    visit(sy, sx - 1);
-                }
-                if up {
-                    visit(sy - 1, sx);
-                }
-                if down {
-                    visit(sy + 1, sx);
-                }
-                if right {
-                    visit(sy, sx + 1);
-                }
-            } else {
-                for (ok, cx) in [(left, sx.wrapping_sub(1)), (true, sx), (right, sx + 1)] {
-                    if !ok {
-                        continue;
-                    }
-                    if up {
-                        visit(sy - 1, cx);
-                    }
-                    if cx != sx {
-                        visit(sy, cx);
-                    }
-                    if down {
-                        visit(sy + 1, cx);
-                    }
-                }
-            }
+            search_order(sy, sx, rows, cols, four, visit);
         }
     }
 }

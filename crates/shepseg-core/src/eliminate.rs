@@ -123,29 +123,44 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
     four: bool,
     null_may_join: bool,
 ) -> u32 {
+    let args = (img, seg, max_id, four, null_may_join);
+    match img.bands {
+        1 => single_pixels::<T, 1>(args),
+        2 => single_pixels::<T, 2>(args),
+        3 => single_pixels::<T, 3>(args),
+        4 => single_pixels::<T, 4>(args),
+        5 => single_pixels::<T, 5>(args),
+        6 => single_pixels::<T, 6>(args),
+        7 => single_pixels::<T, 7>(args),
+        8 => single_pixels::<T, 8>(args),
+        _ => single_pixels::<T, 0>(args),
+    }
+}
+
+/// [`eliminate_single_pixels`] with the band count fixed at `NB` (0: any count).
+fn single_pixels<T: Pixel, const NB: usize>(
+    (img, seg, max_id, four, null_may_join): (&Img<T>, &mut [u32], u32, bool, bool),
+) -> u32 {
+    let pixels = PixelNeighbours::<T, NB>::new(img, four);
     let (rows, cols) = (img.rows, img.cols);
     let mut size = segment_sizes(seg, max_id);
-    // Single pixels only ever disappear, so the first scan finds every candidate; those it
-    // leaves are the candidates of the later scans.
     let mut merges: Vec<(u32, u32)> = Vec::new();
+    // Single pixels only ever disappear, so the first scan, over the whole image row by row
+    // (no division per pixel), finds every candidate; those it cannot merge are the
+    // candidates of the later scans.
     let mut candidates: Vec<u32> = Vec::new();
-    let scan = FirstScan {
-        img,
-        seg,
-        size: &size,
-        four,
-        null_may_join,
-    };
-    match img.bands {
-        1 => scan.run::<1>(&mut merges, &mut candidates),
-        2 => scan.run::<2>(&mut merges, &mut candidates),
-        3 => scan.run::<3>(&mut merges, &mut candidates),
-        4 => scan.run::<4>(&mut merges, &mut candidates),
-        5 => scan.run::<5>(&mut merges, &mut candidates),
-        6 => scan.run::<6>(&mut merges, &mut candidates),
-        7 => scan.run::<7>(&mut merges, &mut candidates),
-        8 => scan.run::<8>(&mut merges, &mut candidates),
-        _ => scan.run::<0>(&mut merges, &mut candidates),
+    for i in 0..rows {
+        for j in 0..cols {
+            let p = i * cols + j;
+            let s = seg[p];
+            if size[s as usize] != 1 || !(null_may_join || s != 0) {
+                continue;
+            }
+            match pixels.nearest(seg, i, j, |nbr| size[nbr as usize] > 1) {
+                Some(nbr) => merges.push((p as u32, nbr)),
+                None => candidates.push(p as u32),
+            }
+        }
     }
     while !merges.is_empty() {
         for &(p, new) in &merges {
@@ -158,26 +173,8 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
         merges.clear();
         for &p in &candidates {
             let p = p as usize;
-            if size[seg[p] as usize] != 1 {
-                continue;
-            }
-            let (i, j) = (p / cols, p % cols);
-            let mut min = T::DIST_UNSET;
-            let mut found = None;
-            for_each_neighbour(rows, cols, i, j, four, |q| {
-                let nbr = seg[q];
-                if size[nbr as usize] > 1 {
-                    let mut d = T::DIST_ZERO;
-                    for b in 0..img.bands {
-                        d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
-                    }
-                    if min < T::DIST_ZERO || d < min {
-                        min = d;
-                        found = Some(nbr);
-                    }
-                }
-            });
-            if let Some(nbr) = found {
+            if let Some(nbr) = pixels.nearest(seg, p / cols, p % cols, |nbr| size[nbr as usize] > 1)
+            {
                 merges.push((p as u32, nbr));
             }
         }
@@ -185,89 +182,66 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
     relabel(seg, &size)
 }
 
-/// The first scan of single-pixel elimination, over the whole image.
-struct FirstScan<'a, T> {
-    img: &'a Img<'a, T>,
-    seg: &'a [u32],
-    size: &'a [u32],
+/// An image's bands as slices (`NB` of them; 0: any count) and its shape and connectivity:
+/// what the searches for a pixel's spectrally nearest neighbouring pixel read.
+struct PixelNeighbours<'a, T, const NB: usize> {
+    bands: Vec<&'a [T]>,
+    rows: usize,
+    cols: usize,
     four: bool,
-    null_may_join: bool,
 }
 
-impl<T: Pixel> FirstScan<'_, T> {
-    /// Pushes each single pixel's merge (the pixel and its spectrally nearest neighbour's
-    /// segment, of more than one pixel, the first met on ties) to `merges`, or the pixel to
-    /// `rest` if no neighbour qualifies: the same choices as the candidate scans of
-    /// [`eliminate_single_pixels`], made row by row (no division per pixel), with the bands
-    /// fixed at `NB` (0: any count) and the running minimum kept by conditional moves (which
-    /// neighbour wins is close to random).
-    fn run<const NB: usize>(&self, merges: &mut Vec<(u32, u32)>, rest: &mut Vec<u32>) {
-        let FirstScan {
-            img,
-            seg,
-            size,
+impl<'a, T: Pixel, const NB: usize> PixelNeighbours<'a, T, NB> {
+    fn new(img: &Img<'a, T>, four: bool) -> Self {
+        let n = img.pixels();
+        Self {
+            bands: img.data.chunks_exact(n.max(1)).take(img.bands).collect(),
+            rows: img.rows,
+            cols: img.cols,
             four,
-            null_may_join,
-        } = *self;
-        let (rows, cols) = (img.rows, img.cols);
-        let nb = if NB > 0 { NB } else { img.bands };
-        let pixels = img.pixels();
-        let bands: Vec<&[T]> = (0..nb)
-            .map(|b| &img.data[b * pixels..(b + 1) * pixels])
-            .collect();
-        let bands = &bands[..nb];
-        for i in 0..rows {
-            for j in 0..cols {
-                let p = i * cols + j;
-                let s = seg[p];
-                if size[s as usize] != 1 || !(null_may_join || s != 0) {
-                    continue;
-                }
-                let mut min = T::DIST_UNSET;
-                let mut found = 0u32;
-                let mut any = false;
-                let mut consider = |q: usize| {
-                    let nbr = seg[q];
-                    let mut d = T::DIST_ZERO;
-                    for band in bands {
-                        d = T::add_sq_diff(d, band[p], band[q]);
-                    }
-                    let better = size[nbr as usize] > 1 && (min < T::DIST_ZERO || d < min);
-                    min = if better { d } else { min };
-                    found = if better { nbr } else { found };
-                    any |= better;
-                };
-                // Rows outer, columns inner; the pixel itself (a single) never qualifies.
-                if four {
-                    if i > 0 {
-                        consider(p - cols);
-                    }
-                    if j > 0 {
-                        consider(p - 1);
-                    }
-                    if j + 1 < cols {
-                        consider(p + 1);
-                    }
-                    if i + 1 < rows {
-                        consider(p + cols);
-                    }
-                } else {
-                    let (j0, j1) = (j.saturating_sub(1), (j + 1).min(cols - 1));
-                    for ii in i.saturating_sub(1)..=(i + 1).min(rows - 1) {
-                        for jj in j0..=j1 {
-                            if ii != i || jj != j {
-                                consider(ii * cols + jj);
-                            }
-                        }
-                    }
-                }
-                if any {
-                    merges.push((p as u32, found));
-                } else {
-                    rest.push(p as u32);
-                }
-            }
         }
+    }
+
+    /// The segment of pixel `(i, j)`'s spectrally nearest neighbouring pixel among those whose
+    /// segment `qualifies`, in pyshepseg's distance arithmetic and order (rows outer, columns
+    /// inner; the first met wins ties), or `None` if none qualifies. The pixel itself is not
+    /// looked at: both callers' pixels never qualify. The running minimum is kept by
+    /// conditional moves, as which neighbour wins is close to random.
+    #[inline(always)]
+    fn nearest(
+        &self,
+        seg: &[u32],
+        i: usize,
+        j: usize,
+        qualifies: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        let (rows, cols) = (self.rows, self.cols);
+        let bands = if NB > 0 {
+            &self.bands[..NB]
+        } else {
+            &self.bands[..]
+        };
+        let p = i * cols + j;
+        let mut min = T::DIST_UNSET;
+        let mut found = 0u32;
+        let mut any = false;
+        let mut consider = |q: usize| {
+            let nbr = seg[q];
+            let mut d = T::DIST_ZERO;
+            for band in bands {
+                d = T::add_sq_diff(d, band[p], band[q]);
+            }
+            let better = qualifies(nbr) && (min < T::DIST_ZERO || d < min);
+            min = if better { d } else { min };
+            found = if better { nbr } else { found };
+            any |= better;
+        };
+        for_each_neighbour(rows, cols, i, j, self.four, |q| {
+            if q != p {
+                consider(q);
+            }
+        });
+        any.then_some(found)
     }
 }
 
@@ -292,26 +266,13 @@ pub(crate) fn rescue_nulled_pixels<T: Pixel>(
         }
     }
     let rescued = lost.len();
+    let pixels = PixelNeighbours::<T, 0>::new(img, four);
     let mut joins: Vec<(u32, u32)> = Vec::new();
     while !lost.is_empty() {
         joins.clear();
         for &p in &lost {
             let p = p as usize;
-            let mut min = T::DIST_UNSET;
-            let mut found = None;
-            for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
-                if seg[q] != 0 {
-                    let mut d = T::DIST_ZERO;
-                    for b in 0..img.bands {
-                        d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));
-                    }
-                    if min < T::DIST_ZERO || d < min {
-                        min = d;
-                        found = Some(seg[q]);
-                    }
-                }
-            });
-            if let Some(s) = found {
+            if let Some(s) = pixels.nearest(seg, p / cols, p % cols, |s| s != 0) {
                 joins.push((p as u32, s));
             }
         }
@@ -378,15 +339,16 @@ struct Merger {
     bands: usize,
 }
 
-/// The most distinct pixels that can border a connected set of `size` pixels: each pixel
-/// added next to the set brings at most 3 new 4-way neighbours (5 new 8-way ones) and stops
-/// being a neighbour itself.
-fn max_neighbours(size: u32, four: bool) -> usize {
+/// The most neighbour slots a connected set of `size` pixels can have outside itself: each of
+/// its pixels has 4 (8-way: 8), and each of the at least `size - 1` adjacent pairs that
+/// connect it takes two of them. That bounds a segment's neighbour list before its repeats
+/// are dropped.
+fn max_boundary(size: u32, four: bool) -> usize {
     let s = size as usize;
     if four {
         2 * s + 2
     } else {
-        4 * s + 4
+        6 * s + 2
     }
 }
 
@@ -452,19 +414,20 @@ fn sums_fixed<T: Pixel, const NB: usize>(img: &Img<T>, seg: &[u32], n: usize) ->
     sum
 }
 
-/// The 4-way neighbour lists of the small segments, before their repeats are dropped: for
-/// each pixel of a segment smaller than `min_size`, in raster order, the segments of its
-/// neighbours above, left, right and below (pyshepseg's order), other than its own and null,
+/// The neighbour lists of the small segments, before their repeats are dropped: for each
+/// pixel of a segment smaller than `min_size`, in raster order, the segments of its
+/// neighbours in pyshepseg's order ([`for_each_neighbour`]), other than its own and null,
 /// appended to the segment's list (`adj[start[id]..]`, `len[id]` long) unless equal to the
-/// entry before. Each entry is a distinct boundary edge of a connected segment, so a list
-/// stays within `max_neighbours`; the append is written without branches (the value is stored
-/// in the next free slot and the length grows only if it is kept, hence the one slot of room
-/// past the bound), as whether a neighbour is another segment is close to random.
+/// entry before. Each entry is a distinct boundary slot of a connected segment, so a list
+/// stays within [`max_boundary`]; the append is written without branches (the value is
+/// stored in the next free slot and the length grows only if it is kept, hence the one slot
+/// of room past the bound), as whether a neighbour is another segment is close to random.
 #[allow(clippy::too_many_arguments)]
-fn raw_lists_4(
+fn raw_lists(
     seg: &[u32],
     rows: usize,
     cols: usize,
+    four: bool,
     size: &[u32],
     min_size: u32,
     start: &[usize],
@@ -472,9 +435,8 @@ fn raw_lists_4(
     len: &mut [u32],
 ) {
     for i in 0..rows {
-        let row = &seg[i * cols..(i + 1) * cols];
         for j in 0..cols {
-            let id = row[j];
+            let id = seg[i * cols + j];
             if id == 0 || size[id as usize] >= min_size {
                 continue;
             }
@@ -483,25 +445,13 @@ fn raw_lists_4(
             let full = start[id as usize + 1] - base - 1;
             let mut k = len[id as usize] as usize;
             let mut last = if k > 0 { adj[base + k - 1] } else { 0 };
-            let mut push = |m: u32| {
+            for_each_neighbour(rows, cols, i, j, four, |q| {
+                let m = seg[q];
                 adj[base + k] = m;
                 let keep = m != id && m != 0 && m != last && k < full;
                 k += usize::from(keep);
                 last = if keep { m } else { last };
-            };
-            let p = i * cols + j;
-            if i > 0 {
-                push(seg[p - cols]);
-            }
-            if j > 0 {
-                push(row[j - 1]);
-            }
-            if j + 1 < cols {
-                push(row[j + 1]);
-            }
-            if i + 1 < rows {
-                push(seg[p + cols]);
-            }
+            });
             len[id as usize] = k as u32;
         }
     }
@@ -514,13 +464,11 @@ impl Merger {
         let min_size = min_size.min(u32::MAX as usize) as u32;
         let size = segment_sizes(seg, max_id);
         let sum = segment_sums(img, seg, n);
-        // Room for each small segment's list: the bound on its distinct neighbours, or in
-        // 4-way its boundary edges (the same bound), plus the slot `raw_lists_4` writes past
-        // the last entry.
+        // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
         let mut start = vec![0usize; n + 1];
         for id in 1..n {
             let cap = if size[id] < min_size {
-                max_neighbours(size[id], four) + 1
+                max_boundary(size[id], four) + 1
             } else {
                 0
             };
@@ -529,34 +477,11 @@ impl Merger {
         let mut adj = vec![0u32; start[n]];
         let mut len = vec![0u32; n];
         let (rows, cols) = (img.rows, img.cols);
-        if four {
-            raw_lists_4(seg, rows, cols, &size, min_size, &start, &mut adj, &mut len);
-        } else {
-            for i in 0..rows {
-                for j in 0..cols {
-                    let id = seg[i * cols + j];
-                    if id == 0 || size[id as usize] >= min_size {
-                        continue;
-                    }
-                    let list = &mut adj[start[id as usize]..start[id as usize + 1]];
-                    let mut k = len[id as usize] as usize;
-                    for_each_neighbour(rows, cols, i, j, four, |q| {
-                        let m = seg[q];
-                        if m == id || m == 0 || list[..k].contains(&m) {
-                            return;
-                        }
-                        // Segments are connected, so `max_neighbours` bounds the list.
-                        if let Some(slot) = list.get_mut(k) {
-                            *slot = m;
-                            k += 1;
-                        }
-                    });
-                    len[id as usize] = k as u32;
-                }
-            }
-        }
+        raw_lists(
+            seg, rows, cols, four, &size, min_size, &start, &mut adj, &mut len,
+        );
         // Close the gaps the bounds left, so the lists take little memory and cache, keeping
-        // only the first appearance of each neighbour (the 4-way lists still hold repeats).
+        // only the first appearance of each neighbour.
         let mut end = 0;
         for id in 1..n {
             let from = start[id];
