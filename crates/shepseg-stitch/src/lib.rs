@@ -18,6 +18,8 @@ pub mod parallel;
 pub mod rat;
 pub mod recode;
 pub mod stitcher;
+#[cfg(test)]
+mod test_util;
 
 pub use error::StitchError;
 pub use output::{GdalOutput, OutputGeometry, OutputOptions};

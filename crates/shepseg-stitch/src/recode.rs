@@ -42,6 +42,12 @@ pub enum Recode {
 /// `(current local ID, earlier local ID, pixels)` for every segment of `current` (the tile's
 /// strip on `side`, local IDs) that crosses the strip's midline, over the same pixels of
 /// `earlier` (the earlier tile's strip, local IDs); sorted by current, then earlier ID.
+///
+/// A segment crosses when it has a pixel on each side of the midline. Both passes are
+/// written for speed, since they see every overlap pixel: the sides are marked by plain
+/// stores (a read-modify-write per pixel would wait on the previous pixel's store, which
+/// is usually the same segment's), and equal neighbouring pairs are counted as one run
+/// before the sort.
 pub fn pair_counts(
     current: ArrayView2<u32>,
     earlier: ArrayView2<u32>,
@@ -52,35 +58,60 @@ pub fn pair_counts(
         Side::Top => rows / 2,
         Side::Left => cols / 2,
     };
-    // Extent across the midline axis, per segment (indexed by local ID).
     let max = current.iter().copied().max().unwrap_or(0) as usize;
-    let mut extent = vec![(usize::MAX, 0usize); max + 1];
-    for ((r, c), &id) in current.indexed_iter() {
-        let n = if side == Side::Top { r } else { c };
-        let e = &mut extent[id as usize];
-        e.0 = e.0.min(n);
-        e.1 = e.1.max(n);
+    // Whether each segment has a pixel before the midline, and one at or after it.
+    let mut before = vec![false; max + 1];
+    let mut after = vec![false; max + 1];
+    for (r, row) in current.outer_iter().enumerate() {
+        let split = match side {
+            Side::Top if r < mid => cols,
+            Side::Top => 0,
+            Side::Left => mid,
+        };
+        for (c, &id) in row.iter().enumerate() {
+            if c < split {
+                before[id as usize] = true;
+            } else {
+                after[id as usize] = true;
+            }
+        }
     }
-    let mut pairs: Vec<u64> = Vec::new();
-    for (&id, &b) in current.iter().zip(earlier.iter()) {
-        if id == 0 {
-            continue;
-        }
-        let (lo, hi) = extent[id as usize];
-        if lo < mid && hi >= mid {
-            pairs.push((u64::from(id) << 32) | u64::from(b));
+    let crossing: Vec<bool> = before
+        .iter()
+        .zip(&after)
+        .enumerate()
+        .map(|(id, (&b, &a))| id != 0 && a && b)
+        .collect();
+    // Runs of one (current, earlier) pair along the rows, then sorted and summed.
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let (mut last, mut count) = (0u64, 0u64);
+    for (cur, ear) in current.outer_iter().zip(earlier.outer_iter()) {
+        for (&id, &b) in cur.iter().zip(ear.iter()) {
+            if !crossing[id as usize] {
+                continue;
+            }
+            let key = (u64::from(id) << 32) | u64::from(b);
+            if key == last && count > 0 {
+                count += 1;
+            } else {
+                if count > 0 {
+                    runs.push((last, count));
+                }
+                (last, count) = (key, 1);
+            }
         }
     }
-    pairs.sort_unstable();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i;
-        while j < pairs.len() && pairs[j] == pairs[i] {
-            j += 1;
+    if count > 0 {
+        runs.push((last, count));
+    }
+    runs.sort_unstable_by_key(|r| r.0);
+    let mut out: Vec<(u32, u32, u64)> = Vec::new();
+    for (key, n) in runs {
+        let (id, b) = ((key >> 32) as u32, key as u32);
+        match out.last_mut() {
+            Some(o) if o.0 == id && o.1 == b => o.2 += n,
+            _ => out.push((id, b, n)),
         }
-        out.push(((pairs[i] >> 32) as u32, pairs[i] as u32, (j - i) as u64));
-        i = j;
     }
     out
 }
@@ -133,7 +164,75 @@ pub fn recode_from_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use crate::test_util::blocky;
+    use ndarray::{array, s};
+    use shepseg_core::rng::SplitMix64;
+
+    /// [`pair_counts`] as first written: each segment's extent across the midline, then every
+    /// crossing pixel's pair, sorted and counted.
+    fn pair_counts_oracle(
+        current: ArrayView2<u32>,
+        earlier: ArrayView2<u32>,
+        side: Side,
+    ) -> Vec<(u32, u32, u64)> {
+        let (rows, cols) = current.dim();
+        let mid = match side {
+            Side::Top => rows / 2,
+            Side::Left => cols / 2,
+        };
+        let max = current.iter().copied().max().unwrap_or(0) as usize;
+        let mut extent = vec![(usize::MAX, 0usize); max + 1];
+        for ((r, c), &id) in current.indexed_iter() {
+            let n = if side == Side::Top { r } else { c };
+            let e = &mut extent[id as usize];
+            e.0 = e.0.min(n);
+            e.1 = e.1.max(n);
+        }
+        let mut pairs: Vec<u64> = Vec::new();
+        for (&id, &b) in current.iter().zip(earlier.iter()) {
+            let (lo, hi) = extent[id as usize];
+            if id != 0 && lo < mid && hi >= mid {
+                pairs.push((u64::from(id) << 32) | u64::from(b));
+            }
+        }
+        pairs.sort_unstable();
+        let mut out: Vec<(u32, u32, u64)> = Vec::new();
+        for p in pairs {
+            let (id, b) = ((p >> 32) as u32, p as u32);
+            match out.last_mut() {
+                Some(o) if o.0 == id && o.1 == b => o.2 += 1,
+                _ => out.push((id, b, 1)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pair_counts_equal_the_extent_oracle() {
+        let mut rng = SplitMix64::new(11);
+        for case in 0..2000 {
+            let rows = 1 + rng.below(12);
+            let cols = 1 + rng.below(12);
+            let ids = 1 + rng.below(15);
+            let current = blocky(&mut rng, rows, cols, ids);
+            let earlier = blocky(&mut rng, rows, cols, ids);
+            for side in [Side::Top, Side::Left] {
+                assert_eq!(
+                    pair_counts(current.view(), earlier.view(), side),
+                    pair_counts_oracle(current.view(), earlier.view(), side),
+                    "case {case}, {side:?}"
+                );
+            }
+            // A strip cut out of a wider tile, as the left overlap is (rows not contiguous).
+            let wide = blocky(&mut rng, rows, cols + 3, ids);
+            let strip = wide.slice(s![.., ..cols]);
+            assert_eq!(
+                pair_counts(strip, earlier.view(), Side::Left),
+                pair_counts_oracle(strip, earlier.view(), Side::Left),
+                "case {case}, cut strip"
+            );
+        }
+    }
 
     fn recode_of(
         current: ArrayView2<u32>,

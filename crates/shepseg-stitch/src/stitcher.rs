@@ -544,17 +544,75 @@ fn scan(seg: ArrayView2<u32>, trim: Trim) -> (Vec<(usize, usize)>, Vec<u64>) {
     let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
     let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
     let mut inside = vec![0u64; local_max + 1];
+    // Run by run along each row, not pixel by pixel: a per-pixel update of the segment's
+    // entry would wait on the previous pixel's, usually the same segment's.
     for (r, row) in seg.outer_iter().enumerate() {
         let in_rows = r >= trim.top && r < trim.bottom;
-        for (c, &id) in row.iter().enumerate() {
+        let mut iter = row.iter().copied().enumerate().peekable();
+        while let Some((start, id)) = iter.next() {
+            let mut end = start + 1;
+            while iter.next_if(|&(_, v)| v == id).is_some() {
+                end += 1;
+            }
             let e = &mut corner[id as usize];
-            e.0 = e.0.min(r);
-            e.1 = e.1.min(c);
-            if in_rows && c >= trim.left && c < trim.right {
-                inside[id as usize] += 1;
+            if e.0 == usize::MAX {
+                e.0 = r;
+            }
+            e.1 = e.1.min(start);
+            if in_rows {
+                let (lo, hi) = (start.max(trim.left), end.min(trim.right));
+                inside[id as usize] += hi.saturating_sub(lo) as u64;
             }
         }
     }
     inside[0] = 0;
     (corner, inside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::blocky;
+    use shepseg_core::rng::SplitMix64;
+
+    /// [`scan`] as first written, pixel by pixel.
+    fn scan_oracle(seg: ArrayView2<u32>, trim: Trim) -> (Vec<(usize, usize)>, Vec<u64>) {
+        let local_max = seg.iter().copied().max().unwrap_or(0) as usize;
+        let mut corner = vec![(usize::MAX, usize::MAX); local_max + 1];
+        let mut inside = vec![0u64; local_max + 1];
+        for ((r, c), &id) in seg.indexed_iter() {
+            let e = &mut corner[id as usize];
+            e.0 = e.0.min(r);
+            e.1 = e.1.min(c);
+            if r >= trim.top && r < trim.bottom && c >= trim.left && c < trim.right {
+                inside[id as usize] += 1;
+            }
+        }
+        inside[0] = 0;
+        (corner, inside)
+    }
+
+    #[test]
+    fn scan_equals_the_pixel_oracle() {
+        let mut rng = SplitMix64::new(5);
+        for case in 0..2000 {
+            let (rows, cols) = (1 + rng.below(14), 1 + rng.below(14));
+            let ids = 1 + rng.below(20);
+            let seg = blocky(&mut rng, rows, cols, ids);
+            let (top, left) = (rng.below(rows), rng.below(cols));
+            let trim = Trim {
+                top,
+                bottom: top + rng.below(rows - top + 1),
+                left,
+                right: left + rng.below(cols - left + 1),
+                last_col: false,
+                last_row: false,
+            };
+            assert_eq!(
+                scan(seg.view(), trim),
+                scan_oracle(seg.view(), trim),
+                "case {case}"
+            );
+        }
+    }
 }
