@@ -6,7 +6,8 @@
 //! comparison). Tiles are consumed in row-major order as executors push them, so stitching runs
 //! while other tiles are still being segmented; where the pixels go is a [`TileSink`].
 //! [`Stitcher`] does everything in the calling thread; [`ParallelStitcher`] does the per-pixel
-//! work on a pool, leaving only per-segment bookkeeping and the write serial.
+//! work on a pool, leaving only per-segment bookkeeping and the write serial; with the default
+//! GTiff output even the write's compression runs on the pool ([`rawtiff`]).
 //!
 //! Dependencies point one way: `shepseg-core` <- `shepseg-tiling` <- `shepseg-stitch`.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod output;
 pub mod parallel;
 pub mod rat;
+pub mod rawtiff;
 pub mod recode;
 pub mod stitcher;
 #[cfg(test)]

@@ -19,14 +19,17 @@ use std::path::{Path, PathBuf};
 
 use gdal::cpl::CslStringList;
 use gdal::raster::Buffer;
-use gdal::{Dataset, DriverManager, Metadata};
+use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags, Metadata};
 use ndarray::Array2;
 use shepseg_core::rng::SplitMix64;
 use shepseg_tiling::Window;
 
 use crate::error::StitchError;
 use crate::rat::{ColumnType, ColumnUsage, Rat};
-use crate::stitcher::{Overview, OverviewBlock, StitchReport, TileSink};
+use crate::rawtiff::{RawTiff, TileEncoder};
+use crate::stitcher::{
+    encode_block, EncodedBlock, EncodedOverview, Overview, OverviewBlock, StitchReport, TileSink,
+};
 
 /// How to write the output.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +112,23 @@ pub struct GdalOutput {
     /// COG is written as a GTiff and copied at the end.
     cog: bool,
     options: OutputOptions,
+    /// The GTiff's full-resolution tiles, written compressed by the stitch pool
+    /// ([`crate::rawtiff`]) while `ds` is closed; `None` when the output goes through GDAL.
+    raw: Option<RawTiff>,
+    /// With `raw`: the overview parts, compressed, for GDAL to write at the end.
+    raw_overviews: Vec<(usize, EncodedOverview)>,
+}
+
+/// Opens `path` through GDAL for update.
+fn open_update(path: &Path) -> Result<Dataset, StitchError> {
+    Dataset::open_ex(
+        path,
+        DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_UPDATE | GdalOpenFlags::GDAL_OF_RASTER,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| out_err(path, e))
 }
 
 fn out_err(path: &Path, what: impl std::fmt::Display) -> StitchError {
@@ -171,6 +191,15 @@ impl GdalOutput {
             .map_err(|e| out_err(path, format!("cannot write here: {e}")))?;
         let temp_path = temp_dir.join(name);
         let mut co: Vec<String> = options.creation_options.clone();
+        // With shepseg's own GTiff options (none given), the stitch pool compresses the tiles
+        // and they are written raw (see `crate::rawtiff`): GDAL creates the file with no tile
+        // written (sparse), and writes only the overviews.
+        let raw_wanted = driver_name.eq_ignore_ascii_case("GTiff")
+            && options.creation_options.is_empty()
+            && gtiff_has_zstd();
+        if raw_wanted {
+            co.push("SPARSE_OK=TRUE".into());
+        }
         if driver_name.eq_ignore_ascii_case("GTiff") {
             let given =
                 |co: &[String], k: &str| co.iter().any(|o| o.to_ascii_uppercase().starts_with(k));
@@ -250,20 +279,38 @@ impl GdalOutput {
                 band.set_metadata_item("LAYER_TYPE", "thematic", "")
                     .map_err(|e| out_err(path, e))?;
             }
+            let (ds, raw) = if raw_wanted {
+                ds.close().map_err(|e| out_err(path, e))?;
+                match RawTiff::open(&temp_path, 1) {
+                    Some(raw) => (None, Some(raw)),
+                    None => (Some(open_update(&temp_path)?), None),
+                }
+            } else {
+                (Some(ds), None)
+            };
             Ok(Self {
-                ds: Some(ds),
+                ds,
                 final_path: path.to_path_buf(),
                 temp_dir: temp_dir.clone(),
                 temp_path: temp_path.clone(),
                 overviews,
                 cog,
                 options: options.clone(),
+                raw,
+                raw_overviews: Vec::new(),
             })
         })();
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&temp_dir);
         }
         result
+    }
+
+    /// Whether the full-resolution tiles are compressed by the stitch pool and written raw
+    /// ([`crate::rawtiff`]) rather than through GDAL: with GTiff and shepseg's own creation
+    /// options (none given), where this GDAL has ZSTD.
+    pub fn writes_raw(&self) -> bool {
+        self.raw.is_some()
     }
 
     fn dataset(&self) -> Result<&Dataset, StitchError> {
@@ -311,6 +358,32 @@ impl GdalOutput {
     /// stitch, such as a subset); `histogram` gives the `STATISTICS_*` metadata.
     pub fn finish_with_rat(mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
+        if let Some(mut raw) = self.raw.take() {
+            // The overviews, part by part in the order they were stitched, into their own
+            // directories; then GDAL takes the file back.
+            let mut parts = std::mem::take(&mut self.raw_overviews);
+            parts.sort_by_key(|p| p.0);
+            let mut current = None;
+            for (j, part) in parts {
+                let ov = self.overviews[j];
+                if current != Some(j) {
+                    raw.select((ov.cols, ov.rows))
+                        .map_err(|e| out_err(&path, e))?;
+                    current = Some(j);
+                }
+                let window = Window {
+                    xoff: part.xoff,
+                    yoff: part.yoff,
+                    xsize: part.dim.1,
+                    ysize: part.dim.0,
+                };
+                raw.write_overview(window, &part.decode()?)
+                    .map_err(|e| out_err(&path, e))?;
+            }
+            raw.close().map_err(|e| out_err(&path, e))?;
+            let ds = open_update(&self.temp_path)?;
+            self.ds = Some(ds);
+        }
         // GTiff (and so COG) keeps the table in its `.aux.xml`, which is written directly
         // once the raster is closed; other drivers take it through GDAL.
         let sidecar_rat = self.cog || self.options.driver.eq_ignore_ascii_case("GTiff");
@@ -429,6 +502,7 @@ impl Drop for GdalOutput {
     fn drop(&mut self) {
         // Unfinished: close and remove everything, leaving nothing at OUTPUT.
         self.ds.take();
+        self.raw.take();
         if self.temp_dir.exists() {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
         }
@@ -442,7 +516,32 @@ impl TileSink for GdalOutput {
             .iter()
             .map(|o| o.subsample(w, &block))
             .collect();
-        self.write_with_overviews(w, block, subs)
+        match self.tile_encoder() {
+            Some(enc) => {
+                let encoded = encode_block(&enc, w, &block, subs)?;
+                self.write_encoded(w, encoded)
+            }
+            None => self.write_with_overviews(w, block, subs),
+        }
+    }
+
+    fn tile_encoder(&self) -> Option<TileEncoder> {
+        self.raw.as_ref().map(RawTiff::encoder)
+    }
+
+    fn write_encoded(&mut self, w: Window, block: EncodedBlock) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        let raw = self
+            .raw
+            .as_mut()
+            .ok_or_else(|| out_err(&path, format!("block {w:?}: not written raw")))?;
+        raw.write(block.tiles).map_err(|e| out_err(&path, e))?;
+        for (j, part) in block.overviews.into_iter().enumerate() {
+            if let Some(part) = part {
+                self.raw_overviews.push((j, part));
+            }
+        }
+        Ok(())
     }
 
     fn overviews(&self) -> &[Overview] {

@@ -6,7 +6,8 @@
 //! left overlaps against its neighbours' *local* IDs — none of which needs the stitch so far),
 //! so several tiles are prepared while earlier ones are stitched. The calling thread then runs
 //! [`Stitcher::stitch_prepared`] in order (per segment, not per pixel), the pool maps the
-//! block through the resulting lookup table and subsamples it for the sink's overviews, and the
+//! block through the resulting lookup table, subsamples it for the sink's overviews and, for a
+//! sink that takes compressed blocks ([`TileSink::tile_encoder`]), compresses it, and the
 //! calling thread writes blocks in order.
 //! The output is the [`Stitcher`]'s, pixel for pixel. At most `max_in_flight` tiles are held
 //! between push and write, so memory stays bounded.
@@ -21,9 +22,10 @@ use ndarray::Array2;
 use shepseg_tiling::{Tile, TileGrid};
 
 use crate::error::StitchError;
+use crate::rawtiff::TileEncoder;
 use crate::stitcher::{
-    map_block, overlap_strips, prepare, KeptStrips, Overview, OverviewBlock, StitchReport,
-    Stitched, Stitcher, TilePrep, TileSink,
+    encode_block, map_block, overlap_strips, prepare, EncodedBlock, KeptStrips, Overview,
+    OverviewBlock, StitchReport, Stitched, Stitcher, TilePrep, TileSink,
 };
 
 /// Work for the pool.
@@ -40,16 +42,24 @@ enum Job {
         seg: Arc<Array2<u32>>,
         done: Box<Stitched>,
         overviews: Arc<[Overview]>,
+        encoder: Option<TileEncoder>,
     },
 }
 
-/// A mapped block with its overview parts, ready to write.
-type Mapped = (Array2<u32>, Vec<Option<OverviewBlock>>, Box<Stitched>);
+/// A block ready to write: as pixels with its overview parts, or compressed for the sink.
+enum Ready {
+    Plain(Array2<u32>, Vec<Option<OverviewBlock>>),
+    Encoded(EncodedBlock),
+}
+
+/// A mapped block, ready to write.
+type Mapped = (Ready, Box<Stitched>);
 
 /// What the pool hands back.
 enum Done {
     Prepared(usize, Box<TilePrep>),
     Mapped(usize, Mapped),
+    Failed(StitchError),
     Panicked(String),
 }
 
@@ -193,6 +203,7 @@ impl ParallelStitcher {
                 Done::Mapped(i, mapped) => {
                     self.mapped.insert(i, mapped);
                 }
+                Done::Failed(e) => return Err(e),
                 Done::Panicked(msg) => {
                     return Err(StitchError::Output(format!(
                         "stitch thread panicked: {msg}"
@@ -212,12 +223,17 @@ impl ParallelStitcher {
                     seg,
                     done: Box::new(done),
                     overviews: Arc::from(sink.overviews()),
+                    encoder: sink.tile_encoder(),
                 })?;
                 self.stitched += 1;
             }
-            while let Some((block, subs, st)) = self.mapped.remove(&self.written) {
+            while let Some((ready, st)) = self.mapped.remove(&self.written) {
                 let t = Instant::now();
-                sink.write_with_overviews(st.trim.window(st.tile), block, subs)?;
+                let window = st.trim.window(st.tile);
+                match ready {
+                    Ready::Plain(block, subs) => sink.write_with_overviews(window, block, subs)?,
+                    Ready::Encoded(block) => sink.write_encoded(window, block)?,
+                }
                 let stitch = self.stitch_time.remove(&self.written).unwrap_or_default();
                 self.serial.push(stitch + t.elapsed());
                 self.written += 1;
@@ -278,6 +294,7 @@ fn run(grid: &TileGrid, job: Job) -> Done {
             seg,
             done,
             overviews,
+            encoder,
         } => {
             let block = map_block(seg.view(), done.trim, &done.out_lut);
             let window = done.trim.window(done.tile);
@@ -285,7 +302,13 @@ fn run(grid: &TileGrid, job: Job) -> Done {
                 .iter()
                 .map(|o| o.subsample(window, &block))
                 .collect();
-            Done::Mapped(index, (block, subs, done))
+            match encoder {
+                None => Done::Mapped(index, (Ready::Plain(block, subs), done)),
+                Some(enc) => match encode_block(&enc, window, &block, subs) {
+                    Ok(e) => Done::Mapped(index, (Ready::Encoded(e), done)),
+                    Err(e) => Done::Failed(e),
+                },
+            }
         }
     }
 }

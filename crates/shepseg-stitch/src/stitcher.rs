@@ -25,6 +25,7 @@ use ndarray::{s, Array2, ArrayView2};
 use shepseg_tiling::{Tile, TileGrid, Window};
 
 use crate::error::StitchError;
+use crate::rawtiff::{zstd_compress, zstd_decompress, EncodedTiles, TileEncoder};
 use crate::recode::{pair_counts, recode_from_pairs, Recode, Side};
 
 /// Where stitched pixels go: the output raster, or anything else that stores blocks.
@@ -54,6 +55,83 @@ pub trait TileSink {
         drop(overviews);
         self.write(window, block)
     }
+
+    /// The sink's tile layout, if it takes blocks compressed ([`TileSink::write_encoded`]):
+    /// a parallel stitcher then encodes each block on its pool, so that compression is off
+    /// the serial write path. None by default.
+    fn tile_encoder(&self) -> Option<TileEncoder> {
+        None
+    }
+
+    /// Stores a block [`encode_block`] made with [`TileSink::tile_encoder`]'s layout. Called
+    /// only on sinks that give one; by default an error.
+    fn write_encoded(&mut self, window: Window, block: EncodedBlock) -> Result<(), StitchError> {
+        drop(block);
+        Err(StitchError::Output(format!(
+            "block {window:?}: this output takes no encoded blocks"
+        )))
+    }
+}
+
+/// A block compressed for a sink's own tile layout, with its overview parts compressed too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBlock {
+    /// The block's full-resolution tiles.
+    pub tiles: EncodedTiles,
+    /// Per overview of [`TileSink::overviews`], its part: `(column, row)` of the overview it
+    /// starts at, `(rows, cols)`, and the pixels as one ZSTD frame.
+    pub overviews: Vec<Option<EncodedOverview>>,
+}
+
+/// One overview part of an [`EncodedBlock`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedOverview {
+    /// Column of the overview the part starts at.
+    pub xoff: usize,
+    /// Row of the overview the part starts at.
+    pub yoff: usize,
+    /// `(rows, cols)`.
+    pub dim: (usize, usize),
+    /// The pixels, row-major, as one ZSTD frame.
+    pub frame: Vec<u8>,
+}
+
+impl EncodedOverview {
+    /// The part's pixels.
+    pub fn decode(&self) -> Result<Array2<u32>, StitchError> {
+        let values = zstd_decompress(&self.frame, self.dim.0 * self.dim.1)?;
+        Array2::from_shape_vec(self.dim, values)
+            .map_err(|e| StitchError::Output(format!("overview part: {e}")))
+    }
+}
+
+/// Compresses `block` (at `window`) into `encoder`'s tiles and its overview parts `subs`
+/// (from [`Overview::subsample`]) into frames: the per-pixel half of a compressed write, which
+/// any thread can do.
+pub fn encode_block(
+    encoder: &TileEncoder,
+    window: Window,
+    block: &Array2<u32>,
+    subs: Vec<Option<OverviewBlock>>,
+) -> Result<EncodedBlock, StitchError> {
+    let tiles = encoder.encode(window, block)?;
+    let overviews = subs
+        .into_iter()
+        .map(|sub| {
+            sub.map(|o| {
+                let dim = o.block.dim();
+                let values: Vec<u32> = o.block.iter().copied().collect();
+                Ok(EncodedOverview {
+                    xoff: o.xoff,
+                    yoff: o.yoff,
+                    dim,
+                    frame: zstd_compress(&values, encoder.level)?,
+                })
+            })
+            .transpose()
+        })
+        .collect::<Result<_, StitchError>>()?;
+    Ok(EncodedBlock { tiles, overviews })
 }
 
 /// An overview a sink keeps: every `level`-th pixel from `level / 2` in, as pyshepseg

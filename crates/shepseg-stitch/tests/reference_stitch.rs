@@ -495,3 +495,68 @@ fn parallel_stitcher_writes_the_sequential_overviews() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The raw tile writer (the default GTiff path: tiles compressed on the stitch pool and
+/// appended through libtiff) writes what GDAL writes, pixels and overviews, on a grid whose
+/// block edges are not on the 256-pixel TIFF tile grid (so tiles and overview tiles are
+/// assembled from pieces of several blocks).
+#[test]
+fn raw_tiles_equal_gdal_writes_on_an_unaligned_grid() {
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions};
+    let mut s = setup("synth8000", false);
+    let (cols, rows) = s.r.size();
+    s.grid = TileGrid::new(cols, rows, 1500, 300).unwrap();
+    let tiles: Vec<Array2<u32>> = s.grid.tiles().iter().map(|t| s.segment(t.window)).collect();
+    let dir = std::env::temp_dir().join(format!("shepseg-test-raw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let geometry = OutputGeometry::of(s.r.dataset());
+    let mut mem = MemorySink::new(rows, cols);
+    let mut st = Stitcher::new(s.grid.clone(), false);
+    for seg in &tiles {
+        st.push(seg.view(), &mut mem).unwrap();
+    }
+    st.finish().unwrap();
+    let mut written = Vec::new();
+    for (raw, parallel) in [(true, true), (true, false), (false, true)] {
+        let path = dir.join(format!("seg-{raw}-{parallel}.tif"));
+        let options = OutputOptions {
+            // Any creation option given takes the GDAL path.
+            creation_options: if raw {
+                vec![]
+            } else {
+                vec!["ZSTD_LEVEL=1".into()]
+            },
+            ..Default::default()
+        };
+        let mut out = GdalOutput::create(&path, &geometry, &options).unwrap();
+        assert_eq!(out.writes_raw(), raw);
+        let report = if parallel {
+            let mut ps = shepseg_stitch::ParallelStitcher::new(s.grid.clone(), false, 3);
+            for seg in &tiles {
+                ps.push(seg.clone(), &mut out).unwrap();
+            }
+            ps.finish(&mut out).unwrap()
+        } else {
+            let mut st = Stitcher::new(s.grid.clone(), false);
+            for seg in &tiles {
+                st.push(seg.view(), &mut out).unwrap();
+            }
+            st.finish().unwrap()
+        };
+        out.finish(&report).unwrap();
+        let ds = gdal::Dataset::open(&path).unwrap();
+        use gdal::Metadata;
+        assert_eq!(
+            ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+                .as_deref(),
+            Some("ZSTD")
+        );
+        written.push((read_u32(path.clone()), read_overviews(&path)));
+    }
+    assert_eq!(written[0].1.len(), 2, "synth8000 has overviews at 4 and 8");
+    assert!(written[0].0 == mem.0, "raw: the stitched pixels");
+    assert!(written[0] == written[1], "raw: parallel = sequential");
+    assert!(written[0] == written[2], "raw = GDAL");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
