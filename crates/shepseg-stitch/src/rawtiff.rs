@@ -505,6 +505,93 @@ mod tests {
         assert!(zstd_decompress(&f, v.len() + 1).is_err());
     }
 
+    /// A sparse GTiff as GDAL creates it, `cols x rows`, 16x16 tiles, with `compress`.
+    fn sparse_gtiff(path: &Path, cols: usize, rows: usize, compress: &str, bigtiff: bool) {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut co = gdal::cpl::CslStringList::new();
+        for (k, v) in [
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "16"),
+            ("BLOCKYSIZE", "16"),
+            ("COMPRESS", compress),
+            ("SPARSE_OK", "TRUE"),
+            ("BIGTIFF", if bigtiff { "YES" } else { "NO" }),
+        ] {
+            co.set_name_value(k, v).unwrap();
+        }
+        driver
+            .create_with_band_type_with_options::<u32, _>(path, cols, rows, 1, &co)
+            .unwrap()
+            .close()
+            .unwrap();
+    }
+
+    fn read_back(path: &Path) -> Vec<u32> {
+        let ds = gdal::Dataset::open(path).unwrap();
+        let (c, r) = ds.raster_size();
+        ds.rasterband(1)
+            .unwrap()
+            .read_as::<u32>((0, 0), (c, r), (c, r), None)
+            .unwrap()
+            .data()
+            .to_vec()
+    }
+
+    #[test]
+    fn raw_tiles_read_back_through_gdal_tiff_and_bigtiff() {
+        let dir = std::env::temp_dir().join(format!("shepseg-rawtiff-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cols, rows) = (50, 37);
+        let image = Array2::from_shape_fn((rows, cols), |(r, c)| (r * 1000 + c + 1) as u32);
+        for bigtiff in [false, true] {
+            let path = dir.join(format!("raw-{bigtiff}.tif"));
+            sparse_gtiff(&path, cols, rows, "ZSTD", bigtiff);
+            let mut raw = RawTiff::open(&path, 1).expect("ZSTD layout accepted");
+            assert_eq!(raw.encoder().tile, (16, 16));
+            // Four blocks whose edges are off the tile grid, in row-major order.
+            for (x0, x1, y0, y1) in [
+                (0, 21, 0, 9),
+                (21, 50, 0, 9),
+                (0, 21, 9, 37),
+                (21, 50, 9, 37),
+            ] {
+                let w = Window {
+                    xoff: x0,
+                    yoff: y0,
+                    xsize: x1 - x0,
+                    ysize: y1 - y0,
+                };
+                let block = image.slice(ndarray::s![y0..y1, x0..x1]).to_owned();
+                let e = raw.encoder().encode(w, &block).unwrap();
+                raw.write(e).unwrap();
+            }
+            raw.close().unwrap();
+            assert_eq!(read_back(&path), image.iter().copied().collect::<Vec<_>>());
+        }
+        // Another layout is declined and left as it was.
+        let path = dir.join("deflate.tif");
+        sparse_gtiff(&path, cols, rows, "DEFLATE", false);
+        let before = std::fs::read(&path).unwrap();
+        assert!(RawTiff::open(&path, 1).is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // An incomplete tile is an error at close.
+        let path = dir.join("short.tif");
+        sparse_gtiff(&path, cols, rows, "ZSTD", false);
+        let mut raw = RawTiff::open(&path, 1).unwrap();
+        let w = Window {
+            xoff: 0,
+            yoff: 0,
+            xsize: 20,
+            ysize: 37,
+        };
+        let block = image.slice(ndarray::s![.., ..20]).to_owned();
+        let e = raw.encoder().encode(w, &block).unwrap();
+        raw.write(e).unwrap();
+        assert!(raw.close().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn blocks_cut_into_whole_tiles_and_pieces() {
         let enc = TileEncoder {
