@@ -175,11 +175,6 @@ impl TileConsumer for StitchConsumer<'_> {
 /// Runs the job.
 pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    // GDAL's block cache defaults to 5% of physical memory; tiles are read and written once, so
-    // a small cache keeps peak memory to a few tiles. --config GDAL_CACHEMAX=... overrides.
-    if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
-    }
     for kv in &args.config {
         let (k, v) = kv
             .split_once('=')
@@ -233,6 +228,22 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
 
     let raster = Raster::open(&args.input)?;
     let (cols, rows) = raster.size();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers.unwrap_or(cores);
+    // GDAL's block cache defaults to 5% of physical memory; tiles are read once, so a cache
+    // sized to the reads keeps peak memory to a few tiles (see Raster::block_cache_bytes).
+    // GDAL_CACHEMAX, in the environment or with --config, overrides.
+    let cache_given = std::env::var_os("GDAL_CACHEMAX").is_some()
+        || args
+            .config
+            .iter()
+            .any(|kv| kv.to_ascii_uppercase().starts_with("GDAL_CACHEMAX="));
+    if !cache_given {
+        let bytes =
+            raster.block_cache_bytes(2 * args.tile_size + args.overlap_size, workers.max(cores));
+        // SAFETY: sets a process-wide size; GDAL synchronises its cache.
+        unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
+    }
     if cols == 0 || rows == 0 || raster.band_count() == 0 {
         bail!(
             "{}: raster is empty ({cols} x {rows} pixels, {} bands)",
@@ -281,8 +292,6 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         &options,
     )?;
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = args.workers.unwrap_or(cores);
     // Threads of this machine for the fit and the stitch's per-pixel work: the local
     // workers, or every core when the workers are remote. Results do not depend on it.
     let local_threads = match args.executor {

@@ -99,6 +99,28 @@ impl Raster {
         self.ds.raster_size()
     }
 
+    /// A GDAL block cache size (bytes) for reading this raster in tiles `tile_cols` wide with
+    /// `readers` reading at once, and for the whole-raster sample on as many threads: two
+    /// rows of the file's blocks (all bands, as a pixel-interleaved block holds them) across
+    /// each read, at least 64 MiB and at most 1 GiB.
+    ///
+    /// Every block is decoded once per read and the cache only has to keep the row of blocks
+    /// a read is going through; a larger cache fills with blocks no read needs again (GDAL's
+    /// default is 5% of memory), which is peak memory for nothing.
+    pub fn block_cache_bytes(&self, tile_cols: usize, readers: usize) -> usize {
+        let (cols, _) = self.size();
+        let Ok(band) = self.ds.rasterband(1) else {
+            return 256 << 20;
+        };
+        let (bw, bh) = band.block_size();
+        let sample = usize::from(band.band_type().bytes());
+        let row = |width: usize| {
+            width.min(cols).div_ceil(bw.max(1)) * bw * bh * sample * self.band_count()
+        };
+        let need = 2 * readers.max(1) * row(tile_cols).max(row(cols));
+        need.clamp(64 << 20, 1 << 30)
+    }
+
     /// Number of bands.
     pub fn band_count(&self) -> usize {
         self.ds.raster_count()
@@ -388,5 +410,36 @@ mod tests {
         assert!(null_as::<i16>(Some(0.5)).is_err());
         assert!(null_as::<f32>(Some(f64::NAN)).unwrap().unwrap().is_nan());
         assert_eq!(null_as::<i32>(None).unwrap(), None);
+    }
+
+    #[test]
+    fn block_cache_holds_two_block_rows_per_reader() {
+        let dir = std::env::temp_dir().join(format!("shepseg-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // 20000 columns of 256x256 tiles, 8 Float32 bands: a row of blocks is 79 blocks of
+        // 2 MiB (all bands), 165.6 MB.
+        let path = dir.join("wide.tif");
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+        let mut co = gdal::cpl::CslStringList::new();
+        co.set_name_value("TILED", "YES").unwrap();
+        co.set_name_value("SPARSE_OK", "TRUE").unwrap();
+        driver
+            .create_with_band_type_with_options::<f32, _>(&path, 20000, 16, 8, &co)
+            .unwrap()
+            .close()
+            .unwrap();
+        let r = Raster::open(&path).unwrap();
+        let row = 79 * 256 * 256 * 4 * 8;
+        assert_eq!(r.block_cache_bytes(4096, 1), 2 * row);
+        assert_eq!(r.block_cache_bytes(4096, 4), 1 << 30, "at most 1 GiB");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A small raster: the 64 MiB floor.
+        let small = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/reference/rgbn/rgbn.tif");
+        assert_eq!(
+            Raster::open(small).unwrap().block_cache_bytes(1024, 8),
+            64 << 20
+        );
     }
 }
