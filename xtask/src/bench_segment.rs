@@ -168,14 +168,15 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => default_input()?,
     };
-    // As `shepseg segment` does: a small block cache, so that every run decodes the raster
-    // again (with the default 5% of memory the later runs would read it from the cache).
-    if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
-    }
     let threads = args.threads.max(1);
     let raster =
         shepseg_tiling::Raster::open(&input).with_context(|| input.display().to_string())?;
+    // As `shepseg segment` does: a block cache sized to the reads (set before the first block
+    // is read), so that every run decodes the raster again.
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        let mib = raster.block_cache_bytes(raster.size().0, threads) >> 20;
+        gdal::config::set_config_option("GDAL_CACHEMAX", &mib.to_string())?;
+    }
     let bands: Vec<usize> = (1..=raster.band_count()).collect();
     let params = shepseg_core::SegmentParams {
         seed: args.seed,
