@@ -22,9 +22,8 @@ pub struct WorkerArgs {
 
 /// Runs the worker until the coordinator has no more tiles.
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
-    if std::env::var_os("GDAL_CACHEMAX").is_none() {
-        gdal::config::set_config_option("GDAL_CACHEMAX", "256")?;
-    }
+    // GDAL's block cache is sized to the worker's reads once the job names the raster
+    // (shepseg_exec_fargate::run_worker).
     let secret = Secret::from_env()?;
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -164,7 +164,21 @@ fn work(
         let t0 = Instant::now();
         let read = catch_unwind(AssertUnwindSafe(|| -> Result<_, RemoteError> {
             if raster.is_none() {
-                raster = Some(Raster::open(std::path::Path::new(&job.input))?);
+                let r = Raster::open(std::path::Path::new(&job.input))?;
+                // Before the first block is read: GDAL's block cache sized to this worker's
+                // reads (one tile at a time), unless GDAL_CACHEMAX came from the environment
+                // or the coordinator.
+                let given = std::env::var_os("GDAL_CACHEMAX").is_some()
+                    || job
+                        .gdal_config
+                        .iter()
+                        .any(|(k, _)| k.eq_ignore_ascii_case("GDAL_CACHEMAX"));
+                if !given {
+                    let bytes = r.block_cache_bytes(2 * window.xsize, 1);
+                    // SAFETY: sets a process-wide size; GDAL synchronises its cache.
+                    unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
+                }
+                raster = Some(r);
             }
             let r = raster
                 .as_ref()
