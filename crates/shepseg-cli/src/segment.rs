@@ -230,20 +230,6 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let (cols, rows) = raster.size();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = args.workers.unwrap_or(cores);
-    // GDAL's block cache defaults to 5% of physical memory; tiles are read once, so a cache
-    // sized to the reads keeps peak memory to a few tiles (see Raster::block_cache_bytes).
-    // GDAL_CACHEMAX, in the environment or with --config, overrides.
-    let cache_given = std::env::var_os("GDAL_CACHEMAX").is_some()
-        || args
-            .config
-            .iter()
-            .any(|kv| kv.to_ascii_uppercase().starts_with("GDAL_CACHEMAX="));
-    if !cache_given {
-        let bytes =
-            raster.block_cache_bytes(2 * args.tile_size + args.overlap_size, workers.max(cores));
-        // SAFETY: sets a process-wide size; GDAL synchronises its cache.
-        unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
-    }
     if cols == 0 || rows == 0 || raster.band_count() == 0 {
         bail!(
             "{}: raster is empty ({cols} x {rows} pixels, {} bands)",
@@ -258,6 +244,20 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         None => raster.null_value(&bands)?,
     };
     let grid = TileGrid::new(cols, rows, args.tile_size, args.overlap_size)?;
+    // GDAL's block cache defaults to 5% of physical memory; tiles are read once, so a cache
+    // sized to the reads keeps peak memory to a few tiles (see Raster::block_cache_bytes).
+    // GDAL_CACHEMAX, in the environment or with --config, overrides.
+    let cache_given = std::env::var_os("GDAL_CACHEMAX").is_some()
+        || args
+            .config
+            .iter()
+            .any(|kv| kv.to_ascii_uppercase().starts_with("GDAL_CACHEMAX="));
+    if !cache_given {
+        let widest = grid.tiles().iter().map(|t| t.window.xsize).max();
+        let bytes = raster.block_cache_bytes(widest.unwrap_or(cols), workers.max(cores));
+        // SAFETY: sets a process-wide size; GDAL synchronises its cache.
+        unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
+    }
     let model_in = match &args.kmeans_in {
         Some(p) => {
             let text = std::fs::read_to_string(p)

@@ -115,7 +115,9 @@ pub struct GdalOutput {
     /// The GTiff's full-resolution tiles, written compressed by the stitch pool
     /// ([`crate::rawtiff`]) while `ds` is closed; `None` when the output goes through GDAL.
     raw: Option<RawTiff>,
-    /// With `raw`: the overview parts, compressed, for GDAL to write at the end.
+    /// With `raw`: the overview parts, compressed on the pool (the overviews are written into
+    /// their own directories at the end, and held compressed until then so that memory stays
+    /// a small part of the output's size).
     raw_overviews: Vec<(usize, EncodedOverview)>,
 }
 

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use shepseg_tiling::Window;
 
 use crate::error::StitchError;
@@ -197,13 +197,8 @@ impl TileEncoder {
                     cx0 - window.xoff..cx1 - window.xoff
                 ]);
                 if whole && (cx0, cy0, cx1, cy1) == (x0, y0, x1, y1) {
-                    buf.iter_mut().for_each(|v| *v = 0);
-                    for (r, row) in part.outer_iter().enumerate() {
-                        let dst = &mut buf[r * tw..r * tw + row.len()];
-                        for (d, s) in dst.iter_mut().zip(row.iter()) {
-                            *d = *s;
-                        }
-                    }
+                    buf.fill(0);
+                    place(&mut buf, tw, (0, 0), part);
                     out.whole.push((index, zstd_compress(&buf, self.level)?));
                 } else {
                     out.pieces.push(TilePiece {
@@ -231,12 +226,11 @@ struct Partial {
     filled: usize,
 }
 
-/// Copies `piece` into its tile's pixels (`tw` wide).
-fn place(p: &mut Partial, piece: &TilePiece, tw: usize) {
-    let (r0, c0) = piece.at;
-    for (r, row) in piece.pixels.outer_iter().enumerate() {
+/// Copies `pixels` into a tile's row-major pixels `tile` (`tw` wide) at `(row, col)`.
+fn place(tile: &mut [u32], tw: usize, (r0, c0): (usize, usize), pixels: ArrayView2<u32>) {
+    for (r, row) in pixels.outer_iter().enumerate() {
         let start = (r0 + r) * tw + c0;
-        for (d, s) in p.pixels[start..start + row.len()].iter_mut().zip(row) {
+        for (d, s) in tile[start..start + row.len()].iter_mut().zip(row) {
             *d = *s;
         }
     }
@@ -409,15 +403,31 @@ impl RawTiff {
         block: &Array2<u32>,
     ) -> Result<(), StitchError> {
         self.flush_partial(window.yoff)?;
-        let (tw, th) = self.encoder.tile;
         for piece in self.encoder.cut(window, block, false)?.pieces {
-            let p = self.partial.entry(piece.tile).or_insert_with(|| Partial {
-                pixels: vec![0; tw * th],
-                filled: 0,
-            });
-            place(p, &piece, tw);
+            self.add_piece(&piece);
         }
         Ok(())
+    }
+
+    /// Copies `piece` into its tile's partial pixels (started if new); the tile's pixels
+    /// filled so far.
+    fn add_piece(&mut self, piece: &TilePiece) -> usize {
+        let (tw, th) = self.encoder.tile;
+        let p = self.partial.entry(piece.tile).or_insert_with(|| Partial {
+            pixels: vec![0; tw * th],
+            filled: 0,
+        });
+        place(&mut p.pixels, tw, piece.at, piece.pixels.view());
+        p.filled += piece.pixels.len();
+        p.filled
+    }
+
+    /// Compresses and writes the partial tile `index`, if started.
+    fn write_partial(&mut self, index: u32) -> Result<(), StitchError> {
+        match self.partial.remove(&index) {
+            Some(p) => self.write_tile(index, &mut zstd_compress(&p.pixels, self.encoder.level)?),
+            None => Ok(()),
+        }
     }
 
     /// Compresses and writes the partial tiles that end at or above row `row`.
@@ -431,13 +441,7 @@ impl RawTiff {
             .filter(|&t| (t as usize / across + 1) * th <= row || row == usize::MAX)
             .collect();
         done.sort_unstable();
-        for t in done {
-            if let Some(p) = self.partial.remove(&t) {
-                let mut frame = zstd_compress(&p.pixels, self.encoder.level)?;
-                self.write_tile(t, &mut frame)?;
-            }
-        }
-        Ok(())
+        done.into_iter().try_for_each(|t| self.write_partial(t))
     }
 
     /// Appends a block's tiles (from [`TileEncoder::encode`]); pieces are kept until their
@@ -446,19 +450,9 @@ impl RawTiff {
         for (index, mut frame) in encoded.whole {
             self.write_tile(index, &mut frame)?;
         }
-        let (tw, th) = self.encoder.tile;
         for piece in encoded.pieces {
-            let p = self.partial.entry(piece.tile).or_insert_with(|| Partial {
-                pixels: vec![0; tw * th],
-                filled: 0,
-            });
-            place(p, &piece, tw);
-            p.filled += piece.pixels.len();
-            if p.filled >= self.encoder.pixels_of(piece.tile) {
-                if let Some(done) = self.partial.remove(&piece.tile) {
-                    let mut frame = zstd_compress(&done.pixels, self.encoder.level)?;
-                    self.write_tile(piece.tile, &mut frame)?;
-                }
+            if self.add_piece(&piece) >= self.encoder.pixels_of(piece.tile) {
+                self.write_partial(piece.tile)?;
             }
         }
         Ok(())

@@ -30,6 +30,17 @@ pub enum Side {
     Left,
 }
 
+impl Side {
+    /// The midline of a `rows x cols` strip on this side: the first row (top) or column
+    /// (left) of its second half.
+    fn midline(self, rows: usize, cols: usize) -> usize {
+        match self {
+            Side::Top => rows / 2,
+            Side::Left => cols / 2,
+        }
+    }
+}
+
 /// What a crossing segment becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recode {
@@ -54,10 +65,7 @@ pub fn pair_counts(
     side: Side,
 ) -> Vec<(u32, u32, u64)> {
     let (rows, cols) = current.dim();
-    let mid = match side {
-        Side::Top => rows / 2,
-        Side::Left => cols / 2,
-    };
+    let mid = side.midline(rows, cols);
     let max = current.iter().copied().max().unwrap_or(0) as usize;
     // Whether each segment has a pixel before the midline, and one at or after it.
     let mut before = vec![false; max + 1];
@@ -84,36 +92,36 @@ pub fn pair_counts(
         .collect();
     // Runs of one (current, earlier) pair along the rows, then sorted and summed.
     let mut runs: Vec<(u64, u64)> = Vec::new();
-    let (mut last, mut count) = (0u64, 0u64);
     for (cur, ear) in current.outer_iter().zip(earlier.outer_iter()) {
         for (&id, &b) in cur.iter().zip(ear.iter()) {
-            if !crossing[id as usize] {
-                continue;
-            }
-            let key = (u64::from(id) << 32) | u64::from(b);
-            if key == last && count > 0 {
-                count += 1;
-            } else {
-                if count > 0 {
-                    runs.push((last, count));
-                }
-                (last, count) = (key, 1);
+            if crossing[id as usize] {
+                add_run(&mut runs, (u64::from(id) << 32) | u64::from(b), 1);
             }
         }
     }
-    if count > 0 {
-        runs.push((last, count));
-    }
+    summed_pairs(runs)
+}
+
+/// `(key, pixels)` runs, keyed `current << 32 | earlier`, sorted and summed per key into
+/// `(current, earlier, pixels)`.
+fn summed_pairs(mut runs: Vec<(u64, u64)>) -> Vec<(u32, u32, u64)> {
     runs.sort_unstable_by_key(|r| r.0);
-    let mut out: Vec<(u32, u32, u64)> = Vec::new();
+    let mut summed = Vec::with_capacity(runs.len());
     for (key, n) in runs {
-        let (id, b) = ((key >> 32) as u32, key as u32);
-        match out.last_mut() {
-            Some(o) if o.0 == id && o.1 == b => o.2 += n,
-            _ => out.push((id, b, n)),
-        }
+        add_run(&mut summed, key, n);
     }
-    out
+    summed
+        .into_iter()
+        .map(|(key, n)| ((key >> 32) as u32, key as u32, n))
+        .collect()
+}
+
+/// Adds `n` to the last run if it has `key`, else starts a run.
+fn add_run(runs: &mut Vec<(u64, u64)>, key: u64, n: u64) {
+    match runs.last_mut() {
+        Some(r) if r.0 == key => r.1 += n,
+        _ => runs.push((key, n)),
+    }
 }
 
 /// Adds to `recode` (local ID -> what it becomes) every crossing segment of `pairs` (from
@@ -176,10 +184,7 @@ mod tests {
         side: Side,
     ) -> Vec<(u32, u32, u64)> {
         let (rows, cols) = current.dim();
-        let mid = match side {
-            Side::Top => rows / 2,
-            Side::Left => cols / 2,
-        };
+        let mid = side.midline(rows, cols);
         let max = current.iter().copied().max().unwrap_or(0) as usize;
         let mut extent = vec![(usize::MAX, 0usize); max + 1];
         for ((r, c), &id) in current.indexed_iter() {
@@ -188,23 +193,14 @@ mod tests {
             e.0 = e.0.min(n);
             e.1 = e.1.max(n);
         }
-        let mut pairs: Vec<u64> = Vec::new();
+        let mut pairs = Vec::new();
         for (&id, &b) in current.iter().zip(earlier.iter()) {
             let (lo, hi) = extent[id as usize];
             if id != 0 && lo < mid && hi >= mid {
-                pairs.push((u64::from(id) << 32) | u64::from(b));
+                pairs.push(((u64::from(id) << 32) | u64::from(b), 1));
             }
         }
-        pairs.sort_unstable();
-        let mut out: Vec<(u32, u32, u64)> = Vec::new();
-        for p in pairs {
-            let (id, b) = ((p >> 32) as u32, p as u32);
-            match out.last_mut() {
-                Some(o) if o.0 == id && o.1 == b => o.2 += 1,
-                _ => out.push((id, b, 1)),
-            }
-        }
-        out
+        summed_pairs(pairs)
     }
 
     #[test]

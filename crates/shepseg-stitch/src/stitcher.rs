@@ -120,12 +120,17 @@ pub fn encode_block(
         .map(|sub| {
             sub.map(|o| {
                 let dim = o.block.dim();
-                let values: Vec<u32> = o.block.iter().copied().collect();
+                let frame = match o.block.as_slice() {
+                    Some(values) => zstd_compress(values, encoder.level)?,
+                    None => {
+                        zstd_compress(&o.block.iter().copied().collect::<Vec<_>>(), encoder.level)?
+                    }
+                };
                 Ok(EncodedOverview {
                     xoff: o.xoff,
                     yoff: o.yoff,
                     dim,
-                    frame: zstd_compress(&values, encoder.level)?,
+                    frame,
                 })
             })
             .transpose()

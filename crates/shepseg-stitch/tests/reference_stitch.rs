@@ -421,6 +421,29 @@ fn parallel_stitcher_equals_sequential_synth8000() {
     check_parallel("synth8000");
 }
 
+/// Stitches `tiles` (default mode) into `sink`, with the parallel stitcher (3 threads) or the
+/// sequential one.
+fn stitch_tiles(
+    grid: &TileGrid,
+    tiles: &[Array2<u32>],
+    parallel: bool,
+    sink: &mut impl TileSink,
+) -> StitchReport {
+    if parallel {
+        let mut ps = shepseg_stitch::ParallelStitcher::new(grid.clone(), false, 3);
+        for seg in tiles {
+            ps.push(seg.clone(), sink).unwrap();
+        }
+        ps.finish(sink).unwrap()
+    } else {
+        let mut st = Stitcher::new(grid.clone(), false);
+        for seg in tiles {
+            st.push(seg.view(), sink).unwrap();
+        }
+        st.finish().unwrap()
+    }
+}
+
 /// Every overview of `path`, level by level.
 fn read_overviews(path: &std::path::Path) -> Vec<Vec<u32>> {
     let ds = gdal::Dataset::open(path).unwrap();
@@ -451,26 +474,12 @@ fn parallel_stitcher_writes_the_sequential_overviews() {
     let geometry = OutputGeometry::of(s.r.dataset());
     let (cols, rows) = s.r.size();
     let mut full = MemorySink::new(rows, cols);
+    stitch_tiles(&s.grid, &tiles, false, &mut full);
     let mut outputs = Vec::new();
     for parallel in [false, true] {
         let path = dir.join(format!("seg-{parallel}.tif"));
         let mut out = GdalOutput::create(&path, &geometry, &OutputOptions::default()).unwrap();
-        let report = if parallel {
-            let mut ps = shepseg_stitch::ParallelStitcher::new(s.grid.clone(), false, 3);
-            for seg in &tiles {
-                ps.push(seg.clone(), &mut out).unwrap();
-            }
-            ps.finish(&mut out).unwrap()
-        } else {
-            let mut st = Stitcher::new(s.grid.clone(), false);
-            let mut mem = Stitcher::new(s.grid.clone(), false);
-            for seg in &tiles {
-                st.push(seg.view(), &mut out).unwrap();
-                mem.push(seg.view(), &mut full).unwrap();
-            }
-            mem.finish().unwrap();
-            st.finish().unwrap()
-        };
+        let report = stitch_tiles(&s.grid, &tiles, parallel, &mut out);
         out.finish(&report).unwrap();
         outputs.push(read_overviews(&path));
     }
@@ -512,11 +521,7 @@ fn raw_tiles_equal_gdal_writes_on_an_unaligned_grid() {
     std::fs::create_dir_all(&dir).unwrap();
     let geometry = OutputGeometry::of(s.r.dataset());
     let mut mem = MemorySink::new(rows, cols);
-    let mut st = Stitcher::new(s.grid.clone(), false);
-    for seg in &tiles {
-        st.push(seg.view(), &mut mem).unwrap();
-    }
-    st.finish().unwrap();
+    stitch_tiles(&s.grid, &tiles, false, &mut mem);
     let mut written = Vec::new();
     for (raw, parallel) in [(true, true), (true, false), (false, true)] {
         let path = dir.join(format!("seg-{raw}-{parallel}.tif"));
@@ -531,19 +536,7 @@ fn raw_tiles_equal_gdal_writes_on_an_unaligned_grid() {
         };
         let mut out = GdalOutput::create(&path, &geometry, &options).unwrap();
         assert_eq!(out.writes_raw(), raw);
-        let report = if parallel {
-            let mut ps = shepseg_stitch::ParallelStitcher::new(s.grid.clone(), false, 3);
-            for seg in &tiles {
-                ps.push(seg.clone(), &mut out).unwrap();
-            }
-            ps.finish(&mut out).unwrap()
-        } else {
-            let mut st = Stitcher::new(s.grid.clone(), false);
-            for seg in &tiles {
-                st.push(seg.view(), &mut out).unwrap();
-            }
-            st.finish().unwrap()
-        };
+        let report = stitch_tiles(&s.grid, &tiles, parallel, &mut out);
         out.finish(&report).unwrap();
         let ds = gdal::Dataset::open(&path).unwrap();
         use gdal::Metadata;
