@@ -8,7 +8,7 @@
 //! centre shift is within tolerance. Hamerly's bounds (an upper bound on the distance to the
 //! assigned centre and a lower bound on the distance to any other) let most points skip the
 //! assignment scan without changing its result; a point that cannot skip is scanned against
-//! every centre with AVX2 vectors where the CPU has them (else by a pruned scalar scan).
+//! every centre with AVX-512 or AVX2 vectors where the CPU has them (else by a pruned scalar scan).
 //!
 //! Every pass over the sample (k-means++'s and Lloyd's) runs over fixed blocks of points that
 //! threads take one at a time, their results combined in block order: the model is the same
@@ -77,6 +77,62 @@ const SLACK: f64 = 1e-9;
 /// How many points ahead of the one being bounded the assignment step prefetches the sample.
 const X_AHEAD: usize = 24;
 
+/// How the assignment step scans every centre for a point whose bounds fail; all three give
+/// the same labels and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan {
+    /// Only the centres the triangle inequality cannot rule out, one at a time (any CPU).
+    Pruned,
+    /// Every centre, four a 256-bit vector (CPUs with AVX2 and FMA).
+    Avx2,
+    /// Every centre, eight a 512-bit vector (CPUs with AVX-512F).
+    Avx512,
+}
+
+impl Scan {
+    /// The fastest scan this CPU supports.
+    pub(super) fn best() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Scan::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Scan::Avx2;
+            }
+        }
+        Scan::Pruned
+    }
+
+    /// Every scan this CPU supports, for tests that compare them.
+    #[cfg(test)]
+    pub(super) fn supported() -> Vec<Self> {
+        let mut v = vec![Scan::Pruned];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Scan::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Scan::Avx512);
+            }
+        }
+        v
+    }
+
+    /// Centres a vector of this scan holds, the padding the centres need.
+    fn width(self) -> usize {
+        match self {
+            Scan::Avx512 => 8,
+            Scan::Pruned | Scan::Avx2 => 4,
+        }
+    }
+}
+
 /// What the assignment needs to know about the current centres.
 struct Geometry<'a> {
     centres: &'a [f64],
@@ -89,14 +145,14 @@ struct Geometry<'a> {
     half_gap: Vec<f64>,
     /// Largest absolute centre coordinate, for the pruning margin.
     max_abs: f64,
-    /// The centres laid out for the vector scan, padded to a multiple of 4.
+    /// The centres laid out for the vector scans, padded to a multiple of the scan's width.
     padded: PaddedCentres,
     /// Largest `|c|^2`, for the rounding margin of score-derived distances.
     max_sq_norm: f64,
 }
 
 impl<'a> Geometry<'a> {
-    fn new(centres: &'a [f64], nb: usize) -> Self {
+    fn new(centres: &'a [f64], nb: usize, scan: Scan) -> Self {
         let by_distance = by_distance(centres, nb);
         let norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
         Self {
@@ -105,7 +161,7 @@ impl<'a> Geometry<'a> {
             half_gap: half_gaps(&by_distance),
             by_distance,
             max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
-            padded: PaddedCentres::new(centres, nb, &norms, 4),
+            padded: PaddedCentres::new(centres, nb, &norms, scan.width()),
             max_sq_norm: norms.iter().fold(0.0f64, |m, &v| m.max(v)),
             norms,
         }
@@ -127,9 +183,8 @@ struct Assignment {
     labels: Vec<u32>,
     upper: Vec<f64>,
     lower: Vec<f64>,
-    /// Scan every centre with AVX2 vectors ([`Block::full_avx2`]); set only when the CPU has
-    /// AVX2 and FMA.
-    avx2: bool,
+    /// How a point whose bounds fail is scanned.
+    scan: Scan,
     /// Whether the CPU has FMA, so that the blocks' code (run in the threads' closures, which
     /// do not inherit the caller's target features) is compiled with it.
     fma: bool,
@@ -152,14 +207,14 @@ struct Block<'s> {
     labels: &'s mut [u32],
     upper: &'s mut [f64],
     lower: &'s mut [f64],
-    avx2: bool,
+    scan: Scan,
     fma: bool,
 }
 
 impl Assignment {
     /// The bookkeeping cut into [`LLOYD_BLOCK`]-point blocks.
     fn blocks(&mut self) -> Vec<Block<'_>> {
-        let (avx2, fma) = (self.avx2, self.fma);
+        let (scan, fma) = (self.scan, self.fma);
         self.labels
             .chunks_mut(LLOYD_BLOCK)
             .zip(self.upper.chunks_mut(LLOYD_BLOCK))
@@ -170,7 +225,7 @@ impl Assignment {
                 labels,
                 upper,
                 lower,
-                avx2,
+                scan,
                 fma,
             })
             .collect()
@@ -250,10 +305,14 @@ impl Block<'_> {
     #[inline(always)]
     fn full<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
         #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 && self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU supports AVX2 and FMA.
-            unsafe { self.full_avx2::<NB>(d, geo, i) };
-            return;
+        if NB > 0 && NB <= 8 {
+            match self.scan {
+                // SAFETY: `Scan::Avx512` is chosen only when the CPU supports AVX-512F.
+                Scan::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
+                // SAFETY: `Scan::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+                Scan::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
+                Scan::Pruned => {}
+            }
         }
         self.full_pruned::<NB>(d, geo, i, guess);
     }
@@ -287,6 +346,42 @@ impl Block<'_> {
         // The second lowest score: the lowest once the winner's lane offers its runner-up.
         let winner = _mm256_cmp_pd::<_CMP_EQ_OQ>(s1_idx, _mm256_set1_pd(best as f64));
         let second = _mm256_cvtsd_f64(lane_min(_mm256_blendv_pd(s1, s2, winner)));
+        let x_sq: f64 = x.iter().map(|v| v * v).sum();
+        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
+        self.labels[i] = best as u32;
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
+    }
+
+    /// [`Block::full_avx2`] with eight centres a 512-bit vector: the same scores, lane for
+    /// lane, so the same labels and bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn full_avx512<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+        use std::arch::x86_64::*;
+        let x = d.point::<NB>(self.start + i);
+        let centres = geo.padded.avx512::<NB>();
+        let xs: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(x[b]));
+        let eight = _mm512_set1_pd(8.0);
+        let inf = _mm512_set1_pd(f64::INFINITY);
+        let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_pd(), inf);
+        let mut idx = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
+        for c in 0..centres.chunks() {
+            let s = centres.scores(&xs, c);
+            let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(s, s1);
+            s2 = _mm512_min_pd(s2, _mm512_max_pd(s1, s));
+            s1_idx = _mm512_mask_blend_pd(lower, s1_idx, idx);
+            s1 = _mm512_min_pd(s1, s);
+            idx = _mm512_add_pd(idx, eight);
+        }
+        // The lowest score, then the lowest index among the lanes holding it.
+        let low = _mm512_reduce_min_pd(s1);
+        let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1, _mm512_set1_pd(low));
+        let best = _mm512_mask_reduce_min_pd(at_low, s1_idx) as usize;
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let winner = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1_idx, _mm512_set1_pd(best as f64));
+        let second = _mm512_reduce_min_pd(_mm512_mask_blend_pd(winner, s1, s2));
         let x_sq: f64 = x.iter().map(|v| v * v).sum();
         let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
         self.labels[i] = best as u32;
@@ -384,48 +479,33 @@ impl Block<'_> {
     }
 }
 
-/// Runs Lloyd's algorithm from `centres` (centred like the data).
-///
-/// The AVX2 scan is used on CPUs with AVX2 but not AVX-512: measured faster than the pruned
-/// scan on an AVX2-only EPYC, while on the AVX-512 CPU of earlier measurements an all-centre
-/// vector assignment lost to the pruned scan, so those keep it until measured otherwise.
+/// Runs Lloyd's algorithm from `centres` (centred like the data), scanning with the fastest
+/// vectors the CPU has (measured: AVX-512 beats AVX2, which beats the pruned scan, on an
+/// AVX-512 Xeon; AVX2 beats the pruned scan on an AVX2-only EPYC).
 pub(super) fn lloyd(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
-    #[cfg(target_arch = "x86_64")]
-    let vector = !std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let vector = false;
-    lloyd_with(d, centres, run, vector)
+    lloyd_with(d, centres, run, Scan::best())
 }
 
-/// [`lloyd`], with the AVX2 assignment scan allowed or not (the result is the same either
-/// way; tests compare the two).
-pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, allow_avx2: bool) -> LloydResult {
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = allow_avx2
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = {
-        let _ = allow_avx2;
-        false
-    };
+/// [`lloyd`] with the given scan, which must be one the CPU supports (the result is the same
+/// for every scan; tests compare them).
+pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, scan: Scan) -> LloydResult {
     // Each block of the passes picks its own instruction set ([`Block::step_any`]).
-    lloyd_bands(d, centres, run, avx2)
+    lloyd_bands(d, centres, run, scan)
 }
 
 /// Dispatches on the band count, so the common counts get loops unrolled at compile time.
 #[inline(always)]
-fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, avx2: bool) -> LloydResult {
+fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, scan: Scan) -> LloydResult {
     match d.nb {
-        1 => lloyd_inline::<1>(d, centres, run, avx2),
-        2 => lloyd_inline::<2>(d, centres, run, avx2),
-        3 => lloyd_inline::<3>(d, centres, run, avx2),
-        4 => lloyd_inline::<4>(d, centres, run, avx2),
-        5 => lloyd_inline::<5>(d, centres, run, avx2),
-        6 => lloyd_inline::<6>(d, centres, run, avx2),
-        7 => lloyd_inline::<7>(d, centres, run, avx2),
-        8 => lloyd_inline::<8>(d, centres, run, avx2),
-        _ => lloyd_inline::<0>(d, centres, run, avx2),
+        1 => lloyd_inline::<1>(d, centres, run, scan),
+        2 => lloyd_inline::<2>(d, centres, run, scan),
+        3 => lloyd_inline::<3>(d, centres, run, scan),
+        4 => lloyd_inline::<4>(d, centres, run, scan),
+        5 => lloyd_inline::<5>(d, centres, run, scan),
+        6 => lloyd_inline::<6>(d, centres, run, scan),
+        7 => lloyd_inline::<7>(d, centres, run, scan),
+        8 => lloyd_inline::<8>(d, centres, run, scan),
+        _ => lloyd_inline::<0>(d, centres, run, scan),
     }
 }
 
@@ -434,7 +514,7 @@ fn lloyd_inline<const NB: usize>(
     d: &Data,
     mut centres: Vec<f64>,
     run: Run,
-    avx2: bool,
+    scan: Scan,
 ) -> LloydResult {
     let Run { max_iter, tol } = run;
     let nb = d.nb::<NB>();
@@ -443,13 +523,13 @@ fn lloyd_inline<const NB: usize>(
         labels: vec![0; d.n],
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
-        avx2,
+        scan,
         #[cfg(target_arch = "x86_64")]
         fma: std::arch::is_x86_feature_detected!("fma"),
         #[cfg(not(target_arch = "x86_64"))]
         fma: false,
     };
-    asg.all::<NB>(d, &Geometry::new(&centres, nb));
+    asg.all::<NB>(d, &Geometry::new(&centres, nb, scan));
     // Whether the last assignment step left every label as it was (scikit-learn compares
     // the label arrays).
     let mut unchanged = false;
@@ -473,12 +553,12 @@ fn lloyd_inline<const NB: usize>(
         if numpy_sum(&sq) <= tol || it + 1 == max_iter {
             break;
         }
-        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
+        unchanged = !asg.step::<NB>(d, &Geometry::new(&centres, nb, scan), &shift);
     }
     // Final assignment to the final centres, for the inertia that ranks restarts: a bounded
     // step from the last one (the bounds hold for the centres before the last update, which
     // moved them by `shift`), so only the points whose bounds fail are scanned.
-    asg.step::<NB>(d, &Geometry::new(&centres, nb), &shift);
+    asg.step::<NB>(d, &Geometry::new(&centres, nb, scan), &shift);
     let mut inertia = 0.0;
     for i in 0..d.n {
         let a = asg.labels[i] as usize;

@@ -486,10 +486,14 @@ mod tests {
                     max_iter: 300,
                     tol: 1e-6,
                 };
-                let a = lloyd::lloyd_with(&d, init.clone(), run, true);
-                let b = with_threads(3, || lloyd::lloyd_with(&d, init, run, false));
-                assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres");
-                assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
+                let b = with_threads(3, || {
+                    lloyd::lloyd_with(&d, init.clone(), run, lloyd::Scan::Pruned)
+                });
+                for scan in lloyd::Scan::supported() {
+                    let a = lloyd::lloyd_with(&d, init.clone(), run, scan);
+                    assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres, {scan:?}");
+                    assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
+                }
             }
         }
     }
@@ -513,15 +517,18 @@ mod tests {
             };
             let init: Vec<f64> = x[..k * bands].to_vec();
             // Stopped early, the last update still moves the centres far.
-            for (threads, vector, max_iter) in
-                [(1, true, 300), (2, false, 300), (1, true, 2), (3, false, 3)]
-            {
+            let (best, pruned) = (lloyd::Scan::best(), lloyd::Scan::Pruned);
+            for (threads, scan, max_iter) in [
+                (1, best, 300),
+                (2, pruned, 300),
+                (1, best, 2),
+                (3, pruned, 3),
+            ] {
                 let run = Run {
                     max_iter,
                     tol: 1e-4,
                 };
-                let res =
-                    with_threads(threads, || lloyd::lloyd_with(&d, init.clone(), run, vector));
+                let res = with_threads(threads, || lloyd::lloyd_with(&d, init.clone(), run, scan));
                 // The final labels by scoring every centre, as scikit-learn's last E-step does.
                 let centres: Vec<&[f64]> = res.centres.chunks_exact(bands).collect();
                 let norms: Vec<f64> = centres.iter().map(|c| sq_norm(c)).collect();

@@ -316,6 +316,66 @@ impl PaddedCentres {
     }
 }
 
+impl PaddedCentres {
+    /// The view the AVX-512 searches score `NB`-band points against. Panics unless the
+    /// centres were padded to a multiple of 8.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(super) fn avx512<const NB: usize>(&self) -> Avx512Centres<'_, NB> {
+        assert!(self.kp % 8 == 0, "centres padded to {}", self.kp);
+        Avx512Centres {
+            soa: &self.soa[..NB * self.kp],
+            norms: &self.norms[..self.kp],
+            kp: self.kp,
+        }
+    }
+}
+
+/// [`PaddedCentres`] as the AVX-512 searches read them, as [`Avx2Centres`] with eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx512Centres<'a, const NB: usize> {
+    /// `NB * kp` values.
+    soa: &'a [f64],
+    /// `kp` values.
+    norms: &'a [f64],
+    /// A multiple of 8 (checked by [`PaddedCentres::avx512`]).
+    kp: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<const NB: usize> Avx512Centres<'_, NB> {
+    /// Vectors of eight centres.
+    #[inline(always)]
+    pub(super) fn chunks(&self) -> usize {
+        self.kp / 8
+    }
+
+    /// scikit-learn's scores of centres `8c .. 8c + 8`, computed as [`Avx2Centres::scores`]
+    /// computes four. Panics if `c >= self.chunks()`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) fn scores(
+        &self,
+        xs: &[std::arch::x86_64::__m512d; NB],
+        c: usize,
+    ) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::*;
+        assert!(c < self.chunks());
+        let (soa, kp) = (self.soa.as_ptr(), self.kp);
+        // SAFETY: `b < NB` and `c < kp / 8` (checked above), so the eight lanes at
+        // `b * kp + c * 8` lie inside `soa`, whose length `avx512` fixed at `NB * kp`.
+        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + c * 8)) };
+        let mut acc = _mm512_mul_pd(xs[0], centre(0));
+        for (b, xb) in xs.iter().enumerate().skip(1) {
+            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
+        }
+        // SAFETY: `c * 8 + 8 <= kp`, the length `avx512` fixed for `norms`.
+        let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(c * 8)) };
+        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
+    }
+}
+
 /// [`PaddedCentres`] as the AVX2 searches read them: `NB` rows, lengths checked once when the
 /// view is made, so the loads of [`Avx2Centres::scores`] need no checks in the inner loops.
 #[cfg(target_arch = "x86_64")]
