@@ -6,7 +6,9 @@
 //! back. The calling thread puts finished tiles in order and pushes them to the consumer, so
 //! stitching starts with the first tile and overlaps segmentation. A worker may not start a tile
 //! more than `workers + max_waiting` ahead of the last tile consumed: finished tiles waiting for
-//! the consumer are capped, and memory grows with workers x tile size, not with the image.
+//! the consumer are capped, and memory grows with workers x tile size, not with the image. The
+//! grid's lead tiles ([`shepseg_tiling::TileGrid::dispatch_order`]: the large corner tile) are
+//! started first and held, outside that cap, until their turn.
 //!
 //! A tile that fails (read error, panic) or is not done within `tile_timeout` stops the job with
 //! an error naming the tile; the other workers stop at their next tile.
@@ -48,12 +50,29 @@ impl Default for ThreadsExecutor {
 
 /// Scheduling state shared by the workers and the consumer thread.
 struct Sched {
-    /// Next tile index to hand out.
+    /// Next position in the dispatch order to hand out.
     next: usize,
     /// Tiles consumed so far.
     consumed: usize,
     /// Set when the job ends early.
     stop: bool,
+}
+
+/// When a worker may start a tile: the `lead` tiles at the head of the dispatch order at once,
+/// the others in turn with at most `window` of them started and not yet consumed. The lead
+/// tiles are the grid's last ([`shepseg_tiling::TileGrid::dispatch_order`]), so until the end
+/// the consumed tiles are all others, and at most `window + lead` tiles are ever held.
+struct Gate {
+    lead: usize,
+    window: usize,
+}
+
+impl Gate {
+    /// Whether the tile at position `next` of the dispatch order may start once `consumed`
+    /// tiles have been consumed.
+    fn may_start(&self, next: usize, consumed: usize) -> bool {
+        next < self.lead || next - self.lead < consumed + self.window
+    }
 }
 
 /// Locks the schedule, surviving a poisoned lock (a panicking worker is reported separately).
@@ -106,7 +125,11 @@ impl TileExecutor for ThreadsExecutor {
         let tiles = job.grid.tiles();
         let n = tiles.len();
         let workers = self.workers.max(1).min(n.max(1));
-        let window = workers + self.max_waiting;
+        let (order, lead) = job.grid.dispatch_order(workers);
+        let gate = Gate {
+            lead,
+            window: workers + self.max_waiting,
+        };
         let sched = (
             Mutex::new(Sched {
                 next: 0,
@@ -124,7 +147,7 @@ impl TileExecutor for ThreadsExecutor {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (sched, permits) = (&sched, &permits);
+                let (sched, permits, order, gate) = (&sched, &permits, &order, &gate);
                 scope.spawn(move || {
                     let raster = match Raster::open(&job.input) {
                         Ok(r) => r,
@@ -136,14 +159,14 @@ impl TileExecutor for ThreadsExecutor {
                     loop {
                         let index = {
                             let mut s = lock(&sched.0);
-                            while !s.stop && s.next < n && s.next >= s.consumed + window {
+                            while !s.stop && s.next < n && !gate.may_start(s.next, s.consumed) {
                                 s = sched.1.wait(s).unwrap_or_else(|e| e.into_inner());
                             }
                             if s.stop || s.next >= n {
                                 return;
                             }
                             s.next += 1;
-                            s.next - 1
+                            order[s.next - 1]
                         };
                         let tile = tiles[index];
                         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -227,5 +250,50 @@ impl TileExecutor for ThreadsExecutor {
             sched.1.notify_all();
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shepseg_tiling::TileGrid;
+
+    /// Workers finishing tiles in a scrambled order, the consumer taking them in grid order:
+    /// the gate never lets more than `window + lead` tiles be held, never stalls, and starts
+    /// the lead tile first.
+    #[test]
+    fn the_gate_bounds_held_tiles_and_never_stalls() {
+        let grid = TileGrid::new(1000, 700, 128, 32).unwrap();
+        let n = grid.tiles().len();
+        for (workers, max_waiting) in [(1, 0), (2, 2), (3, 1), (8, 2)] {
+            let (order, lead) = grid.dispatch_order(workers);
+            let gate = Gate {
+                lead,
+                window: workers + max_waiting,
+            };
+            let (mut next, mut consumed) = (0, 0);
+            let mut running: Vec<usize> = Vec::new();
+            let mut finished = vec![false; n];
+            let mut step = 0u64;
+            while consumed < n {
+                while running.len() < workers && next < n && gate.may_start(next, consumed) {
+                    running.push(order[next]);
+                    next += 1;
+                }
+                assert!(!running.is_empty(), "stalled at {consumed} consumed");
+                // A pseudo-random running tile finishes.
+                step = step
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let t = running.swap_remove((step >> 33) as usize % running.len());
+                finished[t] = true;
+                while consumed < n && finished[consumed] {
+                    consumed += 1;
+                }
+                let held = order[..next].iter().filter(|&&t| t >= consumed).count();
+                assert!(held <= gate.window + lead, "{held} tiles held");
+            }
+            assert_eq!(order[0], if workers > 1 { n - 1 } else { 0 });
+        }
     }
 }

@@ -148,6 +148,22 @@ impl TileGrid {
     pub fn overlap(&self) -> usize {
         self.overlap
     }
+
+    /// The order in which `workers` workers should start the tiles (indices into
+    /// [`TileGrid::tiles`]), and how many of its first entries are *lead* tiles started out of
+    /// turn. Row-major, the order the stitcher takes them, except that with more than one
+    /// worker the last tile leads: it is the corner tile, which grows in both directions (up to
+    /// nearly four times another tile's area), and started last it leaves one worker finishing
+    /// the job alone while the others idle. Started first, it waits finished for the stitcher,
+    /// one tile more held in memory for the job.
+    pub fn dispatch_order(&self, workers: usize) -> (Vec<usize>, usize) {
+        let n = self.tiles.len();
+        if workers <= 1 || n <= workers {
+            return ((0..n).collect(), 0);
+        }
+        let order = std::iter::once(n - 1).chain(0..n - 1).collect();
+        (order, 1)
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +192,19 @@ mod tests {
                 ysize: 30
             }
         );
+    }
+
+    #[test]
+    fn the_corner_tile_leads_when_workers_share_the_grid() {
+        let g = TileGrid::new(1000, 700, 128, 32).unwrap();
+        let n = g.tiles().len();
+        assert_eq!(g.dispatch_order(1), ((0..n).collect(), 0));
+        let (order, lead) = g.dispatch_order(3);
+        assert_eq!(lead, 1);
+        assert_eq!(order[0], n - 1);
+        assert_eq!(&order[1..], &(0..n - 1).collect::<Vec<_>>()[..]);
+        let one = TileGrid::new(50, 30, 4096, 1024).unwrap();
+        assert_eq!(one.dispatch_order(4), (vec![0], 0));
     }
 
     #[test]
