@@ -322,7 +322,7 @@ impl PaddedCentres {
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     pub(super) fn avx512<const NB: usize>(&self) -> Avx512Centres<'_, NB> {
-        assert!(self.kp % 8 == 0, "centres padded to {}", self.kp);
+        assert!(self.kp.is_multiple_of(8), "centres padded to {}", self.kp);
         Avx512Centres {
             soa: &self.soa[..NB * self.kp],
             norms: &self.norms[..self.kp],
