@@ -1,9 +1,11 @@
 //! The coordinator: a [`TileExecutor`] whose workers connect over TCP.
 //!
 //! It listens, has a [`WorkerLauncher`] start the workers (local processes, Fargate tasks, ...),
-//! authenticates each connection, and leases tiles: each tile to one worker at a time, lowest
-//! index first, never more than `workers + max_waiting` tiles ahead of the stitcher (so finished
-//! tiles waiting for it stay bounded). A worker that disconnects, crashes or misses heartbeats
+//! authenticates each connection, and leases tiles: each tile to one worker at a time, the
+//! grid's lead tiles first (the large corner tile, see
+//! [`shepseg_tiling::TileGrid::dispatch_order`]), then lowest index first, never more than
+//! `workers + max_waiting` tiles ahead of the stitcher (so finished tiles waiting for it stay
+//! bounded). A worker that disconnects, crashes or misses heartbeats
 //! loses its leases and their tiles go back in the queue; a tile that fails `tile_retries` times
 //! fails the job with the last error. Finished tiles are put back in order on the calling thread
 //! and pushed to the consumer exactly as the threads executor does, so the output is the same.
@@ -208,6 +210,9 @@ struct Shared {
     secret: Secret,
     job: JobSpec,
     tiles: Vec<Tile>,
+    /// Tiles leased before any other whenever they wait (the grid's last, so outside the
+    /// window until the end).
+    lead: Vec<usize>,
     window: usize,
     retries: usize,
     heartbeat: Duration,
@@ -241,11 +246,17 @@ impl Shared {
         self.work.notify_waiters();
     }
 
-    /// Gives the lowest waiting tile inside the window to connection `conn`.
+    /// Gives a waiting lead tile, else the lowest waiting tile inside the window, to
+    /// connection `conn`.
     fn try_lease(&self, conn: u64) -> Lease {
         let mut st = self.lock();
         if st.stop {
             return Lease::Over;
+        }
+        if let Some(&i) = self.lead.iter().find(|i| st.pending.contains(i)) {
+            st.pending.remove(&i);
+            st.leases.insert(i, conn);
+            return Lease::Tile(i);
         }
         let limit = st.consumed + self.window;
         match st.pending.first().copied() {
@@ -352,6 +363,10 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
                 gdal_config: forwarded.clone(),
             },
             tiles: tiles.clone(),
+            lead: {
+                let (order, lead) = job.grid.dispatch_order(workers);
+                order[..lead].to_vec()
+            },
             window: workers + self.options.max_waiting,
             retries: self.options.tile_retries.max(1),
             heartbeat: self.options.heartbeat_timeout,
