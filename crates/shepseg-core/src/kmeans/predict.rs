@@ -158,44 +158,50 @@ impl Predictor {
         })
     }
 
+    /// [`Predictor::predict_image_avx512`] for `NB` bands: pixels go through the vector
+    /// search two at a time ([`nearest_avx512`]), so that each one's chain of minima overlaps
+    /// the other's; a pixel equal to the previous one takes its label without a search.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        use std::arch::x86_64::*;
-        let (kp, chunks) = (self.padded.kp, self.padded.kp / 8);
-        let soa = &self.padded.soa[..NB * kp];
-        let norms = &self.padded.norms[..kp];
-        let mut scores = vec![_mm512_setzero_pd(); chunks];
-        let minus_two = _mm512_set1_pd(-2.0);
-        // Bounds checked once here, so the loads below need none: `soa` holds NB rows of `kp`
-        // and `norms` one, `kp` being `chunks * 8`.
-        assert!(soa.len() == NB * kp && norms.len() == kp && kp == chunks * 8);
-        let (soa, norms) = (soa.as_ptr(), norms.as_ptr());
-        // SAFETY (both): callers pass `row < NB` (0 for `norms`) and `c < chunks`, so the eight
-        // lanes at `row * kp + c * 8` are inside the checked lengths.
-        let centre = |row: usize, c: usize| unsafe { _mm512_loadu_pd(soa.add(row * kp + c * 8)) };
-        let norm = |c: usize| unsafe { _mm512_loadu_pd(norms.add(c * 8)) };
-        label_pixels::<T, NB>(img, null, |x, _| {
-            let x = &x[..NB];
-            let mut low = _mm512_set1_pd(f64::INFINITY);
-            for (c, score) in scores.iter_mut().enumerate() {
-                let mut acc = _mm512_mul_pd(_mm512_set1_pd(x[0]), centre(0, c));
-                for (b, &xb) in x.iter().enumerate().skip(1) {
-                    acc = _mm512_fmadd_pd(_mm512_set1_pd(xb), centre(b, c), acc);
+        let view = self.padded.avx512::<NB>();
+        let n = img.pixels();
+        let mut out = vec![0u32; n];
+        let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
+        // The last non-null pixel's values and label; the label is still to come while that
+        // pixel is the pending half of a pair.
+        let mut last: Option<[T; NB]> = None;
+        let mut last_label = 0u32;
+        let mut pending: Option<(usize, [f64; NB])> = None;
+        for p in 0..n {
+            let v: [T; NB] = std::array::from_fn(|b| bands[b][p]);
+            if last == Some(v) {
+                if let Some((q, y)) = pending.take() {
+                    last_label = nearest_avx512(&view, &[y])[0] as u32 + 1;
+                    out[q] = last_label;
                 }
-                let s = _mm512_fmadd_pd(acc, minus_two, norm(c));
-                *score = s;
-                low = _mm512_min_pd(low, s);
+                out[p] = last_label;
+                continue;
             }
-            let low = _mm512_set1_pd(_mm512_reduce_min_pd(low));
-            for (c, score) in scores.iter().enumerate() {
-                let hit = _mm512_cmpeq_pd_mask(*score, low);
-                if hit != 0 {
-                    return c * 8 + hit.trailing_zeros() as usize;
+            if v.iter().any(|v| v.is_null(null)) {
+                continue;
+            }
+            last = Some(v);
+            let x: [f64; NB] = std::array::from_fn(|b| v[b].to_f64());
+            match pending.take() {
+                None => pending = Some((p, x)),
+                Some((q, y)) => {
+                    let [a, b] = nearest_avx512(&view, &[y, x]);
+                    out[q] = a as u32 + 1;
+                    last_label = b as u32 + 1;
+                    out[p] = last_label;
                 }
             }
-            0
-        })
+        }
+        if let Some((q, y)) = pending {
+            out[q] = nearest_avx512(&view, &[y])[0] as u32 + 1;
+        }
+        out
     }
 
     /// Every centre scored for every pixel, four centres per 256-bit vector, with the same
@@ -423,6 +429,46 @@ impl<const NB: usize> Avx2Centres<'_, NB> {
         let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(c * 4)) };
         _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
     }
+}
+
+/// The nearest centres (indices from 0) of the `M` points `xs`, by every centre's score with
+/// the per-lane arithmetic of [`Avx512Centres::scores`]: each lane keeps its lowest score and
+/// that centre's index (strictly lower wins, so the earlier centre on ties), then the lowest
+/// score wins, the lowest index among the lanes holding it. Without branches, and the points'
+/// searches interleaved: one point's search is a chain of dependent minima, too short of work
+/// to fill the vector units alone. 0 for a point no centre scores (NaN scores).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn nearest_avx512<const NB: usize, const M: usize>(
+    centres: &Avx512Centres<'_, NB>,
+    xs: &[[f64; NB]; M],
+) -> [usize; M] {
+    use std::arch::x86_64::*;
+    let xv: [[__m512d; NB]; M] =
+        std::array::from_fn(|m| std::array::from_fn(|b| _mm512_set1_pd(xs[m][b])));
+    let eight = _mm512_set1_pd(8.0);
+    let mut low = [_mm512_set1_pd(f64::INFINITY); M];
+    let mut at = [_mm512_setzero_pd(); M];
+    let mut idx = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
+    for c in 0..centres.chunks() {
+        for m in 0..M {
+            let t = centres.scores(&xv[m], c);
+            let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(t, low[m]);
+            at[m] = _mm512_mask_blend_pd(lower, at[m], idx);
+            low[m] = _mm512_min_pd(low[m], t);
+        }
+        idx = _mm512_add_pd(idx, eight);
+    }
+    std::array::from_fn(|m| {
+        let min = _mm512_set1_pd(_mm512_reduce_min_pd(low[m]));
+        let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(low[m], min);
+        if at_low == 0 {
+            0
+        } else {
+            _mm512_mask_reduce_min_pd(at_low, at[m]) as usize
+        }
+    })
 }
 
 /// The index in `idx` of the lowest score in `score`, the lowest index on ties: lane minima
