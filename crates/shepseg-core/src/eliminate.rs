@@ -481,17 +481,19 @@ impl Merger {
             seg, rows, cols, four, &size, min_size, &start, &mut adj, &mut len,
         );
         // Close the gaps the bounds left, so the lists take little memory and cache, keeping
-        // only the first appearance of each neighbour.
+        // only the first appearance of each neighbour (`seen[m] == id` once `m` is in `id`'s
+        // list; neighbours are never 0, nor the segment itself).
         let mut end = 0;
+        let mut seen = vec![0u32; n];
         for id in 1..n {
             let from = start[id];
             start[id] = end;
             for r in from..from + len[id] as usize {
                 let m = adj[r];
-                if !adj[start[id]..end].contains(&m) {
-                    adj[end] = m;
-                    end += 1;
-                }
+                let first = seen[m as usize] != id as u32;
+                seen[m as usize] = id as u32;
+                adj[end] = m;
+                end += usize::from(first);
             }
         }
         start[n] = end;
