@@ -228,18 +228,44 @@ pub(crate) fn sample_image<T: Pixel>(img: &Img<T>, null: Option<T>, skip: usize)
         .chunks_exact(img.pixels())
         .take(img.bands)
         .collect();
-    let mut out = Vec::with_capacity(img.bands * (img.pixels() / skip + 1));
+    let n = img.pixels();
+    let skip = skip.max(1);
+    let mut out = Vec::with_capacity(img.bands * (n / skip + 1));
     // Non-null pixels still to pass before the next one sampled (the first is sampled).
     let mut until = 0usize;
-    for p in 0..img.pixels() {
-        if bands.iter().any(|band| band[p].is_null(null)) {
+    // Pixels are taken a run at a time: their null flags band by band (a loop that
+    // vectorises), then, where the run has no null, the sampled ones by stepping `skip`.
+    const RUN: usize = 4096;
+    let mut null_at = vec![false; RUN.min(n)];
+    for start in (0..n).step_by(RUN) {
+        let len = RUN.min(n - start);
+        let flags = &mut null_at[..len];
+        flags.fill(false);
+        for band in &bands {
+            for (f, v) in flags.iter_mut().zip(&band[start..start + len]) {
+                *f |= v.is_null(null);
+            }
+        }
+        if !flags.contains(&true) {
+            let mut o = until;
+            while o < len {
+                out.extend(bands.iter().map(|band| band[start + o]));
+                o += skip;
+            }
+            // `until` falls by one a pixel, back to `skip - 1` after each sampled one.
+            until = (until as isize - len as isize).rem_euclid(skip as isize) as usize;
             continue;
         }
-        if until == 0 {
-            out.extend(bands.iter().map(|band| band[p]));
-            until = skip;
+        for (o, &is_null) in flags.iter().enumerate() {
+            if is_null {
+                continue;
+            }
+            if until == 0 {
+                out.extend(bands.iter().map(|band| band[start + o]));
+                until = skip;
+            }
+            until -= 1;
         }
-        until -= 1;
     }
     out
 }
@@ -669,6 +695,32 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Images of several of the sampling's runs of pixels, some with no null at all, some
+    /// with a few, for every kind of step.
+    #[test]
+    fn sampling_across_runs_with_and_without_nulls() {
+        let mut rng = SplitMix64::new(8);
+        for (case, pcnt) in [100.0, 50.0, 33.0, 10.0, 1.0, 0.7].into_iter().enumerate() {
+            let skip = round_half_even(100.0 / pcnt) as usize;
+            for (nulls_in, null) in [(0usize, None), (20_000, Some(0u16)), (300, Some(0))] {
+                let (nb, rows, cols) = (1 + case % 3, 170, 97);
+                let ints: Vec<u16> = (0..nb * rows * cols)
+                    .map(|_| {
+                        if nulls_in > 0 && rng.below(nulls_in) == 0 {
+                            0
+                        } else {
+                            rng.below(9) as u16 + 1
+                        }
+                    })
+                    .collect();
+                let img = ndarray::Array3::from_shape_vec((nb, rows, cols), ints).unwrap();
+                let got = sample_pixels(&img.view(), null, pcnt).unwrap();
+                let want = sample_by_definition(&img.view(), null, skip);
+                assert_eq!(got, want, "skip {skip}, nulls 1 in {nulls_in}");
+            }
+        }
     }
 
     #[test]
