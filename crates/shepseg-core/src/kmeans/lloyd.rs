@@ -17,7 +17,7 @@
 
 use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
-use super::predict::{lane_min, lowest_lane};
+use super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::eliminate::prefetch;
 use crate::numeric::numpy_sum;
@@ -328,7 +328,7 @@ impl Block<'_> {
     unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
         let x = d.point::<NB>(self.start + i);
-        let centres = geo.padded.avx2::<NB>();
+        let centres = geo.padded.view::<NB, 4>();
         let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
         let four = _mm256_set1_pd(4.0);
         let inf = _mm256_set1_pd(f64::INFINITY);
@@ -361,7 +361,7 @@ impl Block<'_> {
     unsafe fn full_avx512<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
         let x = d.point::<NB>(self.start + i);
-        let centres = geo.padded.avx512::<NB>();
+        let centres = geo.padded.view::<NB, 8>();
         let xs: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(x[b]));
         let eight = _mm512_set1_pd(8.0);
         let inf = _mm512_set1_pd(f64::INFINITY);
@@ -375,10 +375,7 @@ impl Block<'_> {
             s1 = _mm512_min_pd(s1, s);
             idx = _mm512_add_pd(idx, eight);
         }
-        // The lowest score, then the lowest index among the lanes holding it.
-        let low = _mm512_reduce_min_pd(s1);
-        let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1, _mm512_set1_pd(low));
-        let best = _mm512_mask_reduce_min_pd(at_low, s1_idx) as usize;
+        let best = lowest_lane_avx512(s1, s1_idx);
         // The second lowest score: the lowest once the winner's lane offers its runner-up.
         let winner = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1_idx, _mm512_set1_pd(best as f64));
         let second = _mm512_reduce_min_pd(_mm512_mask_blend_pd(winner, s1, s2));

@@ -164,7 +164,7 @@ impl Predictor {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        let view = self.padded.avx512::<NB>();
+        let view = self.padded.view::<NB, 8>();
         let n = img.pixels();
         let mut out = vec![0u32; n];
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
@@ -234,7 +234,7 @@ impl Predictor {
     #[target_feature(enable = "avx2,fma")]
     fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         use std::arch::x86_64::*;
-        let centres = self.padded.avx2::<NB>();
+        let centres = self.padded.view::<NB, 4>();
         let four = _mm256_set1_pd(4.0);
         label_pixels::<T, NB>(img, null, |x, _| {
             let x = &x[..NB];
@@ -310,11 +310,13 @@ impl PaddedCentres {
         }
     }
 
-    /// The view the AVX2 searches score `NB`-band points against.
+    /// The view the vector searches score `NB`-band points against, `W` centres (4 or 8) a
+    /// vector. Panics unless the centres were padded to a multiple of `W`.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub(super) fn avx2<const NB: usize>(&self) -> Avx2Centres<'_, NB> {
-        Avx2Centres {
+    pub(super) fn view<const NB: usize, const W: usize>(&self) -> CentreView<'_, NB, W> {
+        assert!(self.kp.is_multiple_of(W), "centres padded to {}", self.kp);
+        CentreView {
             soa: &self.soa[..NB * self.kp],
             norms: &self.norms[..self.kp],
             kp: self.kp,
@@ -322,87 +324,40 @@ impl PaddedCentres {
     }
 }
 
-impl PaddedCentres {
-    /// The view the AVX-512 searches score `NB`-band points against. Panics unless the
-    /// centres were padded to a multiple of 8.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    pub(super) fn avx512<const NB: usize>(&self) -> Avx512Centres<'_, NB> {
-        assert!(self.kp.is_multiple_of(8), "centres padded to {}", self.kp);
-        Avx512Centres {
-            soa: &self.soa[..NB * self.kp],
-            norms: &self.norms[..self.kp],
-            kp: self.kp,
-        }
-    }
-}
-
-/// [`PaddedCentres`] as the AVX-512 searches read them, as [`Avx2Centres`] with eight lanes.
+/// [`PaddedCentres`] as the vector searches read them, `W` centres a vector: `NB` rows,
+/// lengths checked once when the view is made, so the loads of `scores` need no checks in the
+/// inner loops.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-pub(super) struct Avx512Centres<'a, const NB: usize> {
+pub(super) struct CentreView<'a, const NB: usize, const W: usize> {
     /// `NB * kp` values.
     soa: &'a [f64],
     /// `kp` values.
     norms: &'a [f64],
-    /// A multiple of 8 (checked by [`PaddedCentres::avx512`]).
+    /// A multiple of `W` ([`PaddedCentres::view`] checks it).
     kp: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl<const NB: usize> Avx512Centres<'_, NB> {
-    /// Vectors of eight centres.
+impl<const NB: usize, const W: usize> CentreView<'_, NB, W> {
+    /// Vectors of `W` centres.
     #[inline(always)]
     pub(super) fn chunks(&self) -> usize {
-        self.kp / 8
+        self.kp / W
     }
 
-    /// scikit-learn's scores of centres `8c .. 8c + 8`, computed as [`Avx2Centres::scores`]
-    /// computes four. Panics if `c >= self.chunks()`.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(super) fn scores(
-        &self,
-        xs: &[std::arch::x86_64::__m512d; NB],
-        c: usize,
-    ) -> std::arch::x86_64::__m512d {
-        use std::arch::x86_64::*;
+    /// Where band `b` of centres `W c .. W c + W` starts in `soa`. Panics if `c` is not below
+    /// [`CentreView::chunks`]; then, for `b < NB`, `W` values from there lie inside `soa` and
+    /// `W` from `c * W` inside `norms`.
+    #[inline(always)]
+    fn checked(&self, c: usize) -> usize {
         assert!(c < self.chunks());
-        let (soa, kp) = (self.soa.as_ptr(), self.kp);
-        // SAFETY: `b < NB` and `c < kp / 8` (checked above), so the eight lanes at
-        // `b * kp + c * 8` lie inside `soa`, whose length `avx512` fixed at `NB * kp`.
-        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + c * 8)) };
-        let mut acc = _mm512_mul_pd(xs[0], centre(0));
-        for (b, xb) in xs.iter().enumerate().skip(1) {
-            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
-        }
-        // SAFETY: `c * 8 + 8 <= kp`, the length `avx512` fixed for `norms`.
-        let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(c * 8)) };
-        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
+        c * W
     }
 }
 
-/// [`PaddedCentres`] as the AVX2 searches read them: `NB` rows, lengths checked once when the
-/// view is made, so the loads of [`Avx2Centres::scores`] need no checks in the inner loops.
 #[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub(super) struct Avx2Centres<'a, const NB: usize> {
-    /// `NB * kp` values.
-    soa: &'a [f64],
-    /// `kp` values.
-    norms: &'a [f64],
-    /// A multiple of 4 ([`PaddedCentres::new`]).
-    kp: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<const NB: usize> Avx2Centres<'_, NB> {
-    /// Vectors of four centres.
-    #[inline(always)]
-    pub(super) fn chunks(&self) -> usize {
-        self.kp / 4
-    }
-
+impl<const NB: usize> CentreView<'_, NB, 4> {
     /// scikit-learn's scores `|c|^2 - 2 x.c` of centres `4c .. 4c + 4` for the point whose
     /// bands `xs` holds (each broadcast to four lanes): `x.c` a chain of fused multiply-adds
     /// from `x[0] * c[0]` as BLAS computes it, then one more fused multiply-add, which rounds
@@ -416,23 +371,46 @@ impl<const NB: usize> Avx2Centres<'_, NB> {
         c: usize,
     ) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
-        assert!(c < self.chunks());
-        let (soa, kp) = (self.soa.as_ptr(), self.kp);
-        // SAFETY: `b < NB` and `c < kp / 4` (checked above), so the four lanes at
-        // `b * kp + c * 4` lie inside `soa`, whose length `avx2` fixed at `NB * kp`.
-        let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + c * 4)) };
+        let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
+        // SAFETY: `b < NB` and `at` from `checked`, so the four lanes at `b * kp + at` lie
+        // inside `soa`, and the four at `at` inside `norms`.
+        let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + at)) };
         let mut acc = _mm256_mul_pd(xs[0], centre(0));
         for (b, xb) in xs.iter().enumerate().skip(1) {
             acc = _mm256_fmadd_pd(*xb, centre(b), acc);
         }
-        // SAFETY: `c * 4 + 4 <= kp`, the length `avx2` fixed for `norms`.
-        let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(c * 4)) };
+        let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(at)) };
         _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl<const NB: usize> CentreView<'_, NB, 8> {
+    /// The scores of centres `8c .. 8c + 8`, computed as the four-lane `scores` computes
+    /// four. Panics if `c >= self.chunks()`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) fn scores(
+        &self,
+        xs: &[std::arch::x86_64::__m512d; NB],
+        c: usize,
+    ) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::*;
+        let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
+        // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
+        // inside `soa`, and the eight at `at` inside `norms`.
+        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) };
+        let mut acc = _mm512_mul_pd(xs[0], centre(0));
+        for (b, xb) in xs.iter().enumerate().skip(1) {
+            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
+        }
+        let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(at)) };
+        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
+    }
+}
+
 /// The nearest centres (indices from 0) of the `M` points `xs`, by every centre's score with
-/// the per-lane arithmetic of [`Avx512Centres::scores`]: each lane keeps its lowest score and
+/// the per-lane arithmetic of the eight-lane [`CentreView`] `scores`: each lane keeps its lowest score and
 /// that centre's index (strictly lower wins, so the earlier centre on ties), then the lowest
 /// score wins, the lowest index among the lanes holding it. Without branches, and the points'
 /// searches interleaved: one point's search is a chain of dependent minima, too short of work
@@ -441,7 +419,7 @@ impl<const NB: usize> Avx2Centres<'_, NB> {
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn nearest_avx512<const NB: usize, const M: usize>(
-    centres: &Avx512Centres<'_, NB>,
+    centres: &CentreView<'_, NB, 8>,
     xs: &[[f64; NB]; M],
 ) -> [usize; M] {
     use std::arch::x86_64::*;
@@ -460,15 +438,26 @@ fn nearest_avx512<const NB: usize, const M: usize>(
         }
         idx = _mm512_add_pd(idx, eight);
     }
-    std::array::from_fn(|m| {
-        let min = _mm512_set1_pd(_mm512_reduce_min_pd(low[m]));
-        let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(low[m], min);
-        if at_low == 0 {
-            0
-        } else {
-            _mm512_mask_reduce_min_pd(at_low, at[m]) as usize
-        }
-    })
+    std::array::from_fn(|m| lowest_lane_avx512(low[m], at[m]))
+}
+
+/// [`lowest_lane`] for eight lanes: the index in `idx` of the lowest score in `score`, the
+/// lowest index on ties; 0 if no lane holds a number (NaN scores).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn lowest_lane_avx512(
+    score: std::arch::x86_64::__m512d,
+    idx: std::arch::x86_64::__m512d,
+) -> usize {
+    use std::arch::x86_64::*;
+    let low = _mm512_set1_pd(_mm512_reduce_min_pd(score));
+    let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(score, low);
+    if at_low == 0 {
+        0
+    } else {
+        _mm512_mask_reduce_min_pd(at_low, idx) as usize
+    }
 }
 
 /// The index in `idx` of the lowest score in `score`, the lowest index on ties: lane minima
