@@ -972,21 +972,9 @@ unsafe fn block_pass_avx2<const NB: usize>(
         .map(|c| {
             let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(c[b]));
             let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-            for (g, cl) in closest.chunks_exact(POT_LANES).enumerate() {
+            for g in 0..len / POT_LANES {
                 let at = g * POT_LANES..(g + 1) * POT_LANES;
-                let mut e = _mm256_setzero_ps();
-                for b in 0..NB {
-                    // SAFETY: every slice loaded from or stored to here holds eight values.
-                    let v = _mm256_sub_ps(
-                        unsafe { _mm256_loadu_ps(cols_at[b][at.clone()].as_ptr()) },
-                        cb[b],
-                    );
-                    e = _mm256_add_ps(e, _mm256_mul_ps(v, v));
-                }
-                let m = _mm256_min_ps(e, unsafe { _mm256_loadu_ps(cl.as_ptr()) });
-                if let Some(out) = lowered.as_deref_mut() {
-                    unsafe { _mm256_storeu_ps(out[at].as_mut_ptr(), m) };
-                }
+                let m = group_min_avx2(&cols_at, &cb, closest, lowered.as_deref_mut(), at);
                 lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(m)));
                 hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(m)));
             }
@@ -1042,6 +1030,44 @@ fn kmeans_plus_plus_bands<const NB: usize>(
     centres
 }
 
+/// One group of eight points (`at`, eight long) of a k-means++ pass against the candidate
+/// whose bands `cb` holds: each point's squared distance (squares added band by band from 0,
+/// no fused multiply-add), lowered to its `closest`, stored to `lowered` if given.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn group_min_avx2<const NB: usize>(
+    cols_at: &[&[f32]; NB],
+    cb: &[std::arch::x86_64::__m256; NB],
+    closest: &[f32],
+    lowered: Option<&mut [f32]>,
+    at: std::ops::Range<usize>,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let eight = |v: &[f32]| -> *const f32 {
+        assert!(v.len() == POT_LANES);
+        v.as_ptr()
+    };
+    let mut e = _mm256_setzero_ps();
+    for b in 0..NB {
+        // SAFETY: `eight` checked that the slice holds the eight values loaded.
+        let v = _mm256_sub_ps(
+            unsafe { _mm256_loadu_ps(eight(&cols_at[b][at.clone()])) },
+            cb[b],
+        );
+        e = _mm256_add_ps(e, _mm256_mul_ps(v, v));
+    }
+    // SAFETY: as above.
+    let m = _mm256_min_ps(e, unsafe { _mm256_loadu_ps(eight(&closest[at.clone()])) });
+    if let Some(out) = lowered {
+        let out = &mut out[at];
+        assert!(out.len() == POT_LANES);
+        // SAFETY: `out` holds the eight values stored (checked above).
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), m) };
+    }
+    m
+}
+
 /// [`block_pass_avx2`] sixteen points a 512-bit vector: the same per-point arithmetic, and
 /// the eight `f64` lanes take the first eight points of a vector, then the other eight, so
 /// every lane sums the same values in the same order. `NB` must be at least 1.
@@ -1088,21 +1114,9 @@ unsafe fn block_pass_avx512<const NB: usize>(
                 acc = _mm512_add_pd(acc, _mm512_cvtps_pd(high));
             }
             if wide < len {
-                let at = wide..len;
-                let cl = &closest[at.clone()];
-                let mut e = _mm256_setzero_ps();
-                for b in 0..NB {
-                    // SAFETY: the last group holds eight values (`len` is a multiple of 8).
-                    let v = _mm256_sub_ps(
-                        unsafe { _mm256_loadu_ps(cols_at[b][at.clone()].as_ptr()) },
-                        _mm256_set1_ps(c[b]),
-                    );
-                    e = _mm256_add_ps(e, _mm256_mul_ps(v, v));
-                }
-                let m = _mm256_min_ps(e, unsafe { _mm256_loadu_ps(cl.as_ptr()) });
-                if let Some(out) = lowered.as_deref_mut() {
-                    unsafe { _mm256_storeu_ps(out[at].as_mut_ptr(), m) };
-                }
+                // `len` is a multiple of eight: one group of eight is left.
+                let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(c[b]));
+                let m = group_min_avx2(&cols_at, &cb, closest, lowered.as_deref_mut(), wide..len);
                 acc = _mm512_add_pd(acc, _mm512_cvtps_pd(m));
             }
             let mut out = [0.0f64; POT_LANES];
