@@ -77,58 +77,59 @@ const SLACK: f64 = 1e-9;
 /// How many points ahead of the one being bounded the assignment step prefetches the sample.
 const X_AHEAD: usize = 24;
 
-/// How the assignment step scans every centre for a point whose bounds fail; all three give
-/// the same labels and bounds.
+/// The vector instructions a pass over the sample uses, chosen once per fit; every choice
+/// gives the same results. For Lloyd's assignment, how a point whose bounds fail is scanned:
+/// `Scalar` scans only the centres the triangle inequality cannot rule out, one at a time; the
+/// vector choices score every centre, four (AVX2) or eight (AVX-512) a vector. For k-means++'s
+/// passes, eight or sixteen points a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scan {
-    /// Only the centres the triangle inequality cannot rule out, one at a time (any CPU).
-    Pruned,
-    /// Every centre, four a 256-bit vector (CPUs with AVX2 and FMA).
+pub(super) enum Simd {
+    /// Any CPU.
+    Scalar,
+    /// CPUs with AVX2 and FMA.
     Avx2,
-    /// Every centre, eight a 512-bit vector (CPUs with AVX-512F).
+    /// CPUs with AVX-512F.
     Avx512,
 }
 
-impl Scan {
-    /// The fastest scan this CPU supports.
-    pub(super) fn best() -> Self {
+impl Simd {
+    /// Whether this CPU can run it.
+    fn available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Scan::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Scan::Avx2;
+            match self {
+                Simd::Scalar => true,
+                Simd::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+                Simd::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             }
         }
-        Scan::Pruned
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Simd::Scalar
+        }
     }
 
-    /// Every scan this CPU supports, for tests that compare them.
-    #[cfg(test)]
+    /// Every choice this CPU can run, slowest first.
     pub(super) fn supported() -> Vec<Self> {
-        let mut v = vec![Scan::Pruned];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                v.push(Scan::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                v.push(Scan::Avx512);
-            }
-        }
-        v
+        [Simd::Scalar, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|s| s.available())
+            .collect()
     }
 
-    /// Centres a vector of this scan holds, the padding the centres need.
+    /// The fastest choice this CPU can run.
+    pub(super) fn best() -> Self {
+        Self::supported().pop().unwrap_or(Simd::Scalar)
+    }
+
+    /// Centres a vector of Lloyd's scan holds, the padding the centres need.
     fn width(self) -> usize {
         match self {
-            Scan::Avx512 => 8,
-            Scan::Pruned | Scan::Avx2 => 4,
+            Simd::Avx512 => 8,
+            Simd::Scalar | Simd::Avx2 => 4,
         }
     }
 }
@@ -152,7 +153,7 @@ struct Geometry<'a> {
 }
 
 impl<'a> Geometry<'a> {
-    fn new(centres: &'a [f64], nb: usize, scan: Scan) -> Self {
+    fn new(centres: &'a [f64], nb: usize, scan: Simd) -> Self {
         let by_distance = by_distance(centres, nb);
         let norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
         Self {
@@ -184,7 +185,7 @@ struct Assignment {
     upper: Vec<f64>,
     lower: Vec<f64>,
     /// How a point whose bounds fail is scanned.
-    scan: Scan,
+    scan: Simd,
     /// Whether the CPU has FMA, so that the blocks' code (run in the threads' closures, which
     /// do not inherit the caller's target features) is compiled with it.
     fma: bool,
@@ -207,7 +208,7 @@ struct Block<'s> {
     labels: &'s mut [u32],
     upper: &'s mut [f64],
     lower: &'s mut [f64],
-    scan: Scan,
+    scan: Simd,
     fma: bool,
 }
 
@@ -307,11 +308,11 @@ impl Block<'_> {
         #[cfg(target_arch = "x86_64")]
         if NB > 0 && NB <= 8 {
             match self.scan {
-                // SAFETY: `Scan::Avx512` is chosen only when the CPU supports AVX-512F.
-                Scan::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
-                // SAFETY: `Scan::Avx2` is chosen only when the CPU supports AVX2 and FMA.
-                Scan::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
-                Scan::Pruned => {}
+                // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+                Simd::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
+                // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+                Simd::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
+                Simd::Scalar => {}
             }
         }
         self.full_pruned::<NB>(d, geo, i, guess);
@@ -480,19 +481,19 @@ impl Block<'_> {
 /// vectors the CPU has (measured: AVX-512 beats AVX2, which beats the pruned scan, on an
 /// AVX-512 Xeon; AVX2 beats the pruned scan on an AVX2-only EPYC).
 pub(super) fn lloyd(d: &Data, centres: Vec<f64>, run: Run) -> LloydResult {
-    lloyd_with(d, centres, run, Scan::best())
+    lloyd_with(d, centres, run, Simd::best())
 }
 
 /// [`lloyd`] with the given scan, which must be one the CPU supports (the result is the same
 /// for every scan; tests compare them).
-pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, scan: Scan) -> LloydResult {
+pub(super) fn lloyd_with(d: &Data, centres: Vec<f64>, run: Run, scan: Simd) -> LloydResult {
     // Each block of the passes picks its own instruction set ([`Block::step_any`]).
     lloyd_bands(d, centres, run, scan)
 }
 
 /// Dispatches on the band count, so the common counts get loops unrolled at compile time.
 #[inline(always)]
-fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, scan: Scan) -> LloydResult {
+fn lloyd_bands(d: &Data, centres: Vec<f64>, run: Run, scan: Simd) -> LloydResult {
     match d.nb {
         1 => lloyd_inline::<1>(d, centres, run, scan),
         2 => lloyd_inline::<2>(d, centres, run, scan),
@@ -511,7 +512,7 @@ fn lloyd_inline<const NB: usize>(
     d: &Data,
     mut centres: Vec<f64>,
     run: Run,
-    scan: Scan,
+    scan: Simd,
 ) -> LloydResult {
     let Run { max_iter, tol } = run;
     let nb = d.nb::<NB>();
@@ -718,10 +719,8 @@ pub(super) struct Columns<'a> {
     soa: Vec<f32>,
     np: usize,
     d: &'a Data<'a>,
-    /// Whether the CPU has AVX2 (and FMA), for the passes over the points.
-    avx2: bool,
-    /// Whether the CPU has AVX-512F, for the passes over the points (preferred over AVX2).
-    avx512: bool,
+    /// The vector instructions of the passes over the points.
+    simd: Simd,
 }
 
 impl<'a> Columns<'a> {
@@ -734,21 +733,11 @@ impl<'a> Columns<'a> {
                 soa[b * np + i] = *v as f32;
             }
         }
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        #[cfg(target_arch = "x86_64")]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx512 = false;
         Self {
             soa,
             np,
             d,
-            avx2,
-            avx512,
+            simd: Simd::best(),
         }
     }
 
@@ -920,14 +909,18 @@ fn block_pass<const NB: usize>(
     lowered: Option<&mut [f32]>,
 ) -> Vec<[f64; POT_LANES]> {
     #[cfg(target_arch = "x86_64")]
-    if NB > 0 && cols.avx512 {
-        // SAFETY: `avx512` is set only when the CPU supports AVX-512F.
-        return unsafe { block_pass_avx512::<NB>(cols, cands, first, closest, lowered) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if NB > 0 && cols.avx2 {
-        // SAFETY: `avx2` is set only when the CPU supports AVX2 and FMA.
-        return unsafe { block_pass_avx2::<NB>(cols, cands, first, closest, lowered) };
+    if NB > 0 {
+        match cols.simd {
+            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+            Simd::Avx512 => {
+                return unsafe { block_pass_avx512::<NB>(cols, cands, first, closest, lowered) }
+            }
+            // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+            Simd::Avx2 => {
+                return unsafe { block_pass_avx2::<NB>(cols, cands, first, closest, lowered) }
+            }
+            Simd::Scalar => {}
+        }
     }
     let nb = cols.d.nb::<NB>();
     let mut lowered = lowered;
@@ -1166,10 +1159,10 @@ mod tests {
                 (out, pot.closest)
             };
             let vector = with_threads(2, || run(&cols));
-            cols.avx512 = false;
-            assert_eq!(run(&cols), vector, "{nb} bands, AVX2");
-            cols.avx2 = false;
-            assert_eq!(run(&cols), vector, "{nb} bands, scalar");
+            for simd in Simd::supported() {
+                cols.simd = simd;
+                assert_eq!(run(&cols), vector, "{nb} bands, {simd:?}");
+            }
         }
     }
 

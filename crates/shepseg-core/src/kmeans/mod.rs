@@ -513,9 +513,9 @@ mod tests {
                     tol: 1e-6,
                 };
                 let b = with_threads(3, || {
-                    lloyd::lloyd_with(&d, init.clone(), run, lloyd::Scan::Pruned)
+                    lloyd::lloyd_with(&d, init.clone(), run, lloyd::Simd::Scalar)
                 });
-                for scan in lloyd::Scan::supported() {
+                for scan in lloyd::Simd::supported() {
                     let a = lloyd::lloyd_with(&d, init.clone(), run, scan);
                     assert_eq!(a.centres, b.centres, "{bands} bands, {k} centres, {scan:?}");
                     assert_eq!((a.iterations, a.inertia), (b.iterations, b.inertia));
@@ -543,7 +543,7 @@ mod tests {
             };
             let init: Vec<f64> = x[..k * bands].to_vec();
             // Stopped early, the last update still moves the centres far.
-            let (best, pruned) = (lloyd::Scan::best(), lloyd::Scan::Pruned);
+            let (best, pruned) = (lloyd::Simd::best(), lloyd::Simd::Scalar);
             for (threads, scan, max_iter) in [
                 (1, best, 300),
                 (2, pruned, 300),
