@@ -22,6 +22,16 @@ pub struct BenchArgs {
     /// Folder of the reference fixtures (skipped if absent).
     #[arg(long, default_value = "testdata/reference")]
     fixtures: PathBuf,
+    /// Run only the cases whose name contains this text (for profiling one case).
+    #[arg(long)]
+    only: Option<String>,
+}
+
+impl BenchArgs {
+    /// Whether the case called `name` is to be run.
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| name.contains(o))
+    }
 }
 
 /// Options of `demo`.
@@ -191,15 +201,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         fixed_kmeans_init: true,
         ..Default::default()
     };
-    rows.push(run_case(&name, &img, None, &fixed, args.runs)?);
+    if args.wants(&name) {
+        rows.push(run_case(&name, &img, None, &fixed, args.runs)?);
+    }
     let name = format!("synthetic {} (k-means++, 5 runs)", args.size);
-    rows.push(run_case(
-        &name,
-        &img,
-        None,
-        &SegmentParams::default(),
-        args.runs,
-    )?);
+    if args.wants(&name) {
+        rows.push(run_case(
+            &name,
+            &img,
+            None,
+            &SegmentParams::default(),
+            args.runs,
+        )?);
+    }
     drop(img);
     for (label, file) in [
         ("rgbn (fixed init)", "rgbn/rgbn.tif"),
@@ -209,6 +223,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ),
     ] {
         let path = args.fixtures.join(file);
+        if !args.wants(label) {
+            continue;
+        }
         if !path.exists() {
             eprintln!("skipping {label}: {} not found", path.display());
             continue;
