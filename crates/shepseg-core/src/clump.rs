@@ -41,6 +41,19 @@ pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) 
 /// larger one is split by that search itself ([`Search::grow`]), seed by seed in raster order, which
 /// gives pyshepseg's clumps and IDs in every case.
 pub(crate) fn clump_vec(buf: Vec<u32>, rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
+    let (seg, size) = clump_sized(buf, rows, cols, four);
+    (seg, size.len() as u32 - 1)
+}
+
+/// [`clump_vec`], returning each clump's pixel count instead of the largest ID (index 0 is
+/// the null pixels' count; the largest ID is `len - 1`): the counts come from the labelling,
+/// so the eliminations that follow need no pass over the image to find them.
+pub(crate) fn clump_sized(
+    buf: Vec<u32>,
+    rows: usize,
+    cols: usize,
+    four: bool,
+) -> (Vec<u32>, Vec<u32>) {
     clump_capped(buf, rows, cols, four, MAX_CLUMP_SIZE)
 }
 
@@ -157,11 +170,11 @@ fn clump_capped(
     cols: usize,
     four: bool,
     cap: usize,
-) -> (Vec<u32>, u32) {
+) -> (Vec<u32>, Vec<u32>) {
     let n = rows * cols;
     debug_assert_eq!(buf.len(), n);
     if n == 0 || buf.len() != n {
-        return (vec![0; n], 0);
+        return (vec![0; n], vec![n as u32]);
     }
     // Pass 1: provisional labels replace the clusters, row by row; the clusters of the row
     // above are kept aside, since its pixels already hold labels.
@@ -198,11 +211,22 @@ fn clump_capped(
             count[up as usize] += count[l];
         }
     }
-    // Pass 2: IDs in raster order of first pixels. Pixels before the current one hold final
-    // IDs; after it, provisional labels, except those a capped search has already taken
-    // (marked in `grown`).
-    let mut id = 0u32;
     let big = (cap as u32).saturating_add(1);
+    if let Some((final_id, mut size)) = ids_by_root(&parent, &count, big) {
+        // Pass 2 when no component needs splitting: one lookup per pixel.
+        for px in buf.iter_mut() {
+            *px = final_id[*px as usize];
+        }
+        let labelled: u32 = size[1..].iter().sum();
+        size[0] = n as u32 - labelled;
+        return (buf, size);
+    }
+    // Pass 2 with capped searches: IDs in raster order of first pixels. Pixels before the
+    // current one hold final IDs; after it, provisional labels, except those a capped search
+    // has already taken (marked in `grown`).
+    let mut id = 0u32;
+    // The IDs of the clumps grown by a capped search, and their sizes.
+    let mut searched: Vec<(u32, u32)> = Vec::new();
     let mut final_id = vec![0u32; parent.len()];
     let mut grown: Vec<u64> = Vec::new();
     let mut stack: Vec<(u32, u32)> = Vec::new();
@@ -234,10 +258,58 @@ fn clump_capped(
                 four,
                 cap,
             };
-            search.grow(&mut buf, &mut grown, &mut stack, p, id);
+            searched.push((id, search.grow(&mut buf, &mut grown, &mut stack, p, id)));
         }
     }
-    (buf, id)
+    // Sizes gathered per label rather than per pixel (a branch per new ID would be
+    // mispredicted about as often as taken).
+    let mut size = vec![0u32; id as usize + 1];
+    for (&f, &c) in final_id.iter().zip(&count) {
+        size[f as usize] = c;
+    }
+    for (f, c) in searched {
+        size[f as usize] = c;
+    }
+    let labelled: u32 = size[1..].iter().sum();
+    size[0] = n as u32 - labelled;
+    (buf, size)
+}
+
+/// The final ID of every provisional label and the pixels per final ID (index 0: 0 for now),
+/// if no component is larger than `big` pixels (else `None`: the cap splits some, and their
+/// clumps' IDs depend on the searches).
+///
+/// `parent` is flattened (every label points at its root) and `count` holds each root's
+/// component size. A component's root is the label of its first pixel in raster order (that
+/// pixel has no earlier neighbour in the component, so it took a fresh label, and every other
+/// pixel's label came later), so numbering the roots in label order numbers the components
+/// in raster order of their first pixels, as pyshepseg does.
+fn ids_by_root(parent: &[u32], count: &[u32], big: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+    let mut final_id = vec![0u32; parent.len()];
+    let mut id = 0u32;
+    let mut too_big = false;
+    for l in 1..parent.len() {
+        let root = parent[l];
+        let is_root = root as usize == l;
+        id += u32::from(is_root);
+        too_big |= is_root && count[l] > big;
+        // A root's parent is itself, so its own ID is read only after it is written.
+        final_id[l] = if is_root { id } else { final_id[root as usize] };
+    }
+    if too_big {
+        return None;
+    }
+    let mut size = vec![0u32; id as usize + 1];
+    for l in 1..parent.len() {
+        // Non-roots write their partial counts to slot 0, which the caller sets.
+        let slot = if parent[l] as usize == l {
+            final_id[l]
+        } else {
+            0
+        };
+        size[slot as usize] = count[l];
+    }
+    Some((final_id, size))
 }
 
 /// Sets bit `p` of `bits`.
@@ -313,7 +385,7 @@ impl Search<'_> {
     /// once `cap` pixels beyond the seed are marked. A neighbour joins if it is in the seed's
     /// component (same root; for a neighbour that is the same as having the seed's cluster) and
     /// not yet in a clump: after `p` and not marked, as every pixel of the component before
-    /// `p` is already in one.
+    /// `p` is already in one. Returns the clump's pixel count.
     fn grow(
         &self,
         buf: &mut [u32],
@@ -321,7 +393,7 @@ impl Search<'_> {
         stack: &mut Vec<(u32, u32)>,
         p: usize,
         id: u32,
-    ) {
+    ) -> u32 {
         let Search {
             parent,
             rows,
@@ -349,6 +421,7 @@ impl Search<'_> {
             };
             search_order(sy, sx, rows, cols, four, visit);
         }
+        size as u32 + 1
     }
 }
 
@@ -480,9 +553,14 @@ mod tests {
                     four,
                     cap,
                 };
+                let (expect, n) = clump_by_search(&c);
+                let mut expect_size = vec![0u32; n as usize + 1];
+                for &id in &expect {
+                    expect_size[id as usize] += 1;
+                }
                 assert_eq!(
                     clump_capped(input.clone(), rows, cols, four, cap),
-                    clump_by_search(&c),
+                    (expect, expect_size),
                     "case {case}: {rows}x{cols}, {values} values, cap {cap}, four {four}"
                 );
             }

@@ -80,6 +80,7 @@ pub(crate) fn prefetch<T>(slice: &[T], i: usize) {
 }
 
 /// Pixel counts per segment ID (index 0 counts the null pixels).
+#[cfg(test)]
 pub(crate) fn segment_sizes(seg: &[u32], max_id: u32) -> Vec<u32> {
     let mut size = vec![0u32; max_id as usize + 1];
     for &s in seg {
@@ -89,6 +90,7 @@ pub(crate) fn segment_sizes(seg: &[u32], max_id: u32) -> Vec<u32> {
 }
 
 /// Renumbers non-empty segments to 1..N in their old order; returns N.
+#[cfg(test)]
 pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
     let (map, n) = relabel_map(size);
     for s in seg.iter_mut() {
@@ -110,12 +112,55 @@ fn relabel_map(size: &[u32]) -> (Vec<u32>, u32) {
     (map, next)
 }
 
+/// A relabelling to contiguous IDs (as [`relabel`] does) worked out from the segment sizes but
+/// not yet applied to the segment image, so that the next pass over the image can apply it on
+/// the way (small-segment elimination's first pass does).
+pub(crate) struct Renumbering {
+    /// The new ID of each old one (0 for empty segments and for 0).
+    pub(crate) map: Vec<u32>,
+    /// Pixels per new ID (index 0: the null pixels).
+    pub(crate) size: Vec<u32>,
+}
+
+impl Renumbering {
+    /// The renumbering that drops the empty segments of `size` (pixels per old ID).
+    fn of_sizes(size: &[u32]) -> Self {
+        let (map, n) = relabel_map(size);
+        let mut new_size = vec![0u32; n as usize + 1];
+        new_size[0] = size.first().copied().unwrap_or(0);
+        for (&to, &count) in map.iter().zip(size).skip(1) {
+            if count > 0 {
+                new_size[to as usize] = count;
+            }
+        }
+        Self {
+            map,
+            size: new_size,
+        }
+    }
+
+    /// The largest new ID.
+    pub(crate) fn max_id(&self) -> u32 {
+        self.size.len() as u32 - 1
+    }
+
+    /// Applies the renumbering to `seg`; returns the largest new ID.
+    #[cfg(test)]
+    fn apply(&self, seg: &mut [u32]) -> u32 {
+        for s in seg.iter_mut() {
+            *s = self.map[*s as usize];
+        }
+        self.max_id()
+    }
+}
+
 /// Single-pixel elimination as pyshepseg's; returns the largest ID after relabelling.
 ///
 /// pyshepseg's first defect is kept here (see [`rescue_nulled_pixels`] for its fix): the null
 /// segment counts as a neighbour larger than one pixel, so it can absorb a valid pixel. Its
 /// second, a lone null pixel (an image with exactly one) joining a valid segment, happens only
 /// with `null_may_join`; without it null pixels are never candidates.
+#[cfg(test)]
 pub(crate) fn eliminate_single_pixels<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
@@ -123,7 +168,21 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
     four: bool,
     null_may_join: bool,
 ) -> u32 {
-    let args = (img, seg, max_id, four, null_may_join);
+    let size = segment_sizes(seg, max_id);
+    eliminate_single_pixels_sized(img, seg, size, four, null_may_join).apply(seg)
+}
+
+/// [`eliminate_single_pixels`] given the pixels per segment (`size`, index 0 the nulls), and
+/// leaving the relabelling to contiguous IDs to be applied (so the caller can fuse it with its
+/// next pass over the image).
+pub(crate) fn eliminate_single_pixels_sized<T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    size: Vec<u32>,
+    four: bool,
+    null_may_join: bool,
+) -> Renumbering {
+    let args = (img, seg, size, four, null_may_join);
     match img.bands {
         1 => single_pixels::<T, 1>(args),
         2 => single_pixels::<T, 2>(args),
@@ -139,11 +198,10 @@ pub(crate) fn eliminate_single_pixels<T: Pixel>(
 
 /// [`eliminate_single_pixels`] with the band count fixed at `NB` (0: any count).
 fn single_pixels<T: Pixel, const NB: usize>(
-    (img, seg, max_id, four, null_may_join): (&Img<T>, &mut [u32], u32, bool, bool),
-) -> u32 {
+    (img, seg, mut size, four, null_may_join): (&Img<T>, &mut [u32], Vec<u32>, bool, bool),
+) -> Renumbering {
     let pixels = PixelNeighbours::<T, NB>::new(img, four);
     let (rows, cols) = (img.rows, img.cols);
-    let mut size = segment_sizes(seg, max_id);
     let mut merges: Vec<(u32, u32)> = Vec::new();
     // Single pixels only ever disappear, so the first scan, over the whole image row by row
     // (no division per pixel), finds every candidate; those it cannot merge are the
@@ -179,7 +237,7 @@ fn single_pixels<T: Pixel, const NB: usize>(
             }
         }
     }
-    relabel(seg, &size)
+    Renumbering::of_sizes(&size)
 }
 
 /// An image's bands as slices (`NB` of them; 0: any count) and its shape and connectivity:
@@ -355,17 +413,31 @@ fn max_boundary(size: u32, four: bool) -> usize {
 /// Each segment's `float32` spectral sums (`n x bands`), every segment's pixels added in
 /// raster order as pyshepseg adds them. A run of pixels of one segment is summed in registers,
 /// all bands at once for up to 8 bands, so the additions do not wait on memory.
-fn segment_sums<T: Pixel>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
-    match img.bands {
-        1 => sums_fixed::<T, 1>(img, seg, n),
-        2 => sums_fixed::<T, 2>(img, seg, n),
-        3 => sums_fixed::<T, 3>(img, seg, n),
-        4 => sums_fixed::<T, 4>(img, seg, n),
-        5 => sums_fixed::<T, 5>(img, seg, n),
-        6 => sums_fixed::<T, 6>(img, seg, n),
-        7 => sums_fixed::<T, 7>(img, seg, n),
-        8 => sums_fixed::<T, 8>(img, seg, n),
-        _ => {
+///
+/// With `map`, each pixel's label is first replaced by `map[label]` (a pending
+/// [`Renumbering`]), and the sums are of the new labels: one pass instead of two.
+fn segment_sums<T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    map: Option<&[u32]>,
+    n: usize,
+) -> Vec<f32> {
+    match (img.bands, map) {
+        (1, m) => sums_fixed::<T, 1>(img, seg, m, n),
+        (2, m) => sums_fixed::<T, 2>(img, seg, m, n),
+        (3, m) => sums_fixed::<T, 3>(img, seg, m, n),
+        (4, m) => sums_fixed::<T, 4>(img, seg, m, n),
+        (5, m) => sums_fixed::<T, 5>(img, seg, m, n),
+        (6, m) => sums_fixed::<T, 6>(img, seg, m, n),
+        (7, m) => sums_fixed::<T, 7>(img, seg, m, n),
+        (8, m) => sums_fixed::<T, 8>(img, seg, m, n),
+        (_, Some(map)) => {
+            for s in seg.iter_mut() {
+                *s = map[*s as usize];
+            }
+            segment_sums(img, seg, None, n)
+        }
+        (_, None) => {
             let nb = img.bands;
             let mut out = vec![0.0f32; n * nb];
             for b in 0..nb {
@@ -375,7 +447,10 @@ fn segment_sums<T: Pixel>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
                     rows: img.rows,
                     cols: img.cols,
                 };
-                for (id, s) in sums_fixed::<T, 1>(&one, seg, n).into_iter().enumerate() {
+                for (id, s) in sums_fixed::<T, 1>(&one, seg, None, n)
+                    .into_iter()
+                    .enumerate()
+                {
                     out[id * nb + b] = s;
                 }
             }
@@ -385,14 +460,42 @@ fn segment_sums<T: Pixel>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
 }
 
 /// [`segment_sums`] for `NB` bands.
-fn sums_fixed<T: Pixel, const NB: usize>(img: &Img<T>, seg: &[u32], n: usize) -> Vec<f32> {
+fn sums_fixed<T: Pixel, const NB: usize>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    map: Option<&[u32]>,
+    n: usize,
+) -> Vec<f32> {
+    match map {
+        Some(map) => sums_loop::<T, NB, true>(img, seg, map, n),
+        None => sums_loop::<T, NB, false>(img, seg, &[], n),
+    }
+}
+
+/// [`sums_fixed`]'s loop, relabelling each pixel through `map` first if `MAP`.
+#[inline(always)]
+fn sums_loop<T: Pixel, const NB: usize, const MAP: bool>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    map: &[u32],
+    n: usize,
+) -> Vec<f32> {
     let pixels = img.pixels();
     let mut sum = vec![0.0f32; n * NB];
     let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * pixels..(b + 1) * pixels]);
     let mut cur = 0usize;
+    let (mut old, mut new) = (0u32, map.first().copied().unwrap_or(0));
     let mut acc = [0.0f32; NB];
-    for (p, &id) in seg.iter().enumerate() {
-        let id = id as usize;
+    for (p, label) in seg.iter_mut().enumerate() {
+        if MAP {
+            // Runs of one label are common: look the map up once per run.
+            if *label != old {
+                old = *label;
+                new = map[old as usize];
+            }
+            *label = new;
+        }
+        let id = *label as usize;
         if id != cur {
             if cur != 0 {
                 sum[cur * NB..(cur + 1) * NB].copy_from_slice(&acc);
@@ -458,12 +561,20 @@ fn raw_lists(
 }
 
 impl Merger {
-    fn new<T: Pixel>(img: &Img<T>, seg: &[u32], max_id: u32, min_size: usize, four: bool) -> Self {
-        let n = max_id as usize + 1;
+    /// The state for `seg`, whose pixels per segment are `size`; with `map`, `seg` is first
+    /// relabelled through it (and `size` counts the new labels).
+    fn new<T: Pixel>(
+        img: &Img<T>,
+        seg: &mut [u32],
+        map: Option<&[u32]>,
+        size: Vec<u32>,
+        min_size: usize,
+        four: bool,
+    ) -> Self {
+        let n = size.len();
         let nb = img.bands;
         let min_size = min_size.min(u32::MAX as usize) as u32;
-        let size = segment_sizes(seg, max_id);
-        let sum = segment_sums(img, seg, n);
+        let sum = segment_sums(img, seg, map, n);
         // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
         let mut start = vec![0usize; n + 1];
         for id in 1..n {
@@ -639,6 +750,7 @@ impl Merger {
 }
 
 /// Small-segment elimination; returns `(merges done, largest ID after relabelling)`.
+#[cfg(test)]
 pub(crate) fn eliminate_small_segments<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
@@ -647,8 +759,24 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
     threshold_sq: f64,
     four: bool,
 ) -> (usize, u32) {
+    let size = segment_sizes(seg, max_id);
+    eliminate_small_segments_sized(img, seg, None, size, min_segment_size, threshold_sq, four)
+}
+
+/// [`eliminate_small_segments`] given the pixels per segment, `size`, after relabelling `seg`
+/// through `map` if one is given (a pending [`Renumbering`]'s, whose sizes `size` then are).
+pub(crate) fn eliminate_small_segments_sized<T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    map: Option<&[u32]>,
+    size: Vec<u32>,
+    min_segment_size: usize,
+    threshold_sq: f64,
+    four: bool,
+) -> (usize, u32) {
     const MAX_PASSES: usize = 10;
-    let mut segs = Merger::new(img, seg, max_id, min_segment_size, four);
+    let max_id = size.len() as u32 - 1;
+    let mut segs = Merger::new(img, seg, map, size, min_segment_size, four);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
     // The segments of each size below the minimum, so that a size's turn does not scan every

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayView3};
 
-use crate::clump::clump_vec;
-use crate::eliminate::{eliminate_single_pixels, eliminate_small_segments, rescue_nulled_pixels};
+use crate::clump::clump_sized;
+use crate::eliminate::{
+    eliminate_single_pixels_sized, eliminate_small_segments_sized, rescue_nulled_pixels,
+};
 use crate::error::CoreError;
 use crate::image::Img;
 use crate::kmeans::{fit, sample_image, subsample_skip, KMeansInit, KMeansModel, KMeansParams};
@@ -228,27 +230,32 @@ pub fn segment<T: Pixel>(
     timings.predict = t.elapsed();
 
     let t = Instant::now();
-    let (mut seg, max_id) = clump_vec(clusters, rows, cols, params.four_connected);
+    let (mut seg, size) = clump_sized(clusters, rows, cols, params.four_connected);
+    let max_id = size.len() as u32 - 1;
     timings.clump = t.elapsed();
 
+    // The relabelling after single-pixel elimination is applied by small-segment
+    // elimination's first pass over the image.
     let t = Instant::now();
-    let after_single = eliminate_single_pixels(
+    let renumbering = eliminate_single_pixels_sized(
         &image,
         &mut seg,
-        max_id,
+        size,
         params.four_connected,
         params.pyshepseg_compat,
     );
+    let after_single = renumbering.max_id();
     timings.single_pixel = t.elapsed();
 
     let threshold = params
         .max_spectral_diff
         .resolve(&model, params.spect_dist_pcntile);
     let t = Instant::now();
-    let (small, num_segments) = eliminate_small_segments(
+    let (small, num_segments) = eliminate_small_segments_sized(
         &image,
         &mut seg,
-        after_single,
+        Some(&renumbering.map),
+        renumbering.size,
         params.min_segment_size,
         threshold.squared(),
         params.four_connected,
