@@ -453,8 +453,21 @@ mod tests {
                     .collect();
                 let m = KMeansModel::new(centres).unwrap();
                 let (rows, cols) = (30, 41);
-                let data: Vec<u16> = (0..bands * rows * cols)
-                    .map(|_| rng.below(40) as u16)
+                // Random pixels, then runs of one pixel repeated (long enough to fill the
+                // vector searches' blocks, and starting anywhere in them).
+                let mut pixels: Vec<Vec<u16>> = Vec::new();
+                while pixels.len() < rows * cols {
+                    let v: Vec<u16> = (0..bands).map(|_| rng.below(40) as u16).collect();
+                    let run = if pixels.len() < rows * cols / 2 {
+                        1
+                    } else {
+                        1 + rng.below(40)
+                    };
+                    pixels.extend(std::iter::repeat_n(v, run));
+                }
+                pixels.truncate(rows * cols);
+                let data: Vec<u16> = (0..bands)
+                    .flat_map(|b| pixels.iter().map(move |v| v[b]))
                     .collect();
                 let img = crate::image::Img {
                     data: &data,

@@ -158,48 +158,82 @@ impl Predictor {
         })
     }
 
-    /// [`Predictor::predict_image_avx512`] for `NB` bands: pixels go through the vector
-    /// search two at a time ([`nearest_avx512`]), so that each one's chain of minima overlaps
-    /// the other's; a pixel equal to the previous one takes its label without a search.
+    /// [`Predictor::predict_image_avx512`] for `NB` bands, one pixel a lane: blocks of
+    /// `8 V` consecutive pixels are scored against one centre at a time (its bands and
+    /// `|c|^2` broadcast), each lane keeping its lowest score and that centre's index (strictly
+    /// lower wins, and centres come in index order, so the earlier centre wins ties). Scoring
+    /// pixels rather than centres side by side needs no reduction across lanes, and the `V`
+    /// vectors' chains of minima are independent, so the vector units stay busy. A block whose
+    /// every pixel equals the one before it takes that pixel's label without a search (large
+    /// uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        let view = self.padded.view::<NB, 8>();
+        const V: usize = 2;
+        const BLOCK: usize = 8 * V;
+        use std::arch::x86_64::*;
         let n = img.pixels();
         let mut out = vec![0u32; n];
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
-        // The last non-null pixel's values and label; the label is still to come while that
-        // pixel is the pending half of a pair.
-        let mut last: Option<[T; NB]> = None;
-        let mut last_label = 0u32;
-        let mut pending: Option<(usize, [f64; NB])> = None;
-        for p in 0..n {
-            let v: [T; NB] = std::array::from_fn(|b| bands[b][p]);
-            if last == Some(v) {
-                if let Some((q, y)) = pending.take() {
-                    last_label = nearest_avx512(&view, &[y])[0] as u32 + 1;
-                    out[q] = last_label;
-                }
-                out[p] = last_label;
+        let k = self.norms.len();
+        let centres = &self.centres[..k * NB];
+        let norms = &self.norms[..k];
+        let mut p = 0;
+        while p < n {
+            let len = (n - p).min(BLOCK);
+            let block = p..p + len;
+            if p > 0
+                && block
+                    .clone()
+                    .all(|q| bands.iter().all(|b| b[q] == b[p - 1]))
+            {
+                // Equal values, so equally null or not: the same label.
+                let label = out[p - 1];
+                out[block].fill(label);
+                p += len;
                 continue;
             }
-            if v.iter().any(|v| v.is_null(null)) {
-                continue;
-            }
-            last = Some(v);
-            let x: [f64; NB] = std::array::from_fn(|b| v[b].to_f64());
-            match pending.take() {
-                None => pending = Some((p, x)),
-                Some((q, y)) => {
-                    let [a, b] = nearest_avx512(&view, &[y, x]);
-                    out[q] = a as u32 + 1;
-                    last_label = b as u32 + 1;
-                    out[p] = last_label;
+            // The block's values, band by band (a short last block repeats its last pixel).
+            let mut xs = [[0.0f64; BLOCK]; NB];
+            for (x, band) in xs.iter_mut().zip(&bands) {
+                for (i, v) in x.iter_mut().enumerate() {
+                    *v = band[p + i.min(len - 1)].to_f64();
                 }
             }
-        }
-        if let Some((q, y)) = pending {
-            out[q] = nearest_avx512(&view, &[y])[0] as u32 + 1;
+            let xv: [[__m512d; NB]; V] = std::array::from_fn(|v| {
+                // SAFETY: `xs[b]` holds `8 V` values, so eight from `8 v` are inside it.
+                std::array::from_fn(|b| unsafe { _mm512_loadu_pd(xs[b].as_ptr().add(8 * v)) })
+            });
+            let mut low = [_mm512_set1_pd(f64::INFINITY); V];
+            let mut at = [_mm512_setzero_pd(); V];
+            for (j, (c, &norm)) in centres.chunks_exact(NB).zip(norms).enumerate() {
+                let cb: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(c[b]));
+                let norm = _mm512_set1_pd(norm);
+                let jv = _mm512_set1_pd(j as f64);
+                for v in 0..V {
+                    // scikit-learn's score, as the centre-wise `scores` computes it.
+                    let mut acc = _mm512_mul_pd(xv[v][0], cb[0]);
+                    for b in 1..NB {
+                        acc = _mm512_fmadd_pd(xv[v][b], cb[b], acc);
+                    }
+                    let t = _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm);
+                    let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(t, low[v]);
+                    at[v] = _mm512_mask_mov_pd(at[v], lower, jv);
+                    // `t` first: a NaN score leaves the minimum as it was.
+                    low[v] = _mm512_min_pd(t, low[v]);
+                }
+            }
+            let mut labels = [0u32; BLOCK];
+            for (chunk, a) in labels.chunks_exact_mut(8).zip(at) {
+                let idx = _mm512_cvttpd_epi32(a);
+                // SAFETY: `chunk` holds eight u32, the 256 bits stored.
+                unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), idx) };
+            }
+            for (i, q) in block.enumerate() {
+                let is_null = bands.iter().any(|b| b[q].is_null(null));
+                out[q] = if is_null { 0 } else { labels[i] + 1 };
+            }
+            p += len;
         }
         out
     }
@@ -407,38 +441,6 @@ impl<const NB: usize> CentreView<'_, NB, 8> {
         let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(at)) };
         _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
     }
-}
-
-/// The nearest centres (indices from 0) of the `M` points `xs`, by every centre's score with
-/// the per-lane arithmetic of the eight-lane [`CentreView`] `scores`: each lane keeps its lowest score and
-/// that centre's index (strictly lower wins, so the earlier centre on ties), then the lowest
-/// score wins, the lowest index among the lanes holding it. Without branches, and the points'
-/// searches interleaved: one point's search is a chain of dependent minima, too short of work
-/// to fill the vector units alone. 0 for a point no centre scores (NaN scores).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn nearest_avx512<const NB: usize, const M: usize>(
-    centres: &CentreView<'_, NB, 8>,
-    xs: &[[f64; NB]; M],
-) -> [usize; M] {
-    use std::arch::x86_64::*;
-    let xv: [[__m512d; NB]; M] =
-        std::array::from_fn(|m| std::array::from_fn(|b| _mm512_set1_pd(xs[m][b])));
-    let eight = _mm512_set1_pd(8.0);
-    let mut low = [_mm512_set1_pd(f64::INFINITY); M];
-    let mut at = [_mm512_setzero_pd(); M];
-    let mut idx = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
-    for c in 0..centres.chunks() {
-        for m in 0..M {
-            let t = centres.scores(&xv[m], c);
-            let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(t, low[m]);
-            at[m] = _mm512_mask_blend_pd(lower, at[m], idx);
-            low[m] = _mm512_min_pd(low[m], t);
-        }
-        idx = _mm512_add_pd(idx, eight);
-    }
-    std::array::from_fn(|m| lowest_lane_avx512(low[m], at[m]))
 }
 
 /// [`lowest_lane`] for eight lanes: the index in `idx` of the lowest score in `score`, the
