@@ -217,8 +217,7 @@ fn clump_capped(
         for px in buf.iter_mut() {
             *px = final_id[*px as usize];
         }
-        let labelled: u32 = size[1..].iter().sum();
-        size[0] = n as u32 - labelled;
+        set_null_count(&mut size, n);
         return (buf, size);
     }
     // Pass 2 with capped searches: IDs in raster order of first pixels. Pixels before the
@@ -270,12 +269,17 @@ fn clump_capped(
     for (f, c) in searched {
         size[f as usize] = c;
     }
-    let labelled: u32 = size[1..].iter().sum();
-    size[0] = n as u32 - labelled;
+    set_null_count(&mut size, n);
     (buf, size)
 }
 
-/// The final ID of every provisional label and the pixels per final ID (index 0: 0 for now),
+/// Sets `size[0]`, the null pixels' count, to the `n` pixels less those the IDs hold.
+fn set_null_count(size: &mut [u32], n: usize) {
+    let labelled: u32 = size[1..].iter().sum();
+    size[0] = n as u32 - labelled;
+}
+
+/// The final ID of every provisional label and the pixels per final ID (index 0 not set),
 /// if no component is larger than `big` pixels (else `None`: the cap splits some, and their
 /// clumps' IDs depend on the searches).
 ///
@@ -301,7 +305,7 @@ fn ids_by_root(parent: &[u32], count: &[u32], big: u32) -> Option<(Vec<u32>, Vec
     }
     let mut size = vec![0u32; id as usize + 1];
     for l in 1..parent.len() {
-        // Non-roots write their partial counts to slot 0, which the caller sets.
+        // Non-roots write their partial counts to slot 0, which `set_null_count` sets.
         let slot = if parent[l] as usize == l {
             final_id[l]
         } else {

@@ -92,11 +92,7 @@ pub(crate) fn segment_sizes(seg: &[u32], max_id: u32) -> Vec<u32> {
 /// Renumbers non-empty segments to 1..N in their old order; returns N.
 #[cfg(test)]
 pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
-    let (map, n) = relabel_map(size);
-    for s in seg.iter_mut() {
-        *s = map[*s as usize];
-    }
-    n
+    Renumbering::of_sizes(size).apply(seg)
 }
 
 /// The new ID of each old one under [`relabel`] (0 for empty segments and for 0), and N.
@@ -561,20 +557,20 @@ fn raw_lists(
 }
 
 impl Merger {
-    /// The state for `seg`, whose pixels per segment are `size`; with `map`, `seg` is first
-    /// relabelled through it (and `size` counts the new labels).
+    /// The state for `seg` once it is relabelled through `renumbering` (done here, by the
+    /// first pass over the image).
     fn new<T: Pixel>(
         img: &Img<T>,
         seg: &mut [u32],
-        map: Option<&[u32]>,
-        size: Vec<u32>,
+        renumbering: Renumbering,
         min_size: usize,
         four: bool,
     ) -> Self {
+        let Renumbering { map, size } = renumbering;
         let n = size.len();
         let nb = img.bands;
         let min_size = min_size.min(u32::MAX as usize) as u32;
-        let sum = segment_sums(img, seg, map, n);
+        let sum = segment_sums(img, seg, Some(&map), n);
         // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
         let mut start = vec![0usize; n + 1];
         for id in 1..n {
@@ -759,24 +755,24 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
     threshold_sq: f64,
     four: bool,
 ) -> (usize, u32) {
-    let size = segment_sizes(seg, max_id);
-    eliminate_small_segments_sized(img, seg, None, size, min_segment_size, threshold_sq, four)
+    // Renumbering first drops empty IDs, which keeps the order, so the result is the same.
+    let renumbering = Renumbering::of_sizes(&segment_sizes(seg, max_id));
+    eliminate_small_segments_renumbered(img, seg, renumbering, min_segment_size, threshold_sq, four)
 }
 
-/// [`eliminate_small_segments`] given the pixels per segment, `size`, after relabelling `seg`
-/// through `map` if one is given (a pending [`Renumbering`]'s, whose sizes `size` then are).
-pub(crate) fn eliminate_small_segments_sized<T: Pixel>(
+/// [`eliminate_small_segments`] of `seg` relabelled through a pending `renumbering` (applied
+/// by the first pass over the image, so the caller needs no pass of its own).
+pub(crate) fn eliminate_small_segments_renumbered<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
-    map: Option<&[u32]>,
-    size: Vec<u32>,
+    renumbering: Renumbering,
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
 ) -> (usize, u32) {
     const MAX_PASSES: usize = 10;
-    let max_id = size.len() as u32 - 1;
-    let mut segs = Merger::new(img, seg, map, size, min_segment_size, four);
+    let max_id = renumbering.max_id();
+    let mut segs = Merger::new(img, seg, renumbering, min_segment_size, four);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
     // The segments of each size below the minimum, so that a size's turn does not scan every

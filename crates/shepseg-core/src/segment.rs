@@ -19,7 +19,7 @@ use ndarray::{Array2, ArrayView3};
 
 use crate::clump::clump_sized;
 use crate::eliminate::{
-    eliminate_single_pixels_sized, eliminate_small_segments_sized, rescue_nulled_pixels,
+    eliminate_single_pixels_sized, eliminate_small_segments_renumbered, rescue_nulled_pixels,
 };
 use crate::error::CoreError;
 use crate::image::Img;
@@ -251,11 +251,10 @@ pub fn segment<T: Pixel>(
         .max_spectral_diff
         .resolve(&model, params.spect_dist_pcntile);
     let t = Instant::now();
-    let (small, num_segments) = eliminate_small_segments_sized(
+    let (small, num_segments) = eliminate_small_segments_renumbered(
         &image,
         &mut seg,
-        Some(&renumbering.map),
-        renumbering.size,
+        renumbering,
         params.min_segment_size,
         threshold.squared(),
         params.four_connected,

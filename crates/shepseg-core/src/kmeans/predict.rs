@@ -211,12 +211,7 @@ impl Predictor {
                 let norm = _mm512_set1_pd(norm);
                 let jv = _mm512_set1_pd(j as f64);
                 for v in 0..V {
-                    // scikit-learn's score, as the centre-wise `scores` computes it.
-                    let mut acc = _mm512_mul_pd(xv[v][0], cb[0]);
-                    for b in 1..NB {
-                        acc = _mm512_fmadd_pd(xv[v][b], cb[b], acc);
-                    }
-                    let t = _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm);
+                    let t = score_lanes_avx512(&xv[v], &cb, norm);
                     let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(t, low[v]);
                     at[v] = _mm512_mask_mov_pd(at[v], lower, jv);
                     // `t` first: a NaN score leaves the minimum as it was.
@@ -433,14 +428,31 @@ impl<const NB: usize> CentreView<'_, NB, 8> {
         let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
         // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
         // inside `soa`, and the eight at `at` inside `norms`.
-        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) };
-        let mut acc = _mm512_mul_pd(xs[0], centre(0));
-        for (b, xb) in xs.iter().enumerate().skip(1) {
-            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
-        }
+        let cs: [__m512d; NB] =
+            std::array::from_fn(|b| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) });
         let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(at)) };
-        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
+        score_lanes_avx512(xs, &cs, norm)
     }
+}
+
+/// scikit-learn's score `|c|^2 - 2 x.c` lane by lane, for points `xs` and centres `cs` (band
+/// by band) with `|c|^2` in `norm`: `x.c` a chain of fused multiply-adds from `x[0] * c[0]`
+/// as BLAS computes it, then one more fused multiply-add (see the four-lane `scores`). Lanes
+/// may hold one point against eight centres or eight points against one centre.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn score_lanes_avx512<const NB: usize>(
+    xs: &[std::arch::x86_64::__m512d; NB],
+    cs: &[std::arch::x86_64::__m512d; NB],
+    norm: std::arch::x86_64::__m512d,
+) -> std::arch::x86_64::__m512d {
+    use std::arch::x86_64::*;
+    let mut acc = _mm512_mul_pd(xs[0], cs[0]);
+    for b in 1..NB {
+        acc = _mm512_fmadd_pd(xs[b], cs[b], acc);
+    }
+    _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
 }
 
 /// [`lowest_lane`] for eight lanes: the index in `idx` of the lowest score in `score`, the
