@@ -18,6 +18,7 @@
 use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
 use super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
+use super::screen::F32Centres;
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::eliminate::prefetch;
 use crate::numeric::numpy_sum;
@@ -150,6 +151,8 @@ struct Geometry<'a> {
     padded: PaddedCentres,
     /// Largest `|c|^2`, for the rounding margin of score-derived distances.
     max_sq_norm: f64,
+    /// The centres for the AVX-512 scan's first, `f32`, pass (that scan only).
+    f32c: Option<F32Centres>,
 }
 
 impl<'a> Geometry<'a> {
@@ -165,6 +168,7 @@ impl<'a> Geometry<'a> {
             padded: PaddedCentres::new(centres, nb, &norms, scan.width()),
             max_sq_norm: norms.iter().fold(0.0f64, |m, &v| m.max(v)),
             norms,
+            f32c: (scan == Simd::Avx512).then(|| F32Centres::new(centres, nb)),
         }
     }
 
@@ -309,7 +313,7 @@ impl Block<'_> {
         if NB > 0 && NB <= 8 {
             match self.scan {
                 // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-                Simd::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
+                Simd::Avx512 => return unsafe { self.full_avx512_f32::<NB>(d, geo, i) },
                 // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
                 Simd::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
                 Simd::Scalar => {}
@@ -385,6 +389,63 @@ impl Block<'_> {
         self.labels[i] = best as u32;
         self.upper[i] = distance(x, geo.centre::<NB>(best));
         self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
+    }
+
+    /// [`Block::full_avx512`] scored first in `f32`, sixteen centres a vector (see
+    /// [`super::screen`]): where the lowest and second lowest scores are further apart than
+    /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
+    /// the squared distance to every other centre from below; else the `f64` scan decides.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn full_avx512_f32<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+        use std::arch::x86_64::*;
+        let Some(f) = geo.f32c.as_ref() else {
+            return self.full_avx512::<NB>(d, geo, i);
+        };
+        let x = d.point::<NB>(self.start + i);
+        let xf: [f32; NB] = std::array::from_fn(|b| f.shift(b, x[b]));
+        let xs: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(xf[b]));
+        let (kp, soa, norms) = (f.kp, &f.soa[..NB * f.kp], &f.padded_norms[..f.kp]);
+        let inf = _mm512_set1_ps(f32::INFINITY);
+        let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_si512(), inf);
+        let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let sixteen = _mm512_set1_epi32(16);
+        for at in (0..kp).step_by(16) {
+            // SAFETY: `at + 16 <= kp`, and `soa` holds `NB` rows of `kp`, `norms` `kp`.
+            let centre = |b: usize| unsafe { _mm512_loadu_ps(soa.as_ptr().add(b * kp + at)) };
+            let mut acc = _mm512_mul_ps(xs[0], centre(0));
+            for (b, xb) in xs.iter().enumerate().skip(1) {
+                acc = _mm512_fmadd_ps(*xb, centre(b), acc);
+            }
+            let norm = unsafe { _mm512_loadu_ps(norms.as_ptr().add(at)) };
+            let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
+            s2 = _mm512_min_ps(s2, _mm512_max_ps(s1, t));
+            let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, s1);
+            s1_idx = _mm512_mask_mov_epi32(s1_idx, lower, idx);
+            s1 = _mm512_min_ps(t, s1);
+            idx = _mm512_add_epi32(idx, sixteen);
+        }
+        let low = _mm512_reduce_min_ps(s1);
+        let at_low = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(s1, _mm512_set1_ps(low));
+        let best = _mm512_mask_reduce_min_epi32(at_low, s1_idx);
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let winner = _mm512_cmpeq_epi32_mask(s1_idx, _mm512_set1_epi32(best));
+        let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(winner, s1, s2));
+        let x_sq = xf.iter().map(|v| v * v).sum::<f32>();
+        let margin = f.margin(x_sq);
+        // A NaN gap is not clear.
+        let clear = (second - low).partial_cmp(&margin) == Some(std::cmp::Ordering::Greater);
+        if at_low == 0 || !clear {
+            return self.full_avx512::<NB>(d, geo, i);
+        }
+        let best = best as usize;
+        self.labels[i] = best as u32;
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        // Any other centre's exact shifted score is at least `second` less half the margin;
+        // adding the point's exact shifted squared norm gives its squared distance.
+        let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
+        self.lower[i] = (x_sq64 + second as f64 - margin as f64).max(0.0).sqrt();
     }
 
     /// [`Block::full`] by scanning the centres that could be nearest: those within twice

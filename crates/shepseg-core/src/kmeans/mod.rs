@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod lloyd;
 mod predict;
+mod screen;
 mod sklearn_math;
 
 pub use predict::Predictor;
@@ -499,6 +500,51 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Pixels near the midpoints of pairs of full-range centres (so near ties, many inside
+    /// the `f32` search's margin) get the exact searches' labels, in UInt16 and Float32.
+    #[test]
+    fn image_prediction_near_ties_equals_the_pruned_search() {
+        let mut rng = SplitMix64::new(17);
+        for bands in [1usize, 3, 4, 8] {
+            let k = 60;
+            let centres: Vec<Vec<f64>> = (0..k)
+                .map(|_| (0..bands).map(|_| rng.next_f64() * 65535.0).collect())
+                .collect();
+            let m = KMeansModel::new(centres.clone()).unwrap();
+            let (rows, cols) = (40, 50);
+            let pixels: Vec<Vec<f64>> = (0..rows * cols)
+                .map(|_| {
+                    let (a, b) = (rng.below(k), rng.below(k));
+                    let t = 0.5 + (rng.next_f64() - 0.5) * 10f64.powi(-(rng.below(6) as i32));
+                    (0..bands)
+                        .map(|i| (centres[a][i] * t + centres[b][i] * (1.0 - t)).round())
+                        .collect()
+                })
+                .collect();
+            let p = m.predictor();
+            let as_u16: Vec<u16> = (0..bands)
+                .flat_map(|b| pixels.iter().map(move |v| v[b] as u16))
+                .collect();
+            let as_f32: Vec<f32> = (0..bands)
+                .flat_map(|b| pixels.iter().map(move |v| v[b] as f32 + 0.25))
+                .collect();
+            let a = crate::image::Img {
+                data: &as_u16[..],
+                bands,
+                rows,
+                cols,
+            };
+            let b = crate::image::Img {
+                data: &as_f32[..],
+                bands,
+                rows,
+                cols,
+            };
+            assert_eq!(p.predict_image(&a, None), p.predict_image_pruned(&a, None));
+            assert_eq!(p.predict_image(&b, None), p.predict_image_pruned(&b, None));
         }
     }
 

@@ -1,5 +1,6 @@
 //! Nearest-centre prediction, as scikit-learn's `KMeans.predict` computes it.
 
+use super::screen::F32Centres;
 use super::sklearn_math::{score, sq_norm};
 use super::KMeansModel;
 use crate::image::Img;
@@ -23,6 +24,8 @@ pub struct Predictor {
     half_gap: Vec<f64>,
     /// The centres laid out for the vector searches, padded to a multiple of 8.
     padded: PaddedCentres,
+    /// The centres for the AVX-512 search's first, `f32`, pass.
+    f32c: F32Centres,
 }
 
 impl Predictor {
@@ -34,7 +37,9 @@ impl Predictor {
         let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let half_gap = half_gaps(&by_distance);
         let padded = PaddedCentres::new(&model.centres, nb, &norms, 8);
+        let f32c = F32Centres::new(&model.centres, nb);
         Self {
+            f32c,
             centres: model.centres.clone(),
             num_bands: model.num_bands,
             padded,
@@ -132,11 +137,10 @@ impl Predictor {
         self.predict_image_bands(img, null)
     }
 
-    /// Every centre scored for every pixel, eight centres per 512-bit vector, with exactly
-    /// scikit-learn's arithmetic per lane (`x.c` as a chain of fused multiply-adds from
-    /// `x[0] * c[0]`, then `|c|^2 - 2 x.c`, where `-2 x.c` is exact so one more fused
-    /// multiply-add rounds as the separate add does), the lowest score's first index winning.
-    /// On noisy imagery this beats the pruned search, which rarely prunes enough to pay for its
+    /// Every centre scored for every pixel in `f32`, sixteen pixels per 512-bit vector, and
+    /// the pixels whose answer that leaves uncertain searched again in scikit-learn's `f64`
+    /// arithmetic (see [`super::screen`]): the same labels as the exact searches. On noisy
+    /// imagery this beats the pruned search, which rarely prunes enough to pay for its
     /// branches. `None` for band counts above 8 (the pruned search handles those).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
@@ -159,25 +163,29 @@ impl Predictor {
     }
 
     /// [`Predictor::predict_image_avx512`] for `NB` bands, one pixel a lane: blocks of
-    /// `8 V` consecutive pixels are scored against one centre at a time (its bands and
-    /// `|c|^2` broadcast), each lane keeping its lowest score and that centre's index (strictly
-    /// lower wins, and centres come in index order, so the earlier centre wins ties). Scoring
-    /// pixels rather than centres side by side needs no reduction across lanes, and the `V`
-    /// vectors' chains of minima are independent, so the vector units stay busy. A block whose
-    /// every pixel equals the one before it takes that pixel's label without a search (large
-    /// uniform areas cost almost nothing).
+    /// `16 V` consecutive pixels are scored in `f32` against one centre at a time (see
+    /// [`super::screen`]: shifted coordinates, the centre's bands and norm broadcast), each lane
+    /// keeping its lowest score with that centre's index, and its second lowest score. Where
+    /// the two are further apart than the margin, the lowest is scikit-learn's answer; the
+    /// other pixels are searched again exactly (the pruned `f64` search, from the `f32`
+    /// answer). Scoring pixels rather than centres side by side needs no reduction across
+    /// lanes, and the `V` vectors' chains of minima are independent, so the vector units stay
+    /// busy. A block whose every pixel equals the one before it takes that pixel's label
+    /// without a search (large uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         const V: usize = 2;
-        const BLOCK: usize = 8 * V;
+        const BLOCK: usize = 16 * V;
         use std::arch::x86_64::*;
         let n = img.pixels();
         let mut out = vec![0u32; n];
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
-        let k = self.norms.len();
-        let centres = &self.centres[..k * NB];
-        let norms = &self.norms[..k];
+        let f = &self.f32c;
+        let k = f.len();
+        let rows = &f.rows[..k * NB];
+        let norms = &f.norms[..k];
+        let (slope, floor) = (_mm512_set1_ps(f.slope), _mm512_set1_ps(f.floor));
         let mut p = 0;
         while p < n {
             let len = (n - p).min(BLOCK);
@@ -193,40 +201,69 @@ impl Predictor {
                 p += len;
                 continue;
             }
-            // The block's values, band by band (a short last block repeats its last pixel).
-            let mut xs = [[0.0f64; BLOCK]; NB];
-            for (x, band) in xs.iter_mut().zip(&bands) {
-                for (i, v) in x.iter_mut().enumerate() {
-                    *v = band[p + i.min(len - 1)].to_f64();
+            // The block's shifted values, band by band (a short last block repeats its last
+            // pixel).
+            let mut xs = [[0.0f32; BLOCK]; NB];
+            for (b, (x, band)) in xs.iter_mut().zip(&bands).enumerate() {
+                if len == BLOCK {
+                    // A plain loop over a full block, which the compiler vectorises.
+                    for (v, &y) in x.iter_mut().zip(&band[block.clone()]) {
+                        *v = f.shift(b, y.to_f64());
+                    }
+                } else {
+                    for (i, v) in x.iter_mut().enumerate() {
+                        *v = f.shift(b, band[p + i.min(len - 1)].to_f64());
+                    }
                 }
             }
-            let xv: [[__m512d; NB]; V] = std::array::from_fn(|v| {
-                // SAFETY: `xs[b]` holds `8 V` values, so eight from `8 v` are inside it.
-                std::array::from_fn(|b| unsafe { _mm512_loadu_pd(xs[b].as_ptr().add(8 * v)) })
+            let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
+                // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
+                std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
             });
-            let mut low = [_mm512_set1_pd(f64::INFINITY); V];
-            let mut at = [_mm512_setzero_pd(); V];
-            for (j, (c, &norm)) in centres.chunks_exact(NB).zip(norms).enumerate() {
-                let cb: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(c[b]));
-                let norm = _mm512_set1_pd(norm);
-                let jv = _mm512_set1_pd(j as f64);
+            let inf = _mm512_set1_ps(f32::INFINITY);
+            let (mut low, mut second) = ([inf; V], [inf; V]);
+            let mut at = [_mm512_setzero_si512(); V];
+            for (j, (c, &norm)) in rows.chunks_exact(NB).zip(norms).enumerate() {
+                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(c[b]));
+                let norm = _mm512_set1_ps(norm);
+                let jv = _mm512_set1_epi32(j as i32);
                 for v in 0..V {
-                    let t = score_lanes_avx512(&xv[v], &cb, norm);
-                    let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(t, low[v]);
-                    at[v] = _mm512_mask_mov_pd(at[v], lower, jv);
-                    // `t` first: a NaN score leaves the minimum as it was.
-                    low[v] = _mm512_min_pd(t, low[v]);
+                    let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
+                    for b in 1..NB {
+                        acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
+                    }
+                    let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
+                    // A NaN score makes the second lowest NaN, so the pixel is searched again.
+                    second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
+                    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
+                    at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
+                    low[v] = _mm512_min_ps(t, low[v]);
                 }
             }
             let mut labels = [0u32; BLOCK];
-            for (chunk, a) in labels.chunks_exact_mut(8).zip(at) {
-                let idx = _mm512_cvttpd_epi32(a);
-                // SAFETY: `chunk` holds eight u32, the 256 bits stored.
-                unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast(), idx) };
+            let mut sure = 0u32;
+            for v in 0..V {
+                let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
+                for xb in &xv[v][1..] {
+                    x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
+                }
+                let margin = _mm512_fmadd_ps(slope, x_sq, floor);
+                let gap = _mm512_sub_ps(second[v], low[v]);
+                // Ordered comparison: a NaN gap or margin is not sure.
+                let clear = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, margin);
+                sure |= (clear as u32) << (16 * v);
+                // SAFETY: `labels` holds `16 V` u32, so sixteen from `16 v` are inside it.
+                unsafe { _mm512_storeu_si512(labels.as_mut_ptr().add(16 * v).cast(), at[v]) };
             }
             for (i, q) in block.enumerate() {
-                let is_null = bands.iter().any(|b| b[q].is_null(null));
-                out[q] = if is_null { 0 } else { labels[i] + 1 };
+                out[q] = if bands.iter().any(|b| b[q].is_null(null)) {
+                    0
+                } else if sure & (1 << i) != 0 {
+                    labels[i] + 1
+                } else {
+                    let x: [f64; NB] = std::array::from_fn(|b| bands[b][q].to_f64());
+                    self.nearest_inline::<NB>(&x, labels[i] as usize) as u32 + 1
+                };
             }
             p += len;
         }
