@@ -427,18 +427,23 @@ impl Block<'_> {
             idx = _mm512_add_epi32(idx, sixteen);
         }
         let low = _mm512_reduce_min_ps(s1);
-        let at_low = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(s1, _mm512_set1_ps(low));
-        let best = _mm512_mask_reduce_min_epi32(at_low, s1_idx);
-        // The second lowest score: the lowest once the winner's lane offers its runner-up.
-        let winner = _mm512_cmpeq_epi32_mask(s1_idx, _mm512_set1_epi32(best));
-        let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(winner, s1, s2));
         let x_sq = xf.iter().map(|v| v * v).sum::<f32>();
         let margin = f.margin(x_sq);
-        // A NaN gap is not clear.
-        let clear = (second - low).partial_cmp(&margin) == Some(std::cmp::Ordering::Greater);
-        if at_low == 0 || !clear {
+        // Clear when exactly one centre, the lowest, scores within the margin of the lowest:
+        // one lane's lowest and no lane's second lowest. Ordered comparisons, so a NaN score
+        // or margin counts as near and is not clear.
+        let thr = _mm512_set1_ps(low + margin);
+        let near = !_mm512_cmp_ps_mask::<_CMP_GT_OQ>(s1, thr);
+        let far2 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(s2, thr);
+        if near.count_ones() != 1 || far2 != u16::MAX {
             return self.full_avx512::<NB>(d, geo, i);
         }
+        let mut lanes = [0i32; 16];
+        // SAFETY: `lanes` holds sixteen i32.
+        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), s1_idx) };
+        let best = lanes[near.trailing_zeros() as usize];
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(near, s1, s2));
         let best = best as usize;
         self.labels[i] = best as u32;
         self.upper[i] = distance(x, geo.centre::<NB>(best));
