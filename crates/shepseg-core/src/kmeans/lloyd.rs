@@ -499,6 +499,14 @@ impl Block<'_> {
     }
 
     /// [`Assignment::step`] on this block; whether any label changed.
+    ///
+    /// Three passes, each over the points the one before left: move every point's bounds by
+    /// the centres' shifts; recompute the upper bound of those whose bounds no longer rule
+    /// the other centres out; scan every centre for those still not ruled out. The first two
+    /// append their survivors without branches, so the unpredictable skip tests cost no
+    /// mispredictions, and the scans follow one another with nothing between them, so the CPU
+    /// overlaps their long chains of latency. Each point's result does not depend on the
+    /// others', so the order changes nothing.
     #[inline(always)]
     fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
         let Moved {
@@ -509,22 +517,41 @@ impl Block<'_> {
         } = *moved;
         let half_gap = &geo.half_gap;
         let nb = d.nb::<NB>();
-        let mut changed = false;
-        for i in 0..self.labels.len() {
-            // The point itself is read only if its bounds fail, too irregularly for the
-            // hardware prefetcher, and the sample is far larger than the cache.
-            prefetch(d.x, (self.start + i + X_AHEAD) * nb);
+        let n = self.labels.len();
+        let bound = |a: usize, lower: f64| half_gap[a].max(lower) * (1.0 - SLACK);
+        let mut todo = vec![0u32; n];
+        let mut m = 0;
+        for i in 0..n {
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
             self.lower[i] -= drop[a];
-            let bound = half_gap[a].max(self.lower[i]) * (1.0 - SLACK);
-            if self.upper[i] <= bound {
-                continue;
+            todo[m] = i as u32;
+            // `!(u <= b)`, as a NaN bound must not skip.
+            m += usize::from(!matches!(
+                self.upper[i].partial_cmp(&bound(a, self.lower[i])),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            ));
+        }
+        let mut m2 = 0;
+        for k in 0..m {
+            // The points are read only here and in the scans, too irregularly for the
+            // hardware prefetcher, and the sample is far larger than the cache.
+            if let Some(&ahead) = todo.get(k + X_AHEAD) {
+                prefetch(d.x, (self.start + ahead as usize) * nb);
             }
+            let i = todo[k] as usize;
+            let a = self.labels[i] as usize;
             self.upper[i] = distance(d.point::<NB>(self.start + i), geo.centre::<NB>(a));
-            if self.upper[i] <= bound {
-                continue;
-            }
+            todo[m2] = i as u32;
+            m2 += usize::from(!matches!(
+                self.upper[i].partial_cmp(&bound(a, self.lower[i])),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            ));
+        }
+        let mut changed = false;
+        for &i in &todo[..m2] {
+            let i = i as usize;
+            let a = self.labels[i] as usize;
             self.full::<NB>(d, geo, i, a);
             changed |= self.labels[i] as usize != a;
         }
