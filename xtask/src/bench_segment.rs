@@ -190,8 +190,9 @@ pub fn bench_fit(args: &BenchFitArgs) -> anyhow::Result<()> {
         )?;
         let wall = t.elapsed().as_secs_f64();
         eprintln!(
-            "run {}: {wall:.2} s ({} samples, {} iterations in the best restart, inertia {:.6e})",
+            "run {}: {wall:.2} s, of it {:.2} s reading the sample ({} samples, {} iterations in the best restart, inertia {:.6e})",
             run + 1,
+            fit.sample_read.as_secs_f64(),
             fit.info.num_samples,
             fit.info.iterations,
             fit.info.inertia

@@ -313,6 +313,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
                 &params,
                 local_threads,
             )?;
+            timings.sample_read = fit.sample_read;
             (fit.model, Some(fit.subsample_pcnt))
         }
     };

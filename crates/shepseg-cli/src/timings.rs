@@ -64,6 +64,8 @@ impl PhaseTimer {
 pub struct Timings {
     /// Sampling and fitting the k-means model (once).
     pub spectral_clusters: Duration,
+    /// The part of `spectral_clusters` spent reading the sample.
+    pub sample_read: Duration,
     /// Reading tiles (summed over workers).
     pub reading: PhaseTimer,
     /// Segmenting tiles (summed over workers).
@@ -90,6 +92,13 @@ impl Timings {
             "spectral clusters",
             self.spectral_clusters.as_secs_f64()
         );
+        if !self.sample_read.is_zero() {
+            out += &format!(
+                "{:<18} {:>9.3}\n",
+                "  of it, sample",
+                self.sample_read.as_secs_f64()
+            );
+        }
         for (name, p) in [
             ("reading", &self.reading),
             ("segmentation", &self.segmentation),
@@ -122,6 +131,7 @@ impl Timings {
     pub fn json(&self, wall: Duration) -> serde_json::Value {
         serde_json::json!({
             "spectral_clusters": self.spectral_clusters.as_secs_f64(),
+            "sample_read": self.sample_read.as_secs_f64(),
             "reading": self.reading.json(),
             "segmentation": self.segmentation.json(),
             "stitching": self.stitching.json(),

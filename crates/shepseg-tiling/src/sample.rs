@@ -6,6 +6,8 @@
 //! Null pixels are dropped and the centres fitted on the rest, so every tile of the raster shares
 //! one clustering.
 
+use std::time::{Duration, Instant};
+
 use gdal::raster::GdalType;
 use shepseg_core::{fit, FitInfo, KMeansModel, Pixel, SegmentParams};
 
@@ -24,6 +26,9 @@ pub struct WholeRasterFit {
     pub subsample_pcnt: f64,
     /// What the fit did.
     pub info: FitInfo,
+    /// Wall time spent reading the sample (the rest of the fit's time is k-means): on a
+    /// compressed input nearly all of it is decoding, since every block holds sampled rows.
+    pub sample_read: Duration,
 }
 
 /// Samples `bands` of `raster` and fits the clusters `params` ask for (`num_clusters`,
@@ -63,7 +68,7 @@ pub fn fit_whole_raster_threads(
         }
     };
     let skip = ((1.0 / prop).round_ties_even() as usize).max(1);
-    let (model, info) = match raster.pixel_type(bands)? {
+    let (model, info, sample_read) = match raster.pixel_type(bands)? {
         PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params, threads)?,
         PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params, threads)?,
         PixelType::I16 => fit_typed::<i16>(raster, bands, null, skip, params, threads)?,
@@ -75,6 +80,7 @@ pub fn fit_whole_raster_threads(
         model,
         subsample_pcnt: pcnt,
         info,
+        sample_read,
     })
 }
 
@@ -85,9 +91,11 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
     skip: usize,
     params: &SegmentParams,
     threads: usize,
-) -> Result<(KMeansModel, FitInfo), TilingError> {
+) -> Result<(KMeansModel, FitInfo, Duration), TilingError> {
     let null = null_as::<T>(null)?;
+    let t = Instant::now();
     let sample = sample_threads::<T>(raster, bands, skip, threads)?;
+    let sample_read = t.elapsed();
     let nb = bands.len();
     let kept: Vec<T> = sample
         .chunks_exact(nb)
@@ -106,7 +114,8 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
         threads,
         ..params.kmeans_params(k)
     };
-    Ok(fit(&kept, nb, &kp)?)
+    let (model, info) = fit(&kept, nb, &kp)?;
+    Ok((model, info, sample_read))
 }
 
 /// [`sample_typed`] with the rows of blocks split into `threads` contiguous runs, each read
