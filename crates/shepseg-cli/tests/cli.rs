@@ -218,8 +218,19 @@ fn one_tile_equals_the_in_memory_core() {
         "256",
         "--kmeans-out",
         model.to_str().unwrap(),
+        "--json",
+        dir.join("report.json").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The report splits the fit's time: reading the sample is part of it.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let t = &report["timings_s"];
+    let (read, fit) = (t["sample_read"].as_f64(), t["spectral_clusters"].as_f64());
+    assert!(
+        matches!((read, fit), (Some(r), Some(f)) if r > 0.0 && r <= f),
+        "{t}"
+    );
     let m =
         shepseg_core::KMeansModel::from_json(&std::fs::read_to_string(&model).unwrap()).unwrap();
     let r = Raster::open(rgbn()).unwrap();
