@@ -446,11 +446,15 @@ impl Block<'_> {
         let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(near, s1, s2));
         let best = best as usize;
         self.labels[i] = best as u32;
-        self.upper[i] = distance(x, geo.centre::<NB>(best));
-        // Any other centre's exact shifted score is at least `second` less half the margin;
-        // adding the point's exact shifted squared norm gives its squared distance.
+        // Each exact shifted score lies within half the margin of its `f32` score; adding
+        // the point's exact shifted squared norm gives the squared distance. So the lowest
+        // score plus the margin bounds the distance to the winner from above (no need to
+        // load the winner and measure it), and the second lowest less the margin bounds the
+        // distance to every other centre from below.
         let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
-        self.lower[i] = (x_sq64 + second as f64 - margin as f64).max(0.0).sqrt();
+        let margin = margin as f64;
+        self.upper[i] = (x_sq64 + low as f64 + margin).max(0.0).sqrt();
+        self.lower[i] = (x_sq64 + second as f64 - margin).max(0.0).sqrt();
     }
 
     /// [`Block::full`] by scanning the centres that could be nearest: those within twice
