@@ -17,8 +17,9 @@ use crate::raster::{null_as, NullCast, PixelType, Raster, Window};
 /// Block size of the sampled reads (pyshepseg's `TILESIZE`).
 const BLOCK: usize = 1024;
 
-/// The outcome of [`fit_whole_raster`].
-#[derive(Debug, Clone, PartialEq)]
+/// The outcome of [`fit_whole_raster`]. Two fits are equal when their results are (model,
+/// sampling and fit information), whatever their timings.
+#[derive(Debug, Clone)]
 pub struct WholeRasterFit {
     /// The fitted centres.
     pub model: KMeansModel,
@@ -29,6 +30,14 @@ pub struct WholeRasterFit {
     /// Wall time spent reading the sample (the rest of the fit's time is k-means): on a
     /// compressed input nearly all of it is decoding, since every block holds sampled rows.
     pub sample_read: Duration,
+}
+
+impl PartialEq for WholeRasterFit {
+    fn eq(&self, other: &Self) -> bool {
+        self.model == other.model
+            && self.subsample_pcnt == other.subsample_pcnt
+            && self.info == other.info
+    }
 }
 
 /// Samples `bands` of `raster` and fits the clusters `params` ask for (`num_clusters`,
