@@ -95,7 +95,7 @@ impl Timings {
         if !self.sample_read.is_zero() {
             out += &format!(
                 "{:<18} {:>9.3}\n",
-                "  of it, sample",
+                "  sample read",
                 self.sample_read.as_secs_f64()
             );
         }
