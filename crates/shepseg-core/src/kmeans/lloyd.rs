@@ -151,8 +151,8 @@ struct Geometry<'a> {
     padded: PaddedCentres,
     /// Largest `|c|^2`, for the rounding margin of score-derived distances.
     max_sq_norm: f64,
-    /// The centres for the AVX-512 scan's first, `f32`, pass (that scan only).
-    f32c: Option<F32Centres>,
+    /// The centres for the AVX-512 scan's first, `f32`, pass.
+    f32c: F32Centres,
 }
 
 impl<'a> Geometry<'a> {
@@ -168,7 +168,7 @@ impl<'a> Geometry<'a> {
             padded: PaddedCentres::new(centres, nb, &norms, scan.width()),
             max_sq_norm: norms.iter().fold(0.0f64, |m, &v| m.max(v)),
             norms,
-            f32c: (scan == Simd::Avx512).then(|| F32Centres::new(centres, nb)),
+            f32c: F32Centres::new(centres, nb),
         }
     }
 
@@ -188,6 +188,8 @@ struct Assignment {
     labels: Vec<u32>,
     upper: Vec<f64>,
     lower: Vec<f64>,
+    /// Room for the indices of the points a step has still to bound or scan.
+    todo: Vec<u32>,
     /// How a point whose bounds fail is scanned.
     scan: Simd,
     /// Whether the CPU has FMA, so that the blocks' code (run in the threads' closures, which
@@ -212,6 +214,7 @@ struct Block<'s> {
     labels: &'s mut [u32],
     upper: &'s mut [f64],
     lower: &'s mut [f64],
+    todo: &'s mut [u32],
     scan: Simd,
     fma: bool,
 }
@@ -224,12 +227,14 @@ impl Assignment {
             .chunks_mut(LLOYD_BLOCK)
             .zip(self.upper.chunks_mut(LLOYD_BLOCK))
             .zip(self.lower.chunks_mut(LLOYD_BLOCK))
+            .zip(self.todo.chunks_mut(LLOYD_BLOCK))
             .enumerate()
-            .map(|(b, ((labels, upper), lower))| Block {
+            .map(|(b, (((labels, upper), lower), todo))| Block {
                 start: b * LLOYD_BLOCK,
                 labels,
                 upper,
                 lower,
+                todo,
                 scan,
                 fma,
             })
@@ -400,13 +405,11 @@ impl Block<'_> {
     #[inline]
     unsafe fn full_avx512_f32<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
         use std::arch::x86_64::*;
-        let Some(f) = geo.f32c.as_ref() else {
-            return self.full_avx512::<NB>(d, geo, i);
-        };
+        let f = &geo.f32c;
         let x = d.point::<NB>(self.start + i);
         let xf: [f32; NB] = std::array::from_fn(|b| f.shift(b, x[b]));
         let xs: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(xf[b]));
-        let (kp, soa, norms) = (f.kp, &f.soa[..NB * f.kp], &f.padded_norms[..f.kp]);
+        let (kp, soa, norms) = (f.kp, &f.soa[..NB * f.kp], &f.norms[..f.kp]);
         let inf = _mm512_set1_ps(f32::INFINITY);
         let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_si512(), inf);
         let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -441,11 +444,9 @@ impl Block<'_> {
         let mut lanes = [0i32; 16];
         // SAFETY: `lanes` holds sixteen i32.
         unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), s1_idx) };
-        let best = lanes[near.trailing_zeros() as usize];
+        self.labels[i] = lanes[near.trailing_zeros() as usize] as u32;
         // The second lowest score: the lowest once the winner's lane offers its runner-up.
         let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(near, s1, s2));
-        let best = best as usize;
-        self.labels[i] = best as u32;
         // Each exact shifted score lies within half the margin of its `f32` score; adding
         // the point's exact shifted squared norm gives the squared distance. So the lowest
         // score plus the margin bounds the distance to the winner from above (no need to
@@ -522,19 +523,24 @@ impl Block<'_> {
         let half_gap = &geo.half_gap;
         let nb = d.nb::<NB>();
         let n = self.labels.len();
-        let bound = |a: usize, lower: f64| half_gap[a].max(lower) * (1.0 - SLACK);
-        let mut todo = vec![0u32; n];
+        // Whether point `i`'s bounds fail to rule out the centres other than its own, `a`
+        // (`!(upper <= bound)`, so a NaN bound does not skip).
+        let fails = |upper: f64, lower: f64, a: usize| {
+            let bound = half_gap[a].max(lower) * (1.0 - SLACK);
+            !matches!(
+                upper.partial_cmp(&bound),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        };
+        // Taken out of `self` for the step, so that the scans can borrow `self`.
+        let todo = std::mem::take(&mut self.todo);
         let mut m = 0;
         for i in 0..n {
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
             self.lower[i] -= drop[a];
             todo[m] = i as u32;
-            // `!(u <= b)`, as a NaN bound must not skip.
-            m += usize::from(!matches!(
-                self.upper[i].partial_cmp(&bound(a, self.lower[i])),
-                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-            ));
+            m += usize::from(fails(self.upper[i], self.lower[i], a));
         }
         let mut m2 = 0;
         for k in 0..m {
@@ -547,10 +553,7 @@ impl Block<'_> {
             let a = self.labels[i] as usize;
             self.upper[i] = distance(d.point::<NB>(self.start + i), geo.centre::<NB>(a));
             todo[m2] = i as u32;
-            m2 += usize::from(!matches!(
-                self.upper[i].partial_cmp(&bound(a, self.lower[i])),
-                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-            ));
+            m2 += usize::from(fails(self.upper[i], self.lower[i], a));
         }
         let mut changed = false;
         for &i in &todo[..m2] {
@@ -559,6 +562,7 @@ impl Block<'_> {
             self.full::<NB>(d, geo, i, a);
             changed |= self.labels[i] as usize != a;
         }
+        self.todo = todo;
         changed
     }
 
@@ -618,6 +622,7 @@ fn lloyd_inline<const NB: usize>(
         labels: vec![0; d.n],
         upper: vec![0.0; d.n],
         lower: vec![0.0; d.n],
+        todo: vec![0; d.n],
         scan,
         #[cfg(target_arch = "x86_64")]
         fma: std::arch::is_x86_feature_detected!("fma"),

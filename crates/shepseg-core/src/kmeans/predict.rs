@@ -182,9 +182,8 @@ impl Predictor {
         let mut out = vec![0u32; n];
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
         let f = &self.f32c;
-        let k = f.len();
-        let rows = &f.rows[..k * NB];
-        let norms = &f.norms[..k];
+        let (k, kp) = (f.k, f.kp);
+        let (soa, norms) = (&f.soa[..NB * kp], &f.norms[..k]);
         let (slope, floor) = (_mm512_set1_ps(f.slope), _mm512_set1_ps(f.floor));
         let mut p = 0;
         while p < n {
@@ -223,8 +222,8 @@ impl Predictor {
             let inf = _mm512_set1_ps(f32::INFINITY);
             let (mut low, mut second) = ([inf; V], [inf; V]);
             let mut at = [_mm512_setzero_si512(); V];
-            for (j, (c, &norm)) in rows.chunks_exact(NB).zip(norms).enumerate() {
-                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(c[b]));
+            for (j, &norm) in norms.iter().enumerate() {
+                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
                 let norm = _mm512_set1_ps(norm);
                 let jv = _mm512_set1_epi32(j as i32);
                 for v in 0..V {
@@ -480,31 +479,14 @@ impl<const NB: usize> CentreView<'_, NB, 8> {
         let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
         // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
         // inside `soa`, and the eight at `at` inside `norms`.
-        let cs: [__m512d; NB] =
-            std::array::from_fn(|b| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) });
+        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) };
+        let mut acc = _mm512_mul_pd(xs[0], centre(0));
+        for (b, xb) in xs.iter().enumerate().skip(1) {
+            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
+        }
         let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(at)) };
-        score_lanes_avx512(xs, &cs, norm)
+        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
     }
-}
-
-/// scikit-learn's score `|c|^2 - 2 x.c` lane by lane, for points `xs` and centres `cs` (band
-/// by band) with `|c|^2` in `norm`: `x.c` a chain of fused multiply-adds from `x[0] * c[0]`
-/// as BLAS computes it, then one more fused multiply-add (see the four-lane `scores`). Lanes
-/// may hold one point against eight centres or eight points against one centre.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn score_lanes_avx512<const NB: usize>(
-    xs: &[std::arch::x86_64::__m512d; NB],
-    cs: &[std::arch::x86_64::__m512d; NB],
-    norm: std::arch::x86_64::__m512d,
-) -> std::arch::x86_64::__m512d {
-    use std::arch::x86_64::*;
-    let mut acc = _mm512_mul_pd(xs[0], cs[0]);
-    for b in 1..NB {
-        acc = _mm512_fmadd_pd(xs[b], cs[b], acc);
-    }
-    _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
 }
 
 /// [`lowest_lane`] for eight lanes: the index in `idx` of the lowest score in `score`, the

@@ -28,16 +28,15 @@
 pub(super) struct F32Centres {
     /// The shift (the centres' mean), per band.
     mean: Vec<f64>,
-    /// Shifted centres, `k x nb`, row-major.
-    pub rows: Vec<f32>,
-    /// `|c - mean|^2` of the rounded shifted centres, per centre (infinity if it overflows).
-    pub norms: Vec<f32>,
-    /// `rows` band by band (`soa[b * kp + j]`), padded with zeros to `kp` centres, a multiple
-    /// of sixteen, for scans with sixteen centres a vector.
+    /// The shifted centres band by band (`soa[b * kp + j]`), padded with zeros to `kp`
+    /// centres, a multiple of sixteen, for scans with sixteen centres a vector.
     pub soa: Vec<f32>,
-    /// `norms` padded with infinity to `kp` centres, so padding never wins.
-    pub padded_norms: Vec<f32>,
-    /// Centres after padding.
+    /// `|c - mean|^2` of the rounded shifted centres (infinity if it overflows), padded with
+    /// infinity to `kp` centres, so padding never wins.
+    pub norms: Vec<f32>,
+    /// The centres, before padding.
+    pub k: usize,
+    /// The centres after padding.
     pub kp: usize,
     /// The margin is `slope * |x - mean|^2 + floor`.
     pub slope: f32,
@@ -52,21 +51,18 @@ impl F32Centres {
         let mean: Vec<f64> = (0..nb)
             .map(|b| (0..k).map(|j| centres[j * nb + b]).sum::<f64>() / k.max(1) as f64)
             .collect();
-        let rows: Vec<f32> = centres
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v - mean[i % nb]) as f32)
-            .collect();
-        let sq = |c: &[f32]| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>();
-        let norms64: Vec<f64> = rows.chunks_exact(nb.max(1)).map(sq).collect();
-        let norms: Vec<f32> = norms64.iter().map(|&v| v as f32).collect();
         let kp = k.div_ceil(16) * 16;
         let mut soa = vec![0.0f32; nb * kp];
-        for (i, &v) in rows.iter().enumerate() {
-            soa[(i % nb) * kp + i / nb] = v;
+        for (i, &v) in centres.iter().enumerate() {
+            soa[(i % nb) * kp + i / nb] = (v - mean[i % nb]) as f32;
         }
-        let mut padded_norms = vec![f32::INFINITY; kp];
-        padded_norms[..k].copy_from_slice(&norms);
+        let norms64: Vec<f64> = (0..k)
+            .map(|j| (0..nb).map(|b| (soa[b * kp + j] as f64).powi(2)).sum())
+            .collect();
+        let mut norms = vec![f32::INFINITY; kp];
+        for (n, &v) in norms.iter_mut().zip(&norms64) {
+            *n = v as f32;
+        }
         let c2 = norms64.iter().fold(0.0f64, |m, &v| m.max(v));
         let cu2 = centres
             .chunks_exact(nb.max(1))
@@ -80,10 +76,9 @@ impl F32Centres {
         let up = |v: f64| (v * 1.01) as f32;
         Self {
             mean,
-            rows,
-            norms,
             soa,
-            padded_norms,
+            norms,
+            k,
             kp,
             slope: up(k_factor * (u32_ + u64_)),
             floor: up(k_factor * (u32_ * c2 + u64_ * (m2 + cu2))),
@@ -100,12 +95,6 @@ impl F32Centres {
     #[inline(always)]
     pub fn mean(&self, b: usize) -> f64 {
         self.mean[b]
-    }
-
-    /// The centres.
-    #[inline(always)]
-    pub fn len(&self) -> usize {
-        self.norms.len()
     }
 
     /// How far apart a point's two lowest `f32` scores must be for the lower one's centre to
@@ -149,10 +138,10 @@ mod tests {
                     let x_sq = xs.iter().map(|v| v * v).sum::<f32>();
                     let mut scores: Vec<(f32, usize)> = (0..k)
                         .map(|j| {
-                            let cj = &f.rows[j * nb..(j + 1) * nb];
-                            let mut acc = xs[0] * cj[0];
-                            for i in 1..nb {
-                                acc = xs[i].mul_add(cj[i], acc);
+                            let cj = |i: usize| f.soa[i * f.kp + j];
+                            let mut acc = xs[0] * cj(0);
+                            for (i, x) in xs.iter().enumerate().skip(1) {
+                                acc = x.mul_add(cj(i), acc);
                             }
                             (acc.mul_add(-2.0, f.norms[j]), j)
                         })
