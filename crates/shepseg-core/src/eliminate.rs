@@ -17,6 +17,7 @@
 
 use crate::clump::find;
 use crate::image::Img;
+use crate::mem::{filled, identity};
 use crate::pixel::Pixel;
 
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
@@ -97,7 +98,7 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
 
 /// The new ID of each old one under [`relabel`] (0 for empty segments and for 0), and N.
 fn relabel_map(size: &[u32]) -> (Vec<u32>, u32) {
-    let mut map = vec![0u32; size.len()];
+    let mut map = filled(0u32, size.len());
     let mut next = 0u32;
     for id in 1..size.len() {
         if size[id] > 0 {
@@ -122,7 +123,7 @@ impl Renumbering {
     /// The renumbering that drops the empty segments of `size` (pixels per old ID).
     fn of_sizes(size: &[u32]) -> Self {
         let (map, n) = relabel_map(size);
-        let mut new_size = vec![0u32; n as usize + 1];
+        let mut new_size = filled(0u32, n as usize + 1);
         new_size[0] = size.first().copied().unwrap_or(0);
         for (&to, &count) in map.iter().zip(size).skip(1) {
             if count > 0 {
@@ -477,7 +478,7 @@ fn sums_loop<T: Pixel, const NB: usize, const MAP: bool>(
     n: usize,
 ) -> Vec<f32> {
     let pixels = img.pixels();
-    let mut sum = vec![0.0f32; n * NB];
+    let mut sum = filled(0.0f32, n * NB);
     let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * pixels..(b + 1) * pixels]);
     let mut cur = 0usize;
     let (mut old, mut new) = (0u32, map.first().copied().unwrap_or(0));
@@ -572,7 +573,7 @@ impl Merger {
         let min_size = min_size.min(u32::MAX as usize) as u32;
         let sum = segment_sums(img, seg, Some(&map), n);
         // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
-        let mut start = vec![0usize; n + 1];
+        let mut start = filled(0usize, n + 1);
         for id in 1..n {
             let cap = if size[id] < min_size {
                 max_boundary(size[id], four) + 1
@@ -581,8 +582,8 @@ impl Merger {
             };
             start[id + 1] = start[id] + cap;
         }
-        let mut adj = vec![0u32; start[n]];
-        let mut len = vec![0u32; n];
+        let mut adj = filled(0u32, start[n]);
+        let mut len = filled(0u32, n);
         let (rows, cols) = (img.rows, img.cols);
         raw_lists(
             seg, rows, cols, four, &size, min_size, &start, &mut adj, &mut len,
@@ -591,7 +592,7 @@ impl Merger {
         // only the first appearance of each neighbour (`seen[m] == id` once `m` is in `id`'s
         // list; neighbours are never 0, nor the segment itself).
         let mut end = 0;
-        let mut seen = vec![0u32; n];
+        let mut seen = filled(0u32, n);
         for id in 1..n {
             let from = start[id];
             start[id] = end;
@@ -609,12 +610,12 @@ impl Merger {
         let mut s = Merger {
             size,
             sum,
-            mean: vec![0.0; n * nb],
-            parent: (0..n as u32).collect(),
+            mean: filled(0.0, n * nb),
+            parent: identity(n),
             start,
             adj,
-            next: vec![0; n],
-            tail: (0..n as u32).collect(),
+            next: filled(0, n),
+            tail: identity(n),
             min_size,
             bands: nb,
         };

@@ -42,6 +42,7 @@ pub mod error;
 mod image;
 pub mod kmeans;
 pub mod locations;
+mod mem;
 mod numeric;
 mod par;
 pub mod pixel;
