@@ -692,18 +692,22 @@ fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], ou
         ));
         start_chunk += count;
     }
-    let partials = par_map(ranges, |(lo, hi)| {
-        let mut local = vec![0.0f64; k * nb];
-        let mut local_w = vec![0.0f64; k];
-        for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
-            let a = label as usize;
-            local_w[a] += 1.0;
-            for (s, v) in local[a * nb..(a + 1) * nb].iter_mut().zip(d.point::<NB>(i)) {
-                *s += v;
+    let partials = if NB > 0 {
+        interleaved_sums::<NB>(d, labels, k, &ranges)
+    } else {
+        par_map(ranges, |(lo, hi)| {
+            let mut local = vec![0.0f64; k * nb];
+            let mut local_w = vec![0.0f64; k];
+            for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
+                let a = label as usize;
+                local_w[a] += 1.0;
+                for (s, v) in local[a * nb..(a + 1) * nb].iter_mut().zip(d.point::<NB>(i)) {
+                    *s += v;
+                }
             }
-        }
-        (lo < hi).then_some((local, local_w))
-    });
+            (lo < hi).then_some((local, local_w))
+        })
+    };
     let mut weight = vec![0.0f64; k];
     out.iter_mut().for_each(|v| *v = 0.0);
     for (local, local_w) in partials.into_iter().flatten() {
@@ -735,6 +739,48 @@ fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], ou
             }
         }
     }
+}
+
+/// The per-thread partial sums of [`update_centres`] (each range's points added in order into
+/// its own sums, as scikit-learn's threads add them), for `NB > 0` bands, with the ranges
+/// stepped through side by side on one thread. Consecutive points often share a label, so
+/// one range's additions wait on each other through memory; the other range's, independent,
+/// fill that wait. Weights are counted as integers, which the `f64` sums of ones equal
+/// exactly.
+fn interleaved_sums<const NB: usize>(
+    d: &Data,
+    labels: &[u32],
+    k: usize,
+    ranges: &[(usize, usize)],
+) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
+    let (x, _) = d.x[..d.n * NB].as_chunks::<NB>();
+    let mut sums: Vec<Vec<[f64; NB]>> = vec![vec![[0.0; NB]; k]; ranges.len()];
+    let mut counts: Vec<Vec<u32>> = vec![vec![0; k]; ranges.len()];
+    let longest = ranges.iter().map(|&(lo, hi)| hi - lo).max().unwrap_or(0);
+    for i in 0..longest {
+        for ((&(lo, hi), sum), count) in ranges.iter().zip(&mut sums).zip(&mut counts) {
+            let p = lo + i;
+            if p < hi {
+                let a = labels[p] as usize;
+                count[a] += 1;
+                let s = &mut sum[a];
+                for b in 0..NB {
+                    s[b] += x[p][b];
+                }
+            }
+        }
+    }
+    ranges
+        .iter()
+        .zip(sums)
+        .zip(counts)
+        .map(|((&(lo, hi), sum), count)| {
+            (lo < hi).then(|| {
+                let flat = sum.into_iter().flatten().collect();
+                (flat, count.into_iter().map(f64::from).collect())
+            })
+        })
+        .collect()
 }
 
 /// Gives each empty cluster one of the points farthest from their centres.
@@ -1226,6 +1272,36 @@ unsafe fn block_pass_avx512<const NB: usize>(
 mod tests {
     use super::*;
     use crate::par::with_threads;
+
+    #[test]
+    fn interleaved_update_equals_the_per_thread_sums() {
+        // Labels in runs (as neighbouring sample points share them), values whose sums round:
+        // the update with the band count fixed (interleaved ranges, integer counts) must give
+        // the generic per-thread loop's centres bit for bit.
+        let mut rng = SplitMix64::new(17);
+        for n in [1usize, 255, 257, 5000, 70_001] {
+            let nb = 4;
+            let k = 7;
+            let x: Vec<f64> = (0..n * nb)
+                .map(|_| rng.next_f64() * 3000.0 - 1234.567)
+                .collect();
+            let mut labels = vec![0u32; n];
+            let mut cur = 0u32;
+            for l in labels.iter_mut() {
+                if rng.next_f64() < 0.3 {
+                    cur = (rng.next_f64() * (k - 1) as f64) as u32;
+                }
+                *l = cur;
+            }
+            let d = Data { x: &x, n, nb };
+            let centres: Vec<f64> = (0..k * nb).map(|v| v as f64).collect();
+            let (mut fixed, mut generic) = (vec![0.0; k * nb], vec![0.0; k * nb]);
+            update_centres::<4>(&d, &centres, &labels, &mut fixed);
+            update_centres::<0>(&d, &centres, &labels, &mut generic);
+            let bits = |v: &[f64]| v.iter().map(|c| c.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fixed), bits(&generic), "n = {n}");
+        }
+    }
 
     #[test]
     fn vector_passes_equal_the_scalar_ones() {
