@@ -754,26 +754,35 @@ fn interleaved_sums<const NB: usize>(
     ranges: &[(usize, usize)],
 ) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
     let (x, _) = d.x[..d.n * NB].as_chunks::<NB>();
-    let mut sums: Vec<Vec<[f64; NB]>> = vec![vec![[0.0; NB]; k]; ranges.len()];
-    let mut counts: Vec<Vec<u32>> = vec![vec![0; k]; ranges.len()];
-    let longest = ranges.iter().map(|&(lo, hi)| hi - lo).max().unwrap_or(0);
-    for i in 0..longest {
-        for ((&(lo, hi), sum), count) in ranges.iter().zip(&mut sums).zip(&mut counts) {
-            let p = lo + i;
-            if p < hi {
-                let a = labels[p] as usize;
-                count[a] += 1;
-                let s = &mut sum[a];
-                for b in 0..NB {
-                    s[b] += x[p][b];
-                }
-            }
+    let r: [(usize, usize); THREADS] =
+        std::array::from_fn(|t| ranges.get(t).copied().unwrap_or((0, 0)));
+    let mut sums: [Vec<[f64; NB]>; THREADS] = std::array::from_fn(|_| vec![[0.0; NB]; k]);
+    let mut counts: [Vec<u32>; THREADS] = std::array::from_fn(|_| vec![0; k]);
+    #[inline(always)]
+    fn add<const NB: usize>(sum: &mut [[f64; NB]], count: &mut [u32], a: u32, p: &[f64; NB]) {
+        let a = a as usize;
+        count[a] += 1;
+        let s = &mut sum[a];
+        for b in 0..NB {
+            s[b] += p[b];
         }
     }
-    ranges
-        .iter()
+    let common = r.iter().map(|&(lo, hi)| hi - lo).min().unwrap_or(0);
+    for i in 0..common {
+        for t in 0..THREADS {
+            let p = r[t].0 + i;
+            add(&mut sums[t], &mut counts[t], labels[p], &x[p]);
+        }
+    }
+    for t in 0..THREADS {
+        for p in r[t].0 + common..r[t].1 {
+            add(&mut sums[t], &mut counts[t], labels[p], &x[p]);
+        }
+    }
+    r.iter()
         .zip(sums)
         .zip(counts)
+        .take(ranges.len())
         .map(|((&(lo, hi), sum), count)| {
             (lo < hi).then(|| {
                 let flat = sum.into_iter().flatten().collect();
