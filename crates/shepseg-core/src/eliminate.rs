@@ -100,11 +100,11 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
 fn relabel_map(size: &[u32]) -> (Vec<u32>, u32) {
     let mut map = filled(0u32, size.len());
     let mut next = 0u32;
-    for id in 1..size.len() {
-        if size[id] > 0 {
-            next += 1;
-            map[id] = next;
-        }
+    // Without branches: which segments are empty is close to random after an elimination.
+    for (m, &count) in map.iter_mut().zip(size).skip(1) {
+        let kept = count > 0;
+        next += u32::from(kept);
+        *m = if kept { next } else { 0 };
     }
     (map, next)
 }
@@ -124,12 +124,12 @@ impl Renumbering {
     fn of_sizes(size: &[u32]) -> Self {
         let (map, n) = relabel_map(size);
         let mut new_size = filled(0u32, n as usize + 1);
-        new_size[0] = size.first().copied().unwrap_or(0);
+        // Empty segments map to 0 and write their 0 there, without a branch; slot 0 (the
+        // null pixels) is set last.
         for (&to, &count) in map.iter().zip(size).skip(1) {
-            if count > 0 {
-                new_size[to as usize] = count;
-            }
+            new_size[to as usize] = count;
         }
+        new_size[0] = size.first().copied().unwrap_or(0);
         Self {
             map,
             size: new_size,
