@@ -232,6 +232,7 @@ pub fn segment<T: Pixel>(
     let t = Instant::now();
     let (mut seg, size) = clump_sized(clusters, rows, cols, params.four_connected);
     let max_id = size.len() as u32 - 1;
+    let nulls = size[0];
     timings.clump = t.elapsed();
 
     // The relabelling after single-pixel elimination is applied by small-segment
@@ -245,6 +246,9 @@ pub fn segment<T: Pixel>(
         params.pyshepseg_compat,
     );
     let after_single = renumbering.max_id();
+    // Valid pixels pyshepseg's defect merged into the null segment (outside compatibility
+    // mode null pixels never move, so the null segment grew by exactly these).
+    let nulled = renumbering.size[0].saturating_sub(nulls);
     timings.single_pixel = t.elapsed();
 
     let threshold = params
@@ -259,7 +263,9 @@ pub fn segment<T: Pixel>(
         threshold.squared(),
         params.four_connected,
     );
-    let (rescued_pixels, num_segments) = if params.pyshepseg_compat {
+    // The rescue scans the image for nulled pixels: skipped when there are none (always so
+    // for an image without null pixels), which gives the same result.
+    let (rescued_pixels, num_segments) = if params.pyshepseg_compat || nulled == 0 {
         (0, num_segments)
     } else {
         rescue_nulled_pixels(&image, null, &mut seg, num_segments, params.four_connected)
