@@ -17,7 +17,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::mem::filled;
+use crate::mem::zeroed;
 
 /// pyshepseg's cap on clump size (pixels pushed after the seed).
 pub const MAX_CLUMP_SIZE: usize = 10_000;
@@ -73,8 +73,8 @@ impl Labels {
     /// allocator, so only the pages of labels actually used are ever touched.
     fn new(n: usize) -> Self {
         Self {
-            parent: filled(0, n + 1),
-            count: filled(0, n + 1),
+            parent: zeroed(n + 1),
+            count: zeroed(n + 1),
             next: 1,
         }
     }
@@ -228,7 +228,7 @@ fn clump_capped(
     let mut id = 0u32;
     // The IDs of the clumps grown by a capped search, and their sizes.
     let mut searched: Vec<(u32, u32)> = Vec::new();
-    let mut final_id = filled(0u32, parent.len());
+    let mut final_id = zeroed::<u32>(parent.len());
     let mut grown: Vec<u64> = Vec::new();
     let mut stack: Vec<(u32, u32)> = Vec::new();
     for p in 0..n {
@@ -264,7 +264,7 @@ fn clump_capped(
     }
     // Sizes gathered per label rather than per pixel (a branch per new ID would be
     // mispredicted about as often as taken).
-    let mut size = filled(0u32, id as usize + 1);
+    let mut size = zeroed::<u32>(id as usize + 1);
     for (&f, &c) in final_id.iter().zip(&count) {
         size[f as usize] = c;
     }
@@ -291,7 +291,7 @@ fn set_null_count(size: &mut [u32], n: usize) {
 /// pixel's label came later), so numbering the roots in label order numbers the components
 /// in raster order of their first pixels, as pyshepseg does.
 fn ids_by_root(parent: &[u32], count: &[u32], big: u32) -> Option<(Vec<u32>, Vec<u32>)> {
-    let mut final_id = filled(0u32, parent.len());
+    let mut final_id = zeroed::<u32>(parent.len());
     let mut id = 0u32;
     let mut too_big = false;
     for l in 1..parent.len() {
@@ -305,7 +305,7 @@ fn ids_by_root(parent: &[u32], count: &[u32], big: u32) -> Option<(Vec<u32>, Vec
     if too_big {
         return None;
     }
-    let mut size = filled(0u32, id as usize + 1);
+    let mut size = zeroed::<u32>(id as usize + 1);
     for l in 1..parent.len() {
         // Non-roots write their partial counts to slot 0, which `set_null_count` sets.
         let slot = if parent[l] as usize == l {

@@ -17,7 +17,7 @@
 
 use crate::clump::find;
 use crate::image::Img;
-use crate::mem::{filled, identity};
+use crate::mem::{identity, zeroed};
 use crate::pixel::Pixel;
 
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
@@ -98,7 +98,7 @@ pub(crate) fn relabel(seg: &mut [u32], size: &[u32]) -> u32 {
 
 /// The new ID of each old one under [`relabel`] (0 for empty segments and for 0), and N.
 fn relabel_map(size: &[u32]) -> (Vec<u32>, u32) {
-    let mut map = filled(0u32, size.len());
+    let mut map = zeroed::<u32>(size.len());
     let mut next = 0u32;
     // Without branches: which segments are empty is close to random after an elimination.
     for (m, &count) in map.iter_mut().zip(size).skip(1) {
@@ -123,7 +123,7 @@ impl Renumbering {
     /// The renumbering that drops the empty segments of `size` (pixels per old ID).
     fn of_sizes(size: &[u32]) -> Self {
         let (map, n) = relabel_map(size);
-        let mut new_size = filled(0u32, n as usize + 1);
+        let mut new_size = zeroed::<u32>(n as usize + 1);
         // Empty segments map to 0 and write their 0 there, without a branch; slot 0 (the
         // null pixels) is set last.
         for (&to, &count) in map.iter().zip(size).skip(1) {
@@ -478,7 +478,7 @@ fn sums_loop<T: Pixel, const NB: usize, const MAP: bool>(
     n: usize,
 ) -> Vec<f32> {
     let pixels = img.pixels();
-    let mut sum = filled(0.0f32, n * NB);
+    let mut sum = zeroed::<f32>(n * NB);
     let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * pixels..(b + 1) * pixels]);
     let mut cur = 0usize;
     let (mut old, mut new) = (0u32, map.first().copied().unwrap_or(0));
@@ -573,7 +573,7 @@ impl Merger {
         let min_size = min_size.min(u32::MAX as usize) as u32;
         let sum = segment_sums(img, seg, Some(&map), n);
         // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
-        let mut start = filled(0usize, n + 1);
+        let mut start = zeroed::<usize>(n + 1);
         for id in 1..n {
             let cap = if size[id] < min_size {
                 max_boundary(size[id], four) + 1
@@ -582,8 +582,8 @@ impl Merger {
             };
             start[id + 1] = start[id] + cap;
         }
-        let mut adj = filled(0u32, start[n]);
-        let mut len = filled(0u32, n);
+        let mut adj = zeroed::<u32>(start[n]);
+        let mut len = zeroed::<u32>(n);
         let (rows, cols) = (img.rows, img.cols);
         raw_lists(
             seg, rows, cols, four, &size, min_size, &start, &mut adj, &mut len,
@@ -592,7 +592,7 @@ impl Merger {
         // only the first appearance of each neighbour (`seen[m] == id` once `m` is in `id`'s
         // list; neighbours are never 0, nor the segment itself).
         let mut end = 0;
-        let mut seen = filled(0u32, n);
+        let mut seen = zeroed::<u32>(n);
         for id in 1..n {
             let from = start[id];
             start[id] = end;
@@ -610,11 +610,11 @@ impl Merger {
         let mut s = Merger {
             size,
             sum,
-            mean: filled(0.0, n * nb),
+            mean: zeroed(n * nb),
             parent: identity(n),
             start,
             adj,
-            next: filled(0, n),
+            next: zeroed(n),
             tail: identity(n),
             min_size,
             bands: nb,

@@ -51,17 +51,11 @@ pub(crate) fn advise_huge<T>(v: &mut Vec<T>) {
     let _ = v;
 }
 
-/// `n` copies of `value`, advised onto huge pages before they are written. For a zero value
-/// the allocator hands over untouched zeroed memory, so the pages are only mapped as used.
-pub(crate) fn filled<T: Copy + IsZero>(value: T, n: usize) -> Vec<T> {
-    if value.is_zero() {
-        let mut v = vec![value; n];
-        advise_huge(&mut v);
-        return v;
-    }
-    let mut v = Vec::with_capacity(n);
+/// `n` zeros, advised onto huge pages. The allocator hands over zeroed memory it has not
+/// touched (`vec!` of a zero value asks for it), so a page is only mapped once it is used.
+pub(crate) fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = vec![T::default(); n];
     advise_huge(&mut v);
-    v.resize(n, value);
     v
 }
 
@@ -74,29 +68,6 @@ pub(crate) fn identity(n: usize) -> Vec<u32> {
     v
 }
 
-/// Values whose all-zero bit pattern `vec!` can take from zeroed memory without writing it.
-pub(crate) trait IsZero {
-    /// Whether the value is all zero bits.
-    fn is_zero(&self) -> bool;
-}
-
-macro_rules! is_zero_int {
-    ($($t:ty),*) => {$(
-        impl IsZero for $t {
-            fn is_zero(&self) -> bool {
-                *self == 0
-            }
-        }
-    )*};
-}
-is_zero_int!(u32, u64, usize);
-
-impl IsZero for f32 {
-    fn is_zero(&self) -> bool {
-        self.to_bits() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,9 +75,9 @@ mod tests {
     #[test]
     fn helpers_give_the_plain_values() {
         let n = 5 << 20; // past the advised size
-        assert!(filled(0u32, n).iter().all(|&v| v == 0));
-        assert!(filled(7u32, n).iter().all(|&v| v == 7));
-        assert!(filled(0.0f32, 3).iter().all(|&v| v == 0.0));
+        assert!(zeroed::<u32>(n).iter().all(|&v| v == 0));
+        assert!(zeroed::<usize>(n).iter().all(|&v| v == 0));
+        assert!(zeroed::<f32>(3).iter().all(|&v| v == 0.0));
         let id = identity(n);
         assert_eq!(id.len(), n);
         assert!(id.iter().enumerate().all(|(i, &v)| v as usize == i));

@@ -673,8 +673,9 @@ fn lloyd_inline<const NB: usize>(
 }
 
 /// scikit-learn's update step: chunked partial sums, empty-cluster relocation, averaging.
-/// The partial sums of scikit-learn's threads are computed in parallel and added in its order,
-/// so the result does not depend on how many threads run them.
+/// The partial sums of scikit-learn's threads are added in its order, so the result does not
+/// depend on how many threads compute them (with the band count fixed, one thread steps
+/// through them side by side; otherwise they run in parallel).
 fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], out: &mut [f64]) {
     let nb = d.nb::<NB>();
     let k = centres.len() / nb;
@@ -682,20 +683,20 @@ fn update_centres<const NB: usize>(d: &Data, centres: &[f64], labels: &[u32], ou
     let chunk = CHUNK.min(d.n).max(1);
     let n_chunks = d.n.div_ceil(chunk);
     let (q, r) = (n_chunks / THREADS, n_chunks % THREADS);
-    let mut ranges = Vec::with_capacity(THREADS);
     let mut start_chunk = 0;
-    for t in 0..THREADS {
+    let ranges: [(usize, usize); THREADS] = std::array::from_fn(|t| {
         let count = q + usize::from(t < r);
-        ranges.push((
+        let range = (
             start_chunk * chunk,
             ((start_chunk + count) * chunk).min(d.n),
-        ));
+        );
         start_chunk += count;
-    }
+        range
+    });
     let partials = if NB > 0 {
         interleaved_sums::<NB>(d, labels, k, &ranges)
     } else {
-        par_map(ranges, |(lo, hi)| {
+        par_map(ranges.to_vec(), |(lo, hi)| {
             let mut local = vec![0.0f64; k * nb];
             let mut local_w = vec![0.0f64; k];
             for (i, &label) in labels.iter().enumerate().take(hi).skip(lo) {
@@ -751,11 +752,9 @@ fn interleaved_sums<const NB: usize>(
     d: &Data,
     labels: &[u32],
     k: usize,
-    ranges: &[(usize, usize)],
+    r: &[(usize, usize); THREADS],
 ) -> Vec<Option<(Vec<f64>, Vec<f64>)>> {
     let (x, _) = d.x[..d.n * NB].as_chunks::<NB>();
-    let r: [(usize, usize); THREADS] =
-        std::array::from_fn(|t| ranges.get(t).copied().unwrap_or((0, 0)));
     let mut sums: [Vec<[f64; NB]>; THREADS] = std::array::from_fn(|_| vec![[0.0; NB]; k]);
     let mut counts: [Vec<u32>; THREADS] = std::array::from_fn(|_| vec![0; k]);
     #[inline(always)]
@@ -782,7 +781,6 @@ fn interleaved_sums<const NB: usize>(
     r.iter()
         .zip(sums)
         .zip(counts)
-        .take(ranges.len())
         .map(|((&(lo, hi), sum), count)| {
             (lo < hi).then(|| {
                 let flat = sum.into_iter().flatten().collect();

@@ -179,7 +179,7 @@ impl Predictor {
         const BLOCK: usize = 16 * V;
         use std::arch::x86_64::*;
         let n = img.pixels();
-        let mut out = crate::mem::filled(0u32, n);
+        let mut out = crate::mem::zeroed(n);
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
         let f = &self.f32c;
         let (k, kp) = (f.k, f.kp);
@@ -559,7 +559,7 @@ fn label_pixels_any<T: Pixel>(
 ) -> Vec<u32> {
     let nb = img.bands;
     let n = img.pixels();
-    let mut out = crate::mem::filled(0u32, n);
+    let mut out = crate::mem::zeroed(n);
     let mut x = vec![0.0f64; nb];
     let mut prev = vec![f64::NAN; nb];
     let mut guess = 0usize;
@@ -597,7 +597,7 @@ fn label_pixels_fixed<T: Pixel, const NB: usize>(
     mut nearest: impl FnMut(&[f64], usize) -> usize,
 ) -> Vec<u32> {
     let n = img.pixels();
-    let mut out = crate::mem::filled(0u32, n);
+    let mut out = crate::mem::zeroed(n);
     let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
     let mut prev: Option<[T; NB]> = None;
     let mut guess = 0usize;
