@@ -318,7 +318,7 @@ impl Block<'_> {
         if NB > 0 && NB <= 8 {
             match self.scan {
                 // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-                Simd::Avx512 => return unsafe { self.full_avx512_f32::<NB>(d, geo, i) },
+                Simd::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
                 // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
                 Simd::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
                 Simd::Scalar => {}
@@ -396,66 +396,128 @@ impl Block<'_> {
         self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
     }
 
-    /// [`Block::full_avx512`] scored first in `f32`, sixteen centres a vector (see
-    /// [`super::screen`]): where the lowest and second lowest scores are further apart than
-    /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
-    /// the squared distance to every other centre from below; else the `f64` scan decides.
+    /// [`Block::full`] for each of the points `idx` (indices in the block); whether any label
+    /// changed. With AVX-512 and at most 8 bands, the points are scored side by side
+    /// ([`Block::full_lanes_avx512`]); otherwise one at a time.
+    #[inline(always)]
+    fn full_each<const NB: usize>(&mut self, d: &Data, geo: &Geometry, idx: &[u32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+            return unsafe { self.full_lanes_avx512::<NB>(d, geo, idx) };
+        }
+        let mut changed = false;
+        for &i in idx {
+            let i = i as usize;
+            let a = self.labels[i] as usize;
+            self.full::<NB>(d, geo, i, a);
+            changed |= self.labels[i] as usize != a;
+        }
+        changed
+    }
+
+    /// [`Block::full_avx512`] for the points `idx`, scored first in `f32` (see
+    /// [`super::screen`]) one point a lane, as the AVX-512 prediction scores pixels: blocks of
+    /// `16 V` points against one centre at a time, each lane keeping its lowest score with that
+    /// centre's index and its second lowest score, so no reduction across lanes is needed and
+    /// the `V` vectors' chains of minima overlap. Where the lowest and second lowest scores
+    /// are further apart than the margin, the lowest is scikit-learn's label and the second,
+    /// less the margin, bounds the squared distance to every other centre from below; else
+    /// the `f64` scan decides. Whether any label changed.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn full_avx512_f32<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+    unsafe fn full_lanes_avx512<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        idx: &[u32],
+    ) -> bool {
         use std::arch::x86_64::*;
+        const V: usize = 2;
+        const BLOCK: usize = 16 * V;
         let f = &geo.f32c;
-        let x = d.point::<NB>(self.start + i);
-        let xf: [f32; NB] = std::array::from_fn(|b| f.shift(b, x[b]));
-        let xs: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(xf[b]));
-        let (kp, soa, norms) = (f.kp, &f.soa[..NB * f.kp], &f.norms[..f.kp]);
+        let kp = f.kp;
+        let (soa, norms) = (&f.soa[..NB * kp], &f.norms[..f.k]);
+        let (slope, floor) = (_mm512_set1_ps(f.slope), _mm512_set1_ps(f.floor));
         let inf = _mm512_set1_ps(f32::INFINITY);
-        let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_si512(), inf);
-        let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        let sixteen = _mm512_set1_epi32(16);
-        for at in (0..kp).step_by(16) {
-            // SAFETY: `at + 16 <= kp`, and `soa` holds `NB` rows of `kp`, `norms` `kp`.
-            let centre = |b: usize| unsafe { _mm512_loadu_ps(soa.as_ptr().add(b * kp + at)) };
-            let mut acc = _mm512_mul_ps(xs[0], centre(0));
-            for (b, xb) in xs.iter().enumerate().skip(1) {
-                acc = _mm512_fmadd_ps(*xb, centre(b), acc);
+        let mut changed = false;
+        for group in idx.chunks(BLOCK) {
+            // The points' shifted values, band by band (a short last group repeats its last
+            // point, whose extra lanes are not read back).
+            let mut xs = [[0.0f32; BLOCK]; NB];
+            for lane in 0..BLOCK {
+                let i = group[lane.min(group.len() - 1)] as usize;
+                let x = d.point::<NB>(self.start + i);
+                for (b, row) in xs.iter_mut().enumerate() {
+                    row[lane] = f.shift(b, x[b]);
+                }
             }
-            let norm = unsafe { _mm512_loadu_ps(norms.as_ptr().add(at)) };
-            let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
-            s2 = _mm512_min_ps(s2, _mm512_max_ps(s1, t));
-            let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, s1);
-            s1_idx = _mm512_mask_mov_epi32(s1_idx, lower, idx);
-            s1 = _mm512_min_ps(t, s1);
-            idx = _mm512_add_epi32(idx, sixteen);
+            let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
+                // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
+                std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
+            });
+            let (mut low, mut second) = ([inf; V], [inf; V]);
+            let mut at = [_mm512_setzero_si512(); V];
+            for (j, &norm) in norms.iter().enumerate() {
+                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
+                let norm = _mm512_set1_ps(norm);
+                let jv = _mm512_set1_epi32(j as i32);
+                for v in 0..V {
+                    let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
+                    for b in 1..NB {
+                        acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
+                    }
+                    let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
+                    // A NaN score makes the second lowest NaN, so the point is scanned again.
+                    second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
+                    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
+                    at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
+                    low[v] = _mm512_min_ps(t, low[v]);
+                }
+            }
+            let mut lanes = [[0.0f32; BLOCK]; 3];
+            let mut labels = [0u32; BLOCK];
+            let mut sure = 0u32;
+            for v in 0..V {
+                let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
+                for xb in &xv[v][1..] {
+                    x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
+                }
+                let margin = _mm512_fmadd_ps(slope, x_sq, floor);
+                // Ordered comparison: a NaN gap or margin is not sure.
+                let clear =
+                    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_sub_ps(second[v], low[v]), margin);
+                sure |= u32::from(clear) << (16 * v);
+                // SAFETY: each array holds `16 V` values, so sixteen from `16 v` are inside.
+                unsafe {
+                    _mm512_storeu_si512(labels.as_mut_ptr().add(16 * v).cast(), at[v]);
+                    _mm512_storeu_ps(lanes[0].as_mut_ptr().add(16 * v), low[v]);
+                    _mm512_storeu_ps(lanes[1].as_mut_ptr().add(16 * v), second[v]);
+                    _mm512_storeu_ps(lanes[2].as_mut_ptr().add(16 * v), margin);
+                }
+            }
+            for (lane, &i) in group.iter().enumerate() {
+                let i = i as usize;
+                let old = self.labels[i];
+                if sure & (1 << lane) == 0 {
+                    self.full_avx512::<NB>(d, geo, i);
+                } else {
+                    // Each exact shifted score lies within half the margin of its `f32` score;
+                    // adding the point's exact shifted squared norm gives the squared
+                    // distance. So the lowest score plus the margin bounds the distance to the
+                    // winner from above, and the second lowest less the margin the distance
+                    // to every other centre from below.
+                    let x = d.point::<NB>(self.start + i);
+                    let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
+                    let margin = lanes[2][lane] as f64;
+                    self.labels[i] = labels[lane];
+                    self.upper[i] = (x_sq64 + lanes[0][lane] as f64 + margin).max(0.0).sqrt();
+                    self.lower[i] = (x_sq64 + lanes[1][lane] as f64 - margin).max(0.0).sqrt();
+                }
+                changed |= self.labels[i] != old;
+            }
         }
-        let low = _mm512_reduce_min_ps(s1);
-        let x_sq = xf.iter().map(|v| v * v).sum::<f32>();
-        let margin = f.margin(x_sq);
-        // Clear when exactly one centre, the lowest, scores within the margin of the lowest:
-        // one lane's lowest and no lane's second lowest. Ordered comparisons, so a NaN score
-        // or margin counts as near and is not clear.
-        let thr = _mm512_set1_ps(low + margin);
-        let near = !_mm512_cmp_ps_mask::<_CMP_GT_OQ>(s1, thr);
-        let far2 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(s2, thr);
-        if near.count_ones() != 1 || far2 != u16::MAX {
-            return self.full_avx512::<NB>(d, geo, i);
-        }
-        let mut lanes = [0i32; 16];
-        // SAFETY: `lanes` holds sixteen i32.
-        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), s1_idx) };
-        self.labels[i] = lanes[near.trailing_zeros() as usize] as u32;
-        // The second lowest score: the lowest once the winner's lane offers its runner-up.
-        let second = _mm512_reduce_min_ps(_mm512_mask_blend_ps(near, s1, s2));
-        // Each exact shifted score lies within half the margin of its `f32` score; adding
-        // the point's exact shifted squared norm gives the squared distance. So the lowest
-        // score plus the margin bounds the distance to the winner from above (no need to
-        // load the winner and measure it), and the second lowest less the margin bounds the
-        // distance to every other centre from below.
-        let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
-        let margin = margin as f64;
-        self.upper[i] = (x_sq64 + low as f64 + margin).max(0.0).sqrt();
-        self.lower[i] = (x_sq64 + second as f64 - margin).max(0.0).sqrt();
+        changed
     }
 
     /// [`Block::full`] by scanning the centres that could be nearest: those within twice
@@ -555,13 +617,7 @@ impl Block<'_> {
             todo[m2] = i as u32;
             m2 += usize::from(fails(self.upper[i], self.lower[i], a));
         }
-        let mut changed = false;
-        for &i in &todo[..m2] {
-            let i = i as usize;
-            let a = self.labels[i] as usize;
-            self.full::<NB>(d, geo, i, a);
-            changed |= self.labels[i] as usize != a;
-        }
+        let changed = self.full_each::<NB>(d, geo, &todo[..m2]);
         self.todo = todo;
         changed
     }
@@ -570,6 +626,17 @@ impl Block<'_> {
     /// point's label (the answer does not depend on that guess).
     #[inline(always)]
     fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            let todo = std::mem::take(&mut self.todo);
+            let n = self.labels.len();
+            for (i, t) in todo[..n].iter_mut().enumerate() {
+                *t = i as u32;
+            }
+            self.full_each::<NB>(d, geo, &todo[..n]);
+            self.todo = todo;
+            return;
+        }
         let mut guess = 0;
         for i in 0..self.labels.len() {
             self.full::<NB>(d, geo, i, guess);
