@@ -208,6 +208,36 @@ struct Moved<'a> {
     drop: &'a [f64],
 }
 
+/// Whether a point's bounds fail to rule out the centres other than its own, `a`
+/// (`!(upper <= bound)`, so a NaN bound does not skip).
+#[inline(always)]
+fn fails(half_gap: &[f64], upper: f64, lower: f64, a: usize) -> bool {
+    let bound = half_gap[a].max(lower) * (1.0 - SLACK);
+    !matches!(
+        upper.partial_cmp(&bound),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
+}
+
+/// [`fails`] for eight points, labels `a`, as a mask. Where a half gap is NaN (never, with
+/// finite centres) the bound is NaN and the point fails: a scan more, the same labels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fails_avx512(
+    geo: &Geometry,
+    a: std::arch::x86_64::__m512i,
+    upper: std::arch::x86_64::__m512d,
+    lower: std::arch::x86_64::__m512d,
+) -> u8 {
+    use std::arch::x86_64::*;
+    // SAFETY: the labels index `half_gap`, one entry per centre.
+    let half_gap = unsafe { _mm512_i64gather_pd::<8>(a, geo.half_gap.as_ptr()) };
+    // `max` returns its second operand where either is NaN: a NaN lower bound gives the half
+    // gap, as `f64::max` does.
+    let bound = _mm512_mul_pd(_mm512_max_pd(lower, half_gap), _mm512_set1_pd(1.0 - SLACK));
+    _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(upper, bound)
+}
+
 /// [`Assignment`] for the points `start .. start + labels.len()`.
 struct Block<'s> {
     start: usize,
@@ -576,36 +606,60 @@ impl Block<'_> {
     /// others', so the order changes nothing.
     #[inline(always)]
     fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
-        let Moved {
-            d,
-            geo,
-            shift,
-            drop,
-        } = *moved;
-        let half_gap = &geo.half_gap;
-        let nb = d.nb::<NB>();
-        let n = self.labels.len();
-        // Whether point `i`'s bounds fail to rule out the centres other than its own, `a`
-        // (`!(upper <= bound)`, so a NaN bound does not skip).
-        let fails = |upper: f64, lower: f64, a: usize| {
-            let bound = half_gap[a].max(lower) * (1.0 - SLACK);
-            !matches!(
-                upper.partial_cmp(&bound),
-                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-            )
-        };
         // Taken out of `self` for the step, so that the scans can borrow `self`.
         let todo = std::mem::take(&mut self.todo);
-        let mut m = 0;
-        for i in 0..n {
+        let (mut from, mut m) = (0, 0);
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+            (from, m) = unsafe { self.move_bounds_avx512::<NB>(moved, todo) };
+        }
+        let m = self.move_bounds(moved, todo, from, m);
+        let (mut from, mut m2) = (0, 0);
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            // SAFETY: as above.
+            (from, m2) = unsafe { self.tighten_avx512::<NB>(moved, todo, m) };
+        }
+        let m2 = self.tighten::<NB>(moved, todo, from, m, m2);
+        let changed = self.full_each::<NB>(moved.d, moved.geo, &todo[..m2]);
+        self.todo = todo;
+        changed
+    }
+
+    /// The first pass of [`Block::step`] from point `from` on, `m` points already listed:
+    /// moves each point's bounds by the centres' shifts and lists (in `todo`) those whose
+    /// bounds fail. Returns how many are listed.
+    #[inline(always)]
+    fn move_bounds(&mut self, moved: &Moved, todo: &mut [u32], from: usize, mut m: usize) -> usize {
+        let Moved {
+            geo, shift, drop, ..
+        } = *moved;
+        for i in from..self.labels.len() {
             let a = self.labels[i] as usize;
             self.upper[i] += shift[a];
             self.lower[i] -= drop[a];
             todo[m] = i as u32;
-            m += usize::from(fails(self.upper[i], self.lower[i], a));
+            m += usize::from(fails(&geo.half_gap, self.upper[i], self.lower[i], a));
         }
-        let mut m2 = 0;
-        for k in 0..m {
+        m
+    }
+
+    /// The second pass of [`Block::step`] over the listed points `todo[from..m]`, `m2`
+    /// already kept: recomputes each one's upper bound and keeps (at the front of `todo`)
+    /// those whose bounds still fail. Returns how many are kept.
+    #[inline(always)]
+    fn tighten<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+        from: usize,
+        m: usize,
+        mut m2: usize,
+    ) -> usize {
+        let Moved { d, geo, .. } = *moved;
+        let nb = d.nb::<NB>();
+        for k in from..m {
             // The points are read only here and in the scans, too irregularly for the
             // hardware prefetcher, and the sample is far larger than the cache.
             if let Some(&ahead) = todo.get(k + X_AHEAD) {
@@ -615,11 +669,113 @@ impl Block<'_> {
             let a = self.labels[i] as usize;
             self.upper[i] = distance(d.point::<NB>(self.start + i), geo.centre::<NB>(a));
             todo[m2] = i as u32;
-            m2 += usize::from(fails(self.upper[i], self.lower[i], a));
+            m2 += usize::from(fails(&geo.half_gap, self.upper[i], self.lower[i], a));
         }
-        let changed = self.full_each::<NB>(d, geo, &todo[..m2]);
-        self.todo = todo;
-        changed
+        m2
+    }
+
+    /// [`Block::move_bounds`] eight points a vector, the same arithmetic lane by lane, over
+    /// the whole groups of eight; returns where it stopped and how many it listed.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn move_bounds_avx512<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+    ) -> (usize, usize) {
+        use std::arch::x86_64::*;
+        let Moved {
+            geo, shift, drop, ..
+        } = *moved;
+        let n = self.labels.len();
+        let mut m = 0;
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n`, the length of `labels`, `upper` and `lower`; the labels
+            // index `shift`, `drop` and `half_gap` (one entry per centre).
+            unsafe {
+                let a =
+                    _mm512_cvtepu32_epi64(_mm256_loadu_si256(self.labels.as_ptr().add(i).cast()));
+                let up = _mm512_add_pd(
+                    _mm512_loadu_pd(self.upper.as_ptr().add(i)),
+                    _mm512_i64gather_pd::<8>(a, shift.as_ptr()),
+                );
+                let lo = _mm512_sub_pd(
+                    _mm512_loadu_pd(self.lower.as_ptr().add(i)),
+                    _mm512_i64gather_pd::<8>(a, drop.as_ptr()),
+                );
+                _mm512_storeu_pd(self.upper.as_mut_ptr().add(i), up);
+                _mm512_storeu_pd(self.lower.as_mut_ptr().add(i), lo);
+                let mask = fails_avx512(geo, a, up, lo);
+                for lane in 0..8 {
+                    todo[m] = (i + lane) as u32;
+                    m += usize::from(mask >> lane & 1 == 1);
+                }
+            }
+            i += 8;
+        }
+        (i, m)
+    }
+
+    /// [`Block::tighten`] eight points a vector (gathered), the same arithmetic lane by lane,
+    /// over the whole groups of eight of `todo[..m]`; returns where it stopped and how many
+    /// it kept.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tighten_avx512<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+        m: usize,
+    ) -> (usize, usize) {
+        use std::arch::x86_64::*;
+        let Moved { d, geo, .. } = *moved;
+        let mut m2 = 0;
+        let mut k = 0;
+        let (start, nb) = (
+            _mm512_set1_epi64(self.start as i64),
+            _mm512_set1_epi64(NB as i64),
+        );
+        while k + 8 <= m {
+            for &ahead in todo.iter().skip(k + X_AHEAD).take(8) {
+                prefetch(d.x, (self.start + ahead as usize) * NB);
+            }
+            // SAFETY: `k + 8 <= m <= todo.len()`; the listed points are in the block, so
+            // they index `labels`, `upper` and `lower`, and `start + i` the sample (`NB`
+            // values a point); the labels index the centres (`NB` values each) and
+            // `half_gap`.
+            unsafe {
+                let idx = _mm256_loadu_si256(todo.as_ptr().add(k).cast());
+                let i = _mm512_cvtepu32_epi64(idx);
+                let a = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(
+                    i,
+                    self.labels.as_ptr().cast(),
+                ));
+                let point = _mm512_mul_epu32(_mm512_add_epi64(i, start), nb);
+                let centre = _mm512_mul_epu32(a, nb);
+                // `distance`: the squared differences added in band order from 0, then the
+                // square root.
+                let mut acc = _mm512_setzero_pd();
+                for b in 0..NB {
+                    let x = _mm512_i64gather_pd::<8>(point, d.x.as_ptr().add(b));
+                    let c = _mm512_i64gather_pd::<8>(centre, geo.centres.as_ptr().add(b));
+                    let diff = _mm512_sub_pd(x, c);
+                    acc = _mm512_add_pd(acc, _mm512_mul_pd(diff, diff));
+                }
+                let up = _mm512_sqrt_pd(acc);
+                _mm512_i64scatter_pd::<8>(self.upper.as_mut_ptr(), i, up);
+                let lo = _mm512_i64gather_pd::<8>(i, self.lower.as_ptr());
+                let mask = fails_avx512(geo, a, up, lo);
+                let mut lanes = [0u32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), idx);
+                for (lane, &p) in lanes.iter().enumerate() {
+                    todo[m2] = p;
+                    m2 += usize::from(mask >> lane & 1 == 1);
+                }
+            }
+            k += 8;
+        }
+        (k, m2)
     }
 
     /// Assigns every point of the block from scratch, each starting from the previous
