@@ -18,7 +18,7 @@
 use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
 use super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
-use super::screen::F32Centres;
+use super::screen::{F32Centres, LANES};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::eliminate::prefetch;
 use crate::numeric::numpy_sum;
@@ -446,14 +446,11 @@ impl Block<'_> {
         changed
     }
 
-    /// [`Block::full_avx512`] for the points `idx`, scored first in `f32` (see
-    /// [`super::screen`]) one point a lane, as the AVX-512 prediction scores pixels: blocks of
-    /// `16 V` points against one centre at a time, each lane keeping its lowest score with that
-    /// centre's index and its second lowest score, so no reduction across lanes is needed and
-    /// the `V` vectors' chains of minima overlap. Where the lowest and second lowest scores
-    /// are further apart than the margin, the lowest is scikit-learn's label and the second,
-    /// less the margin, bounds the squared distance to every other centre from below; else
-    /// the `f64` scan decides. Whether any label changed.
+    /// [`Block::full_avx512`] for the points `idx`, scored first in `f32` one point a lane,
+    /// [`LANES`] at a time, as the AVX-512 prediction scores pixels (see [`super::screen`]).
+    /// Where the lowest and second lowest scores are further apart than the margin, the lowest
+    /// is scikit-learn's label and the second, less the margin, bounds the squared distance to
+    /// every other centre from below; else the `f64` scan decides. Whether any label changed.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn full_lanes_avx512<const NB: usize>(
@@ -462,74 +459,24 @@ impl Block<'_> {
         geo: &Geometry,
         idx: &[u32],
     ) -> bool {
-        use std::arch::x86_64::*;
-        const V: usize = 2;
-        const BLOCK: usize = 16 * V;
         let f = &geo.f32c;
-        let kp = f.kp;
-        let (soa, norms) = (&f.soa[..NB * kp], &f.norms[..f.k]);
-        let (slope, floor) = (_mm512_set1_ps(f.slope), _mm512_set1_ps(f.floor));
-        let inf = _mm512_set1_ps(f32::INFINITY);
         let mut changed = false;
-        for group in idx.chunks(BLOCK) {
+        for group in idx.chunks(LANES) {
             // The points' shifted values, band by band (a short last group repeats its last
             // point, whose extra lanes are not read back).
-            let mut xs = [[0.0f32; BLOCK]; NB];
-            for lane in 0..BLOCK {
+            let mut xs = [[0.0f32; LANES]; NB];
+            for lane in 0..LANES {
                 let i = group[lane.min(group.len() - 1)] as usize;
                 let x = d.point::<NB>(self.start + i);
                 for (b, row) in xs.iter_mut().enumerate() {
                     row[lane] = f.shift(b, x[b]);
                 }
             }
-            let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
-                // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
-                std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
-            });
-            let (mut low, mut second) = ([inf; V], [inf; V]);
-            let mut at = [_mm512_setzero_si512(); V];
-            for (j, &norm) in norms.iter().enumerate() {
-                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
-                let norm = _mm512_set1_ps(norm);
-                let jv = _mm512_set1_epi32(j as i32);
-                for v in 0..V {
-                    let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
-                    for b in 1..NB {
-                        acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
-                    }
-                    let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
-                    // A NaN score makes the second lowest NaN, so the point is scanned again.
-                    second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
-                    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
-                    at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
-                    low[v] = _mm512_min_ps(t, low[v]);
-                }
-            }
-            let mut lanes = [[0.0f32; BLOCK]; 3];
-            let mut labels = [0u32; BLOCK];
-            let mut sure = 0u32;
-            for v in 0..V {
-                let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
-                for xb in &xv[v][1..] {
-                    x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
-                }
-                let margin = _mm512_fmadd_ps(slope, x_sq, floor);
-                // Ordered comparison: a NaN gap or margin is not sure.
-                let clear =
-                    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_sub_ps(second[v], low[v]), margin);
-                sure |= u32::from(clear) << (16 * v);
-                // SAFETY: each array holds `16 V` values, so sixteen from `16 v` are inside.
-                unsafe {
-                    _mm512_storeu_si512(labels.as_mut_ptr().add(16 * v).cast(), at[v]);
-                    _mm512_storeu_ps(lanes[0].as_mut_ptr().add(16 * v), low[v]);
-                    _mm512_storeu_ps(lanes[1].as_mut_ptr().add(16 * v), second[v]);
-                    _mm512_storeu_ps(lanes[2].as_mut_ptr().add(16 * v), margin);
-                }
-            }
+            let screened = f.screen_avx512::<NB>(&xs);
             for (lane, &i) in group.iter().enumerate() {
                 let i = i as usize;
                 let old = self.labels[i];
-                if sure & (1 << lane) == 0 {
+                if screened.sure & (1 << lane) == 0 {
                     self.full_avx512::<NB>(d, geo, i);
                 } else {
                     // Each exact shifted score lies within half the margin of its `f32` score;
@@ -539,10 +486,11 @@ impl Block<'_> {
                     // to every other centre from below.
                     let x = d.point::<NB>(self.start + i);
                     let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
-                    let margin = lanes[2][lane] as f64;
-                    self.labels[i] = labels[lane];
-                    self.upper[i] = (x_sq64 + lanes[0][lane] as f64 + margin).max(0.0).sqrt();
-                    self.lower[i] = (x_sq64 + lanes[1][lane] as f64 - margin).max(0.0).sqrt();
+                    let margin = screened.margin[lane] as f64;
+                    self.labels[i] = screened.label[lane];
+                    let (low, second) = (screened.low[lane] as f64, screened.second[lane] as f64);
+                    self.upper[i] = (x_sq64 + low + margin).max(0.0).sqrt();
+                    self.lower[i] = (x_sq64 + second - margin).max(0.0).sqrt();
                 }
                 changed |= self.labels[i] != old;
             }

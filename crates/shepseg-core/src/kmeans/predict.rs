@@ -1,6 +1,8 @@
 //! Nearest-centre prediction, as scikit-learn's `KMeans.predict` computes it.
 
 use super::screen::F32Centres;
+#[cfg(target_arch = "x86_64")]
+use super::screen::{Screened, LANES};
 use super::sklearn_math::{score, sq_norm};
 use super::KMeansModel;
 use crate::image::Img;
@@ -163,28 +165,21 @@ impl Predictor {
     }
 
     /// [`Predictor::predict_image_avx512`] for `NB` bands, one pixel a lane: blocks of
-    /// `16 V` consecutive pixels are scored in `f32` against one centre at a time (see
-    /// [`super::screen`]: shifted coordinates, the centre's bands and norm broadcast), each lane
-    /// keeping its lowest score with that centre's index, and its second lowest score. Where
-    /// the two are further apart than the margin, the lowest is scikit-learn's answer; the
-    /// other pixels are searched again exactly (the pruned `f64` search, from the `f32`
-    /// answer). Scoring pixels rather than centres side by side needs no reduction across
-    /// lanes, and the `V` vectors' chains of minima are independent, so the vector units stay
+    /// [`LANES`] consecutive pixels are scored in `f32` against one centre at a time
+    /// ([`F32Centres::screen_avx512`]). Where a pixel's two lowest scores are further apart
+    /// than the margin, the lowest is scikit-learn's answer; the other pixels are searched
+    /// again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels rather
+    /// than centres side by side needs no reduction across lanes, so the vector units stay
     /// busy. A block whose every pixel equals the one before it takes that pixel's label
     /// without a search (large uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        const V: usize = 2;
-        const BLOCK: usize = 16 * V;
-        use std::arch::x86_64::*;
+        const BLOCK: usize = LANES;
         let n = img.pixels();
         let mut out = crate::mem::zeroed(n);
         let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * n..(b + 1) * n]);
         let f = &self.f32c;
-        let (k, kp) = (f.k, f.kp);
-        let (soa, norms) = (&f.soa[..NB * kp], &f.norms[..k]);
-        let (slope, floor) = (_mm512_set1_ps(f.slope), _mm512_set1_ps(f.floor));
         let mut p = 0;
         while p < n {
             let len = (n - p).min(BLOCK);
@@ -215,45 +210,11 @@ impl Predictor {
                     }
                 }
             }
-            let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
-                // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
-                std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
-            });
-            let inf = _mm512_set1_ps(f32::INFINITY);
-            let (mut low, mut second) = ([inf; V], [inf; V]);
-            let mut at = [_mm512_setzero_si512(); V];
-            for (j, &norm) in norms.iter().enumerate() {
-                let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
-                let norm = _mm512_set1_ps(norm);
-                let jv = _mm512_set1_epi32(j as i32);
-                for v in 0..V {
-                    let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
-                    for b in 1..NB {
-                        acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
-                    }
-                    let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
-                    // A NaN score makes the second lowest NaN, so the pixel is searched again.
-                    second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
-                    let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
-                    at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
-                    low[v] = _mm512_min_ps(t, low[v]);
-                }
-            }
-            let mut labels = [0u32; BLOCK];
-            let mut sure = 0u32;
-            for v in 0..V {
-                let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
-                for xb in &xv[v][1..] {
-                    x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
-                }
-                let margin = _mm512_fmadd_ps(slope, x_sq, floor);
-                let gap = _mm512_sub_ps(second[v], low[v]);
-                // Ordered comparison: a NaN gap or margin is not sure.
-                let clear = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, margin);
-                sure |= (clear as u32) << (16 * v);
-                // SAFETY: `labels` holds `16 V` u32, so sixteen from `16 v` are inside it.
-                unsafe { _mm512_storeu_si512(labels.as_mut_ptr().add(16 * v).cast(), at[v]) };
-            }
+            let Screened {
+                label: labels,
+                sure,
+                ..
+            } = f.screen_avx512::<NB>(&xs);
             // Which pixels are null, as a mask (a loop the compiler vectorises).
             let mut nulls = 0u32;
             for band in &bands {

@@ -107,6 +107,91 @@ impl F32Centres {
     }
 }
 
+/// Points per [`F32Centres::screen_avx512`] call: two 512-bit vectors of sixteen lanes, whose
+/// chains of minima overlap.
+pub(super) const LANES: usize = 32;
+
+/// What [`F32Centres::screen_avx512`] finds for each of [`LANES`] points.
+pub(super) struct Screened {
+    /// The centre with the lowest `f32` score (the first on ties), from 0.
+    pub label: [u32; LANES],
+    /// The lowest score.
+    pub low: [f32; LANES],
+    /// The second lowest score (over every centre but the one with the lowest).
+    pub second: [f32; LANES],
+    /// The point's margin ([`F32Centres`]'s `slope * |x|^2 + floor`).
+    pub margin: [f32; LANES],
+    /// Bit `i` set where point `i`'s two lowest scores are further apart than its margin, so
+    /// that `label[i]` is scikit-learn's answer.
+    pub sure: u32,
+}
+
+impl F32Centres {
+    /// Scores [`LANES`] points (`xs[b][i]`: band `b` of point `i`, shifted) against every
+    /// centre, one point a lane and one centre at a time (the centre's bands and norm
+    /// broadcast): each lane keeps its lowest score with that centre's index and its second
+    /// lowest score, so no reduction across lanes is needed. A NaN score makes the second
+    /// lowest NaN, and ordered comparisons then leave the point unsure.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn screen_avx512<const NB: usize>(&self, xs: &[[f32; LANES]; NB]) -> Screened {
+        use std::arch::x86_64::*;
+        const V: usize = LANES / 16;
+        let kp = self.kp;
+        let (soa, norms) = (&self.soa[..NB * kp], &self.norms[..self.k]);
+        let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
+            // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
+            std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
+        });
+        let inf = _mm512_set1_ps(f32::INFINITY);
+        let (mut low, mut second) = ([inf; V], [inf; V]);
+        let mut at = [_mm512_setzero_si512(); V];
+        for (j, &norm) in norms.iter().enumerate() {
+            let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
+            let norm = _mm512_set1_ps(norm);
+            let jv = _mm512_set1_epi32(j as i32);
+            for v in 0..V {
+                let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
+                for b in 1..NB {
+                    acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
+                }
+                let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
+                second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
+                let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
+                at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
+                low[v] = _mm512_min_ps(t, low[v]);
+            }
+        }
+        let (slope, floor) = (_mm512_set1_ps(self.slope), _mm512_set1_ps(self.floor));
+        let mut out = Screened {
+            label: [0; LANES],
+            low: [0.0; LANES],
+            second: [0.0; LANES],
+            margin: [0.0; LANES],
+            sure: 0,
+        };
+        for v in 0..V {
+            let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
+            for xb in &xv[v][1..] {
+                x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
+            }
+            let margin = _mm512_fmadd_ps(slope, x_sq, floor);
+            // Ordered comparison: a NaN gap or margin is not sure.
+            let gap = _mm512_sub_ps(second[v], low[v]);
+            let clear = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, margin);
+            out.sure |= u32::from(clear) << (16 * v);
+            // SAFETY: each array holds `16 V` values, so sixteen from `16 v` are inside it.
+            unsafe {
+                _mm512_storeu_si512(out.label.as_mut_ptr().add(16 * v).cast(), at[v]);
+                _mm512_storeu_ps(out.low.as_mut_ptr().add(16 * v), low[v]);
+                _mm512_storeu_ps(out.second.as_mut_ptr().add(16 * v), second[v]);
+                _mm512_storeu_ps(out.margin.as_mut_ptr().add(16 * v), margin);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
