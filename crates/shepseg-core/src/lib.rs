@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod clump;
+mod cpu;
 mod eliminate;
 pub mod error;
 mod image;
@@ -51,6 +52,7 @@ pub mod segment;
 pub mod spectral_diff;
 
 pub use clump::clump;
+pub use cpu::MAX_SIMD_ENV;
 pub use error::CoreError;
 pub use kmeans::{
     diagonal_init, fit, sample_pixels, FitInfo, KMeansInit, KMeansModel, KMeansParams, Predictor,

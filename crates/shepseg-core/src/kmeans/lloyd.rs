@@ -94,22 +94,12 @@ pub(super) enum Simd {
 }
 
 impl Simd {
-    /// Whether this CPU can run it.
+    /// Whether this CPU can run it (and [`crate::MAX_SIMD_ENV`] allows it).
     fn available(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                Simd::Scalar => true,
-                Simd::Avx2 => {
-                    std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                }
-                Simd::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == Simd::Scalar
+        match self {
+            Simd::Scalar => true,
+            Simd::Avx2 => crate::cpu::avx2_fma(),
+            Simd::Avx512 => crate::cpu::avx512(),
         }
     }
 
