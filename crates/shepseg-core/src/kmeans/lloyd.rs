@@ -18,7 +18,7 @@
 use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 #[cfg(target_arch = "x86_64")]
 use super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
-use super::screen::{F32Centres, LANES};
+use super::screen::{F32Centres, Screened, LANES};
 use super::sklearn_math::{euclidean, score, sq_norm};
 use crate::eliminate::prefetch;
 use crate::numeric::numpy_sum;
@@ -417,14 +417,19 @@ impl Block<'_> {
     }
 
     /// [`Block::full`] for each of the points `idx` (indices in the block); whether any label
-    /// changed. With AVX-512 and at most 8 bands, the points are scored side by side
-    /// ([`Block::full_lanes_avx512`]); otherwise one at a time.
+    /// changed. With AVX-512, or AVX2 and FMA, and at most 8 bands, the points are scored side
+    /// by side ([`Block::full_lanes`]); otherwise one at a time.
     #[inline(always)]
     fn full_each<const NB: usize>(&mut self, d: &Data, geo: &Geometry, idx: &[u32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
-            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-            return unsafe { self.full_lanes_avx512::<NB>(d, geo, idx) };
+        if NB > 0 && NB <= 8 {
+            match self.scan {
+                // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+                Simd::Avx512 => return unsafe { self.full_lanes_avx512::<NB>(d, geo, idx) },
+                // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+                Simd::Avx2 => return unsafe { self.full_lanes_avx2::<NB>(d, geo, idx) },
+                Simd::Scalar => {}
+            }
         }
         let mut changed = false;
         for &i in idx {
@@ -436,11 +441,7 @@ impl Block<'_> {
         changed
     }
 
-    /// [`Block::full_avx512`] for the points `idx`, scored first in `f32` one point a lane,
-    /// [`LANES`] at a time, as the AVX-512 prediction scores pixels (see [`super::screen`]).
-    /// Where the lowest and second lowest scores are further apart than the margin, the lowest
-    /// is scikit-learn's label and the second, less the margin, bounds the squared distance to
-    /// every other centre from below; else the `f64` scan decides. Whether any label changed.
+    /// [`Block::full_lanes`] with AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn full_lanes_avx512<const NB: usize>(
@@ -448,6 +449,51 @@ impl Block<'_> {
         d: &Data,
         geo: &Geometry,
         idx: &[u32],
+    ) -> bool {
+        self.full_lanes::<NB>(
+            d,
+            geo,
+            idx,
+            |xs| geo.f32c.screen_avx512::<NB>(xs),
+            // SAFETY: this function runs only where the CPU supports AVX-512F.
+            |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
+        )
+    }
+
+    /// [`Block::full_lanes`] with AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn full_lanes_avx2<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        idx: &[u32],
+    ) -> bool {
+        self.full_lanes::<NB>(
+            d,
+            geo,
+            idx,
+            |xs| geo.f32c.screen_avx2::<NB>(xs),
+            // SAFETY: this function runs only where the CPU supports AVX2 and FMA.
+            |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
+        )
+    }
+
+    /// [`Block::full`] for the points `idx`, scored first in `f32` one point a lane,
+    /// [`LANES`] at a time, by `screen`, as the vector predictions score pixels (see
+    /// [`super::screen`]). Where the lowest and second lowest scores are further apart than
+    /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
+    /// the squared distance to every other centre from below; else the `f64` scan `exact`
+    /// decides. Whether any label changed.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn full_lanes<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        idx: &[u32],
+        screen: impl Fn(&[[f32; LANES]; NB]) -> Screened,
+        exact: impl Fn(&mut Self, usize),
     ) -> bool {
         let f = &geo.f32c;
         let mut changed = false;
@@ -462,12 +508,12 @@ impl Block<'_> {
                     row[lane] = f.shift(b, x[b]);
                 }
             }
-            let screened = f.screen_avx512::<NB>(&xs);
+            let screened = screen(&xs);
             for (lane, &i) in group.iter().enumerate() {
                 let i = i as usize;
                 let old = self.labels[i];
                 if screened.sure & (1 << lane) == 0 {
-                    self.full_avx512::<NB>(d, geo, i);
+                    exact(self, i);
                 } else {
                     // Each exact shifted score lies within half the margin of its `f32` score;
                     // adding the point's exact shifted squared norm gives the squared

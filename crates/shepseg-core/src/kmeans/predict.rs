@@ -24,9 +24,7 @@ pub struct Predictor {
     /// Half the distance from each centre to its nearest other centre: a point closer than
     /// that (less a margin) to a centre has it as its unique nearest.
     half_gap: Vec<f64>,
-    /// The centres laid out for the vector searches, padded to a multiple of 8.
-    padded: PaddedCentres,
-    /// The centres for the AVX-512 search's first, `f32`, pass.
+    /// The centres for the vector searches' first, `f32`, pass.
     f32c: F32Centres,
 }
 
@@ -38,13 +36,11 @@ impl Predictor {
         let by_distance = by_distance(&model.centres, nb);
         let max_abs = model.centres.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let half_gap = half_gaps(&by_distance);
-        let padded = PaddedCentres::new(&model.centres, nb, &norms, 8);
         let f32c = F32Centres::new(&model.centres, nb);
         Self {
             f32c,
             centres: model.centres.clone(),
             num_bands: model.num_bands,
-            padded,
             norms,
             by_distance,
             max_abs,
@@ -163,17 +159,36 @@ impl Predictor {
         })
     }
 
-    /// [`Predictor::predict_image_avx512`] for `NB` bands, one pixel a lane: blocks of
-    /// [`LANES`] consecutive pixels are scored in `f32` against one centre at a time
-    /// ([`F32Centres::screen_avx512`]). Where a pixel's two lowest scores are further apart
+    /// [`Predictor::predict_image_avx512`] for `NB` bands.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx512::<NB>(xs))
+    }
+
+    /// [`Predictor::predict_image_avx2`] for `NB` bands.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx2::<NB>(xs))
+    }
+
+    /// The vector predictions for `NB` bands, one pixel a lane: blocks of [`LANES`]
+    /// consecutive pixels are scored in `f32` against one centre at a time by `screen` (see
+    /// [`F32Centres::screen_avx512`]). Where a pixel's two lowest scores are further apart
     /// than the margin, the lowest is scikit-learn's answer; the other pixels are searched
     /// again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels rather
     /// than centres side by side needs no reduction across lanes, so the vector units stay
     /// busy. A block whose every pixel equals the one before it takes that pixel's label
     /// without a search (large uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+    #[inline(always)]
+    fn predict_lanes<T: Pixel, const NB: usize>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+        screen: impl Fn(&[[f32; LANES]; NB]) -> Screened,
+    ) -> Vec<u32> {
         const BLOCK: usize = LANES;
         let n = img.pixels();
         let mut out = crate::mem::zeroed(n);
@@ -213,7 +228,7 @@ impl Predictor {
                 label: labels,
                 sure,
                 ..
-            } = f.screen_avx512::<NB>(&xs);
+            } = screen(&xs);
             // Which pixels are null, as a mask (a loop the compiler vectorises).
             let mut nulls = 0u32;
             for band in &bands {
@@ -244,12 +259,9 @@ impl Predictor {
         out
     }
 
-    /// Every centre scored for every pixel, four centres per 256-bit vector, with the same
-    /// per-lane arithmetic as [`Predictor::predict_image_avx512`]; each lane keeps its lowest
-    /// score and that centre's index (strictly lower wins, so the earlier centre on ties), and
-    /// the four lanes are reduced to the lowest score, ties to the lowest index. For CPUs
-    /// without AVX-512, where it is about twice as fast as the pruned search on noisy
-    /// imagery. `None` for band counts above 8.
+    /// [`Predictor::predict_image_avx512`] for CPUs with AVX2 and FMA but not AVX-512: the same
+    /// `f32` screen eight pixels a 256-bit vector ([`F32Centres::screen_avx2`]), so the same
+    /// labels. `None` for band counts above 8.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn predict_image_avx2<T: Pixel>(
@@ -267,29 +279,6 @@ impl Predictor {
             7 => self.predict_avx2::<T, 7>(img, null),
             8 => self.predict_avx2::<T, 8>(img, null),
             _ => return None,
-        })
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        use std::arch::x86_64::*;
-        let centres = self.padded.view::<NB, 4>();
-        let four = _mm256_set1_pd(4.0);
-        label_pixels::<T, NB>(img, null, |x, _| {
-            let x = &x[..NB];
-            let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
-            let mut best = _mm256_set1_pd(f64::INFINITY);
-            let mut best_idx = _mm256_setzero_pd();
-            let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-            for c in 0..centres.chunks() {
-                let s = centres.scores(&xs, c);
-                let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, best);
-                best = _mm256_blendv_pd(best, s, lower);
-                best_idx = _mm256_blendv_pd(best_idx, idx, lower);
-                idx = _mm256_add_pd(idx, four);
-            }
-            lowest_lane(best, best_idx)
         })
     }
 
