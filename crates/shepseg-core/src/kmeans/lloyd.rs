@@ -424,10 +424,28 @@ impl Block<'_> {
         #[cfg(target_arch = "x86_64")]
         if NB > 0 && NB <= 8 {
             match self.scan {
-                // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-                Simd::Avx512 => return unsafe { self.full_lanes_avx512::<NB>(d, geo, idx) },
-                // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
-                Simd::Avx2 => return unsafe { self.full_lanes_avx2::<NB>(d, geo, idx) },
+                Simd::Avx512 => {
+                    return self.full_lanes::<NB>(
+                        d,
+                        geo,
+                        idx,
+                        // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+                        |xs| unsafe { geo.f32c.screen_avx512::<NB>(xs) },
+                        // SAFETY: as above.
+                        |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
+                    );
+                }
+                Simd::Avx2 => {
+                    return self.full_lanes::<NB>(
+                        d,
+                        geo,
+                        idx,
+                        // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+                        |xs| unsafe { geo.f32c.screen_avx2::<NB>(xs) },
+                        // SAFETY: as above.
+                        |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
+                    );
+                }
                 Simd::Scalar => {}
             }
         }
@@ -439,44 +457,6 @@ impl Block<'_> {
             changed |= self.labels[i] as usize != a;
         }
         changed
-    }
-
-    /// [`Block::full_lanes`] with AVX-512.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn full_lanes_avx512<const NB: usize>(
-        &mut self,
-        d: &Data,
-        geo: &Geometry,
-        idx: &[u32],
-    ) -> bool {
-        self.full_lanes::<NB>(
-            d,
-            geo,
-            idx,
-            |xs| geo.f32c.screen_avx512::<NB>(xs),
-            // SAFETY: this function runs only where the CPU supports AVX-512F.
-            |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
-        )
-    }
-
-    /// [`Block::full_lanes`] with AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn full_lanes_avx2<const NB: usize>(
-        &mut self,
-        d: &Data,
-        geo: &Geometry,
-        idx: &[u32],
-    ) -> bool {
-        self.full_lanes::<NB>(
-            d,
-            geo,
-            idx,
-            |xs| geo.f32c.screen_avx2::<NB>(xs),
-            // SAFETY: this function runs only where the CPU supports AVX2 and FMA.
-            |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
-        )
     }
 
     /// [`Block::full`] for the points `idx`, scored first in `f32` one point a lane,

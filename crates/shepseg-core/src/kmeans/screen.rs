@@ -112,6 +112,7 @@ impl F32Centres {
 pub(super) const LANES: usize = 32;
 
 /// What [`F32Centres::screen_avx512`] finds for each of [`LANES`] points.
+#[derive(Default)]
 pub(super) struct Screened {
     /// The centre with the lowest `f32` score (the first on ties), from 0.
     pub label: [u32; LANES],
@@ -163,13 +164,7 @@ impl F32Centres {
             }
         }
         let (slope, floor) = (_mm512_set1_ps(self.slope), _mm512_set1_ps(self.floor));
-        let mut out = Screened {
-            label: [0; LANES],
-            low: [0.0; LANES],
-            second: [0.0; LANES],
-            margin: [0.0; LANES],
-            sure: 0,
-        };
+        let mut out = Screened::default();
         for v in 0..V {
             let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
             for xb in &xv[v][1..] {
@@ -225,13 +220,7 @@ impl F32Centres {
             }
         }
         let (slope, floor) = (_mm256_set1_ps(self.slope), _mm256_set1_ps(self.floor));
-        let mut out = Screened {
-            label: [0; LANES],
-            low: [0.0; LANES],
-            second: [0.0; LANES],
-            margin: [0.0; LANES],
-            sure: 0,
-        };
+        let mut out = Screened::default();
         for v in 0..V {
             let mut x_sq = _mm256_mul_ps(xv[v][0], xv[v][0]);
             for xb in &xv[v][1..] {
