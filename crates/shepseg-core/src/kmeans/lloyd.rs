@@ -330,25 +330,8 @@ impl Block<'_> {
         self.all::<NB>(d, geo)
     }
 
-    /// Assigns point `start + i`: label by scikit-learn's score, ties to the lowest index;
-    /// upper bound the distance to that centre, lower bound one on the distance to any other.
-    #[inline(always)]
-    fn full<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 {
-            match self.scan {
-                // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-                Simd::Avx512 => return unsafe { self.full_avx512::<NB>(d, geo, i) },
-                // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
-                Simd::Avx2 => return unsafe { self.full_avx2::<NB>(d, geo, i) },
-                Simd::Scalar => {}
-            }
-        }
-        self.full_pruned::<NB>(d, geo, i, guess);
-    }
-
-    /// [`Block::full`] scoring every centre, four a 256-bit vector, with scikit-learn's
-    /// arithmetic per lane (as the AVX2 prediction), keeping per lane the lowest score with
+    /// [`Block::full_each`] for point `i` in `f64`, exactly, scoring every centre, four a
+    /// 256-bit vector, with scikit-learn's arithmetic per lane, keeping per lane the lowest score with
     /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
     /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
     /// squared distance to every other centre from below.
@@ -416,9 +399,11 @@ impl Block<'_> {
         self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
     }
 
-    /// [`Block::full`] for each of the points `idx` (indices in the block); whether any label
-    /// changed. With AVX-512, or AVX2 and FMA, and at most 8 bands, the points are scored side
-    /// by side ([`Block::full_lanes`]); otherwise one at a time.
+    /// Assigns each of the points `idx` (indices in the block) from scratch: label by
+    /// scikit-learn's score, ties to the lowest index; upper bound the distance to that
+    /// centre, lower bound one on the distance to any other. Whether any label changed. With
+    /// AVX-512, or AVX2 and FMA, and at most 8 bands, the points are scored side by side
+    /// ([`Block::full_lanes`]); otherwise one at a time by the pruned scan.
     #[inline(always)]
     fn full_each<const NB: usize>(&mut self, d: &Data, geo: &Geometry, idx: &[u32]) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -453,13 +438,13 @@ impl Block<'_> {
         for &i in idx {
             let i = i as usize;
             let a = self.labels[i] as usize;
-            self.full::<NB>(d, geo, i, a);
+            self.full_pruned::<NB>(d, geo, i, a);
             changed |= self.labels[i] as usize != a;
         }
         changed
     }
 
-    /// [`Block::full`] for the points `idx`, scored first in `f32` one point a lane,
+    /// [`Block::full_each`] for the points `idx`, scored first in `f32` one point a lane,
     /// [`LANES`] at a time, by `screen`, as the vector predictions score pixels (see
     /// [`super::screen`]). Where the lowest and second lowest scores are further apart than
     /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
@@ -514,9 +499,9 @@ impl Block<'_> {
         changed
     }
 
-    /// [`Block::full`] by scanning the centres that could be nearest: those within twice
-    /// its distance from centre `guess` (any other is farther than `guess` itself); the lower
-    /// bound also covers the centres not scanned.
+    /// [`Block::full_each`] for point `i` by scanning the centres that could be nearest:
+    /// those within twice its distance from centre `guess` (any other is farther than `guess`
+    /// itself); the lower bound also covers the centres not scanned.
     #[inline(always)]
     fn full_pruned<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
         let x = d.point::<NB>(self.start + i);
@@ -746,8 +731,7 @@ impl Block<'_> {
     /// point's label (the answer does not depend on that guess).
     #[inline(always)]
     fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
-        #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+        if NB > 0 && NB <= 8 && self.scan != Simd::Scalar {
             let todo = std::mem::take(&mut self.todo);
             let n = self.labels.len();
             for (i, t) in todo[..n].iter_mut().enumerate() {
@@ -759,7 +743,7 @@ impl Block<'_> {
         }
         let mut guess = 0;
         for i in 0..self.labels.len() {
-            self.full::<NB>(d, geo, i, guess);
+            self.full_pruned::<NB>(d, geo, i, guess);
             guess = self.labels[i] as usize;
         }
     }
