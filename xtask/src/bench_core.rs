@@ -147,7 +147,12 @@ fn run_case<T: shepseg_core::Pixel>(
 
 fn print_table(rows: &[Row], runs: usize) {
     println!(
-        "\nIn-memory segmentation, one thread, Mpixel/s (median of {runs} runs; higher is better)\n"
+        "\nIn-memory segmentation, one thread, Mpixel/s (median of {runs} runs; higher is better)"
+    );
+    println!(
+        "k-means vector instructions: {} ({} caps them)\n",
+        shepseg_core::simd_in_use(),
+        shepseg_core::MAX_SIMD_ENV
     );
     println!(
         "{:<36} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",

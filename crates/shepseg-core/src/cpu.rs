@@ -58,3 +58,15 @@ pub(crate) fn avx2_fma() -> bool {
         false
     }
 }
+
+/// The vector instructions the k-means searches use on this CPU under the cap: `"AVX-512"`,
+/// `"AVX2"` or `"scalar"`, for benchmarks and logs to report what they measured.
+pub fn simd_in_use() -> &'static str {
+    if avx512() {
+        "AVX-512"
+    } else if avx2_fma() {
+        "AVX2"
+    } else {
+        "scalar"
+    }
+}

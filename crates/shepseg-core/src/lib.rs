@@ -52,7 +52,7 @@ pub mod segment;
 pub mod spectral_diff;
 
 pub use clump::clump;
-pub use cpu::MAX_SIMD_ENV;
+pub use cpu::{simd_in_use, MAX_SIMD_ENV};
 pub use error::CoreError;
 pub use kmeans::{
     diagonal_init, fit, sample_pixels, FitInfo, KMeansInit, KMeansModel, KMeansParams, Predictor,
