@@ -8,65 +8,77 @@ use std::sync::OnceLock;
 /// The environment variable that caps the vector instructions used.
 pub const MAX_SIMD_ENV: &str = "SHEPSEG_MAX_SIMD";
 
-/// Instruction-set levels, lowest first.
+/// An instruction set the k-means passes can use, lowest first; every choice gives the same
+/// results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
+pub(crate) enum Simd {
+    /// Any CPU.
     Scalar,
+    /// CPUs with AVX2 and FMA.
     Avx2,
+    /// CPUs with AVX-512F.
     Avx512,
 }
 
 /// The cap set by [`MAX_SIMD_ENV`]; none (the highest level) when unset or not understood.
-fn cap() -> Level {
-    static CAP: OnceLock<Level> = OnceLock::new();
+fn cap() -> Simd {
+    static CAP: OnceLock<Simd> = OnceLock::new();
     *CAP.get_or_init(|| {
         match std::env::var(MAX_SIMD_ENV)
             .unwrap_or_default()
             .to_ascii_lowercase()
             .as_str()
         {
-            "scalar" => Level::Scalar,
-            "avx2" => Level::Avx2,
-            _ => Level::Avx512,
+            "scalar" => Simd::Scalar,
+            "avx2" => Simd::Avx2,
+            _ => Simd::Avx512,
         }
     })
 }
 
-/// Whether the AVX-512 (foundation) paths may run: the CPU has them and the cap allows them.
-pub(crate) fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        cap() >= Level::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
+impl Simd {
+    /// Whether this CPU can run it and [`MAX_SIMD_ENV`] allows it.
+    pub(crate) fn available(self) -> bool {
+        if self > cap() {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Simd::Scalar => true,
+                Simd::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+                Simd::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Simd::Scalar
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
-/// Whether the AVX2 paths (which also use FMA) may run: the CPU has both and the cap allows
-/// them.
-pub(crate) fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        cap() >= Level::Avx2
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
+    /// Every choice available, lowest first.
+    pub(crate) fn supported() -> Vec<Self> {
+        [Simd::Scalar, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|s| s.available())
+            .collect()
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// The highest choice available.
+    pub(crate) fn best() -> Self {
+        Self::supported().pop().unwrap_or(Simd::Scalar)
     }
 }
 
 /// The vector instructions the k-means searches use on this CPU under the cap: `"AVX-512"`,
 /// `"AVX2"` or `"scalar"`, for benchmarks and logs to report what they measured.
 pub fn simd_in_use() -> &'static str {
-    if avx512() {
-        "AVX-512"
-    } else if avx2_fma() {
-        "AVX2"
-    } else {
-        "scalar"
+    match Simd::best() {
+        Simd::Avx512 => "AVX-512",
+        Simd::Avx2 => "AVX2",
+        Simd::Scalar => "scalar",
     }
 }

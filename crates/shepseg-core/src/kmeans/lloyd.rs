@@ -78,44 +78,14 @@ const SLACK: f64 = 1e-9;
 /// How many points ahead of the one being bounded the assignment step prefetches the sample.
 const X_AHEAD: usize = 24;
 
-/// The vector instructions a pass over the sample uses, chosen once per fit; every choice
-/// gives the same results. For Lloyd's assignment, how a point whose bounds fail is scanned:
-/// `Scalar` scans only the centres the triangle inequality cannot rule out, one at a time; the
-/// vector choices score every centre, four (AVX2) or eight (AVX-512) a vector. For k-means++'s
-/// passes, eight or sixteen points a vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Simd {
-    /// Any CPU.
-    Scalar,
-    /// CPUs with AVX2 and FMA.
-    Avx2,
-    /// CPUs with AVX-512F.
-    Avx512,
-}
+/// The vector instructions a pass over the sample uses, chosen once per fit. For Lloyd's
+/// assignment, how a point whose bounds fail is scanned: `Scalar` scans only the centres the
+/// triangle inequality cannot rule out, one at a time; the vector choices score every centre,
+/// one point a lane (exactly, four (AVX2) or eight (AVX-512) centres a vector, where that
+/// leaves a point uncertain). For k-means++'s passes, eight or sixteen points a vector.
+pub(super) use crate::cpu::Simd;
 
 impl Simd {
-    /// Whether this CPU can run it (and [`crate::MAX_SIMD_ENV`] allows it).
-    fn available(self) -> bool {
-        match self {
-            Simd::Scalar => true,
-            Simd::Avx2 => crate::cpu::avx2_fma(),
-            Simd::Avx512 => crate::cpu::avx512(),
-        }
-    }
-
-    /// Every choice this CPU can run, slowest first.
-    pub(super) fn supported() -> Vec<Self> {
-        [Simd::Scalar, Simd::Avx2, Simd::Avx512]
-            .into_iter()
-            .filter(|s| s.available())
-            .collect()
-    }
-
-    /// The fastest choice this CPU can run.
-    pub(super) fn best() -> Self {
-        Self::supported().pop().unwrap_or(Simd::Scalar)
-    }
-
     /// Centres a vector of Lloyd's scan holds, the padding the centres need.
     fn width(self) -> usize {
         match self {
@@ -407,7 +377,7 @@ impl Block<'_> {
     #[inline(always)]
     fn full_each<const NB: usize>(&mut self, d: &Data, geo: &Geometry, idx: &[u32]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 {
+        if self.scans_lanes::<NB>() {
             match self.scan {
                 Simd::Avx512 => {
                     return self.full_lanes::<NB>(
@@ -442,6 +412,13 @@ impl Block<'_> {
             changed |= self.labels[i] as usize != a;
         }
         changed
+    }
+
+    /// Whether [`Block::full_each`] scores the points side by side ([`Block::full_lanes`]):
+    /// with a vector instruction set and at most 8 bands.
+    #[inline(always)]
+    fn scans_lanes<const NB: usize>(&self) -> bool {
+        NB > 0 && NB <= 8 && self.scan != Simd::Scalar
     }
 
     /// [`Block::full_each`] for the points `idx`, scored first in `f32` one point a lane,
@@ -557,23 +534,26 @@ impl Block<'_> {
     fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
         // Taken out of `self` for the step, so that the scans can borrow `self`.
         let todo = std::mem::take(&mut self.todo);
-        let (mut from, mut m) = (0, 0);
-        #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
-            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-            (from, m) = unsafe { self.move_bounds_avx512::<NB>(moved, todo) };
-        }
-        let m = self.move_bounds(moved, todo, from, m);
-        let (mut from, mut m2) = (0, 0);
-        #[cfg(target_arch = "x86_64")]
-        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
-            // SAFETY: as above.
-            (from, m2) = unsafe { self.tighten_avx512::<NB>(moved, todo, m) };
-        }
-        let m2 = self.tighten::<NB>(moved, todo, from, m, m2);
+        let m2 = self.bound_passes::<NB>(moved, todo);
         let changed = self.full_each::<NB>(moved.d, moved.geo, &todo[..m2]);
         self.todo = todo;
         changed
+    }
+
+    /// The first two passes of [`Block::step`], eight points a vector with AVX-512; returns
+    /// how many points they leave in `todo` for the scans.
+    #[inline(always)]
+    fn bound_passes<const NB: usize>(&mut self, moved: &Moved, todo: &mut [u32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+            return unsafe {
+                let m = self.move_bounds_avx512::<NB>(moved, todo);
+                self.tighten_avx512::<NB>(moved, todo, m)
+            };
+        }
+        let m = self.move_bounds(moved, todo, 0, 0);
+        self.tighten::<NB>(moved, todo, 0, m, 0)
     }
 
     /// The first pass of [`Block::step`] from point `from` on, `m` points already listed:
@@ -624,14 +604,14 @@ impl Block<'_> {
     }
 
     /// [`Block::move_bounds`] eight points a vector, the same arithmetic lane by lane, over
-    /// the whole groups of eight; returns where it stopped and how many it listed.
+    /// the whole groups of eight (the scalar loop takes the rest); returns how many it listed.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn move_bounds_avx512<const NB: usize>(
         &mut self,
         moved: &Moved,
         todo: &mut [u32],
-    ) -> (usize, usize) {
+    ) -> usize {
         use std::arch::x86_64::*;
         let Moved {
             geo, shift, drop, ..
@@ -663,12 +643,12 @@ impl Block<'_> {
             }
             i += 8;
         }
-        (i, m)
+        self.move_bounds(moved, todo, i, m)
     }
 
     /// [`Block::tighten`] eight points a vector (gathered), the same arithmetic lane by lane,
-    /// over the whole groups of eight of `todo[..m]`; returns where it stopped and how many
-    /// it kept.
+    /// over the whole groups of eight of `todo[..m]` (the scalar loop takes the rest); returns
+    /// how many it kept.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn tighten_avx512<const NB: usize>(
@@ -676,7 +656,7 @@ impl Block<'_> {
         moved: &Moved,
         todo: &mut [u32],
         m: usize,
-    ) -> (usize, usize) {
+    ) -> usize {
         use std::arch::x86_64::*;
         let Moved { d, geo, .. } = *moved;
         let mut m2 = 0;
@@ -724,14 +704,14 @@ impl Block<'_> {
             }
             k += 8;
         }
-        (k, m2)
+        self.tighten::<NB>(moved, todo, k, m, m2)
     }
 
     /// Assigns every point of the block from scratch, each starting from the previous
     /// point's label (the answer does not depend on that guess).
     #[inline(always)]
     fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
-        if NB > 0 && NB <= 8 && self.scan != Simd::Scalar {
+        if self.scans_lanes::<NB>() {
             let todo = std::mem::take(&mut self.todo);
             let n = self.labels.len();
             for (i, t) in todo[..n].iter_mut().enumerate() {

@@ -100,14 +100,14 @@ impl Predictor {
     /// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order).
     pub(crate) fn predict_image<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::avx512() {
+        if crate::cpu::Simd::Avx512.available() {
             // SAFETY: the CPU supports AVX-512F (FMA included), as checked on the line above.
             if let Some(out) = unsafe { self.predict_image_avx512(img, null) } {
                 return out;
             }
         }
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::avx2_fma() {
+        if crate::cpu::Simd::Avx2.available() {
             // SAFETY: the CPU supports AVX2 and FMA, as checked on the line above.
             if let Some(out) = unsafe { self.predict_image_avx2(img, null) } {
                 return out;
