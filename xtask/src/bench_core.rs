@@ -292,7 +292,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 /// Writes a segmentation as shepseg's output (attribute table, statistics, overviews) through
 /// the stitcher, as one tile.
 fn write_segments(path: &std::path::Path, seg: &ndarray::Array2<u32>) -> anyhow::Result<()> {
-    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher};
+    use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, Stitcher, TileSink};
     let (rows, cols) = seg.dim();
     let geometry = OutputGeometry {
         cols,

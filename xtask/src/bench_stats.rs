@@ -74,7 +74,7 @@ pub fn bench(args: &BenchStatsArgs) -> anyhow::Result<()> {
     let segments = {
         let ds = gdal::Dataset::open(&seg)?;
         let band = ds.rasterband(1)?;
-        shepseg_stitch::rat::read_column(&band, shepseg_stitch::rat::HISTOGRAM)
+        shepseg_tiling::rat::read_column(&band, shepseg_tiling::rat::HISTOGRAM)
             .map_or(0, |h| h.len() - 1)
     };
     let band_list: Vec<String> = (1..=bands.min(4)).map(|b| b.to_string()).collect();
@@ -162,7 +162,7 @@ pub struct BenchRatArgs {
 
 /// Times writing and reading a large attribute table in GTiff and HFA.
 pub fn bench_rat(args: &BenchRatArgs) -> anyhow::Result<()> {
-    use shepseg_stitch::rat::{ColumnType, ColumnUsage, Rat};
+    use shepseg_tiling::rat::{ColumnType, ColumnUsage, Rat};
     std::fs::create_dir_all("bench-out")?;
     println!(
         "\nattribute table of {} rows x {} columns",
@@ -206,7 +206,7 @@ pub fn bench_rat(args: &BenchRatArgs) -> anyhow::Result<()> {
             let ds = gdal::Dataset::open(&path)?;
             let band = ds.rasterband(1)?;
             for c in 0..args.columns {
-                let v = shepseg_stitch::rat::read_column(&band, &format!("col{c}"))
+                let v = shepseg_tiling::rat::read_column(&band, &format!("col{c}"))
                     .context("column missing")?;
                 if v.len() != args.rows {
                     bail!("{driver}: read {} rows", v.len());

@@ -4,10 +4,11 @@
 //! model for the whole raster, overlapping tiles segmented and stitched into one UInt32 raster
 //! with a raster attribute table.
 
+mod executor;
 mod interrupt;
+mod report;
 mod segment;
 mod stats;
-mod timings;
 mod worker;
 
 use clap::{Parser, Subcommand};

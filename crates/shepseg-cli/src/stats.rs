@@ -33,7 +33,7 @@ pub struct StatsOptions {
 
 impl StatsOptions {
     /// The request, or `None` when nothing was asked for.
-    fn request(
+    pub fn request(
         &self,
         bands: &[usize],
         workers: usize,
@@ -48,7 +48,7 @@ impl StatsOptions {
         let stats: Vec<Stat> = self
             .stat
             .iter()
-            .map(|s| s.parse())
+            .map(|s| s.parse().with_context(|| format!("--stat {s}")))
             .collect::<Result<_, _>>()?;
         if !bands.is_empty() && stats.is_empty() {
             bail!("--stat: give at least one statistic for the bands");
@@ -70,7 +70,10 @@ impl StatsOptions {
         let spatial = self
             .spatial
             .iter()
-            .map(|s| parse_spatial(s, spatial_band, four_connected))
+            .map(|s| {
+                parse_spatial(s, spatial_band, four_connected)
+                    .with_context(|| format!("--spatial {s}"))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Some(StatsRequest {
             bands: bands.to_vec(),
@@ -81,6 +84,11 @@ impl StatsOptions {
             workers,
             strip_rows: 0,
         }))
+    }
+
+    /// The bands of `--colour-from-bands`, if given (checked by [`StatsOptions::request`]).
+    pub fn colour_bands(&self) -> Option<[usize; 3]> {
+        <[usize; 3]>::try_from(self.colour_from_bands.as_slice()).ok()
     }
 
     /// Checks the options before any work is done (a typo should not cost a segmentation).
@@ -237,6 +245,11 @@ pub fn run_subset(args: &SubsetArgs) -> anyhow::Result<()> {
         &options,
         args.orig_id_column.as_deref(),
     )
+    .with_context(|| match window {
+        SubsetWindow::ProjWin(..) => "--projwin".to_string(),
+        SubsetWindow::SrcWin(..) => "--srcwin".to_string(),
+        SubsetWindow::Mask(_) => "--mask".to_string(),
+    })
     .with_context(|| format!("subset of {}", args.segfile.display()))?;
     if !args.quiet {
         let (x, y, w, h) = r.window;

@@ -327,3 +327,37 @@ fn interrupted_job_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}; {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The library example: a user's fifteen lines, included as they are.
+#[allow(dead_code)]
+#[path = "../../shepseg-pipeline/examples/tiled_segmentation.rs"]
+mod example;
+
+/// The pipeline crate's example, run on a multi-tile image, writes exactly what `shepseg
+/// segment INPUT OUTPUT` writes with the same defaults: pixels, overviews and table.
+#[test]
+fn the_library_example_equals_the_command_line() {
+    let dir = tempdir("example");
+    let input = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
+    let (lib, cli) = (dir.join("lib.tif"), dir.join("cli.tif"));
+    example::segment(input.to_str().unwrap(), lib.to_str().unwrap()).unwrap();
+    let o = shepseg(&[
+        "segment",
+        input.to_str().unwrap(),
+        cli.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (a, b) in [
+        (lib.clone(), cli.clone()),
+        (dir.join("lib.tif.aux.xml"), dir.join("cli.tif.aux.xml")),
+    ] {
+        let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(a == b, "{} bytes against {}", a.len(), b.len());
+    }
+    // Four tiles, stitched, with overviews: not the one-tile case.
+    let r = Raster::open(&lib).unwrap();
+    assert!(r.dataset().rasterband(1).unwrap().overview_count().unwrap() > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gdal::Dataset;
-use shepseg_stitch::rat::read_column;
+use shepseg_tiling::rat::read_column;
 
 mod common;
 use common::{rgbn, shepseg, tempdir};
@@ -334,5 +334,9 @@ fn spatial_statistics_from_the_command_line() {
         "variogram:x",
     ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--spatial variogram:x"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--spatial") && err.contains("variogram:x"),
+        "{err}"
+    );
 }

@@ -14,7 +14,9 @@ use shepseg_exec_fargate::{
     run_worker, RemoteError, RemoteExecutor, RemoteOptions, WorkerInvocation, WorkerLauncher,
     WorkerOptions,
 };
-use shepseg_tiling::{ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor};
+use shepseg_tiling::{
+    ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileFailure,
+};
 use tokio::runtime::Handle;
 
 #[path = "../../../testdata/rgbn_job.rs"]
@@ -199,7 +201,17 @@ fn a_tile_failing_on_every_attempt_fails_the_job_with_the_worker_error() {
     let err = ex.run(&job, &mut Collect::default()).unwrap_err();
     let msg = err.to_string();
     // Whichever tile reaches its third failure first is named.
-    assert!(matches!(err, ExecError::Remote { .. }), "{msg}");
+    // The same variant as a tile failing on a local thread: the tile, and the cause.
+    assert!(
+        matches!(
+            err,
+            ExecError::Tile {
+                cause: TileFailure::Reported(_),
+                ..
+            }
+        ),
+        "{msg}"
+    );
     assert!(msg.starts_with("tile ("), "{msg}");
     assert!(msg.contains("failed on 3 attempts"), "{msg}");
     assert!(msg.contains("/nonexistent/shepseg/input.tif"), "{msg}");
@@ -234,5 +246,9 @@ fn no_worker_means_a_barrier_timeout_not_a_hang() {
         quiet(),
     );
     let err = ex.run(&rgbn_job(), &mut Collect::default()).unwrap_err();
-    assert!(err.to_string().contains("--barrier-timeout"), "{err}");
+    assert!(matches!(err, ExecError::NoWorkers { seconds: 1 }), "{err}");
+    assert!(
+        err.to_string().contains("no worker connected within 1 s"),
+        "{err}"
+    );
 }

@@ -4,24 +4,27 @@
 //! dataset (datasets are not `Sync`), takes the next tile in the order the stitcher needs them,
 //! reads it holding one of at most `max_concurrent_reads` read permits, segments it, and sends it
 //! back. The calling thread puts finished tiles in order and pushes them to the consumer, so
-//! stitching starts with the first tile and overlaps segmentation. A worker may not start a tile
-//! more than `workers + max_waiting` ahead of the last tile consumed: finished tiles waiting for
-//! the consumer are capped, and memory grows with workers x tile size, not with the image. The
-//! grid's lead tiles ([`shepseg_tiling::TileGrid::dispatch_order`]: the large corner tile) are
-//! started first and held, outside that cap, until their turn.
+//! stitching starts with the first tile and overlaps segmentation. Which tile may start and the
+//! hand-over in order are the executors' shared contract ([`Gate`], [`Reorder`]): a worker may
+//! not start a tile more than `workers + max_waiting` ahead of the last tile consumed, so memory
+//! grows with workers x tile size, not with the image; the grid's lead tiles (the large corner
+//! tile) start first.
 //!
 //! A tile that fails (read error, panic) or is not done within `tile_timeout` stops the job with
 //! an error naming the tile; the other workers stop at their next tile.
+//!
+//! [`ThreadsExecutor::map_in_order`] is the machinery without the segmentation: any per-tile
+//! work, results handed over in tile order. The [`TileExecutor`] implementation is that with
+//! "read and segment the tile" as the work.
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use shepseg_tiling::{
-    read_tile, segment_read, ExecError, Raster, SegmentedTile, TileConsumer, TileExecutor, TileJob,
-    TilingError,
+    read_tile, segment_read, ExecError, Gate, Raster, Reorder, Tile, TileConsumer, TileExecutor,
+    TileFailure, TileJob, TilingError,
 };
 
 /// Local worker threads; see the crate docs.
@@ -58,50 +61,40 @@ struct Sched {
     stop: bool,
 }
 
-/// When a worker may start a tile: the `lead` tiles at the head of the dispatch order at once,
-/// the others in turn with at most `window` of them started and not yet consumed. The lead
-/// tiles are the grid's last ([`shepseg_tiling::TileGrid::dispatch_order`]), so until the end
-/// the consumed tiles are all others, and at most `window + lead` tiles are ever held.
-struct Gate {
-    lead: usize,
-    window: usize,
-}
-
-impl Gate {
-    /// Whether the tile at position `next` of the dispatch order may start once `consumed`
-    /// tiles have been consumed.
-    fn may_start(&self, next: usize, consumed: usize) -> bool {
-        next < self.lead || next - self.lead < consumed + self.window
-    }
-}
-
 /// Locks the schedule, surviving a poisoned lock (a panicking worker is reported separately).
 fn lock(m: &Mutex<Sched>) -> std::sync::MutexGuard<'_, Sched> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A counting semaphore for read permits.
-struct Permits {
+pub struct ReadPermits {
     free: Mutex<usize>,
     cond: Condvar,
 }
 
-impl Permits {
+impl ReadPermits {
+    fn new(n: usize) -> Self {
+        Self {
+            free: Mutex::new(n.max(1)),
+            cond: Condvar::new(),
+        }
+    }
+
     /// Waits for a permit; it is given back when the guard drops, even if the read panics.
-    fn acquire(&self) -> PermitGuard<'_> {
+    pub fn acquire(&self) -> ReadPermit<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
             free = self.cond.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
-        PermitGuard(self)
+        ReadPermit(self)
     }
 }
 
 /// A held read permit.
-struct PermitGuard<'a>(&'a Permits);
+pub struct ReadPermit<'a>(&'a ReadPermits);
 
-impl Drop for PermitGuard<'_> {
+impl Drop for ReadPermit<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.cond.notify_one();
@@ -109,27 +102,42 @@ impl Drop for PermitGuard<'_> {
 }
 
 /// What a worker sends back for tile `index`.
-enum Outcome {
-    Done(Box<SegmentedTile>),
+enum Outcome<T> {
+    Done(Box<T>),
     Failed(TilingError),
     Panicked(String),
     Setup(TilingError),
 }
 
-impl TileExecutor for ThreadsExecutor {
-    fn run<C: TileConsumer>(
+/// A panic's message.
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl ThreadsExecutor {
+    /// Runs `work` on every tile of `tiles` on the worker threads, each with its own dataset of
+    /// `input`, and hands the results to `consume` on the calling thread in tile order, with
+    /// the window, read permits and timeout of a segmentation job. `work` gets the open raster,
+    /// the tile and the read permits (to hold one while reading).
+    pub fn map_in_order<T, W, F, E>(
         &self,
-        job: &TileJob,
-        consumer: &mut C,
-    ) -> Result<(), ExecError<C::Error>> {
-        let tiles = job.grid.tiles();
+        input: &std::path::Path,
+        gate: &Gate,
+        tiles: &[Tile],
+        work: W,
+        mut consume: F,
+    ) -> Result<(), ExecError<E>>
+    where
+        T: Send,
+        W: Fn(&Raster, Tile, &ReadPermits) -> Result<T, TilingError> + Sync,
+        F: FnMut(T) -> Result<(), E>,
+    {
         let n = tiles.len();
         let workers = self.workers.max(1).min(n.max(1));
-        let (order, lead) = job.grid.dispatch_order(workers);
-        let gate = Gate {
-            lead,
-            window: workers + self.max_waiting,
-        };
+        let order = gate.dispatch_order(n);
         let sched = (
             Mutex::new(Sched {
                 next: 0,
@@ -138,18 +146,15 @@ impl TileExecutor for ThreadsExecutor {
             }),
             Condvar::new(),
         );
-        let permits = Permits {
-            free: Mutex::new(self.max_concurrent_reads.max(1)),
-            cond: Condvar::new(),
-        };
-        let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+        let permits = ReadPermits::new(self.max_concurrent_reads);
+        let (tx, rx) = mpsc::channel::<(usize, Outcome<T>)>();
 
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (sched, permits, order, gate) = (&sched, &permits, &order, &gate);
+                let (sched, permits, order, work) = (&sched, &permits, &order, &work);
                 scope.spawn(move || {
-                    let raster = match Raster::open(&job.input) {
+                    let raster = match Raster::open(input) {
                         Ok(r) => r,
                         Err(e) => {
                             let _ = tx.send((usize::MAX, Outcome::Setup(e)));
@@ -159,7 +164,10 @@ impl TileExecutor for ThreadsExecutor {
                     loop {
                         let index = {
                             let mut s = lock(&sched.0);
-                            while !s.stop && s.next < n && !gate.may_start(s.next, s.consumed) {
+                            while !s.stop
+                                && s.next < n
+                                && !gate.may_start(order[s.next], s.consumed)
+                            {
                                 s = sched.1.wait(s).unwrap_or_else(|e| e.into_inner());
                             }
                             if s.stop || s.next >= n {
@@ -168,23 +176,12 @@ impl TileExecutor for ThreadsExecutor {
                             s.next += 1;
                             order[s.next - 1]
                         };
-                        let tile = tiles[index];
-                        let outcome = catch_unwind(AssertUnwindSafe(|| {
-                            let read = {
-                                let _permit = permits.acquire();
-                                read_tile(&raster, job, tile)
-                            };
-                            segment_read(job, tile, read?)
-                        }));
+                        let outcome =
+                            catch_unwind(AssertUnwindSafe(|| work(&raster, tiles[index], permits)));
                         let msg = match outcome {
                             Ok(Ok(done)) => Outcome::Done(Box::new(done)),
                             Ok(Err(e)) => Outcome::Failed(e),
-                            Err(p) => Outcome::Panicked(
-                                p.downcast_ref::<&str>()
-                                    .map(|s| s.to_string())
-                                    .or_else(|| p.downcast_ref::<String>().cloned())
-                                    .unwrap_or_else(|| "unknown panic".into()),
-                            ),
+                            Err(p) => Outcome::Panicked(panic_message(p)),
                         };
                         let failed = !matches!(msg, Outcome::Done(_));
                         if tx.send((index, msg)).is_err() || failed {
@@ -196,9 +193,8 @@ impl TileExecutor for ThreadsExecutor {
             drop(tx);
 
             let result = (|| {
-                let mut waiting: BTreeMap<usize, Box<SegmentedTile>> = BTreeMap::new();
-                let mut consumed = 0;
-                while consumed < n {
+                let mut reorder = Reorder::new(n);
+                while !reorder.is_done() {
                     let received = match self.tile_timeout {
                         Some(t) => rx
                             .recv_timeout(t)
@@ -208,7 +204,7 @@ impl TileExecutor for ThreadsExecutor {
                     let (index, outcome) = match received {
                         Ok(m) => m,
                         Err(timed_out) => {
-                            let tile = tiles[consumed];
+                            let tile = tiles[reorder.consumed()];
                             if timed_out {
                                 return Err(ExecError::Timeout {
                                     col: tile.col,
@@ -216,32 +212,30 @@ impl TileExecutor for ThreadsExecutor {
                                     seconds: self.tile_timeout.map_or(0, |t| t.as_secs()),
                                 });
                             }
-                            return Err(ExecError::Panic {
-                                col: tile.col,
-                                row: tile.row,
-                                message: "all workers stopped".into(),
-                            });
+                            return Err(ExecError::tile(
+                                tile,
+                                TileFailure::Panicked("all workers stopped".into()),
+                            ));
                         }
                     };
                     let tile = tiles.get(index).copied();
-                    let (col, row) = tile.map_or((0, 0), |t| (t.col, t.row));
+                    let fail = |cause| match tile {
+                        Some(t) => ExecError::tile(t, cause),
+                        None => ExecError::Workers(cause.to_string()),
+                    };
                     match outcome {
                         Outcome::Done(t) => {
-                            waiting.insert(index, t);
+                            let handed = reorder
+                                .finished(index, *t, &mut consume)
+                                .map_err(ExecError::Consumer)?;
+                            if handed > 0 {
+                                lock(&sched.0).consumed = reorder.consumed();
+                                sched.1.notify_all();
+                            }
                         }
-                        Outcome::Failed(source) => {
-                            return Err(ExecError::Tile { col, row, source })
-                        }
-                        Outcome::Panicked(message) => {
-                            return Err(ExecError::Panic { col, row, message })
-                        }
+                        Outcome::Failed(e) => return Err(fail(TileFailure::Error(e))),
+                        Outcome::Panicked(m) => return Err(fail(TileFailure::Panicked(m))),
                         Outcome::Setup(e) => return Err(ExecError::Setup(e)),
-                    }
-                    while let Some(t) = waiting.remove(&consumed) {
-                        consumer.consume(*t).map_err(ExecError::Consumer)?;
-                        consumed += 1;
-                        lock(&sched.0).consumed = consumed;
-                        sched.1.notify_all();
                     }
                 }
                 Ok(())
@@ -253,47 +247,29 @@ impl TileExecutor for ThreadsExecutor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shepseg_tiling::TileGrid;
+impl TileExecutor for ThreadsExecutor {
+    fn run<C: TileConsumer>(
+        &self,
+        job: &TileJob,
+        consumer: &mut C,
+    ) -> Result<(), ExecError<C::Error>> {
+        let gate = Gate::for_grid(&job.grid, self.workers, self.max_waiting);
+        self.map_in_order(
+            &job.input,
+            &gate,
+            job.grid.tiles(),
+            |raster, tile, permits| {
+                let read = {
+                    let _permit = permits.acquire();
+                    read_tile(raster, job, tile)
+                };
+                segment_read(job, tile, read?)
+            },
+            |t| consumer.consume(t),
+        )
+    }
 
-    /// Workers finishing tiles in a scrambled order, the consumer taking them in grid order:
-    /// the gate never lets more than `window + lead` tiles be held, never stalls, and starts
-    /// the lead tile first.
-    #[test]
-    fn the_gate_bounds_held_tiles_and_never_stalls() {
-        let grid = TileGrid::new(1000, 700, 128, 32).unwrap();
-        let n = grid.tiles().len();
-        for (workers, max_waiting) in [(1, 0), (2, 2), (3, 1), (8, 2)] {
-            let (order, lead) = grid.dispatch_order(workers);
-            let gate = Gate {
-                lead,
-                window: workers + max_waiting,
-            };
-            let (mut next, mut consumed) = (0, 0);
-            let mut running: Vec<usize> = Vec::new();
-            let mut finished = vec![false; n];
-            let mut step = 0u64;
-            while consumed < n {
-                while running.len() < workers && next < n && gate.may_start(next, consumed) {
-                    running.push(order[next]);
-                    next += 1;
-                }
-                assert!(!running.is_empty(), "stalled at {consumed} consumed");
-                // A pseudo-random running tile finishes.
-                step = step
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let t = running.swap_remove((step >> 33) as usize % running.len());
-                finished[t] = true;
-                while consumed < n && finished[consumed] {
-                    consumed += 1;
-                }
-                let held = order[..next].iter().filter(|&&t| t >= consumed).count();
-                assert!(held <= gate.window + lead, "{held} tiles held");
-            }
-            assert_eq!(order[0], if workers > 1 { n - 1 } else { 0 });
-        }
+    fn concurrency(&self) -> usize {
+        self.workers.max(1)
     }
 }

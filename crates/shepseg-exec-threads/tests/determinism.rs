@@ -7,7 +7,8 @@ use ndarray::Array2;
 use shepseg_exec_threads::ThreadsExecutor;
 use shepseg_stitch::{MemorySink, StitchError, StitchReport, Stitcher};
 use shepseg_tiling::{
-    ExecError, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileJob,
+    ExecError, FnConsumer, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor,
+    TileFailure, TileJob, TilingError,
 };
 
 #[path = "../../../testdata/rgbn_job.rs"]
@@ -122,8 +123,70 @@ fn a_slow_tile_times_out() {
     .run(&job, &mut c)
     .unwrap_err();
     let msg = e.to_string();
+    assert!(matches!(e, ExecError::Timeout { .. }), "{msg}");
+    assert!(msg.contains("not done within"), "{msg}");
+}
+
+#[test]
+fn a_failing_tile_is_named_with_its_cause() {
+    // Band 9 of a 4-band image: every read fails, in whichever worker takes the tile.
+    let mut job = rgbn_job();
+    job.bands = vec![1, 9];
+    let mut c = Stitch::rgbn(&job, None);
+    let e = ThreadsExecutor {
+        workers: 2,
+        ..Default::default()
+    }
+    .run(&job, &mut c)
+    .unwrap_err();
+    let msg = e.to_string();
     assert!(
-        msg.contains("not done within") && msg.contains("--tile-timeout"),
+        matches!(
+            e,
+            ExecError::Tile {
+                cause: TileFailure::Error(TilingError::Read { band: 9, .. }),
+                ..
+            }
+        ),
         "{msg}"
     );
+    assert!(msg.starts_with("tile (") && msg.contains("band 9"), "{msg}");
+    assert_eq!(c.seen, 0);
+}
+
+#[test]
+fn closures_and_borrowed_consumers_take_tiles_in_row_major_order() {
+    let job = rgbn_job();
+    let n = job.grid.tiles().len();
+    let mut seen = Vec::new();
+    let mut consumer = FnConsumer(|t: SegmentedTile| {
+        seen.push((t.tile.row, t.tile.col));
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let threads = ThreadsExecutor {
+        workers: 3,
+        ..Default::default()
+    };
+    // A consumer lent as `&mut`, then used again.
+    threads.run(&job, &mut &mut consumer).unwrap();
+    let expected: Vec<(usize, usize)> = job.grid.tiles().iter().map(|t| (t.row, t.col)).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(seen.len(), n);
+    // Through a reference to the executor, as the pipeline takes one.
+    let by_ref: &ThreadsExecutor = &threads;
+    assert_eq!(count_tiles(by_ref, &job), n);
+}
+
+/// Tiles an executor delivers, counted by a closure.
+fn count_tiles(exec: impl TileExecutor, job: &TileJob) -> usize {
+    let mut count = 0;
+    exec.run(
+        job,
+        &mut FnConsumer(|_t: SegmentedTile| {
+            count += 1;
+            Ok::<(), std::convert::Infallible>(())
+        }),
+    )
+    .unwrap();
+    count
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use shepseg_stitch::rat::{ColumnType, ColumnUsage, RatEditor};
+use shepseg_tiling::rat::{ColumnType, ColumnUsage, RatEditor};
 
 use crate::error::{file_err, StatsError};
 

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
-use shepseg_stitch::rat::{ColumnType, ColumnUsage, RatEditor};
+use shepseg_tiling::rat::{ColumnType, ColumnUsage, RatEditor};
 
 pub use error::StatsError;
 pub use spatial::{parse_spatial, SegmentPixels, SpatialStat};
@@ -186,7 +186,9 @@ pub fn compute_stats(
     req: &StatsRequest,
 ) -> Result<StatsReport, StatsError> {
     if req.workers == 0 {
-        return Err(StatsError::BadOption("--workers must be at least 1".into()));
+        return Err(StatsError::BadOption(
+            "reader threads must be at least 1".into(),
+        ));
     }
     if req.bands.is_empty() && req.spatial.is_empty() {
         return Err(StatsError::BadOption(
@@ -194,7 +196,7 @@ pub fn compute_stats(
         ));
     }
     if !req.bands.is_empty() && req.stats.is_empty() {
-        return Err(StatsError::BadOption("no --stat given".into()));
+        return Err(StatsError::BadOption("no statistic given".into()));
     }
     let mut seg = open_update(segfile)?;
     let raster = shepseg_tiling::Raster::open(image)?;

@@ -2,7 +2,7 @@
 //! chosen attribute-table columns. Implement [`SpatialStat`] to add your own; the built-ins are
 //! pyshepseg's: mean coordinate, number of edge pixels, and the variogram.
 
-use shepseg_stitch::rat::ColumnType;
+use shepseg_tiling::rat::ColumnType;
 
 /// The valid pixels of one segment, in raster order (row, then column), with the values of
 /// the band the spatial statistics use. Nodata pixels are not included.
@@ -197,7 +197,7 @@ pub fn parse_spatial(
                 .filter(|d| (1..=100).contains(d))
                 .ok_or_else(|| {
                     crate::StatsError::BadOption(format!(
-                        "--spatial {spec}: expected meancoord, edgepixels or variogram:MAXDIST (1..100)"
+                        "spatial statistic {spec}: expected meancoord, edgepixels or variogram:MAXDIST (1..100)"
                     ))
                 })?;
             Ok(Box::new(Variogram { max_dist: d }))

@@ -57,15 +57,15 @@ impl FromStr for Stat {
                     .or_else(|| t.strip_prefix("percentile,"))
                     .ok_or_else(|| {
                         StatsError::BadOption(format!(
-                            "--stat {s}: expected mean, stddev, min, max, median, mode, count or percentile:P"
+                            "statistic {s}: expected mean, stddev, min, max, median, mode, count or percentile:P"
                         ))
                     })?;
                 let p: u32 = p.trim().parse().map_err(|_| {
-                    StatsError::BadOption(format!("--stat {s}: P must be a whole number 0..100"))
+                    StatsError::BadOption(format!("statistic {s}: P must be a whole number 0..100"))
                 })?;
                 if p > 100 {
                     return Err(StatsError::BadOption(format!(
-                        "--stat {s}: P must be in 0..100"
+                        "statistic {s}: P must be in 0..100"
                     )));
                 }
                 Stat::Percentile(p)

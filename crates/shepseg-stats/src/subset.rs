@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use gdal::Dataset;
 use ndarray::Array2;
-use shepseg_stitch::rat::{ColumnType, ColumnUsage, Rat, RatEditor};
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, TileSink};
+use shepseg_tiling::rat::{ColumnType, ColumnUsage, Rat, RatEditor};
 use shepseg_tiling::Window;
 
 use crate::error::{file_err, StatsError};
@@ -85,7 +85,7 @@ pub fn subset(
             let (brx, bry) = (a.0.max(b.0).ceil(), a.1.max(b.1).ceil());
             if tlx < 0.0 || tly < 0.0 || brx > cols as f64 || bry > rows as f64 {
                 return Err(StatsError::BadOption(format!(
-                    "--projwin {ulx} {uly} {lrx} {lry} is not inside {}",
+                    "map window {ulx} {uly} {lrx} {lry} is not inside {}",
                     segfile.display()
                 )));
             }
@@ -205,15 +205,13 @@ pub fn subset(
         }
         let arr =
             Array2::from_shape_vec((bh, bw), v).map_err(|e| StatsError::Gdal(e.to_string()))?;
-        out.write(
-            Window {
-                xoff: bx,
-                yoff: by,
-                xsize: bw,
-                ysize: bh,
-            },
-            arr,
-        )?;
+        let window = Window {
+            xoff: bx,
+            yoff: by,
+            xsize: bw,
+            ysize: bh,
+        };
+        out.write(out.block_prep().prepare(window, arr)?)?;
     }
     hist[0] = 0;
     // The table: every input column, rows moved to their new IDs.

@@ -13,8 +13,8 @@ use reference_case::{bands, case, case_dir};
 use shepseg_stats::colour::colour_from_columns;
 use shepseg_stats::subset::{subset, SubsetWindow};
 use shepseg_stats::{compute_stats, parse_spatial, Stat, StatsRequest};
-use shepseg_stitch::rat::read_column;
 use shepseg_stitch::OutputOptions;
+use shepseg_tiling::rat::read_column;
 
 fn tempdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("shepseg-stats-{name}-{}", std::process::id()));

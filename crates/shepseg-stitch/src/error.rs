@@ -34,6 +34,28 @@ pub enum StitchError {
         /// Tiles in the grid.
         total: usize,
     },
+    /// The output exists and may not be replaced.
+    #[error("{}: already exists", .0.display())]
+    Exists(std::path::PathBuf),
+    /// The output driver is unknown or cannot create files.
+    #[error("output driver {driver}: {reason}")]
+    Driver {
+        /// The driver asked for.
+        driver: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A creation option GDAL does not take.
+    #[error("creation option {option}: {reason}")]
+    CreationOption {
+        /// The option as given.
+        option: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading the input or writing the attribute table failed.
+    #[error(transparent)]
+    Tiling(#[from] shepseg_tiling::TilingError),
     /// The output could not be written.
     #[error("{0}")]
     Output(String),

@@ -7,23 +7,28 @@
 //! while other tiles are still being segmented; where the pixels go is a [`TileSink`].
 //! [`Stitcher`] does everything in the calling thread; [`ParallelStitcher`] does the per-pixel
 //! work on a pool, leaving only per-segment bookkeeping and the write serial; with the default
-//! GTiff output even the write's compression runs on the pool ([`rawtiff`]).
+//! GTiff output even the write's compression runs on the pool (behind the [`TileSink`] seam:
+//! [`GdalOutput`] writes its tiles raw through libtiff where it can).
 //!
 //! Dependencies point one way: `shepseg-core` <- `shepseg-tiling` <- `shepseg-stitch`.
 
 #![deny(missing_docs)]
 
+mod encode;
 pub mod error;
 pub mod output;
+pub mod overview;
 pub mod parallel;
-pub mod rat;
-pub mod rawtiff;
+mod rawtiff;
 pub mod recode;
+pub mod sink;
 pub mod stitcher;
 #[cfg(test)]
 mod test_util;
 
 pub use error::StitchError;
 pub use output::{GdalOutput, OutputGeometry, OutputOptions};
+pub use overview::{overview_levels, Overview, OverviewBlock};
 pub use parallel::ParallelStitcher;
-pub use stitcher::{MemorySink, Overview, OverviewBlock, StitchReport, Stitcher, TileSink};
+pub use sink::{BlockPrep, MemorySink, OutputBlock, TileSink};
+pub use stitcher::{StitchReport, Stitcher};

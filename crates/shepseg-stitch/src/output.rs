@@ -22,14 +22,15 @@ use gdal::raster::Buffer;
 use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags, Metadata};
 use ndarray::Array2;
 use shepseg_core::rng::SplitMix64;
-use shepseg_tiling::Window;
 
+use crate::encode::EncodedOverview;
 use crate::error::StitchError;
-use crate::rat::{ColumnType, ColumnUsage, Rat};
-use crate::rawtiff::{RawTiff, TileEncoder};
-use crate::stitcher::{
-    encode_block, EncodedBlock, EncodedOverview, Overview, OverviewBlock, StitchReport, TileSink,
-};
+use crate::overview::{overview_levels, Overview};
+use crate::rawtiff::RawTiff;
+use crate::sink::{BlockData, BlockPrep, OutputBlock, TileSink};
+use crate::stitcher::StitchReport;
+use shepseg_tiling::rat::{ColumnType, ColumnUsage, Rat};
+use shepseg_tiling::Window;
 
 /// How to write the output.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,19 +87,6 @@ fn gtiff_has_zstd() -> bool {
         .ok()
         .and_then(|d| d.metadata_item("DMD_CREATIONOPTIONLIST", ""))
         .is_some_and(|list| list.contains("ZSTD"))
-}
-
-/// pyshepseg's overview levels for an image whose larger side is `size`.
-pub fn overview_levels(size: usize) -> Vec<usize> {
-    let mut levels = Vec::new();
-    let mut i = 2;
-    let mut ok = size >> i >= 1024;
-    while ok {
-        levels.push(1usize << i);
-        ok = size >> i >= 1024;
-        i += 1;
-    }
-    levels
 }
 
 /// The output raster being written; a [`TileSink`].
@@ -163,10 +151,7 @@ impl GdalOutput {
         options: &OutputOptions,
     ) -> Result<Self, StitchError> {
         if path.exists() && !options.overwrite {
-            return Err(out_err(
-                path,
-                "already exists (use --overwrite to replace it)",
-            ));
+            return Err(StitchError::Exists(path.to_path_buf()));
         }
         let (Some(name), Some(temp_dir)) = (path.file_name(), Self::partial_dir_for(path)) else {
             return Err(out_err(path, "is not a file name"));
@@ -177,14 +162,14 @@ impl GdalOutput {
         } else {
             options.driver.as_str()
         };
-        let driver = DriverManager::get_driver_by_name(driver_name).map_err(|_| {
-            StitchError::Output(format!("--of {}: no such GDAL driver", options.driver))
-        })?;
+        let bad_driver = |reason: &str| StitchError::Driver {
+            driver: options.driver.clone(),
+            reason: reason.into(),
+        };
+        let driver = DriverManager::get_driver_by_name(driver_name)
+            .map_err(|_| bad_driver("no such GDAL driver"))?;
         if driver.metadata_item("DCAP_CREATE", "").as_deref() != Some("YES") {
-            return Err(StitchError::Output(format!(
-                "--of {}: this GDAL driver cannot create files",
-                options.driver
-            )));
+            return Err(bad_driver("this GDAL driver cannot create files"));
         }
         if temp_dir.exists() {
             std::fs::remove_dir_all(&temp_dir).map_err(|e| out_err(&temp_dir, e))?;
@@ -229,11 +214,14 @@ impl GdalOutput {
         }
         let mut csl = CslStringList::new();
         for o in &co {
+            let bad = |reason: String| StitchError::CreationOption {
+                option: o.clone(),
+                reason,
+            };
             let (k, v) = o
                 .split_once('=')
-                .ok_or_else(|| StitchError::Output(format!("--co {o}: expected KEY=VALUE")))?;
-            csl.set_name_value(k, v)
-                .map_err(|e| StitchError::Output(format!("--co {o}: {e}")))?;
+                .ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+            csl.set_name_value(k, v).map_err(|e| bad(e.to_string()))?;
         }
         let result = (|| -> Result<Self, StitchError> {
             let mut ds = driver
@@ -338,27 +326,6 @@ impl GdalOutput {
         }
         let mut buf = Buffer::new((cols, rows), data);
         band.write((xoff as isize, yoff as isize), (cols, rows), &mut buf)
-    }
-
-    /// Writes the attribute table and statistics, closes the file and moves it into place.
-    pub fn finish(self, report: &StitchReport) -> Result<(), StitchError> {
-        let rows = report.histogram.len();
-        let mut rat = Rat::new(rows)?;
-        rat.add_histogram(&report.histogram)?;
-        let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
-        for (name, usage) in [
-            ("Red", ColumnUsage::Red),
-            ("Green", ColumnUsage::Green),
-            ("Blue", ColumnUsage::Blue),
-        ] {
-            let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
-            rat.add_column(name, ColumnType::Integer, usage, &col)?;
-        }
-        let alpha: Vec<f64> = (0..rows)
-            .map(|i| if i == 0 { 0.0 } else { 255.0 })
-            .collect();
-        rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
-        self.finish_with_rat(&rat, &report.histogram)
     }
 
     /// Like [`GdalOutput::finish`], with a table the caller built (for outputs that are not a
@@ -467,7 +434,7 @@ impl GdalOutput {
                 .map_err(|e| out_err(path, format!("closing: {e}")))?;
             return Ok(());
         }
-        rat.write_pam_sidecar(&aux)
+        Ok(rat.write_pam_sidecar(&aux)?)
     }
 
     /// Moves every file of the temporary folder beside OUTPUT, sidecars first, OUTPUT last.
@@ -517,63 +484,68 @@ impl Drop for GdalOutput {
 }
 
 impl TileSink for GdalOutput {
-    fn write(&mut self, w: Window, block: Array2<u32>) -> Result<(), StitchError> {
-        let subs = self
-            .overviews
-            .iter()
-            .map(|o| o.subsample(w, &block))
+    type Finished = ();
+
+    fn block_prep(&self) -> BlockPrep {
+        match &self.raw {
+            Some(raw) => BlockPrep::encoded(self.overviews.clone(), raw.encoder()),
+            None => BlockPrep::with_overviews(self.overviews.clone()),
+        }
+    }
+
+    fn write(&mut self, block: OutputBlock) -> Result<(), StitchError> {
+        let path = self.final_path.clone();
+        let w = block.window();
+        match block.into_data() {
+            BlockData::Encoded(block) => {
+                let raw = self
+                    .raw
+                    .as_mut()
+                    .ok_or_else(|| out_err(&path, format!("block {w:?}: not written raw")))?;
+                raw.write(block.tiles).map_err(|e| out_err(&path, e))?;
+                for (j, part) in block.overviews.into_iter().enumerate() {
+                    if let Some(part) = part {
+                        self.raw_overviews.push((j, part));
+                    }
+                }
+                Ok(())
+            }
+            BlockData::Pixels { block, overviews } => {
+                let ds = self.dataset()?;
+                let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
+                for (j, sub) in overviews.into_iter().enumerate() {
+                    let Some(sub) = sub else { continue };
+                    let mut ov = band.overview(j).map_err(|e| out_err(&path, e))?;
+                    let dim = sub.block.dim();
+                    Self::write_band(&mut ov, (sub.xoff, sub.yoff), dim, row_major(sub.block))
+                        .map_err(|e| out_err(&path, e))?;
+                }
+                let dim = block.dim();
+                Self::write_band(&mut band, (w.xoff, w.yoff), dim, row_major(block))
+                    .map_err(|e| out_err(&path, e))
+            }
+        }
+    }
+
+    /// Writes the attribute table and statistics, closes the file and moves it into place.
+    fn finish(self, report: &StitchReport) -> Result<(), StitchError> {
+        let rows = report.histogram.len();
+        let mut rat = Rat::new(rows)?;
+        rat.add_histogram(&report.histogram)?;
+        let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
+        for (name, usage) in [
+            ("Red", ColumnUsage::Red),
+            ("Green", ColumnUsage::Green),
+            ("Blue", ColumnUsage::Blue),
+        ] {
+            let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
+            rat.add_column(name, ColumnType::Integer, usage, &col)?;
+        }
+        let alpha: Vec<f64> = (0..rows)
+            .map(|i| if i == 0 { 0.0 } else { 255.0 })
             .collect();
-        match self.tile_encoder() {
-            Some(enc) => {
-                let encoded = encode_block(&enc, w, &block, subs)?;
-                self.write_encoded(w, encoded)
-            }
-            None => self.write_with_overviews(w, block, subs),
-        }
-    }
-
-    fn tile_encoder(&self) -> Option<TileEncoder> {
-        self.raw.as_ref().map(RawTiff::encoder)
-    }
-
-    fn write_encoded(&mut self, w: Window, block: EncodedBlock) -> Result<(), StitchError> {
-        let path = self.final_path.clone();
-        let raw = self
-            .raw
-            .as_mut()
-            .ok_or_else(|| out_err(&path, format!("block {w:?}: not written raw")))?;
-        raw.write(block.tiles).map_err(|e| out_err(&path, e))?;
-        for (j, part) in block.overviews.into_iter().enumerate() {
-            if let Some(part) = part {
-                self.raw_overviews.push((j, part));
-            }
-        }
-        Ok(())
-    }
-
-    fn overviews(&self) -> &[Overview] {
-        &self.overviews
-    }
-
-    fn write_with_overviews(
-        &mut self,
-        w: Window,
-        block: Array2<u32>,
-        overviews: Vec<Option<OverviewBlock>>,
-    ) -> Result<(), StitchError> {
-        let path = self.final_path.clone();
-        let ds = self.dataset()?;
-        let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
-        for (j, sub) in overviews.into_iter().enumerate() {
-            let Some(sub) = sub else { continue };
-            let mut ov = band.overview(j).map_err(|e| out_err(&path, e))?;
-            let dim = sub.block.dim();
-            Self::write_band(&mut ov, (sub.xoff, sub.yoff), dim, row_major(sub.block))
-                .map_err(|e| out_err(&path, e))?;
-        }
-        let dim = block.dim();
-        Self::write_band(&mut band, (w.xoff, w.yoff), dim, row_major(block))
-            .map_err(|e| out_err(&path, e))
+        rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
+        self.finish_with_rat(&rat, &report.histogram)
     }
 }
 

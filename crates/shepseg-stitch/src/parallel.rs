@@ -6,9 +6,9 @@
 //! left overlaps against its neighbours' *local* IDs — none of which needs the stitch so far),
 //! so several tiles are prepared while earlier ones are stitched. The calling thread then runs
 //! [`Stitcher::stitch_prepared`] in order (per segment, not per pixel), the pool maps the
-//! block through the resulting lookup table, subsamples it for the sink's overviews and, for a
-//! sink that takes compressed blocks ([`TileSink::tile_encoder`]), compresses it, and the
-//! calling thread writes blocks in order.
+//! block through the resulting lookup table and prepares it as the sink asks
+//! ([`TileSink::block_prep`]: overview parts, compression), and the calling thread writes
+//! blocks in order.
 //! The output is the [`Stitcher`]'s, pixel for pixel. At most `max_in_flight` tiles are held
 //! between push and write, so memory stays bounded.
 
@@ -22,10 +22,9 @@ use ndarray::Array2;
 use shepseg_tiling::{Tile, TileGrid};
 
 use crate::error::StitchError;
-use crate::rawtiff::TileEncoder;
+use crate::sink::{BlockPrep, OutputBlock, TileSink};
 use crate::stitcher::{
-    encode_block, map_block, overlap_strips, prepare, EncodedBlock, KeptStrips, Overview,
-    OverviewBlock, StitchReport, Stitched, Stitcher, TilePrep, TileSink,
+    map_block, overlap_strips, prepare, KeptStrips, StitchReport, Stitched, Stitcher, TilePrep,
 };
 
 /// Work for the pool.
@@ -41,24 +40,14 @@ enum Job {
         index: usize,
         seg: Arc<Array2<u32>>,
         done: Box<Stitched>,
-        overviews: Arc<[Overview]>,
-        encoder: Option<TileEncoder>,
+        prep: BlockPrep,
     },
 }
-
-/// A block ready to write: as pixels with its overview parts, or compressed for the sink.
-enum Ready {
-    Plain(Array2<u32>, Vec<Option<OverviewBlock>>),
-    Encoded(EncodedBlock),
-}
-
-/// A mapped block, ready to write.
-type Mapped = (Ready, Box<Stitched>);
 
 /// What the pool hands back.
 enum Done {
     Prepared(usize, Box<TilePrep>),
-    Mapped(usize, Mapped),
+    Mapped(usize, OutputBlock),
     Failed(StitchError),
     Panicked(String),
 }
@@ -78,7 +67,7 @@ pub struct ParallelStitcher {
     /// Segmentations waiting for their map job.
     segs: HashMap<usize, Arc<Array2<u32>>>,
     prepared: HashMap<usize, Box<TilePrep>>,
-    mapped: HashMap<usize, Mapped>,
+    mapped: HashMap<usize, OutputBlock>,
     /// Overlap strips (local IDs) kept for the tiles still to come.
     strips: KeptStrips<Arc<Array2<u32>>>,
     /// Serial stitch time of tiles stitched but not yet written.
@@ -222,18 +211,13 @@ impl ParallelStitcher {
                     index: self.stitched,
                     seg,
                     done: Box::new(done),
-                    overviews: Arc::from(sink.overviews()),
-                    encoder: sink.tile_encoder(),
+                    prep: sink.block_prep(),
                 })?;
                 self.stitched += 1;
             }
-            while let Some((ready, st)) = self.mapped.remove(&self.written) {
+            while let Some(block) = self.mapped.remove(&self.written) {
                 let t = Instant::now();
-                let window = st.trim.window(st.tile);
-                match ready {
-                    Ready::Plain(block, subs) => sink.write_with_overviews(window, block, subs)?,
-                    Ready::Encoded(block) => sink.write_encoded(window, block)?,
-                }
+                sink.write(block)?;
                 let stitch = self.stitch_time.remove(&self.written).unwrap_or_default();
                 self.serial.push(stitch + t.elapsed());
                 self.written += 1;
@@ -293,21 +277,12 @@ fn run(grid: &TileGrid, job: Job) -> Done {
             index,
             seg,
             done,
-            overviews,
-            encoder,
+            prep,
         } => {
             let block = map_block(seg.view(), done.trim, &done.out_lut);
-            let window = done.trim.window(done.tile);
-            let subs = overviews
-                .iter()
-                .map(|o| o.subsample(window, &block))
-                .collect();
-            match encoder {
-                None => Done::Mapped(index, (Ready::Plain(block, subs), done)),
-                Some(enc) => match encode_block(&enc, window, &block, subs) {
-                    Ok(e) => Done::Mapped(index, (Ready::Encoded(e), done)),
-                    Err(e) => Done::Failed(e),
-                },
+            match prep.prepare(done.trim.window(done.tile), block) {
+                Ok(block) => Done::Mapped(index, block),
+                Err(e) => Done::Failed(e),
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gdal::raster::GdalDataType;
-use shepseg_stitch::rat::{ColumnType, ColumnUsage, Rat, RatEditor};
+use shepseg_tiling::rat::{ColumnType, ColumnUsage, Rat, RatEditor};
 
 /// A fresh folder holding a 4x3 UInt32 GTiff called `name`.
 fn raster(dir: &Path, name: &str) -> PathBuf {

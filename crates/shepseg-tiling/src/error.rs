@@ -101,9 +101,15 @@ pub enum TilingError {
         /// The file.
         path: PathBuf,
     },
-    /// An option out of range; the message names it.
+    /// Tile size and overlap that make no grid.
     #[error("{0}")]
-    BadOption(String),
+    TileGrid(String),
+    /// Reading or writing a raster attribute table failed.
+    #[error("attribute table: {0}")]
+    Table(String),
+    /// A k-means sample percentage outside (0, 100].
+    #[error("the k-means sample percentage must be in (0, 100], got {0}")]
+    SubsamplePcnt(f64),
     /// The segmentation itself failed.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -46,18 +46,16 @@ impl TileGrid {
         overlap: usize,
     ) -> Result<Self, TilingError> {
         if tile_size == 0 {
-            return Err(TilingError::BadOption(
-                "--tile-size must be at least 1".into(),
-            ));
+            return Err(TilingError::TileGrid("tile size must be at least 1".into()));
         }
-        if overlap % 2 != 0 {
-            return Err(TilingError::BadOption(format!(
-                "--overlap-size must be even, got {overlap}"
+        if !overlap.is_multiple_of(2) {
+            return Err(TilingError::TileGrid(format!(
+                "overlap must be even, got {overlap}"
             )));
         }
         if overlap >= tile_size {
-            return Err(TilingError::BadOption(format!(
-                "--overlap-size ({overlap}) must be smaller than --tile-size ({tile_size})"
+            return Err(TilingError::TileGrid(format!(
+                "overlap ({overlap}) must be smaller than the tile size ({tile_size})"
             )));
         }
         let step = tile_size - overlap;
@@ -173,9 +171,9 @@ mod tests {
     #[test]
     fn bad_sizes_are_rejected_with_the_option_named() {
         let e = TileGrid::new(100, 100, 64, 15).unwrap_err().to_string();
-        assert!(e.contains("--overlap-size") && e.contains("even"), "{e}");
+        assert!(e.contains("overlap") && e.contains("even"), "{e}");
         let e = TileGrid::new(100, 100, 64, 64).unwrap_err().to_string();
-        assert!(e.contains("smaller than --tile-size"), "{e}");
+        assert!(e.contains("smaller than the tile size"), "{e}");
         assert!(TileGrid::new(100, 100, 0, 0).is_err());
     }
 

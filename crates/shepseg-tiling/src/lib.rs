@@ -23,13 +23,14 @@ pub mod error;
 pub mod exec;
 pub mod grid;
 pub mod raster;
+pub mod rat;
 pub mod sample;
 
 pub use error::TilingError;
 pub use exec::{
-    read_tile, segment_read, segment_tile, ExecError, SegmentedTile, SequentialExecutor,
-    TileConsumer, TileExecutor, TileJob,
+    read_tile, segment_read, segment_tile, ExecError, FnConsumer, Gate, Reorder, SegmentedTile,
+    SequentialExecutor, TileConsumer, TileExecutor, TileFailure, TileJob,
 };
 pub use grid::{Tile, TileGrid};
-pub use raster::{BandStack, PixelType, Raster, Window};
+pub use raster::{set_block_cache, BandStack, PixelType, Raster, Window};
 pub use sample::{fit_whole_raster, fit_whole_raster_threads, WholeRasterFit};

@@ -60,6 +60,12 @@ pub enum BandStack {
     F32(Array3<f32>),
 }
 
+/// Sets GDAL's process-wide block cache to `bytes` (see [`Raster::block_cache_bytes`]).
+pub fn set_block_cache(bytes: usize) {
+    // SAFETY: sets a process-wide size; GDAL synchronises its cache.
+    unsafe { gdal_sys::GDALSetCacheMax64(i64::try_from(bytes).unwrap_or(i64::MAX)) };
+}
+
 /// A raster opened for reading.
 pub struct Raster {
     ds: Dataset,

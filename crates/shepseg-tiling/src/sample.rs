@@ -70,11 +70,7 @@ pub fn fit_whole_raster_threads(
             (prop, 100.0 * prop * prop)
         }
         Some(p) if p > 0.0 && p <= 100.0 => ((p / 100.0).sqrt(), p),
-        Some(p) => {
-            return Err(TilingError::BadOption(format!(
-                "--cluster-subsample-pcnt must be in (0, 100], got {p}"
-            )))
-        }
+        Some(p) => return Err(TilingError::SubsamplePcnt(p)),
     };
     let skip = ((1.0 / prop).round_ties_even() as usize).max(1);
     let (model, info, sample_read) = match raster.pixel_type(bands)? {

@@ -7,12 +7,16 @@
 //! never pulls, and never sees tiles out of order, so it can stitch while later tiles are still
 //! being segmented. An executor must not hold more than a bounded number of finished tiles that
 //! the consumer has not taken yet (backpressure), so memory grows with the number of workers and
-//! the tile size, never with the image.
+//! the tile size, never with the image. [`order`] is that contract as code ([`Gate`],
+//! [`Reorder`]), shared by every executor.
 //!
-//! When `consume` returns an error the executor stops as soon as it can and returns that error;
-//! when a tile fails (read error, panic, timeout) the executor stops and returns an error naming
-//! the tile. Either way the consumer is not called again. [`SequentialExecutor`] is the one-worker
-//! case: read, segment, consume, tile after tile.
+//! When `consume` returns an error the executor stops as soon as it can and returns that error
+//! ([`ExecError::Consumer`]); when a tile fails (read error, panic, a remote worker's error,
+//! timeout) the executor stops and returns an error naming the tile ([`ExecError::Tile`],
+//! wherever the tile ran). Either way the consumer is not called again.
+//! [`SequentialExecutor`] is the one-worker case: read, segment, consume, tile after tile.
+
+pub mod order;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,6 +27,7 @@ use shepseg_core::{KMeansModel, SegmentParams};
 use crate::error::TilingError;
 use crate::grid::{Tile, TileGrid};
 use crate::raster::{BandStack, Raster};
+pub use order::{Gate, Reorder};
 
 /// Everything a worker needs to segment any tile of one job.
 #[derive(Debug, Clone)]
@@ -59,6 +64,9 @@ pub struct SegmentedTile {
 }
 
 /// Takes finished tiles in row-major order (the stitcher).
+///
+/// Implemented for `&mut C` (so a consumer can be lent to an executor and used afterwards) and,
+/// through [`FnConsumer`], for closures.
 pub trait TileConsumer {
     /// The error `consume` returns; it stops the job.
     type Error;
@@ -66,52 +74,92 @@ pub trait TileConsumer {
     fn consume(&mut self, tile: SegmentedTile) -> Result<(), Self::Error>;
 }
 
+impl<C: TileConsumer + ?Sized> TileConsumer for &mut C {
+    type Error = C::Error;
+    fn consume(&mut self, tile: SegmentedTile) -> Result<(), Self::Error> {
+        (**self).consume(tile)
+    }
+}
+
+/// A closure as a [`TileConsumer`]:
+/// `FnConsumer(|t: SegmentedTile| -> Result<(), E> { ... })`.
+///
+/// ```
+/// use shepseg_tiling::{FnConsumer, SegmentedTile, TileConsumer};
+/// let mut count = 0;
+/// let mut consumer = FnConsumer(|_t: SegmentedTile| {
+///     count += 1;
+///     Ok::<(), std::convert::Infallible>(())
+/// });
+/// # let _ = &mut consumer;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct FnConsumer<F>(pub F);
+
+impl<F, E> TileConsumer for FnConsumer<F>
+where
+    F: FnMut(SegmentedTile) -> Result<(), E>,
+{
+    type Error = E;
+    fn consume(&mut self, tile: SegmentedTile) -> Result<(), E> {
+        (self.0)(tile)
+    }
+}
+
+/// Why a tile failed, wherever it ran.
+#[derive(Debug, thiserror::Error)]
+pub enum TileFailure {
+    /// Reading or segmenting it failed in this process.
+    #[error(transparent)]
+    Error(TilingError),
+    /// The worker panicked on it.
+    #[error("worker panicked: {0}")]
+    Panicked(String),
+    /// An error reported as text: by a remote worker, or by the coordinator when the tile's
+    /// attempts ran out.
+    #[error("{0}")]
+    Reported(String),
+}
+
 /// Why a job stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError<E> {
-    /// A tile failed; the message names it.
-    #[error("tile ({col}, {row}): {source}")]
+    /// A tile failed (on a thread, a process or a remote worker alike).
+    #[error("tile ({col}, {row}): {cause}")]
     Tile {
         /// Grid column.
         col: usize,
         /// Grid row.
         row: usize,
         /// What went wrong.
-        source: TilingError,
+        cause: TileFailure,
     },
-    /// A worker panicked on a tile.
-    #[error("tile ({col}, {row}): worker panicked: {message}")]
-    Panic {
-        /// Grid column.
-        col: usize,
-        /// Grid row.
-        row: usize,
-        /// The panic message.
-        message: String,
-    },
-    /// A tile took longer than the timeout.
-    #[error("tile ({col}, {row}) not done within {seconds} s (--tile-timeout)")]
+    /// The next tile the consumer needs was not done in time.
+    #[error("tile ({col}, {row}) not done within {seconds} s")]
     Timeout {
         /// Grid column.
         col: usize,
         /// Grid row.
         row: usize,
-        /// The timeout.
+        /// The time allowed.
         seconds: u64,
     },
-    /// A tile failed on a remote worker (on every allowed attempt); the message is the
-    /// worker's last error.
-    #[error("tile ({col}, {row}): {message}")]
-    Remote {
-        /// Grid column.
-        col: usize,
-        /// Grid row.
-        row: usize,
-        /// What went wrong, as the worker or coordinator reported it.
-        message: String,
+    /// The coordinator could not listen for remote workers.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
     },
-    /// The executor's workers could not be started, joined or cleaned up (e.g. no worker
-    /// connected in time, or an AWS API error).
+    /// No worker was connected for the time allowed (at the start, or after all were lost).
+    #[error("no worker connected within {seconds} s")]
+    NoWorkers {
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// The executor's workers could not be started or cleaned up (e.g. an AWS API error), or
+    /// the job was cancelled.
     #[error("{0}")]
     Workers(String),
     /// The consumer failed.
@@ -122,6 +170,17 @@ pub enum ExecError<E> {
     Setup(TilingError),
 }
 
+impl<E> ExecError<E> {
+    /// A failure of `tile`.
+    pub fn tile(tile: Tile, cause: TileFailure) -> Self {
+        Self::Tile {
+            col: tile.col,
+            row: tile.row,
+            cause,
+        }
+    }
+}
+
 /// Segments the tiles of a job and pushes them to a consumer; see the module docs.
 pub trait TileExecutor {
     /// Runs the whole job.
@@ -130,6 +189,25 @@ pub trait TileExecutor {
         job: &TileJob,
         consumer: &mut C,
     ) -> Result<(), ExecError<C::Error>>;
+
+    /// Tiles this executor works on at once (to size read caches); 1 by default.
+    fn concurrency(&self) -> usize {
+        1
+    }
+}
+
+impl<X: TileExecutor + ?Sized> TileExecutor for &X {
+    fn run<C: TileConsumer>(
+        &self,
+        job: &TileJob,
+        consumer: &mut C,
+    ) -> Result<(), ExecError<C::Error>> {
+        (**self).run(job, consumer)
+    }
+
+    fn concurrency(&self) -> usize {
+        (**self).concurrency()
+    }
 }
 
 /// Reads one tile's bands with an open raster; returns them and the time taken.
@@ -182,11 +260,8 @@ impl TileExecutor for SequentialExecutor {
     ) -> Result<(), ExecError<C::Error>> {
         let raster = Raster::open(&job.input).map_err(ExecError::Setup)?;
         for &tile in job.grid.tiles() {
-            let done = segment_tile(&raster, job, tile).map_err(|source| ExecError::Tile {
-                col: tile.col,
-                row: tile.row,
-                source,
-            })?;
+            let done = segment_tile(&raster, job, tile)
+                .map_err(|e| ExecError::tile(tile, TileFailure::Error(e)))?;
             consumer.consume(done).map_err(ExecError::Consumer)?;
         }
         Ok(())

@@ -5,6 +5,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// One phase's time: its total and the distribution over tiles.
+#[derive(Debug)]
 pub struct PhaseTimer {
     total: Duration,
     /// Per-tile durations in microseconds.
@@ -60,7 +61,7 @@ impl PhaseTimer {
 }
 
 /// All phases of a job.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Timings {
     /// Sampling and fitting the k-means model (once).
     pub spectral_clusters: Duration,

@@ -10,7 +10,7 @@ use std::ffi::{CStr, CString};
 use gdal::raster::RasterBand;
 use gdal_sys::{CPLErr, GDALRATFieldType, GDALRATFieldUsage, GDALRWFlag};
 
-use crate::error::StitchError;
+use crate::error::TilingError;
 
 /// Column type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,8 @@ unsafe fn create_column(
     name: &str,
     ty: ColumnType,
     usage: ColumnUsage,
-) -> Result<i32, StitchError> {
-    let cname = CString::new(name).map_err(|e| StitchError::Output(e.to_string()))?;
+) -> Result<i32, TilingError> {
+    let cname = CString::new(name).map_err(|e| TilingError::Table(e.to_string()))?;
     let raw_ty = match ty {
         ColumnType::Integer => GDALRATFieldType::GFT_Integer,
         ColumnType::Real => GDALRATFieldType::GFT_Real,
@@ -93,11 +93,11 @@ pub struct Rat {
     columns: Vec<Column>,
 }
 
-fn check(err: CPLErr::Type, what: &str) -> Result<(), StitchError> {
+fn check(err: CPLErr::Type, what: &str) -> Result<(), TilingError> {
     if err == CPLErr::CE_None {
         Ok(())
     } else {
-        Err(StitchError::Output(format!(
+        Err(TilingError::Table(format!(
             "raster attribute table: {what} failed"
         )))
     }
@@ -115,9 +115,9 @@ impl Drop for Handle {
 
 impl Rat {
     /// An empty table of `rows` rows. Errors if GDAL cannot hold that many rows.
-    pub fn new(rows: usize) -> Result<Self, StitchError> {
+    pub fn new(rows: usize) -> Result<Self, TilingError> {
         i32::try_from(rows)
-            .map_err(|_| StitchError::Output(format!("{rows} table rows exceed GDAL's limit")))?;
+            .map_err(|_| TilingError::Table(format!("{rows} table rows exceed GDAL's limit")))?;
         Ok(Self {
             rows,
             columns: Vec::new(),
@@ -131,9 +131,9 @@ impl Rat {
         ty: ColumnType,
         usage: ColumnUsage,
         values: &[f64],
-    ) -> Result<(), StitchError> {
+    ) -> Result<(), TilingError> {
         if values.len() != self.rows {
-            return Err(StitchError::Output(format!(
+            return Err(TilingError::Table(format!(
                 "column {name}: {} values for {} rows",
                 values.len(),
                 self.rows
@@ -149,17 +149,17 @@ impl Rat {
     }
 
     /// Adds the [`HISTOGRAM`] column from pixel counts.
-    pub fn add_histogram(&mut self, counts: &[u64]) -> Result<(), StitchError> {
+    pub fn add_histogram(&mut self, counts: &[u64]) -> Result<(), TilingError> {
         let h: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
         self.add_column(HISTOGRAM, ColumnType::Real, ColumnUsage::PixelCount, &h)
     }
 
     /// The table as a GDAL table.
-    fn to_gdal(&self) -> Result<Handle, StitchError> {
+    fn to_gdal(&self) -> Result<Handle, TilingError> {
         // SAFETY: creating a table has no preconditions; a null handle is checked below.
         let handle = Handle(unsafe { gdal_sys::GDALCreateRasterAttributeTable() });
         if handle.0.is_null() {
-            return Err(StitchError::Output(
+            return Err(TilingError::Table(
                 "cannot create a raster attribute table".into(),
             ));
         }
@@ -188,7 +188,7 @@ impl Rat {
     }
 
     /// Copies the table onto `band` as its default attribute table.
-    pub fn attach(&self, band: &RasterBand) -> Result<(), StitchError> {
+    pub fn attach(&self, band: &RasterBand) -> Result<(), TilingError> {
         let handle = self.to_gdal()?;
         // SAFETY: the band handle is valid while `band` is borrowed; GDAL copies the table.
         let err = unsafe { gdal_sys::GDALSetDefaultRAT(band.c_rasterband(), handle.0) };
@@ -201,10 +201,10 @@ impl Rat {
     /// `printf`, which took over a second for a quarter of a million segments; this writes
     /// the same text directly. Reals are written in the shortest form that reads back to the
     /// same value (GDAL's `%.16g` can lose the last digit), integers as integers.
-    pub fn write_pam_sidecar(&self, path: &std::path::Path) -> Result<(), StitchError> {
+    pub fn write_pam_sidecar(&self, path: &std::path::Path) -> Result<(), TilingError> {
         use std::fmt::Write as _;
         use std::io::Write as _;
-        let err = |e: std::io::Error| StitchError::Output(format!("{}: {e}", path.display()));
+        let err = |e: std::io::Error| TilingError::Table(format!("{}: {e}", path.display()));
         let mut head = String::from(
             "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n    \
              <GDALRasterAttributeTable tableType=\"thematic\">\n",
@@ -305,7 +305,7 @@ pub struct RatEditor<'a> {
 impl<'a> RatEditor<'a> {
     /// Opens `band`'s table for editing (an empty one if it has none). `direct` asks for
     /// write-through editing; it is honoured only when the band already has a table.
-    pub fn open(band: &'a RasterBand<'a>, direct: bool) -> Result<Self, StitchError> {
+    pub fn open(band: &'a RasterBand<'a>, direct: bool) -> Result<Self, TilingError> {
         // SAFETY: the band handle is valid while borrowed; the band's table belongs to it and
         // is only cloned or used while the band lives.
         unsafe {
@@ -318,7 +318,7 @@ impl<'a> RatEditor<'a> {
                 (gdal_sys::GDALRATClone(rat), true)
             };
             if handle.is_null() {
-                return Err(StitchError::Output(
+                return Err(TilingError::Table(
                     "cannot open the raster attribute table".into(),
                 ));
             }
@@ -337,10 +337,10 @@ impl<'a> RatEditor<'a> {
     }
 
     /// Grows the table to at least `rows` rows.
-    pub fn ensure_rows(&mut self, rows: usize) -> Result<(), StitchError> {
+    pub fn ensure_rows(&mut self, rows: usize) -> Result<(), TilingError> {
         if rows > self.rows() {
             let n = i32::try_from(rows).map_err(|_| {
-                StitchError::Output(format!("{rows} table rows exceed GDAL's limit"))
+                TilingError::Table(format!("{rows} table rows exceed GDAL's limit"))
             })?;
             // SAFETY: valid handle.
             unsafe { gdal_sys::GDALRATSetRowCount(self.handle, n) };
@@ -367,7 +367,7 @@ impl<'a> RatEditor<'a> {
         name: &str,
         ty: ColumnType,
         usage: ColumnUsage,
-    ) -> Result<usize, StitchError> {
+    ) -> Result<usize, TilingError> {
         if let Some(c) = self.find(name) {
             return Ok(c);
         }
@@ -376,7 +376,7 @@ impl<'a> RatEditor<'a> {
     }
 
     /// Reads the [`HISTOGRAM`] column as pixel counts, if the table has one with rows.
-    pub fn read_histogram(&self) -> Result<Option<Vec<u64>>, StitchError> {
+    pub fn read_histogram(&self) -> Result<Option<Vec<u64>>, TilingError> {
         match self.find(HISTOGRAM) {
             Some(c) if self.rows() > 0 => Ok(Some(
                 self.read(c, 0, self.rows())?
@@ -389,7 +389,7 @@ impl<'a> RatEditor<'a> {
     }
 
     /// Writes pixel counts into the [`HISTOGRAM`] column, creating it if needed.
-    pub fn write_histogram(&mut self, counts: &[u64]) -> Result<(), StitchError> {
+    pub fn write_histogram(&mut self, counts: &[u64]) -> Result<(), TilingError> {
         self.ensure_rows(counts.len())?;
         let c = self.column(HISTOGRAM, ColumnType::Real, ColumnUsage::PixelCount)?;
         let h: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
@@ -441,12 +441,12 @@ impl<'a> RatEditor<'a> {
     }
 
     /// Writes `values` to column `col` from row `start`.
-    pub fn write(&mut self, col: usize, start: usize, values: &[f64]) -> Result<(), StitchError> {
+    pub fn write(&mut self, col: usize, start: usize, values: &[f64]) -> Result<(), TilingError> {
         self.io(col, start, values.len(), values.as_ptr() as *mut f64, true)
     }
 
     /// Reads `len` values of column `col` from row `start`.
-    pub fn read(&self, col: usize, start: usize, len: usize) -> Result<Vec<f64>, StitchError> {
+    pub fn read(&self, col: usize, start: usize, len: usize) -> Result<Vec<f64>, TilingError> {
         let mut out = vec![0.0; len];
         self.io(col, start, len, out.as_mut_ptr(), false)?;
         Ok(out)
@@ -459,7 +459,7 @@ impl<'a> RatEditor<'a> {
         len: usize,
         ptr: *mut f64,
         write: bool,
-    ) -> Result<(), StitchError> {
+    ) -> Result<(), TilingError> {
         if len == 0 {
             return Ok(());
         }
@@ -470,7 +470,7 @@ impl<'a> RatEditor<'a> {
             i32::try_from(start),
             i32::try_from(len),
         ) else {
-            return Err(StitchError::Output(format!(
+            return Err(TilingError::Table(format!(
                 "raster attribute table: rows {start}..{} out of range",
                 start + len
             )));
@@ -487,7 +487,7 @@ impl<'a> RatEditor<'a> {
     }
 
     /// Makes the edits part of the band (for a copied table, sets it on the band).
-    pub fn commit(self) -> Result<(), StitchError> {
+    pub fn commit(self) -> Result<(), TilingError> {
         if self.owned {
             // SAFETY: valid band and table; GDAL copies the table.
             let err = unsafe { gdal_sys::GDALSetDefaultRAT(self.band.c_rasterband(), self.handle) };

@@ -1,0 +1,88 @@
+//! The job's [`TileConsumer`]: finished tiles into the stitcher and the output, with timings
+//! and progress.
+
+use std::time::Instant;
+
+use shepseg_stitch::{ParallelStitcher, StitchError, TileSink};
+use shepseg_tiling::{SegmentedTile, TileConsumer};
+
+use crate::timings::Timings;
+
+/// Called with (tiles done, tiles in all) once before the first tile and after each one.
+pub type Progress = Box<dyn FnMut(usize, usize)>;
+
+/// Pushes finished tiles into the stitcher and the sink, recording what each cost.
+pub(crate) struct StitchConsumer<'a, S> {
+    pub stitcher: ParallelStitcher,
+    pub sink: &'a mut S,
+    pub timings: &'a mut Timings,
+    pub progress: Option<&'a mut Progress>,
+    pub total: usize,
+    pub done: usize,
+    /// The maxSpectralDiff the tiles used (the same for every tile).
+    pub max_spectral_diff_used: f64,
+    /// Valid pixels the core rescued from pyshepseg's null defect, over all tiles.
+    pub rescued: usize,
+    /// When the previous tile was done with (or the tiles started).
+    idle_since: Instant,
+}
+
+impl<'a, S: TileSink> StitchConsumer<'a, S> {
+    /// A consumer stitching into `sink`; reports progress 0 of `total` at once.
+    pub fn new(
+        stitcher: ParallelStitcher,
+        sink: &'a mut S,
+        timings: &'a mut Timings,
+        mut progress: Option<&'a mut Progress>,
+        total: usize,
+    ) -> Self {
+        if let Some(p) = progress.as_mut() {
+            p(0, total);
+        }
+        Self {
+            stitcher,
+            sink,
+            timings,
+            progress,
+            total,
+            done: 0,
+            max_spectral_diff_used: 0.0,
+            rescued: 0,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Stitches and writes the tiles still in flight (stitching time), then ends the stitch
+    /// (finishing time, from the returned instant on).
+    pub fn finish(mut self) -> Result<(shepseg_stitch::StitchReport, Instant), StitchError> {
+        self.stitcher.flush(self.sink)?;
+        for d in self.stitcher.take_serial_times() {
+            self.timings.stitching.record(d);
+        }
+        let finishing = Instant::now();
+        Ok((self.stitcher.finish(self.sink)?, finishing))
+    }
+}
+
+impl<S: TileSink> TileConsumer for StitchConsumer<'_, S> {
+    type Error = StitchError;
+    fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
+        let start = Instant::now();
+        self.timings.stitch_wait.record(start - self.idle_since);
+        self.timings.reading.record(t.read_time);
+        self.timings.segmentation.record(t.segment_time);
+        self.max_spectral_diff_used = t.max_spectral_diff;
+        self.rescued += t.rescued_pixels;
+        self.stitcher.push(t.segimg, self.sink)?;
+        // The stitcher's own serial time per tile (its per-pixel work runs on its pool).
+        for d in self.stitcher.take_serial_times() {
+            self.timings.stitching.record(d);
+        }
+        self.idle_since = Instant::now();
+        self.done += 1;
+        if let Some(p) = self.progress.as_mut() {
+            p(self.done, self.total);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! The pipeline's error type: the failing stage's own error, with the file it concerns.
+
+use std::path::PathBuf;
+
+use shepseg_core::CoreError;
+use shepseg_stats::StatsError;
+use shepseg_stitch::StitchError;
+use shepseg_tiling::{ExecError, TilingError};
+
+/// Why a tiled segmentation stopped. Nothing is left at the output path when it does.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The parameters are invalid.
+    #[error(transparent)]
+    Params(CoreError),
+    /// Reading the input, or laying out the tiles, failed.
+    #[error(transparent)]
+    Tiling(#[from] TilingError),
+    /// The input has no pixels or no bands.
+    #[error("{}: raster is empty ({cols} x {rows} pixels, {bands} bands)", path.display())]
+    EmptyInput {
+        /// The input.
+        path: PathBuf,
+        /// Its columns.
+        cols: usize,
+        /// Its rows.
+        rows: usize,
+        /// Its bands.
+        bands: usize,
+    },
+    /// The given k-means model does not have one value per segmented band.
+    #[error("k-means model has {model} bands, {bands} bands are segmented")]
+    ModelBands {
+        /// Bands of the model.
+        model: usize,
+        /// Bands segmented.
+        bands: usize,
+    },
+    /// Creating, writing or finishing the output failed.
+    #[error(transparent)]
+    Output(#[from] StitchError),
+    /// A tile, a worker or the executor failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError<StitchError>),
+    /// The per-segment statistics failed (the segmentation itself is complete).
+    #[error("statistics: {0}")]
+    Stats(#[from] StatsError),
+}

@@ -1,0 +1,318 @@
+//! [`TiledSegmentation`]: one tiled job, configured by a builder, run by [`TiledSegmentation::run`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use shepseg_core::{KMeansModel, SegmentParams};
+use shepseg_stats::{colour::colour_from_columns, compute_stats, Stat, StatsReport, StatsRequest};
+use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher, TileSink};
+use shepseg_tiling::{
+    fit_whole_raster_threads, set_block_cache, Raster, SequentialExecutor, TileExecutor, TileGrid,
+    TileJob,
+};
+
+use crate::consumer::{Progress, StitchConsumer};
+use crate::error::PipelineError;
+use crate::timings::Timings;
+
+/// Per-segment statistics computed into the output's attribute table once it is written.
+pub struct Statistics {
+    /// Which bands of the input and which statistics ([`StatsRequest`]).
+    pub request: StatsRequest,
+    /// Red, Green and Blue columns from these three bands' means (which `request` must
+    /// compute), stretched as pyshepseg does.
+    pub colour_from_bands: Option<[usize; 3]>,
+}
+
+/// A tiled segmentation of `input` into `output`; see the crate docs.
+///
+/// Built with [`TiledSegmentation::new`] and the setters below, which all have `shepseg
+/// segment`'s defaults; [`TiledSegmentation::executor`] chooses who segments the tiles (by
+/// default one after another in the calling thread).
+pub struct TiledSegmentation<E = SequentialExecutor> {
+    input: PathBuf,
+    output: PathBuf,
+    bands: Vec<usize>,
+    null_value: Option<f64>,
+    params: SegmentParams,
+    subsample_pcnt: Option<f64>,
+    tile_size: usize,
+    overlap_size: usize,
+    model: Option<KMeansModel>,
+    output_options: OutputOptions,
+    threads: Option<usize>,
+    executor: E,
+    statistics: Option<Statistics>,
+    progress: Option<Progress>,
+}
+
+/// What a finished job reports.
+#[derive(Debug)]
+pub struct SegmentationReport {
+    /// Segments in the output (IDs 1..=N).
+    pub num_segments: u32,
+    /// Tiles segmented.
+    pub num_tiles: usize,
+    /// The input's `(columns, rows)`.
+    pub size: (usize, usize),
+    /// The bands segmented, from 1.
+    pub bands: Vec<usize>,
+    /// The null value used (given, or the bands' nodata value).
+    pub null_value: Option<f64>,
+    /// The k-means model every tile used.
+    pub model: KMeansModel,
+    /// The percentage of pixels the model was fitted on; `None` when it was given.
+    pub subsample_pcnt: Option<f64>,
+    /// The maxSpectralDiff the tiles used.
+    pub max_spectral_diff_used: f64,
+    /// Seam segments that took a new ID (see [`shepseg_stitch::StitchReport::fallbacks`]).
+    pub seam_fallbacks: usize,
+    /// Valid pixels rescued from pyshepseg's null defect, over all tiles.
+    pub rescued_pixels: usize,
+    /// The statistics written, if asked for.
+    pub stats: Option<StatsReport>,
+    /// Time per phase.
+    pub timings: Timings,
+    /// The whole run.
+    pub wall: Duration,
+}
+
+impl TiledSegmentation<SequentialExecutor> {
+    /// A job segmenting every band of `input` into `output` with the defaults.
+    pub fn new(input: impl AsRef<Path>, output: impl AsRef<Path>) -> Self {
+        Self {
+            input: input.as_ref().to_path_buf(),
+            output: output.as_ref().to_path_buf(),
+            bands: Vec::new(),
+            null_value: None,
+            params: SegmentParams::default(),
+            subsample_pcnt: None,
+            tile_size: 4096,
+            overlap_size: 1024,
+            model: None,
+            output_options: OutputOptions::default(),
+            threads: None,
+            executor: SequentialExecutor,
+            statistics: None,
+            progress: None,
+        }
+    }
+}
+
+impl<E: TileExecutor> TiledSegmentation<E> {
+    /// Who segments the tiles. Any [`TileExecutor`], or a reference to one (to read its own
+    /// report afterwards, as a remote executor's).
+    pub fn executor<F: TileExecutor>(self, executor: F) -> TiledSegmentation<F> {
+        TiledSegmentation {
+            input: self.input,
+            output: self.output,
+            bands: self.bands,
+            null_value: self.null_value,
+            params: self.params,
+            subsample_pcnt: self.subsample_pcnt,
+            tile_size: self.tile_size,
+            overlap_size: self.overlap_size,
+            model: self.model,
+            output_options: self.output_options,
+            threads: self.threads,
+            executor,
+            statistics: self.statistics,
+            progress: self.progress,
+        }
+    }
+
+    /// Bands to segment, from 1 (default, or empty: all).
+    pub fn bands(mut self, bands: Vec<usize>) -> Self {
+        self.bands = bands;
+        self
+    }
+
+    /// The input's null value (default: the bands' nodata value, if any).
+    pub fn null_value(mut self, null: Option<f64>) -> Self {
+        self.null_value = null;
+        self
+    }
+
+    /// Segmentation parameters (default: pyshepseg's).
+    pub fn params(mut self, params: SegmentParams) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Percentage of pixels sampled to fit the model (default: about a million pixels).
+    pub fn subsample_pcnt(mut self, pcnt: Option<f64>) -> Self {
+        self.subsample_pcnt = pcnt;
+        self
+    }
+
+    /// Tile size and overlap, in pixels (default 4096 and 1024; the overlap even and smaller
+    /// than the tile).
+    pub fn tiles(mut self, tile_size: usize, overlap_size: usize) -> Self {
+        self.tile_size = tile_size;
+        self.overlap_size = overlap_size;
+        self
+    }
+
+    /// Segments with this model instead of fitting one (one centre value per segmented band).
+    pub fn model(mut self, model: Option<KMeansModel>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The output's driver and creation options, and whether to replace an existing file.
+    pub fn output_options(mut self, options: OutputOptions) -> Self {
+        self.output_options = options;
+        self
+    }
+
+    /// Threads of this machine for the k-means fit and the stitch's per-pixel work (default:
+    /// every core). Results do not depend on it.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Per-segment statistics to compute into the output's table after segmenting.
+    pub fn statistics(mut self, statistics: Option<Statistics>) -> Self {
+        self.statistics = statistics;
+        self
+    }
+
+    /// Called with (tiles done, tiles in all) once the model is ready and after every tile,
+    /// in the calling thread: for a progress bar.
+    pub fn on_progress(mut self, progress: impl FnMut(usize, usize) + 'static) -> Self {
+        self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// The executor, e.g. to read its own report after [`TiledSegmentation::run`].
+    pub fn executor_ref(&self) -> &E {
+        &self.executor
+    }
+
+    /// Runs the job: checks the input, fits the model (unless given), segments and stitches
+    /// every tile into the output, finishes it (attribute table, overviews, statistics
+    /// metadata), computes the statistics asked for. On error nothing is left at the output
+    /// path.
+    pub fn run(mut self) -> Result<SegmentationReport, PipelineError> {
+        let start = Instant::now();
+        let params = self.params;
+        params.validate().map_err(PipelineError::Params)?;
+        let raster = Raster::open(&self.input)?;
+        let (cols, rows) = raster.size();
+        if cols == 0 || rows == 0 || raster.band_count() == 0 {
+            return Err(PipelineError::EmptyInput {
+                path: self.input.clone(),
+                cols,
+                rows,
+                bands: raster.band_count(),
+            });
+        }
+        let bands = raster.resolve_bands(&self.bands)?;
+        raster.pixel_type(&bands)?;
+        let null = match self.null_value {
+            Some(v) => Some(v),
+            None => raster.null_value(&bands)?,
+        };
+        let grid = TileGrid::new(cols, rows, self.tile_size, self.overlap_size)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.threads.unwrap_or(cores);
+        // GDAL's block cache defaults to 5% of physical memory; tiles are read once, so a
+        // cache sized to the reads keeps peak memory to a few tiles (see
+        // Raster::block_cache_bytes). GDAL_CACHEMAX, in the environment or as a GDAL
+        // configuration option, overrides.
+        if gdal::config::get_config_option("GDAL_CACHEMAX", "")
+            .unwrap_or_default()
+            .is_empty()
+        {
+            let widest = grid.tiles().iter().map(|t| t.window.xsize).max();
+            let readers = self.executor.concurrency().max(cores);
+            set_block_cache(raster.block_cache_bytes(widest.unwrap_or(cols), readers));
+        }
+        if let Some(m) = &self.model {
+            if m.num_bands() != bands.len() {
+                return Err(PipelineError::ModelBands {
+                    model: m.num_bands(),
+                    bands: bands.len(),
+                });
+            }
+        }
+        let mut output = GdalOutput::create(
+            &self.output,
+            &OutputGeometry::of(raster.dataset()),
+            &self.output_options,
+        )?;
+
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let (model, subsample_pcnt) = match self.model.take() {
+            Some(m) => (m, None),
+            None => {
+                let fit = fit_whole_raster_threads(
+                    &raster,
+                    &bands,
+                    null,
+                    self.subsample_pcnt,
+                    &params,
+                    threads,
+                )?;
+                timings.sample_read = fit.sample_read;
+                (fit.model, Some(fit.subsample_pcnt))
+            }
+        };
+        timings.spectral_clusters = t.elapsed();
+
+        let job = TileJob {
+            input: self.input.clone(),
+            bands: bands.clone(),
+            null,
+            grid: grid.clone(),
+            model: model.clone(),
+            params,
+        };
+        let num_tiles = grid.tiles().len();
+        let stitcher = ParallelStitcher::new(grid, params.pyshepseg_compat, threads);
+        let mut consumer = StitchConsumer::new(
+            stitcher,
+            &mut output,
+            &mut timings,
+            self.progress.as_mut(),
+            num_tiles,
+        );
+        self.executor.run(&job, &mut consumer)?;
+        let (max_spectral_diff_used, rescued_pixels) =
+            (consumer.max_spectral_diff_used, consumer.rescued);
+        let (stitched, finishing) = consumer.finish()?;
+        output.finish(&stitched)?;
+        timings.finishing = finishing.elapsed();
+
+        let stats = match &self.statistics {
+            Some(s) => {
+                let t = Instant::now();
+                let report = compute_stats(&self.output, &self.input, &s.request)?;
+                if let Some(rgb) = s.colour_from_bands {
+                    let names = rgb.map(|b| Stat::Mean.column_name(b));
+                    colour_from_columns(&self.output, [&names[0], &names[1], &names[2]])?;
+                }
+                timings.statistics = t.elapsed();
+                Some(report)
+            }
+            None => None,
+        };
+        Ok(SegmentationReport {
+            num_segments: stitched.num_segments,
+            num_tiles,
+            size: (cols, rows),
+            bands,
+            null_value: null,
+            model,
+            subsample_pcnt,
+            max_spectral_diff_used,
+            seam_fallbacks: stitched.fallbacks,
+            rescued_pixels,
+            stats,
+            timings,
+            wall: start.elapsed(),
+        })
+    }
+}
