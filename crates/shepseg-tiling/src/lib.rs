@@ -1,9 +1,11 @@
 //! # shepseg-tiling
 //!
-//! The GDAL side of tiled segmentation: reading a window of chosen bands into a
-//! `(bands, rows, cols)` ndarray for `shepseg-core` ([`Raster`], [`BandStack`]), and (with the
-//! tiled-segmentation issue) the tile grid of pyshepseg's `getTilesForFile` and the whole-raster
-//! k-means sample. GDAL datasets are not `Sync`: open one [`Raster`] per thread.
+//! The GDAL side of tiled segmentation and the vocabulary every tiled crate shares: reading a
+//! window of chosen bands into a `(bands, rows, cols)` ndarray for `shepseg-core` ([`Raster`],
+//! [`BandStack`]), the tile grid of pyshepseg's `getTilesForFile` ([`TileGrid`]), the
+//! whole-raster k-means sample ([`fit_whole_raster`]), the raster attribute table ([`rat`]),
+//! and the executor contract ([`exec`]: [`TileExecutor`], [`TileConsumer`], [`Gate`],
+//! [`Reorder`]). GDAL datasets are not `Sync`: open one [`Raster`] per thread.
 //!
 //! ```no_run
 //! use shepseg_tiling::Raster;
