@@ -18,8 +18,9 @@ pub trait Pixel:
     /// The value as `f64`; exact for every supported type.
     fn to_f64(self) -> f64;
 
-    /// Whether this value marks a null pixel, given the image's null value (`NaN` is always
-    /// null for floats).
+    /// Whether this value marks a null pixel, given the image's null value (`NaN` and the
+    /// infinities are always null for floats: no spectrum can be measured from them, and one
+    /// would make every k-means centre and distance it touches infinite or `NaN`).
     fn is_null(self, null: Option<Self>) -> bool;
 
     /// `sum + self` as pyshepseg's `float32` spectral sums compute it.
@@ -102,7 +103,7 @@ impl Pixel for f32 {
     }
     #[inline]
     fn is_null(self, null: Option<Self>) -> bool {
-        self.is_nan() || null == Some(self)
+        !self.is_finite() || null == Some(self)
     }
     #[inline]
     fn add_to_f32_sum(self, sum: f32) -> f32 {
@@ -133,8 +134,10 @@ mod tests {
     }
 
     #[test]
-    fn nan_is_null_for_floats() {
+    fn nan_and_infinities_are_null_for_floats() {
         assert!(f32::NAN.is_null(None));
+        assert!(f32::INFINITY.is_null(None));
+        assert!(f32::NEG_INFINITY.is_null(Some(-9999.0)));
         assert!(1.0f32.is_null(Some(1.0)));
         assert!(!1.0f32.is_null(Some(2.0)));
         assert!(!7u16.is_null(None));

@@ -162,8 +162,8 @@ pub struct SegmentationResult {
 
 /// Segments a `(bands, rows, cols)` image: pyshepseg's `doShepherdSegmentation`.
 ///
-/// A pixel is null when any band equals `null` (or, for `f32`, is NaN); null pixels get segment
-/// 0. With `model` the k-means fit is skipped and its centres are used as they are (this is how
+/// A pixel is null when any band equals `null` (or, for `f32`, is NaN or infinite); null
+/// pixels get segment 0. With `model` the k-means fit is skipped and its centres are used as they are (this is how
 /// tiles of one raster share a clustering). Without it, the fit uses the sample
 /// `params.cluster_subsample_pcnt` describes; if that sample has fewer pixels than clusters, the
 /// number of clusters is reduced to the sample size.

@@ -247,6 +247,39 @@ fn edge_float_nan_is_null() {
     assert_eq!(r.segimg.iter().filter(|&&v| v == 0).count(), 1);
 }
 
+/// Infinities in the sample once made every k-means centre they touched infinite and the fit
+/// index out of bounds (a panic on a real float scene); they are null, like NaN.
+#[test]
+fn edge_float_infinities_are_null() {
+    let mut img = Array3::from_shape_fn((2, 40, 40), |(b, r, c)| {
+        (r / 8 + c / 8) as f32 * 3.5 + b as f32
+    });
+    img[[0, 5, 5]] = f32::INFINITY;
+    img[[1, 20, 30]] = f32::NEG_INFINITY;
+    img[[0, 39, 0]] = f32::NAN;
+    let r = segment(
+        &img.view(),
+        Some(-9999.0),
+        &SegmentParams {
+            num_clusters: 5,
+            min_segment_size: 3,
+            cluster_subsample_pcnt: 100.0,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    for (row, col) in [(5, 5), (20, 30), (39, 0)] {
+        assert_eq!(r.segimg[[row, col]], 0);
+    }
+    assert_eq!(r.segimg.iter().filter(|&&v| v == 0).count(), 3);
+    let centres = r.model.unwrap().to_json();
+    assert!(
+        !centres.contains("inf") && !centres.contains("NaN"),
+        "{centres}"
+    );
+}
+
 #[test]
 fn other_pixel_types() {
     let shape = (2, 16, 16);
