@@ -35,7 +35,9 @@ pub struct BenchSegmentArgs {
 
 /// Exit status and peak RSS (KiB) of a child run.
 pub fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
-    let child = cmd.spawn().context("starting shepseg")?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", cmd.get_program().to_string_lossy()))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
@@ -43,7 +45,7 @@ pub fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
     // SAFETY: `pid` is our child; `status` and `usage` are valid for writing.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if r != pid {
-        bail!("waiting for shepseg failed");
+        bail!("waiting for {} failed", cmd.get_program().to_string_lossy());
     }
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)

@@ -8,9 +8,11 @@
 //! * `bench-fit`: times the whole-raster k-means fit (sample read and 5 k-means++ restarts);
 //! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit;
 //! * `bench-stats`: per-segment statistics for each worker count;
-//! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA.
+//! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA;
+//! * `bench-pyshepseg`: pyshepseg and `shepseg segment` side by side on the same image.
 
 mod bench_core;
+mod bench_pyshepseg;
 mod bench_segment;
 mod bench_stats;
 mod bench_workers;
@@ -43,6 +45,8 @@ enum Task {
     BenchRat(bench_stats::BenchRatArgs),
     /// Time the whole-raster k-means fit (sampling and 5 k-means++ restarts).
     BenchFit(bench_segment::BenchFitArgs),
+    /// Run pyshepseg (from a checkout) and `shepseg segment` side by side: wall, peak RSS, ratio.
+    BenchPyshepseg(bench_pyshepseg::BenchPyshepsegArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,5 +59,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchStats(a) => bench_stats::bench(&a),
         Task::BenchRat(a) => bench_stats::bench_rat(&a),
         Task::BenchFit(a) => bench_segment::bench_fit(&a),
+        Task::BenchPyshepseg(a) => bench_pyshepseg::bench(&a),
     }
 }
