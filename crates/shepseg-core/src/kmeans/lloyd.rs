@@ -775,10 +775,7 @@ fn lloyd_inline<const NB: usize>(
         lower: vec![0.0; d.n],
         todo: vec![0; d.n],
         scan,
-        #[cfg(target_arch = "x86_64")]
-        fma: std::arch::is_x86_feature_detected!("fma"),
-        #[cfg(not(target_arch = "x86_64"))]
-        fma: false,
+        fma: crate::cpu::has_fma(),
     };
     asg.all::<NB>(d, &Geometry::new(&centres, nb, scan));
     // Whether the last assignment step left every label as it was (scikit-learn compares

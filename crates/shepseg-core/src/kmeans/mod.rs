@@ -481,9 +481,7 @@ mod tests {
                 let pruned = p.predict_image_pruned(&img, Some(7));
                 assert_eq!(fast, pruned, "{bands} bands, {k} centres");
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if crate::cpu::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA, as checked above.
                     if let Some(avx2) = unsafe { p.predict_image_avx2(&img, Some(7)) } {
                         assert_eq!(avx2, pruned, "AVX2: {bands} bands, {k} centres");

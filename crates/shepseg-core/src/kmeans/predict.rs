@@ -119,7 +119,7 @@ impl Predictor {
     /// [`Predictor::predict_image`] by the pruned scalar search (any CPU, any band count).
     pub(crate) fn predict_image_pruned<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::has_fma() {
             // SAFETY: the CPU supports FMA, as checked on the line above.
             return unsafe { self.predict_image_fma(img, null) };
         }
