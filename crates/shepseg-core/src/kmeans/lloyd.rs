@@ -20,7 +20,7 @@ use super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentre
 use super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
 use super::screen::{F32Centres, Screened, LANES};
 use super::sklearn_math::{euclidean, score, sq_norm};
-use crate::eliminate::prefetch;
+use crate::mem::prefetch;
 use crate::numeric::numpy_sum;
 use crate::par::par_map;
 use crate::rng::SplitMix64;
