@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+mod kmeanspp;
 mod lloyd;
 mod predict;
 mod screen;
@@ -32,7 +33,8 @@ use crate::numeric::{numpy_sum, round_half_even};
 use crate::par::with_threads;
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
-use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult, Run};
+use kmeanspp::{kmeans_plus_plus, Columns};
+use lloyd::{lloyd, LloydResult, Run};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
 ///
@@ -269,6 +271,32 @@ pub(crate) fn sample_image<T: Pixel>(img: &Img<T>, null: Option<T>, skip: usize)
         }
     }
     out
+}
+
+/// The sample, centred on its mean, `n x nb` row-major.
+struct Data<'a> {
+    pub x: &'a [f64],
+    pub n: usize,
+    pub nb: usize,
+}
+
+impl Data<'_> {
+    /// Bands per point: `NB` when the caller fixed it at compile time (so loops over the
+    /// bands unroll and lose their bounds checks), else the runtime count.
+    #[inline(always)]
+    fn nb<const NB: usize>(&self) -> usize {
+        if NB > 0 {
+            NB
+        } else {
+            self.nb
+        }
+    }
+
+    #[inline(always)]
+    fn point<const NB: usize>(&self, i: usize) -> &[f64] {
+        let nb = self.nb::<NB>();
+        &self.x[i * nb..(i + 1) * nb]
+    }
 }
 
 /// Fits k-means centres to `sample` (`n x num_bands`, band-interleaved pixel values).

@@ -1,0 +1,685 @@
+//! Lloyd's assignment step with Hamerly's bounds: an upper bound on each point's distance to
+//! its assigned centre and a lower bound on its distance to any other let most points skip the
+//! scan of the centres without changing its result.
+//!
+//! A point that cannot skip is scanned against every centre with AVX-512 or AVX2 vectors where
+//! the CPU has them (else by a pruned scalar scan). The passes run over fixed blocks of points
+//! that threads take one at a time, so no result depends on the thread count.
+
+use super::super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
+#[cfg(target_arch = "x86_64")]
+use super::super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
+use super::super::screen::{F32Centres, Screened, LANES};
+use super::super::sklearn_math::{score, sq_norm};
+use super::super::Data;
+use super::Simd;
+use crate::mem::prefetch;
+use crate::par::par_map;
+
+/// Relative slack on Hamerly's skip test, so rounding never skips a point that scikit-learn's
+/// score could assign elsewhere.
+const SLACK: f64 = 1e-9;
+/// How many points ahead of the one being bounded the assignment step prefetches the sample.
+const X_AHEAD: usize = 24;
+
+impl Simd {
+    /// Centres a vector of Lloyd's scan holds, the padding the centres need.
+    fn width(self) -> usize {
+        match self {
+            Simd::Avx512 => 8,
+            Simd::Scalar | Simd::Avx2 => 4,
+        }
+    }
+}
+
+/// What the assignment needs to know about the current centres.
+pub(super) struct Geometry<'a> {
+    centres: &'a [f64],
+    nb: usize,
+    /// `|c|^2` per centre, rounded as scikit-learn's.
+    norms: Vec<f64>,
+    /// For each centre, every centre sorted by distance from it (itself first).
+    by_distance: Vec<Vec<(f64, u32)>>,
+    /// Half the distance from each centre to its nearest other centre.
+    half_gap: Vec<f64>,
+    /// Largest absolute centre coordinate, for the pruning margin.
+    max_abs: f64,
+    /// The centres laid out for the vector scans, padded to a multiple of the scan's width.
+    padded: PaddedCentres,
+    /// Largest `|c|^2`, for the rounding margin of score-derived distances.
+    max_sq_norm: f64,
+    /// The centres for the AVX-512 scan's first, `f32`, pass.
+    f32c: F32Centres,
+}
+
+impl<'a> Geometry<'a> {
+    pub(super) fn new(centres: &'a [f64], nb: usize, scan: Simd) -> Self {
+        let by_distance = by_distance(centres, nb);
+        let norms: Vec<f64> = centres.chunks_exact(nb).map(sq_norm).collect();
+        Self {
+            centres,
+            nb,
+            half_gap: half_gaps(&by_distance),
+            by_distance,
+            max_abs: centres.iter().fold(0.0f64, |m, v| m.max(v.abs())),
+            padded: PaddedCentres::new(centres, nb, &norms, scan.width()),
+            max_sq_norm: norms.iter().fold(0.0f64, |m, &v| m.max(v)),
+            norms,
+            f32c: F32Centres::new(centres, nb),
+        }
+    }
+
+    #[inline(always)]
+    fn centre<const NB: usize>(&self, j: usize) -> &[f64] {
+        let nb = if NB > 0 { NB } else { self.nb };
+        &self.centres[j * nb..(j + 1) * nb]
+    }
+}
+
+/// Points per block of the assignment steps, which threads take one at a time: fixed, so
+/// that neither the work split nor any result depends on the thread count.
+const LLOYD_BLOCK: usize = 16384;
+
+/// Per-point bookkeeping: label and Hamerly's bounds.
+pub(super) struct Assignment {
+    pub(super) labels: Vec<u32>,
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+    /// Room for the indices of the points a step has still to bound or scan.
+    todo: Vec<u32>,
+    /// How a point whose bounds fail is scanned.
+    scan: Simd,
+    /// Whether the CPU has FMA, so that the blocks' code (run in the threads' closures, which
+    /// do not inherit the caller's target features) is compiled with it.
+    fma: bool,
+}
+
+/// What an assignment step needs: the sample, the new centres, how far each moved (`shift`)
+/// and what the lower bounds of each one's points lose (`drop`: the largest shift of any
+/// other centre).
+#[derive(Clone, Copy)]
+struct Moved<'a> {
+    d: &'a Data<'a>,
+    geo: &'a Geometry<'a>,
+    shift: &'a [f64],
+    drop: &'a [f64],
+}
+
+/// Whether a point's bounds fail to rule out the centres other than its own, `a`
+/// (`!(upper <= bound)`, so a NaN bound does not skip).
+#[inline(always)]
+fn fails(half_gap: &[f64], upper: f64, lower: f64, a: usize) -> bool {
+    let bound = half_gap[a].max(lower) * (1.0 - SLACK);
+    !matches!(
+        upper.partial_cmp(&bound),
+        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+    )
+}
+
+/// [`fails`] for eight points, labels `a`, as a mask. Where a half gap is NaN (never, with
+/// finite centres) the bound is NaN and the point fails: a scan more, the same labels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fails_avx512(
+    geo: &Geometry,
+    a: std::arch::x86_64::__m512i,
+    upper: std::arch::x86_64::__m512d,
+    lower: std::arch::x86_64::__m512d,
+) -> u8 {
+    use std::arch::x86_64::*;
+    // SAFETY: the labels index `half_gap`, one entry per centre.
+    let half_gap = unsafe { _mm512_i64gather_pd::<8>(a, geo.half_gap.as_ptr()) };
+    // `max` returns its second operand where either is NaN: a NaN lower bound gives the half
+    // gap, as `f64::max` does.
+    let bound = _mm512_mul_pd(_mm512_max_pd(lower, half_gap), _mm512_set1_pd(1.0 - SLACK));
+    _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(upper, bound)
+}
+
+/// [`Assignment`] for the points `start .. start + labels.len()`.
+struct Block<'s> {
+    start: usize,
+    labels: &'s mut [u32],
+    upper: &'s mut [f64],
+    lower: &'s mut [f64],
+    todo: &'s mut [u32],
+    scan: Simd,
+    fma: bool,
+}
+
+impl Assignment {
+    /// The bookkeeping of `n` points (labels 0, bounds to be set by [`Assignment::all`]),
+    /// scanning with `scan`.
+    pub(super) fn new(n: usize, scan: Simd) -> Self {
+        Assignment {
+            labels: vec![0; n],
+            upper: vec![0.0; n],
+            lower: vec![0.0; n],
+            todo: vec![0; n],
+            scan,
+            fma: crate::cpu::has_fma(),
+        }
+    }
+
+    /// The bookkeeping cut into [`LLOYD_BLOCK`]-point blocks.
+    fn blocks(&mut self) -> Vec<Block<'_>> {
+        let (scan, fma) = (self.scan, self.fma);
+        self.labels
+            .chunks_mut(LLOYD_BLOCK)
+            .zip(self.upper.chunks_mut(LLOYD_BLOCK))
+            .zip(self.lower.chunks_mut(LLOYD_BLOCK))
+            .zip(self.todo.chunks_mut(LLOYD_BLOCK))
+            .enumerate()
+            .map(|(b, (((labels, upper), lower), todo))| Block {
+                start: b * LLOYD_BLOCK,
+                labels,
+                upper,
+                lower,
+                todo,
+                scan,
+                fma,
+            })
+            .collect()
+    }
+
+    /// One assignment step after the centres moved by `shift`; whether any label changed.
+    #[inline(always)]
+    pub(super) fn step<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        shift: &[f64],
+    ) -> bool {
+        let (mut m1, mut m1j, mut m2) = (0.0f64, usize::MAX, 0.0f64);
+        for (j, &s) in shift.iter().enumerate() {
+            if s > m1 {
+                m2 = m1;
+                m1 = s;
+                m1j = j;
+            } else if s > m2 {
+                m2 = s;
+            }
+        }
+        // Per centre: what its points' lower bounds lose (the largest shift of any other
+        // centre).
+        let drop: Vec<f64> = (0..shift.len())
+            .map(|j| if j == m1j { m2 } else { m1 })
+            .collect();
+        let moved = Moved {
+            d,
+            geo,
+            shift,
+            drop: &drop,
+        };
+        par_map(self.blocks(), |mut b| b.step_any::<NB>(&moved))
+            .into_iter()
+            .any(|changed| changed)
+    }
+
+    /// Assigns every point from scratch.
+    #[inline(always)]
+    pub(super) fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        par_map(self.blocks(), |mut b| b.all_any::<NB>(d, geo));
+    }
+}
+
+impl Block<'_> {
+    /// [`Block::step`], compiled with FMA where the CPU has it.
+    fn step_any<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is set only when the CPU supports FMA.
+            return unsafe { self.step_fma::<NB>(moved) };
+        }
+        self.step::<NB>(moved)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn step_fma<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        self.step::<NB>(moved)
+    }
+
+    /// [`Block::all`], compiled with FMA where the CPU has it.
+    fn all_any<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is set only when the CPU supports FMA.
+            return unsafe { self.all_fma::<NB>(d, geo) };
+        }
+        self.all::<NB>(d, geo)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    unsafe fn all_fma<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        self.all::<NB>(d, geo)
+    }
+
+    /// [`Block::full_each`] for point `i` in `f64`, exactly, scoring every centre, four a
+    /// 256-bit vector, with scikit-learn's arithmetic per lane, keeping per lane the lowest score with
+    /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
+    /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
+    /// squared distance to every other centre from below.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+        use std::arch::x86_64::*;
+        let x = d.point::<NB>(self.start + i);
+        let centres = geo.padded.view::<NB, 4>();
+        let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
+        let four = _mm256_set1_pd(4.0);
+        let inf = _mm256_set1_pd(f64::INFINITY);
+        let (mut s1, mut s1_idx, mut s2) = (inf, _mm256_setzero_pd(), inf);
+        let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
+        for c in 0..centres.chunks() {
+            let s = centres.scores(&xs, c);
+            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, s1);
+            s2 = _mm256_min_pd(s2, _mm256_max_pd(s1, s));
+            s1_idx = _mm256_blendv_pd(s1_idx, idx, lower);
+            s1 = _mm256_min_pd(s1, s);
+            idx = _mm256_add_pd(idx, four);
+        }
+        let best = lowest_lane(s1, s1_idx);
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let winner = _mm256_cmp_pd::<_CMP_EQ_OQ>(s1_idx, _mm256_set1_pd(best as f64));
+        let second = _mm256_cvtsd_f64(lane_min(_mm256_blendv_pd(s1, s2, winner)));
+        let x_sq: f64 = x.iter().map(|v| v * v).sum();
+        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
+        self.labels[i] = best as u32;
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
+    }
+
+    /// [`Block::full_avx2`] with eight centres a 512-bit vector: the same scores, lane for
+    /// lane, so the same labels and bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn full_avx512<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
+        use std::arch::x86_64::*;
+        let x = d.point::<NB>(self.start + i);
+        let centres = geo.padded.view::<NB, 8>();
+        let xs: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(x[b]));
+        let eight = _mm512_set1_pd(8.0);
+        let inf = _mm512_set1_pd(f64::INFINITY);
+        let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_pd(), inf);
+        let mut idx = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
+        for c in 0..centres.chunks() {
+            let s = centres.scores(&xs, c);
+            let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(s, s1);
+            s2 = _mm512_min_pd(s2, _mm512_max_pd(s1, s));
+            s1_idx = _mm512_mask_blend_pd(lower, s1_idx, idx);
+            s1 = _mm512_min_pd(s1, s);
+            idx = _mm512_add_pd(idx, eight);
+        }
+        let best = lowest_lane_avx512(s1, s1_idx);
+        // The second lowest score: the lowest once the winner's lane offers its runner-up.
+        let winner = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1_idx, _mm512_set1_pd(best as f64));
+        let second = _mm512_reduce_min_pd(_mm512_mask_blend_pd(winner, s1, s2));
+        let x_sq: f64 = x.iter().map(|v| v * v).sum();
+        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
+        self.labels[i] = best as u32;
+        self.upper[i] = distance(x, geo.centre::<NB>(best));
+        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
+    }
+
+    /// Assigns each of the points `idx` (indices in the block) from scratch: label by
+    /// scikit-learn's score, ties to the lowest index; upper bound the distance to that
+    /// centre, lower bound one on the distance to any other. Whether any label changed. With
+    /// AVX-512, or AVX2 and FMA, and at most 8 bands, the points are scored side by side
+    /// ([`Block::full_lanes`]); otherwise one at a time by the pruned scan.
+    #[inline(always)]
+    fn full_each<const NB: usize>(&mut self, d: &Data, geo: &Geometry, idx: &[u32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.scans_lanes::<NB>() {
+            match self.scan {
+                Simd::Avx512 => {
+                    return self.full_lanes::<NB>(
+                        d,
+                        geo,
+                        idx,
+                        // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+                        |xs| unsafe { geo.f32c.screen_avx512::<NB>(xs) },
+                        // SAFETY: as above.
+                        |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
+                    );
+                }
+                Simd::Avx2 => {
+                    return self.full_lanes::<NB>(
+                        d,
+                        geo,
+                        idx,
+                        // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
+                        |xs| unsafe { geo.f32c.screen_avx2::<NB>(xs) },
+                        // SAFETY: as above.
+                        |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
+                    );
+                }
+                Simd::Scalar => {}
+            }
+        }
+        let mut changed = false;
+        for &i in idx {
+            let i = i as usize;
+            let a = self.labels[i] as usize;
+            self.full_pruned::<NB>(d, geo, i, a);
+            changed |= self.labels[i] as usize != a;
+        }
+        changed
+    }
+
+    /// Whether [`Block::full_each`] scores the points side by side ([`Block::full_lanes`]):
+    /// with a vector instruction set and at most 8 bands.
+    #[inline(always)]
+    fn scans_lanes<const NB: usize>(&self) -> bool {
+        NB > 0 && NB <= 8 && self.scan != Simd::Scalar
+    }
+
+    /// [`Block::full_each`] for the points `idx`, scored first in `f32` one point a lane,
+    /// [`LANES`] at a time, by `screen`, as the vector predictions score pixels (see
+    /// [`super::screen`]). Where the lowest and second lowest scores are further apart than
+    /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
+    /// the squared distance to every other centre from below; else the `f64` scan `exact`
+    /// decides. Whether any label changed.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn full_lanes<const NB: usize>(
+        &mut self,
+        d: &Data,
+        geo: &Geometry,
+        idx: &[u32],
+        screen: impl Fn(&[[f32; LANES]; NB]) -> Screened,
+        exact: impl Fn(&mut Self, usize),
+    ) -> bool {
+        let f = &geo.f32c;
+        let mut changed = false;
+        for group in idx.chunks(LANES) {
+            // The points' shifted values, band by band (a short last group repeats its last
+            // point, whose extra lanes are not read back).
+            let mut xs = [[0.0f32; LANES]; NB];
+            for lane in 0..LANES {
+                let i = group[lane.min(group.len() - 1)] as usize;
+                let x = d.point::<NB>(self.start + i);
+                for (b, row) in xs.iter_mut().enumerate() {
+                    row[lane] = f.shift(b, x[b]);
+                }
+            }
+            let screened = screen(&xs);
+            for (lane, &i) in group.iter().enumerate() {
+                let i = i as usize;
+                let old = self.labels[i];
+                if screened.sure & (1 << lane) == 0 {
+                    exact(self, i);
+                } else {
+                    // Each exact shifted score lies within half the margin of its `f32` score;
+                    // adding the point's exact shifted squared norm gives the squared
+                    // distance. So the lowest score plus the margin bounds the distance to the
+                    // winner from above, and the second lowest less the margin the distance
+                    // to every other centre from below.
+                    let x = d.point::<NB>(self.start + i);
+                    let x_sq64: f64 = (0..NB).map(|b| (x[b] - f.mean(b)).powi(2)).sum();
+                    let margin = screened.margin[lane] as f64;
+                    self.labels[i] = screened.label[lane];
+                    let (low, second) = (screened.low[lane] as f64, screened.second[lane] as f64);
+                    self.upper[i] = (x_sq64 + low + margin).max(0.0).sqrt();
+                    self.lower[i] = (x_sq64 + second - margin).max(0.0).sqrt();
+                }
+                changed |= self.labels[i] != old;
+            }
+        }
+        changed
+    }
+
+    /// [`Block::full_each`] for point `i` by scanning the centres that could be nearest:
+    /// those within twice its distance from centre `guess` (any other is farther than `guess`
+    /// itself); the lower bound also covers the centres not scanned.
+    #[inline(always)]
+    fn full_pruned<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize, guess: usize) {
+        let x = d.point::<NB>(self.start + i);
+        let dg = distance(x, geo.centre::<NB>(guess));
+        let x_max = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let margin = 1e-5 * (x_max + geo.max_abs + 1.0) * (d.nb::<NB>() as f64).sqrt();
+        let radius = 2.0 * dg + margin;
+        let mut best = usize::MAX;
+        let mut best_score = f64::INFINITY;
+        let (mut d1, mut d1j, mut d2) = (f64::INFINITY, usize::MAX, f64::INFINITY);
+        let mut unscanned = f64::INFINITY;
+        for &(dist, j) in &geo.by_distance[guess] {
+            if dist > radius {
+                unscanned = dist - dg;
+                break;
+            }
+            let j = j as usize;
+            let c = geo.centre::<NB>(j);
+            let s = score(x, c, geo.norms[j]);
+            if s < best_score || (s == best_score && j < best) {
+                best_score = s;
+                best = j;
+            }
+            let e = sq_distance(x, c);
+            if e < d1 {
+                d2 = d1;
+                d1 = e;
+                d1j = j;
+            } else if e < d2 {
+                d2 = e;
+            }
+        }
+        self.labels[i] = best as u32;
+        self.upper[i] = if best == guess {
+            dg
+        } else {
+            distance(x, geo.centre::<NB>(best))
+        };
+        let scanned_other = if d1j == best { d2 } else { d1 }.sqrt();
+        self.lower[i] = scanned_other.min(unscanned);
+    }
+
+    /// [`Assignment::step`] on this block; whether any label changed.
+    ///
+    /// Three passes, each over the points the one before left: move every point's bounds by
+    /// the centres' shifts; recompute the upper bound of those whose bounds no longer rule
+    /// the other centres out; scan every centre for those still not ruled out. The first two
+    /// append their survivors without branches, so the unpredictable skip tests cost no
+    /// mispredictions, and the scans follow one another with nothing between them, so the CPU
+    /// overlaps their long chains of latency. Each point's result does not depend on the
+    /// others', so the order changes nothing.
+    #[inline(always)]
+    fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
+        // Taken out of `self` for the step, so that the scans can borrow `self`.
+        let todo = std::mem::take(&mut self.todo);
+        let m2 = self.bound_passes::<NB>(moved, todo);
+        let changed = self.full_each::<NB>(moved.d, moved.geo, &todo[..m2]);
+        self.todo = todo;
+        changed
+    }
+
+    /// The first two passes of [`Block::step`], eight points a vector with AVX-512; returns
+    /// how many points they leave in `todo` for the scans.
+    #[inline(always)]
+    fn bound_passes<const NB: usize>(&mut self, moved: &Moved, todo: &mut [u32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
+            return unsafe {
+                let m = self.move_bounds_avx512::<NB>(moved, todo);
+                self.tighten_avx512::<NB>(moved, todo, m)
+            };
+        }
+        let m = self.move_bounds(moved, todo, 0, 0);
+        self.tighten::<NB>(moved, todo, 0, m, 0)
+    }
+
+    /// The first pass of [`Block::step`] from point `from` on, `m` points already listed:
+    /// moves each point's bounds by the centres' shifts and lists (in `todo`) those whose
+    /// bounds fail. Returns how many are listed.
+    #[inline(always)]
+    fn move_bounds(&mut self, moved: &Moved, todo: &mut [u32], from: usize, mut m: usize) -> usize {
+        let Moved {
+            geo, shift, drop, ..
+        } = *moved;
+        for i in from..self.labels.len() {
+            let a = self.labels[i] as usize;
+            self.upper[i] += shift[a];
+            self.lower[i] -= drop[a];
+            todo[m] = i as u32;
+            m += usize::from(fails(&geo.half_gap, self.upper[i], self.lower[i], a));
+        }
+        m
+    }
+
+    /// The second pass of [`Block::step`] over the listed points `todo[from..m]`, `m2`
+    /// already kept: recomputes each one's upper bound and keeps (at the front of `todo`)
+    /// those whose bounds still fail. Returns how many are kept.
+    #[inline(always)]
+    fn tighten<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+        from: usize,
+        m: usize,
+        mut m2: usize,
+    ) -> usize {
+        let Moved { d, geo, .. } = *moved;
+        let nb = d.nb::<NB>();
+        for k in from..m {
+            // The points are read only here and in the scans, too irregularly for the
+            // hardware prefetcher, and the sample is far larger than the cache.
+            if let Some(&ahead) = todo.get(k + X_AHEAD) {
+                prefetch(d.x, (self.start + ahead as usize) * nb);
+            }
+            let i = todo[k] as usize;
+            let a = self.labels[i] as usize;
+            self.upper[i] = distance(d.point::<NB>(self.start + i), geo.centre::<NB>(a));
+            todo[m2] = i as u32;
+            m2 += usize::from(fails(&geo.half_gap, self.upper[i], self.lower[i], a));
+        }
+        m2
+    }
+
+    /// [`Block::move_bounds`] eight points a vector, the same arithmetic lane by lane, over
+    /// the whole groups of eight (the scalar loop takes the rest); returns how many it listed.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn move_bounds_avx512<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let Moved {
+            geo, shift, drop, ..
+        } = *moved;
+        let n = self.labels.len();
+        let mut m = 0;
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n`, the length of `labels`, `upper` and `lower`; the labels
+            // index `shift`, `drop` and `half_gap` (one entry per centre).
+            unsafe {
+                let a =
+                    _mm512_cvtepu32_epi64(_mm256_loadu_si256(self.labels.as_ptr().add(i).cast()));
+                let up = _mm512_add_pd(
+                    _mm512_loadu_pd(self.upper.as_ptr().add(i)),
+                    _mm512_i64gather_pd::<8>(a, shift.as_ptr()),
+                );
+                let lo = _mm512_sub_pd(
+                    _mm512_loadu_pd(self.lower.as_ptr().add(i)),
+                    _mm512_i64gather_pd::<8>(a, drop.as_ptr()),
+                );
+                _mm512_storeu_pd(self.upper.as_mut_ptr().add(i), up);
+                _mm512_storeu_pd(self.lower.as_mut_ptr().add(i), lo);
+                let mask = fails_avx512(geo, a, up, lo);
+                for lane in 0..8 {
+                    todo[m] = (i + lane) as u32;
+                    m += usize::from(mask >> lane & 1 == 1);
+                }
+            }
+            i += 8;
+        }
+        self.move_bounds(moved, todo, i, m)
+    }
+
+    /// [`Block::tighten`] eight points a vector (gathered), the same arithmetic lane by lane,
+    /// over the whole groups of eight of `todo[..m]` (the scalar loop takes the rest); returns
+    /// how many it kept.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tighten_avx512<const NB: usize>(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+        m: usize,
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let Moved { d, geo, .. } = *moved;
+        let mut m2 = 0;
+        let mut k = 0;
+        let (start, nb) = (
+            _mm512_set1_epi64(self.start as i64),
+            _mm512_set1_epi64(NB as i64),
+        );
+        while k + 8 <= m {
+            for &ahead in todo.iter().skip(k + X_AHEAD).take(8) {
+                prefetch(d.x, (self.start + ahead as usize) * NB);
+            }
+            // SAFETY: `k + 8 <= m <= todo.len()`; the listed points are in the block, so
+            // they index `labels`, `upper` and `lower`, and `start + i` the sample (`NB`
+            // values a point); the labels index the centres (`NB` values each) and
+            // `half_gap`.
+            unsafe {
+                let idx = _mm256_loadu_si256(todo.as_ptr().add(k).cast());
+                let i = _mm512_cvtepu32_epi64(idx);
+                let a = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(
+                    i,
+                    self.labels.as_ptr().cast(),
+                ));
+                let point = _mm512_mul_epu32(_mm512_add_epi64(i, start), nb);
+                let centre = _mm512_mul_epu32(a, nb);
+                // `distance`: the squared differences added in band order from 0, then the
+                // square root.
+                let mut acc = _mm512_setzero_pd();
+                for b in 0..NB {
+                    let x = _mm512_i64gather_pd::<8>(point, d.x.as_ptr().add(b));
+                    let c = _mm512_i64gather_pd::<8>(centre, geo.centres.as_ptr().add(b));
+                    let diff = _mm512_sub_pd(x, c);
+                    acc = _mm512_add_pd(acc, _mm512_mul_pd(diff, diff));
+                }
+                let up = _mm512_sqrt_pd(acc);
+                _mm512_i64scatter_pd::<8>(self.upper.as_mut_ptr(), i, up);
+                let lo = _mm512_i64gather_pd::<8>(i, self.lower.as_ptr());
+                let mask = fails_avx512(geo, a, up, lo);
+                let mut lanes = [0u32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), idx);
+                for (lane, &p) in lanes.iter().enumerate() {
+                    todo[m2] = p;
+                    m2 += usize::from(mask >> lane & 1 == 1);
+                }
+            }
+            k += 8;
+        }
+        self.tighten::<NB>(moved, todo, k, m, m2)
+    }
+
+    /// Assigns every point of the block from scratch, each starting from the previous
+    /// point's label (the answer does not depend on that guess).
+    #[inline(always)]
+    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+        if self.scans_lanes::<NB>() {
+            let todo = std::mem::take(&mut self.todo);
+            let n = self.labels.len();
+            for (i, t) in todo[..n].iter_mut().enumerate() {
+                *t = i as u32;
+            }
+            self.full_each::<NB>(d, geo, &todo[..n]);
+            self.todo = todo;
+            return;
+        }
+        let mut guess = 0;
+        for i in 0..self.labels.len() {
+            self.full_pruned::<NB>(d, geo, i, guess);
+            guess = self.labels[i] as usize;
+        }
+    }
+}
