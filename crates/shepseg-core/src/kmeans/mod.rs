@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 mod kmeanspp;
 mod lloyd;
 mod predict;
-mod screen;
+pub(crate) mod screen;
 mod sklearn_math;
 
 pub use predict::Predictor;

@@ -163,19 +163,23 @@ impl Predictor {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx512::<NB>(xs))
+        self.predict_lanes::<T, NB>(img, null, |xs| {
+            crate::arch::x86_64::avx512::screen::screen::<NB>(&self.f32c, xs)
+        })
     }
 
     /// [`Predictor::predict_image_avx2`] for `NB` bands.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx2::<NB>(xs))
+        self.predict_lanes::<T, NB>(img, null, |xs| {
+            crate::arch::x86_64::avx2::screen::screen::<NB>(&self.f32c, xs)
+        })
     }
 
     /// The vector predictions for `NB` bands, one pixel a lane: blocks of [`LANES`]
     /// consecutive pixels are scored in `f32` against one centre at a time by `screen` (see
-    /// [`F32Centres::screen_avx512`]). Where a pixel's two lowest scores are further apart
+    /// [`crate::arch::x86_64::avx512::screen::screen`]). Where a pixel's two lowest scores are further apart
     /// than the margin, the lowest is scikit-learn's answer; the other pixels are searched
     /// again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels rather
     /// than centres side by side needs no reduction across lanes, so the vector units stay
@@ -260,7 +264,7 @@ impl Predictor {
     }
 
     /// [`Predictor::predict_image_avx512`] for CPUs with AVX2 and FMA but not AVX-512: the same
-    /// `f32` screen eight pixels a 256-bit vector ([`F32Centres::screen_avx2`]), so the same
+    /// `f32` screen eight pixels a 256-bit vector ([`crate::arch::x86_64::avx2::screen::screen`]), so the same
     /// labels. `None` for band counts above 8.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]

@@ -13,6 +13,8 @@ use super::super::screen::{F32Centres, Screened, LANES};
 use super::super::sklearn_math::{score, sq_norm};
 use super::super::Data;
 use super::Simd;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::x86_64::{avx2, avx512};
 use crate::mem::prefetch;
 use crate::par::par_map;
 
@@ -340,7 +342,7 @@ impl Block<'_> {
                         geo,
                         idx,
                         // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
-                        |xs| unsafe { geo.f32c.screen_avx512::<NB>(xs) },
+                        |xs| unsafe { avx512::screen::screen::<NB>(&geo.f32c, xs) },
                         // SAFETY: as above.
                         |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
                     );
@@ -351,7 +353,7 @@ impl Block<'_> {
                         geo,
                         idx,
                         // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
-                        |xs| unsafe { geo.f32c.screen_avx2::<NB>(xs) },
+                        |xs| unsafe { avx2::screen::screen::<NB>(&geo.f32c, xs) },
                         // SAFETY: as above.
                         |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
                     );

@@ -1,0 +1,3 @@
+//! Kernels for CPUs with AVX2 and FMA ([`crate::cpu::Simd::Avx2`]): 256-bit vectors.
+
+pub(crate) mod screen;

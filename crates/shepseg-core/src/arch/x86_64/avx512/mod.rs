@@ -1,0 +1,3 @@
+//! Kernels for CPUs with AVX-512F ([`crate::cpu::Simd::Avx512`]): 512-bit vectors.
+
+pub(crate) mod screen;
