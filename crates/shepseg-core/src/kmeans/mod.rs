@@ -511,7 +511,9 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 if crate::cpu::has_avx2_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA, as checked above.
-                    if let Some(avx2) = unsafe { p.predict_image_avx2(&img, Some(7)) } {
+                    if let Some(avx2) =
+                        unsafe { p.predict_image_vector(&img, Some(7), crate::cpu::Simd::Avx2) }
+                    {
                         assert_eq!(avx2, pruned, "AVX2: {bands} bands, {k} centres");
                     }
                 }

@@ -5,6 +5,10 @@ use super::screen::F32Centres;
 use super::screen::{Screened, LANES};
 use super::sklearn_math::{score, sq_norm};
 use super::KMeansModel;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::x86_64::{avx2, avx512, fma};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::Simd;
 use crate::image::Img;
 use crate::pixel::Pixel;
 
@@ -25,7 +29,7 @@ pub struct Predictor {
     /// that (less a margin) to a centre has it as its unique nearest.
     half_gap: Vec<f64>,
     /// The centres for the vector searches' first, `f32`, pass.
-    f32c: F32Centres,
+    pub(crate) f32c: F32Centres,
 }
 
 impl Predictor {
@@ -100,20 +104,66 @@ impl Predictor {
     /// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order).
     pub(crate) fn predict_image<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::Simd::Avx512.available() {
-            // SAFETY: the CPU supports AVX-512F (FMA included), as checked on the line above.
-            if let Some(out) = unsafe { self.predict_image_avx512(img, null) } {
-                return out;
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::Simd::Avx2.available() {
-            // SAFETY: the CPU supports AVX2 and FMA, as checked on the line above.
-            if let Some(out) = unsafe { self.predict_image_avx2(img, null) } {
+        {
+            let simd = Simd::best();
+            // SAFETY: `Simd::best` is an instruction set the CPU supports.
+            if let Some(out) = unsafe { self.predict_image_vector(img, null, simd) } {
                 return out;
             }
         }
         self.predict_image_pruned(img, null)
+    }
+
+    /// Every centre scored for every pixel in `f32`, with the vectors of `simd` (sixteen pixels
+    /// a 512-bit vector with AVX-512, eight a 256-bit one with AVX2), and the pixels whose answer
+    /// that leaves uncertain searched again in scikit-learn's `f64` arithmetic (see
+    /// [`super::screen`]): the same labels as the exact searches. On noisy imagery this beats
+    /// the pruned search, which rarely prunes enough to pay for its branches. `None` for
+    /// [`Simd::Scalar`] and for band counts above 8 (the pruned search handles those).
+    ///
+    /// # Safety
+    /// The CPU must support `simd`'s instructions.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn predict_image_vector<T: Pixel>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+        simd: Simd,
+    ) -> Option<Vec<u32>> {
+        // SAFETY: the caller vouches for `simd`.
+        unsafe {
+            match img.bands {
+                1 => self.predict_vector::<T, 1>(img, null, simd),
+                2 => self.predict_vector::<T, 2>(img, null, simd),
+                3 => self.predict_vector::<T, 3>(img, null, simd),
+                4 => self.predict_vector::<T, 4>(img, null, simd),
+                5 => self.predict_vector::<T, 5>(img, null, simd),
+                6 => self.predict_vector::<T, 6>(img, null, simd),
+                7 => self.predict_vector::<T, 7>(img, null, simd),
+                8 => self.predict_vector::<T, 8>(img, null, simd),
+                _ => None,
+            }
+        }
+    }
+
+    /// [`Predictor::predict_image_vector`] for `NB` bands.
+    ///
+    /// # Safety
+    /// The CPU must support `simd`'s instructions.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn predict_vector<T: Pixel, const NB: usize>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+        simd: Simd,
+    ) -> Option<Vec<u32>> {
+        match simd {
+            // SAFETY: the caller vouches that the CPU supports AVX-512F.
+            Simd::Avx512 => Some(unsafe { avx512::predict::predict::<T, NB>(self, img, null) }),
+            // SAFETY: the caller vouches that the CPU supports AVX2 and FMA.
+            Simd::Avx2 => Some(unsafe { avx2::predict::predict::<T, NB>(self, img, null) }),
+            Simd::Scalar => None,
+        }
     }
 
     /// [`Predictor::predict_image`] by the pruned scalar search (any CPU, any band count).
@@ -121,73 +171,22 @@ impl Predictor {
         #[cfg(target_arch = "x86_64")]
         if crate::cpu::has_fma() {
             // SAFETY: the CPU supports FMA, as checked on the line above.
-            return unsafe { self.predict_image_fma(img, null) };
+            return unsafe { fma::predict_image_pruned(self, img, null) };
         }
         self.predict_image_bands(img, null)
     }
 
-    /// The same loop compiled with hardware FMA, so `mul_add` is one instruction rather than a
-    /// call into libm; the results are identical (FMA is exactly specified).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    unsafe fn predict_image_fma<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_image_bands(img, null)
-    }
-
-    /// Every centre scored for every pixel in `f32`, sixteen pixels per 512-bit vector, and
-    /// the pixels whose answer that leaves uncertain searched again in scikit-learn's `f64`
-    /// arithmetic (see [`super::screen`]): the same labels as the exact searches. On noisy
-    /// imagery this beats the pruned search, which rarely prunes enough to pay for its
-    /// branches. `None` for band counts above 8 (the pruned search handles those).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn predict_image_avx512<T: Pixel>(
-        &self,
-        img: &Img<T>,
-        null: Option<T>,
-    ) -> Option<Vec<u32>> {
-        Some(match img.bands {
-            1 => self.predict_avx512::<T, 1>(img, null),
-            2 => self.predict_avx512::<T, 2>(img, null),
-            3 => self.predict_avx512::<T, 3>(img, null),
-            4 => self.predict_avx512::<T, 4>(img, null),
-            5 => self.predict_avx512::<T, 5>(img, null),
-            6 => self.predict_avx512::<T, 6>(img, null),
-            7 => self.predict_avx512::<T, 7>(img, null),
-            8 => self.predict_avx512::<T, 8>(img, null),
-            _ => return None,
-        })
-    }
-
-    /// [`Predictor::predict_image_avx512`] for `NB` bands.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| {
-            crate::arch::x86_64::avx512::screen::screen::<NB>(&self.f32c, xs)
-        })
-    }
-
-    /// [`Predictor::predict_image_avx2`] for `NB` bands.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| {
-            crate::arch::x86_64::avx2::screen::screen::<NB>(&self.f32c, xs)
-        })
-    }
-
     /// The vector predictions for `NB` bands, one pixel a lane: blocks of [`LANES`]
     /// consecutive pixels are scored in `f32` against one centre at a time by `screen` (see
-    /// [`crate::arch::x86_64::avx512::screen::screen`]). Where a pixel's two lowest scores are further apart
-    /// than the margin, the lowest is scikit-learn's answer; the other pixels are searched
-    /// again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels rather
-    /// than centres side by side needs no reduction across lanes, so the vector units stay
-    /// busy. A block whose every pixel equals the one before it takes that pixel's label
+    /// [`crate::arch::x86_64::avx512::screen::screen`]). Where a pixel's two lowest scores are
+    /// further apart than the margin, the lowest is scikit-learn's answer; the other pixels are
+    /// searched again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels
+    /// rather than centres side by side needs no reduction across lanes, so the vector units
+    /// stay busy. A block whose every pixel equals the one before it takes that pixel's label
     /// without a search (large uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn predict_lanes<T: Pixel, const NB: usize>(
+    pub(crate) fn predict_lanes<T: Pixel, const NB: usize>(
         &self,
         img: &Img<T>,
         null: Option<T>,
@@ -263,32 +262,9 @@ impl Predictor {
         out
     }
 
-    /// [`Predictor::predict_image_avx512`] for CPUs with AVX2 and FMA but not AVX-512: the same
-    /// `f32` screen eight pixels a 256-bit vector ([`crate::arch::x86_64::avx2::screen::screen`]), so the same
-    /// labels. `None` for band counts above 8.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn predict_image_avx2<T: Pixel>(
-        &self,
-        img: &Img<T>,
-        null: Option<T>,
-    ) -> Option<Vec<u32>> {
-        Some(match img.bands {
-            1 => self.predict_avx2::<T, 1>(img, null),
-            2 => self.predict_avx2::<T, 2>(img, null),
-            3 => self.predict_avx2::<T, 3>(img, null),
-            4 => self.predict_avx2::<T, 4>(img, null),
-            5 => self.predict_avx2::<T, 5>(img, null),
-            6 => self.predict_avx2::<T, 6>(img, null),
-            7 => self.predict_avx2::<T, 7>(img, null),
-            8 => self.predict_avx2::<T, 8>(img, null),
-            _ => return None,
-        })
-    }
-
     /// Dispatches on the band count, so the common counts get unrolled loops.
     #[inline(always)]
-    fn predict_image_bands<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+    pub(crate) fn predict_image_bands<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         match img.bands {
             1 => self.predict_image_inline::<T, 1>(img, null),
             2 => self.predict_image_inline::<T, 2>(img, null),

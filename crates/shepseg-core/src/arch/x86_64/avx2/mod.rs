@@ -1,3 +1,4 @@
 //! Kernels for CPUs with AVX2 and FMA ([`crate::cpu::Simd::Avx2`]): 256-bit vectors.
 
+pub(crate) mod predict;
 pub(crate) mod screen;

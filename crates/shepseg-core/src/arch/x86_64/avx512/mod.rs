@@ -1,3 +1,4 @@
 //! Kernels for CPUs with AVX-512F ([`crate::cpu::Simd::Avx512`]): 512-bit vectors.
 
+pub(crate) mod predict;
 pub(crate) mod screen;
