@@ -19,8 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod centres;
 mod kmeanspp;
-mod lloyd;
+pub(crate) mod lloyd;
 mod predict;
 pub(crate) mod screen;
 mod sklearn_math;
@@ -274,7 +275,7 @@ pub(crate) fn sample_image<T: Pixel>(img: &Img<T>, null: Option<T>, skip: usize)
 }
 
 /// The sample, centred on its mean, `n x nb` row-major.
-struct Data<'a> {
+pub(crate) struct Data<'a> {
     pub x: &'a [f64],
     pub n: usize,
     pub nb: usize,
@@ -284,7 +285,7 @@ impl Data<'_> {
     /// Bands per point: `NB` when the caller fixed it at compile time (so loops over the
     /// bands unroll and lose their bounds checks), else the runtime count.
     #[inline(always)]
-    fn nb<const NB: usize>(&self) -> usize {
+    pub(crate) fn nb<const NB: usize>(&self) -> usize {
         if NB > 0 {
             NB
         } else {
@@ -293,7 +294,7 @@ impl Data<'_> {
     }
 
     #[inline(always)]
-    fn point<const NB: usize>(&self, i: usize) -> &[f64] {
+    pub(crate) fn point<const NB: usize>(&self, i: usize) -> &[f64] {
         let nb = self.nb::<NB>();
         &self.x[i * nb..(i + 1) * nb]
     }

@@ -3,7 +3,8 @@
 //! run where [`crate::cpu::has_fma`] says the CPU has it.
 
 use crate::image::Img;
-use crate::kmeans::Predictor;
+use crate::kmeans::lloyd::hamerly::{Block, Geometry, Moved};
+use crate::kmeans::{Data, Predictor};
 use crate::pixel::Pixel;
 
 /// [`Predictor::predict_image_pruned`]'s loop compiled with hardware FMA, so `mul_add` is one
@@ -16,4 +17,16 @@ pub(crate) unsafe fn predict_image_pruned<T: Pixel>(
     null: Option<T>,
 ) -> Vec<u32> {
     p.predict_image_bands(img, null)
+}
+
+/// [`Block::step`] compiled with FMA (see [`Block::step_any`]).
+#[target_feature(enable = "fma")]
+pub(crate) unsafe fn lloyd_step<const NB: usize>(block: &mut Block, moved: &Moved) -> bool {
+    block.step::<NB>(moved)
+}
+
+/// [`Block::all`] compiled with FMA (see [`Block::all_any`]).
+#[target_feature(enable = "fma")]
+pub(crate) unsafe fn lloyd_all<const NB: usize>(block: &mut Block, d: &Data, geo: &Geometry) {
+    block.all::<NB>(d, geo)
 }

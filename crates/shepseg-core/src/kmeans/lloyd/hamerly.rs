@@ -4,25 +4,24 @@
 //!
 //! A point that cannot skip is scanned against every centre with AVX-512 or AVX2 vectors where
 //! the CPU has them (else by a pruned scalar scan). The passes run over fixed blocks of points
-//! that threads take one at a time, so no result depends on the thread count.
+//! that threads take one at a time, so no result depends on the thread count. The vector
+//! kernels are in `crate::arch::x86_64` (`avx512::lloyd`, `avx2::lloyd`, `fma`).
 
-use super::super::predict::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
-#[cfg(target_arch = "x86_64")]
-use super::super::predict::{lane_min, lowest_lane, lowest_lane_avx512};
+use super::super::centres::{by_distance, distance, half_gaps, sq_distance, PaddedCentres};
 use super::super::screen::{F32Centres, Screened, LANES};
 use super::super::sklearn_math::{score, sq_norm};
 use super::super::Data;
 use super::Simd;
 #[cfg(target_arch = "x86_64")]
-use crate::arch::x86_64::{avx2, avx512};
+use crate::arch::x86_64::{avx2, avx512, fma};
 use crate::mem::prefetch;
 use crate::par::par_map;
 
 /// Relative slack on Hamerly's skip test, so rounding never skips a point that scikit-learn's
 /// score could assign elsewhere.
-const SLACK: f64 = 1e-9;
+pub(crate) const SLACK: f64 = 1e-9;
 /// How many points ahead of the one being bounded the assignment step prefetches the sample.
-const X_AHEAD: usize = 24;
+pub(crate) const X_AHEAD: usize = 24;
 
 impl Simd {
     /// Centres a vector of Lloyd's scan holds, the padding the centres need.
@@ -35,21 +34,21 @@ impl Simd {
 }
 
 /// What the assignment needs to know about the current centres.
-pub(super) struct Geometry<'a> {
-    centres: &'a [f64],
+pub(crate) struct Geometry<'a> {
+    pub(crate) centres: &'a [f64],
     nb: usize,
     /// `|c|^2` per centre, rounded as scikit-learn's.
     norms: Vec<f64>,
     /// For each centre, every centre sorted by distance from it (itself first).
     by_distance: Vec<Vec<(f64, u32)>>,
     /// Half the distance from each centre to its nearest other centre.
-    half_gap: Vec<f64>,
+    pub(crate) half_gap: Vec<f64>,
     /// Largest absolute centre coordinate, for the pruning margin.
     max_abs: f64,
     /// The centres laid out for the vector scans, padded to a multiple of the scan's width.
-    padded: PaddedCentres,
+    pub(crate) padded: PaddedCentres,
     /// Largest `|c|^2`, for the rounding margin of score-derived distances.
-    max_sq_norm: f64,
+    pub(crate) max_sq_norm: f64,
     /// The centres for the AVX-512 scan's first, `f32`, pass.
     f32c: F32Centres,
 }
@@ -72,7 +71,7 @@ impl<'a> Geometry<'a> {
     }
 
     #[inline(always)]
-    fn centre<const NB: usize>(&self, j: usize) -> &[f64] {
+    pub(crate) fn centre<const NB: usize>(&self, j: usize) -> &[f64] {
         let nb = if NB > 0 { NB } else { self.nb };
         &self.centres[j * nb..(j + 1) * nb]
     }
@@ -100,11 +99,11 @@ pub(super) struct Assignment {
 /// and what the lower bounds of each one's points lose (`drop`: the largest shift of any
 /// other centre).
 #[derive(Clone, Copy)]
-struct Moved<'a> {
-    d: &'a Data<'a>,
-    geo: &'a Geometry<'a>,
-    shift: &'a [f64],
-    drop: &'a [f64],
+pub(crate) struct Moved<'a> {
+    pub(crate) d: &'a Data<'a>,
+    pub(crate) geo: &'a Geometry<'a>,
+    pub(crate) shift: &'a [f64],
+    pub(crate) drop: &'a [f64],
 }
 
 /// Whether a point's bounds fail to rule out the centres other than its own, `a`
@@ -118,31 +117,12 @@ fn fails(half_gap: &[f64], upper: f64, lower: f64, a: usize) -> bool {
     )
 }
 
-/// [`fails`] for eight points, labels `a`, as a mask. Where a half gap is NaN (never, with
-/// finite centres) the bound is NaN and the point fails: a scan more, the same labels.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn fails_avx512(
-    geo: &Geometry,
-    a: std::arch::x86_64::__m512i,
-    upper: std::arch::x86_64::__m512d,
-    lower: std::arch::x86_64::__m512d,
-) -> u8 {
-    use std::arch::x86_64::*;
-    // SAFETY: the labels index `half_gap`, one entry per centre.
-    let half_gap = unsafe { _mm512_i64gather_pd::<8>(a, geo.half_gap.as_ptr()) };
-    // `max` returns its second operand where either is NaN: a NaN lower bound gives the half
-    // gap, as `f64::max` does.
-    let bound = _mm512_mul_pd(_mm512_max_pd(lower, half_gap), _mm512_set1_pd(1.0 - SLACK));
-    _mm512_cmp_pd_mask::<_CMP_NLE_UQ>(upper, bound)
-}
-
 /// [`Assignment`] for the points `start .. start + labels.len()`.
-struct Block<'s> {
-    start: usize,
-    labels: &'s mut [u32],
-    upper: &'s mut [f64],
-    lower: &'s mut [f64],
+pub(crate) struct Block<'s> {
+    pub(crate) start: usize,
+    pub(crate) labels: &'s mut [u32],
+    pub(crate) upper: &'s mut [f64],
+    pub(crate) lower: &'s mut [f64],
     todo: &'s mut [u32],
     scan: Simd,
     fma: bool,
@@ -226,104 +206,23 @@ impl Assignment {
 
 impl Block<'_> {
     /// [`Block::step`], compiled with FMA where the CPU has it.
-    fn step_any<const NB: usize>(&mut self, moved: &Moved) -> bool {
+    pub(crate) fn step_any<const NB: usize>(&mut self, moved: &Moved) -> bool {
         #[cfg(target_arch = "x86_64")]
         if self.fma {
             // SAFETY: `fma` is set only when the CPU supports FMA.
-            return unsafe { self.step_fma::<NB>(moved) };
+            return unsafe { fma::lloyd_step::<NB>(self, moved) };
         }
-        self.step::<NB>(moved)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    unsafe fn step_fma<const NB: usize>(&mut self, moved: &Moved) -> bool {
         self.step::<NB>(moved)
     }
 
     /// [`Block::all`], compiled with FMA where the CPU has it.
-    fn all_any<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+    pub(crate) fn all_any<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
         #[cfg(target_arch = "x86_64")]
         if self.fma {
             // SAFETY: `fma` is set only when the CPU supports FMA.
-            return unsafe { self.all_fma::<NB>(d, geo) };
+            return unsafe { fma::lloyd_all::<NB>(self, d, geo) };
         }
         self.all::<NB>(d, geo)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    unsafe fn all_fma<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
-        self.all::<NB>(d, geo)
-    }
-
-    /// [`Block::full_each`] for point `i` in `f64`, exactly, scoring every centre, four a
-    /// 256-bit vector, with scikit-learn's arithmetic per lane, keeping per lane the lowest score with
-    /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
-    /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
-    /// squared distance to every other centre from below.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn full_avx2<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
-        use std::arch::x86_64::*;
-        let x = d.point::<NB>(self.start + i);
-        let centres = geo.padded.view::<NB, 4>();
-        let xs: [__m256d; NB] = std::array::from_fn(|b| _mm256_set1_pd(x[b]));
-        let four = _mm256_set1_pd(4.0);
-        let inf = _mm256_set1_pd(f64::INFINITY);
-        let (mut s1, mut s1_idx, mut s2) = (inf, _mm256_setzero_pd(), inf);
-        let mut idx = _mm256_set_pd(3.0, 2.0, 1.0, 0.0);
-        for c in 0..centres.chunks() {
-            let s = centres.scores(&xs, c);
-            let lower = _mm256_cmp_pd::<_CMP_LT_OQ>(s, s1);
-            s2 = _mm256_min_pd(s2, _mm256_max_pd(s1, s));
-            s1_idx = _mm256_blendv_pd(s1_idx, idx, lower);
-            s1 = _mm256_min_pd(s1, s);
-            idx = _mm256_add_pd(idx, four);
-        }
-        let best = lowest_lane(s1, s1_idx);
-        // The second lowest score: the lowest once the winner's lane offers its runner-up.
-        let winner = _mm256_cmp_pd::<_CMP_EQ_OQ>(s1_idx, _mm256_set1_pd(best as f64));
-        let second = _mm256_cvtsd_f64(lane_min(_mm256_blendv_pd(s1, s2, winner)));
-        let x_sq: f64 = x.iter().map(|v| v * v).sum();
-        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
-        self.labels[i] = best as u32;
-        self.upper[i] = distance(x, geo.centre::<NB>(best));
-        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
-    }
-
-    /// [`Block::full_avx2`] with eight centres a 512-bit vector: the same scores, lane for
-    /// lane, so the same labels and bounds.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn full_avx512<const NB: usize>(&mut self, d: &Data, geo: &Geometry, i: usize) {
-        use std::arch::x86_64::*;
-        let x = d.point::<NB>(self.start + i);
-        let centres = geo.padded.view::<NB, 8>();
-        let xs: [__m512d; NB] = std::array::from_fn(|b| _mm512_set1_pd(x[b]));
-        let eight = _mm512_set1_pd(8.0);
-        let inf = _mm512_set1_pd(f64::INFINITY);
-        let (mut s1, mut s1_idx, mut s2) = (inf, _mm512_setzero_pd(), inf);
-        let mut idx = _mm512_set_pd(7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0);
-        for c in 0..centres.chunks() {
-            let s = centres.scores(&xs, c);
-            let lower = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(s, s1);
-            s2 = _mm512_min_pd(s2, _mm512_max_pd(s1, s));
-            s1_idx = _mm512_mask_blend_pd(lower, s1_idx, idx);
-            s1 = _mm512_min_pd(s1, s);
-            idx = _mm512_add_pd(idx, eight);
-        }
-        let best = lowest_lane_avx512(s1, s1_idx);
-        // The second lowest score: the lowest once the winner's lane offers its runner-up.
-        let winner = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(s1_idx, _mm512_set1_pd(best as f64));
-        let second = _mm512_reduce_min_pd(_mm512_mask_blend_pd(winner, s1, s2));
-        let x_sq: f64 = x.iter().map(|v| v * v).sum();
-        let margin = 1e-13 * (x_sq + geo.max_sq_norm + 1.0);
-        self.labels[i] = best as u32;
-        self.upper[i] = distance(x, geo.centre::<NB>(best));
-        self.lower[i] = (x_sq + second - margin).max(0.0).sqrt();
     }
 
     /// Assigns each of the points `idx` (indices in the block) from scratch: label by
@@ -344,7 +243,7 @@ impl Block<'_> {
                         // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
                         |xs| unsafe { avx512::screen::screen::<NB>(&geo.f32c, xs) },
                         // SAFETY: as above.
-                        |block, i| unsafe { block.full_avx512::<NB>(d, geo, i) },
+                        |block, i| unsafe { avx512::lloyd::full::<NB>(block, d, geo, i) },
                     );
                 }
                 Simd::Avx2 => {
@@ -355,7 +254,7 @@ impl Block<'_> {
                         // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
                         |xs| unsafe { avx2::screen::screen::<NB>(&geo.f32c, xs) },
                         // SAFETY: as above.
-                        |block, i| unsafe { block.full_avx2::<NB>(d, geo, i) },
+                        |block, i| unsafe { avx2::lloyd::full::<NB>(block, d, geo, i) },
                     );
                 }
                 Simd::Scalar => {}
@@ -380,7 +279,7 @@ impl Block<'_> {
 
     /// [`Block::full_each`] for the points `idx`, scored first in `f32` one point a lane,
     /// [`LANES`] at a time, by `screen`, as the vector predictions score pixels (see
-    /// [`super::screen`]). Where the lowest and second lowest scores are further apart than
+    /// [`super::super::screen`]). Where the lowest and second lowest scores are further apart than
     /// the margin, the lowest is scikit-learn's label and the second, less the margin, bounds
     /// the squared distance to every other centre from below; else the `f64` scan `exact`
     /// decides. Whether any label changed.
@@ -488,7 +387,7 @@ impl Block<'_> {
     /// overlaps their long chains of latency. Each point's result does not depend on the
     /// others', so the order changes nothing.
     #[inline(always)]
-    fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
+    pub(crate) fn step<const NB: usize>(&mut self, moved: &Moved) -> bool {
         // Taken out of `self` for the step, so that the scans can borrow `self`.
         let todo = std::mem::take(&mut self.todo);
         let m2 = self.bound_passes::<NB>(moved, todo);
@@ -505,8 +404,8 @@ impl Block<'_> {
         if NB > 0 && NB <= 8 && self.scan == Simd::Avx512 {
             // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
             return unsafe {
-                let m = self.move_bounds_avx512::<NB>(moved, todo);
-                self.tighten_avx512::<NB>(moved, todo, m)
+                let m = avx512::lloyd::move_bounds::<NB>(self, moved, todo);
+                avx512::lloyd::tighten::<NB>(self, moved, todo, m)
             };
         }
         let m = self.move_bounds(moved, todo, 0, 0);
@@ -517,7 +416,13 @@ impl Block<'_> {
     /// moves each point's bounds by the centres' shifts and lists (in `todo`) those whose
     /// bounds fail. Returns how many are listed.
     #[inline(always)]
-    fn move_bounds(&mut self, moved: &Moved, todo: &mut [u32], from: usize, mut m: usize) -> usize {
+    pub(crate) fn move_bounds(
+        &mut self,
+        moved: &Moved,
+        todo: &mut [u32],
+        from: usize,
+        mut m: usize,
+    ) -> usize {
         let Moved {
             geo, shift, drop, ..
         } = *moved;
@@ -535,7 +440,7 @@ impl Block<'_> {
     /// already kept: recomputes each one's upper bound and keeps (at the front of `todo`)
     /// those whose bounds still fail. Returns how many are kept.
     #[inline(always)]
-    fn tighten<const NB: usize>(
+    pub(crate) fn tighten<const NB: usize>(
         &mut self,
         moved: &Moved,
         todo: &mut [u32],
@@ -560,114 +465,10 @@ impl Block<'_> {
         m2
     }
 
-    /// [`Block::move_bounds`] eight points a vector, the same arithmetic lane by lane, over
-    /// the whole groups of eight (the scalar loop takes the rest); returns how many it listed.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn move_bounds_avx512<const NB: usize>(
-        &mut self,
-        moved: &Moved,
-        todo: &mut [u32],
-    ) -> usize {
-        use std::arch::x86_64::*;
-        let Moved {
-            geo, shift, drop, ..
-        } = *moved;
-        let n = self.labels.len();
-        let mut m = 0;
-        let mut i = 0;
-        while i + 8 <= n {
-            // SAFETY: `i + 8 <= n`, the length of `labels`, `upper` and `lower`; the labels
-            // index `shift`, `drop` and `half_gap` (one entry per centre).
-            unsafe {
-                let a =
-                    _mm512_cvtepu32_epi64(_mm256_loadu_si256(self.labels.as_ptr().add(i).cast()));
-                let up = _mm512_add_pd(
-                    _mm512_loadu_pd(self.upper.as_ptr().add(i)),
-                    _mm512_i64gather_pd::<8>(a, shift.as_ptr()),
-                );
-                let lo = _mm512_sub_pd(
-                    _mm512_loadu_pd(self.lower.as_ptr().add(i)),
-                    _mm512_i64gather_pd::<8>(a, drop.as_ptr()),
-                );
-                _mm512_storeu_pd(self.upper.as_mut_ptr().add(i), up);
-                _mm512_storeu_pd(self.lower.as_mut_ptr().add(i), lo);
-                let mask = fails_avx512(geo, a, up, lo);
-                for lane in 0..8 {
-                    todo[m] = (i + lane) as u32;
-                    m += usize::from(mask >> lane & 1 == 1);
-                }
-            }
-            i += 8;
-        }
-        self.move_bounds(moved, todo, i, m)
-    }
-
-    /// [`Block::tighten`] eight points a vector (gathered), the same arithmetic lane by lane,
-    /// over the whole groups of eight of `todo[..m]` (the scalar loop takes the rest); returns
-    /// how many it kept.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tighten_avx512<const NB: usize>(
-        &mut self,
-        moved: &Moved,
-        todo: &mut [u32],
-        m: usize,
-    ) -> usize {
-        use std::arch::x86_64::*;
-        let Moved { d, geo, .. } = *moved;
-        let mut m2 = 0;
-        let mut k = 0;
-        let (start, nb) = (
-            _mm512_set1_epi64(self.start as i64),
-            _mm512_set1_epi64(NB as i64),
-        );
-        while k + 8 <= m {
-            for &ahead in todo.iter().skip(k + X_AHEAD).take(8) {
-                prefetch(d.x, (self.start + ahead as usize) * NB);
-            }
-            // SAFETY: `k + 8 <= m <= todo.len()`; the listed points are in the block, so
-            // they index `labels`, `upper` and `lower`, and `start + i` the sample (`NB`
-            // values a point); the labels index the centres (`NB` values each) and
-            // `half_gap`.
-            unsafe {
-                let idx = _mm256_loadu_si256(todo.as_ptr().add(k).cast());
-                let i = _mm512_cvtepu32_epi64(idx);
-                let a = _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(
-                    i,
-                    self.labels.as_ptr().cast(),
-                ));
-                let point = _mm512_mul_epu32(_mm512_add_epi64(i, start), nb);
-                let centre = _mm512_mul_epu32(a, nb);
-                // `distance`: the squared differences added in band order from 0, then the
-                // square root.
-                let mut acc = _mm512_setzero_pd();
-                for b in 0..NB {
-                    let x = _mm512_i64gather_pd::<8>(point, d.x.as_ptr().add(b));
-                    let c = _mm512_i64gather_pd::<8>(centre, geo.centres.as_ptr().add(b));
-                    let diff = _mm512_sub_pd(x, c);
-                    acc = _mm512_add_pd(acc, _mm512_mul_pd(diff, diff));
-                }
-                let up = _mm512_sqrt_pd(acc);
-                _mm512_i64scatter_pd::<8>(self.upper.as_mut_ptr(), i, up);
-                let lo = _mm512_i64gather_pd::<8>(i, self.lower.as_ptr());
-                let mask = fails_avx512(geo, a, up, lo);
-                let mut lanes = [0u32; 8];
-                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), idx);
-                for (lane, &p) in lanes.iter().enumerate() {
-                    todo[m2] = p;
-                    m2 += usize::from(mask >> lane & 1 == 1);
-                }
-            }
-            k += 8;
-        }
-        self.tighten::<NB>(moved, todo, k, m, m2)
-    }
-
     /// Assigns every point of the block from scratch, each starting from the previous
     /// point's label (the answer does not depend on that guess).
     #[inline(always)]
-    fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
+    pub(crate) fn all<const NB: usize>(&mut self, d: &Data, geo: &Geometry) {
         if self.scans_lanes::<NB>() {
             let todo = std::mem::take(&mut self.todo);
             let n = self.labels.len();

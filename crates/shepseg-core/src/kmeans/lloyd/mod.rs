@@ -7,7 +7,7 @@
 //! threads take one at a time, their results combined in block order: the model is the same for
 //! any thread count. Lloyd's iterations keep scikit-learn's `f64` arithmetic.
 
-mod hamerly;
+pub(crate) mod hamerly;
 mod update;
 
 use super::sklearn_math::euclidean;
