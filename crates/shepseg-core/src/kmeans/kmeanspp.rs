@@ -4,9 +4,12 @@
 //!
 //! Every pass over the sample runs over fixed blocks of points that threads take one at a time,
 //! their results combined in block order: the centres are the same for any thread count.
-//! k-means++ only weighs points to draw centres, so it reads an `f32` copy of the sample.
+//! k-means++ only weighs points to draw centres, so it reads an `f32` copy of the sample. The
+//! vector passes are in `crate::arch::x86_64` (`avx512::kmeanspp`, `avx2::kmeanspp`).
 
 use super::Data;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::x86_64::{avx2, avx512};
 use crate::cpu::Simd;
 use crate::par::par_map;
 use crate::rng::SplitMix64;
@@ -27,7 +30,7 @@ pub(super) fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut SplitMix64) -
 }
 
 /// Points whose potentials are summed in separate lanes, so the sums vectorise.
-const POT_LANES: usize = 8;
+pub(crate) const POT_LANES: usize = 8;
 /// Points per block of k-means++'s passes over the sample (a multiple of [`POT_LANES`]), which
 /// threads take one at a time; fixed, so no result depends on the thread count.
 const KPP_BLOCK: usize = 8192;
@@ -40,9 +43,9 @@ const KPP_BLOCK: usize = 8192;
 /// it halves the memory each of its many passes reads (they are bound by memory, not
 /// arithmetic) and doubles the points a vector holds. The centres it picks are sample points,
 /// taken from the `f64` sample, and Lloyd's iterations start from those.
-pub(super) struct Columns<'a> {
-    soa: Vec<f32>,
-    np: usize,
+pub(crate) struct Columns<'a> {
+    pub(crate) soa: Vec<f32>,
+    pub(crate) np: usize,
     d: &'a Data<'a>,
     /// The vector instructions of the passes over the points.
     simd: Simd,
@@ -238,11 +241,15 @@ fn block_pass<const NB: usize>(
         match cols.simd {
             // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
             Simd::Avx512 => {
-                return unsafe { block_pass_avx512::<NB>(cols, cands, first, closest, lowered) }
+                return unsafe {
+                    avx512::kmeanspp::block_pass::<NB>(cols, cands, first, closest, lowered)
+                }
             }
             // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
             Simd::Avx2 => {
-                return unsafe { block_pass_avx2::<NB>(cols, cands, first, closest, lowered) }
+                return unsafe {
+                    avx2::kmeanspp::block_pass::<NB>(cols, cands, first, closest, lowered)
+                }
             }
             Simd::Scalar => {}
         }
@@ -264,45 +271,6 @@ fn block_pass<const NB: usize>(
                 }
             }
             acc
-        })
-        .collect()
-}
-
-/// [`block_pass`] with 256-bit vectors, eight points a vector: the same arithmetic lane by
-/// lane (squares added band by band from 0, no fused multiply-add; the minimum taken as
-/// [`min_dist`] takes it; each lane summed in `f64`), one candidate after another over the
-/// block, which stays in the cache between them. `NB` must be at least 1.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_pass_avx2<const NB: usize>(
-    cols: &Columns,
-    cands: &[f32],
-    first: usize,
-    closest: &[f32],
-    mut lowered: Option<&mut [f32]>,
-) -> Vec<[f64; POT_LANES]> {
-    use std::arch::x86_64::*;
-    let len = closest.len();
-    let cols_at: [&[f32]; NB] =
-        std::array::from_fn(|b| &cols.soa[b * cols.np + first..b * cols.np + first + len]);
-    cands
-        .chunks_exact(NB)
-        .map(|c| {
-            let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(c[b]));
-            let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
-            for g in 0..len / POT_LANES {
-                let at = g * POT_LANES..(g + 1) * POT_LANES;
-                let m = group_min_avx2(&cols_at, &cb, closest, lowered.as_deref_mut(), at);
-                lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(m)));
-                hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(m)));
-            }
-            let mut out = [0.0f64; POT_LANES];
-            // SAFETY: `out` holds eight values, four stored from each vector.
-            unsafe {
-                _mm256_storeu_pd(out.as_mut_ptr(), lo);
-                _mm256_storeu_pd(out.as_mut_ptr().add(4), hi);
-            }
-            out
         })
         .collect()
 }
@@ -346,103 +314,6 @@ fn kmeans_plus_plus_bands<const NB: usize>(
         centres.extend_from_slice(d.point::<NB>(chosen));
     }
     centres
-}
-
-/// One group of eight points (`at`, eight long) of a k-means++ pass against the candidate
-/// whose bands `cb` holds: each point's squared distance (squares added band by band from 0,
-/// no fused multiply-add), lowered to its `closest`, stored to `lowered` if given.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn group_min_avx2<const NB: usize>(
-    cols_at: &[&[f32]; NB],
-    cb: &[std::arch::x86_64::__m256; NB],
-    closest: &[f32],
-    lowered: Option<&mut [f32]>,
-    at: std::ops::Range<usize>,
-) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let eight = |v: &[f32]| -> *const f32 {
-        assert!(v.len() == POT_LANES);
-        v.as_ptr()
-    };
-    let mut e = _mm256_setzero_ps();
-    for b in 0..NB {
-        // SAFETY: `eight` checked that the slice holds the eight values loaded.
-        let v = _mm256_sub_ps(
-            unsafe { _mm256_loadu_ps(eight(&cols_at[b][at.clone()])) },
-            cb[b],
-        );
-        e = _mm256_add_ps(e, _mm256_mul_ps(v, v));
-    }
-    // SAFETY: as above.
-    let m = _mm256_min_ps(e, unsafe { _mm256_loadu_ps(eight(&closest[at.clone()])) });
-    if let Some(out) = lowered {
-        let out = &mut out[at];
-        assert!(out.len() == POT_LANES);
-        // SAFETY: `out` holds the eight values stored (checked above).
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), m) };
-    }
-    m
-}
-
-/// [`block_pass_avx2`] sixteen points a 512-bit vector: the same per-point arithmetic, and
-/// the eight `f64` lanes take the first eight points of a vector, then the other eight, so
-/// every lane sums the same values in the same order. `NB` must be at least 1.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_pass_avx512<const NB: usize>(
-    cols: &Columns,
-    cands: &[f32],
-    first: usize,
-    closest: &[f32],
-    mut lowered: Option<&mut [f32]>,
-) -> Vec<[f64; POT_LANES]> {
-    use std::arch::x86_64::*;
-    const WIDE: usize = 2 * POT_LANES;
-    let len = closest.len();
-    let cols_at: [&[f32]; NB] =
-        std::array::from_fn(|b| &cols.soa[b * cols.np + first..b * cols.np + first + len]);
-    // Whole vectors of sixteen points, then at most one group of eight.
-    let wide = len / WIDE * WIDE;
-    cands
-        .chunks_exact(NB)
-        .map(|c| {
-            let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(c[b]));
-            let mut acc = _mm512_setzero_pd();
-            for (g, cl) in closest[..wide].chunks_exact(WIDE).enumerate() {
-                let at = g * WIDE..(g + 1) * WIDE;
-                let mut e = _mm512_setzero_ps();
-                for b in 0..NB {
-                    // SAFETY: every slice loaded from or stored to here holds sixteen values.
-                    let v = _mm512_sub_ps(
-                        unsafe { _mm512_loadu_ps(cols_at[b][at.clone()].as_ptr()) },
-                        cb[b],
-                    );
-                    e = _mm512_add_ps(e, _mm512_mul_ps(v, v));
-                }
-                let m = _mm512_min_ps(e, unsafe { _mm512_loadu_ps(cl.as_ptr()) });
-                if let Some(out) = lowered.as_deref_mut() {
-                    unsafe { _mm512_storeu_ps(out[at].as_mut_ptr(), m) };
-                }
-                let halves = _mm512_castps_pd(m);
-                let low = _mm256_castpd_ps(_mm512_castpd512_pd256(halves));
-                let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(halves));
-                acc = _mm512_add_pd(acc, _mm512_cvtps_pd(low));
-                acc = _mm512_add_pd(acc, _mm512_cvtps_pd(high));
-            }
-            if wide < len {
-                // `len` is a multiple of eight: one group of eight is left.
-                let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(c[b]));
-                let m = group_min_avx2(&cols_at, &cb, closest, lowered.as_deref_mut(), wide..len);
-                acc = _mm512_add_pd(acc, _mm512_cvtps_pd(m));
-            }
-            let mut out = [0.0f64; POT_LANES];
-            // SAFETY: `out` holds eight values.
-            unsafe { _mm512_storeu_pd(out.as_mut_ptr(), acc) };
-            out
-        })
-        .collect()
 }
 
 #[cfg(test)]

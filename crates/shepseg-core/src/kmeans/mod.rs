@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod centres;
-mod kmeanspp;
+pub(crate) mod kmeanspp;
 pub(crate) mod lloyd;
 mod predict;
 pub(crate) mod screen;
