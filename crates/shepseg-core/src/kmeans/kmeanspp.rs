@@ -239,17 +239,17 @@ fn block_pass<const NB: usize>(
     #[cfg(target_arch = "x86_64")]
     if NB > 0 {
         match cols.simd {
-            // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
             Simd::Avx512 => {
+                // SAFETY: `Simd::Avx512` is chosen only when the CPU supports AVX-512F.
                 return unsafe {
                     avx512::kmeanspp::block_pass::<NB>(cols, cands, first, closest, lowered)
-                }
+                };
             }
-            // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
             Simd::Avx2 => {
+                // SAFETY: `Simd::Avx2` is chosen only when the CPU supports AVX2 and FMA.
                 return unsafe {
                     avx2::kmeanspp::block_pass::<NB>(cols, cands, first, closest, lowered)
-                }
+                };
             }
             Simd::Scalar => {}
         }

@@ -511,10 +511,9 @@ mod tests {
                 assert_eq!(fast, pruned, "{bands} bands, {k} centres");
                 #[cfg(target_arch = "x86_64")]
                 if crate::cpu::has_avx2_fma() {
+                    let avx2 = crate::cpu::Simd::Avx2;
                     // SAFETY: the CPU supports AVX2 and FMA, as checked above.
-                    if let Some(avx2) =
-                        unsafe { p.predict_image_vector(&img, Some(7), crate::cpu::Simd::Avx2) }
-                    {
+                    if let Some(avx2) = unsafe { p.predict_image_vector(&img, Some(7), avx2) } {
                         assert_eq!(avx2, pruned, "AVX2: {bands} bands, {k} centres");
                     }
                 }

@@ -9,6 +9,9 @@ use crate::kmeans::kmeanspp::{Columns, POT_LANES};
 /// multiply-add; the minimum taken as `min_dist` takes it; each lane summed in `f64`), one
 /// candidate after another over the block, which stays in the cache between them. `NB` must be
 /// at least 1.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn block_pass<const NB: usize>(
     cols: &Columns,
@@ -33,6 +36,7 @@ pub(crate) unsafe fn block_pass<const NB: usize>(
                 hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(m)));
             }
             let mut out = [0.0f64; POT_LANES];
+            debug_assert!(4 + 4 <= out.len());
             // SAFETY: `out` holds eight values, four stored from each vector.
             unsafe {
                 _mm256_storeu_pd(out.as_mut_ptr(), lo);

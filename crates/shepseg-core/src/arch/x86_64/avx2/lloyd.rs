@@ -10,6 +10,9 @@ use crate::kmeans::Data;
 /// its index and the second lowest score. A score is `d^2 - |x|^2` up to rounding, so the
 /// second lowest, plus `|x|^2`, less a margin well above that rounding, bounds the
 /// squared distance to every other centre from below.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) unsafe fn full<const NB: usize>(block: &mut Block, d: &Data, geo: &Geometry, i: usize) {
@@ -54,13 +57,18 @@ pub(crate) fn scores<const NB: usize>(
 ) -> std::arch::x86_64::__m256d {
     use std::arch::x86_64::*;
     let (at, soa, kp) = (view.checked(c), view.soa.as_ptr(), view.kp);
-    // SAFETY: `b < NB` and `at` from `checked`, so the four lanes at `b * kp + at` lie
-    // inside `soa`, and the four at `at` inside `norms`.
-    let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + at)) };
+    let centre = |b: usize| {
+        debug_assert!(b < NB && b * kp + at + 4 <= view.soa.len());
+        // SAFETY: `b < NB` and `at` from `checked`, so the four lanes at `b * kp + at` lie
+        // inside `soa` (`NB * kp` values).
+        unsafe { _mm256_loadu_pd(soa.add(b * kp + at)) }
+    };
     let mut acc = _mm256_mul_pd(xs[0], centre(0));
     for (b, xb) in xs.iter().enumerate().skip(1) {
         acc = _mm256_fmadd_pd(*xb, centre(b), acc);
     }
+    debug_assert!(at + 4 <= view.norms.len());
+    // SAFETY: `at` from `checked`, so the four lanes at `at` lie inside `norms` (`kp` values).
     let norm = unsafe { _mm256_loadu_pd(view.norms.as_ptr().add(at)) };
     _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
 }

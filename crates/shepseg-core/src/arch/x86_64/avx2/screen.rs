@@ -14,6 +14,7 @@ pub(crate) fn screen<const NB: usize>(centres: &F32Centres, xs: &[[f32; LANES]; 
     let kp = centres.kp;
     let (soa, norms) = (&centres.soa[..NB * kp], &centres.norms[..centres.k]);
     let xv: [[__m256; NB]; V] = std::array::from_fn(|v| {
+        debug_assert!(8 * v + 8 <= LANES);
         // SAFETY: `xs[b]` holds `8 V` values, so eight from `8 v` are inside it.
         std::array::from_fn(|b| unsafe { _mm256_loadu_ps(xs[b].as_ptr().add(8 * v)) })
     });
@@ -49,6 +50,7 @@ pub(crate) fn screen<const NB: usize>(centres: &F32Centres, xs: &[[f32; LANES]; 
         let gap = _mm256_sub_ps(second[v], low[v]);
         let clear = _mm256_cmp_ps::<_CMP_GT_OQ>(gap, margin);
         out.sure |= (_mm256_movemask_ps(clear) as u32) << (8 * v);
+        debug_assert!(8 * v + 8 <= LANES);
         // SAFETY: each array holds `8 V` values, so eight from `8 v` are inside it.
         unsafe {
             _mm256_storeu_si256(

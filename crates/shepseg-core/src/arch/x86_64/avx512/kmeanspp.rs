@@ -7,6 +7,9 @@ use crate::kmeans::kmeanspp::{Columns, POT_LANES};
 /// [`super::super::avx2::kmeanspp::block_pass`] sixteen points a 512-bit vector: the same per-point
 /// arithmetic, and the eight `f64` lanes take the first eight points of a vector, then the other
 /// eight, so every lane sums the same values in the same order. `NB` must be at least 1.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn block_pass<const NB: usize>(
     cols: &Columns,
@@ -29,6 +32,7 @@ pub(crate) unsafe fn block_pass<const NB: usize>(
             let mut acc = _mm512_setzero_pd();
             for (g, cl) in closest[..wide].chunks_exact(WIDE).enumerate() {
                 let at = g * WIDE..(g + 1) * WIDE;
+                debug_assert!(at.len() == WIDE && cl.len() == WIDE);
                 let mut e = _mm512_setzero_ps();
                 for b in 0..NB {
                     // SAFETY: every slice loaded from or stored to here holds sixteen values.
@@ -38,8 +42,10 @@ pub(crate) unsafe fn block_pass<const NB: usize>(
                     );
                     e = _mm512_add_ps(e, _mm512_mul_ps(v, v));
                 }
+                // SAFETY: `cl` holds sixteen values.
                 let m = _mm512_min_ps(e, unsafe { _mm512_loadu_ps(cl.as_ptr()) });
                 if let Some(out) = lowered.as_deref_mut() {
+                    // SAFETY: `out[at]` holds sixteen values.
                     unsafe { _mm512_storeu_ps(out[at].as_mut_ptr(), m) };
                 }
                 let halves = _mm512_castps_pd(m);

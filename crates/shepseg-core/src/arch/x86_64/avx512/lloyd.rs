@@ -8,6 +8,10 @@ use crate::mem::prefetch;
 
 /// [`Block`]'s skip test for eight points, labels `a`, as a mask. Where a half gap is NaN (never,
 /// with finite centres) the bound is NaN and the point fails: a scan more, the same labels.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and every lane of `a` must be a centre's index (below
+/// `geo.half_gap.len()`).
 #[target_feature(enable = "avx512f")]
 unsafe fn fails(
     geo: &Geometry,
@@ -16,7 +20,8 @@ unsafe fn fails(
     lower: std::arch::x86_64::__m512d,
 ) -> u8 {
     use std::arch::x86_64::*;
-    // SAFETY: the labels index `half_gap`, one entry per centre.
+    debug_assert!(lanes(a).iter().all(|&j| (j as usize) < geo.half_gap.len()));
+    // SAFETY: the labels index `half_gap`, one entry per centre (the caller's promise).
     let half_gap = unsafe { _mm512_i64gather_pd::<8>(a, geo.half_gap.as_ptr()) };
     // `max` returns its second operand where either is NaN: a NaN lower bound gives the half
     // gap, as `f64::max` does.
@@ -26,6 +31,10 @@ unsafe fn fails(
 
 /// [`Block::move_bounds`] eight points a vector, the same arithmetic lane by lane, over
 /// the whole groups of eight (the scalar loop takes the rest); returns how many it listed.
+///
+/// # Safety
+/// The CPU must support AVX-512F. The block's labels must index `moved`'s centres (`shift`,
+/// `drop` and `half_gap`), and `todo` must be as long as the block.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn move_bounds<const NB: usize>(
     block: &mut Block,
@@ -37,9 +46,13 @@ pub(crate) unsafe fn move_bounds<const NB: usize>(
         geo, shift, drop, ..
     } = *moved;
     let n = block.labels.len();
+    debug_assert!(block.upper.len() == n && block.lower.len() == n && todo.len() >= n);
     let mut m = 0;
     let mut i = 0;
     while i + 8 <= n {
+        debug_assert!(block.labels[i..i + 8]
+            .iter()
+            .all(|&a| (a as usize) < shift.len() && (a as usize) < drop.len()));
         // SAFETY: `i + 8 <= n`, the length of `labels`, `upper` and `lower`; the labels
         // index `shift`, `drop` and `half_gap` (one entry per centre).
         unsafe {
@@ -68,6 +81,10 @@ pub(crate) unsafe fn move_bounds<const NB: usize>(
 /// [`Block::tighten`] eight points a vector (gathered), the same arithmetic lane by lane,
 /// over the whole groups of eight of `todo[..m]` (the scalar loop takes the rest); returns
 /// how many it kept.
+///
+/// # Safety
+/// The CPU must support AVX-512F. `todo[..m]` must list points of the block, whose labels
+/// index `moved`'s centres; `NB` must be the sample's band count (at least 1).
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn tighten<const NB: usize>(
     block: &mut Block,
@@ -77,6 +94,9 @@ pub(crate) unsafe fn tighten<const NB: usize>(
 ) -> usize {
     use std::arch::x86_64::*;
     let Moved { d, geo, .. } = *moved;
+    let n = block.labels.len();
+    debug_assert!(block.upper.len() == n && block.lower.len() == n && m <= todo.len());
+    debug_assert!(NB > 0 && d.nb == NB && geo.centres.len() == geo.half_gap.len() * NB);
     let mut m2 = 0;
     let mut k = 0;
     let (start, nb) = (
@@ -87,6 +107,16 @@ pub(crate) unsafe fn tighten<const NB: usize>(
         for &ahead in todo.iter().skip(k + X_AHEAD).take(8) {
             prefetch(d.x, (block.start + ahead as usize) * NB);
         }
+        // The gathers' indices: each listed point `p` indexes the block's `labels`, `upper`
+        // and `lower`, `(start + p) * NB + b` the sample (`start + p` within the 32 bits
+        // `_mm512_mul_epu32` multiplies), and its label the centres and `half_gap`.
+        debug_assert!(todo[k..k + 8].iter().all(|&p| {
+            let p = p as usize;
+            p < n
+                && (block.start + p + 1) * NB <= d.x.len()
+                && block.start + p <= u32::MAX as usize
+                && (block.labels[p] as usize) < geo.half_gap.len()
+        }));
         // SAFETY: `k + 8 <= m <= todo.len()`; the listed points are in the block, so
         // they index `labels`, `upper` and `lower`, and `start + i` the sample (`NB`
         // values a point); the labels index the centres (`NB` values each) and
@@ -125,6 +155,9 @@ pub(crate) unsafe fn tighten<const NB: usize>(
 
 /// [`super::super::avx2::lloyd::full`] with eight centres a 512-bit vector: the same scores, lane
 /// for lane, so the same labels and bounds.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(crate) unsafe fn full<const NB: usize>(block: &mut Block, d: &Data, geo: &Geometry, i: usize) {
@@ -166,13 +199,18 @@ pub(crate) fn scores<const NB: usize>(
 ) -> std::arch::x86_64::__m512d {
     use std::arch::x86_64::*;
     let (at, soa, kp) = (view.checked(c), view.soa.as_ptr(), view.kp);
-    // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
-    // inside `soa`, and the eight at `at` inside `norms`.
-    let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) };
+    let centre = |b: usize| {
+        debug_assert!(b < NB && b * kp + at + 8 <= view.soa.len());
+        // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
+        // inside `soa` (`NB * kp` values).
+        unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) }
+    };
     let mut acc = _mm512_mul_pd(xs[0], centre(0));
     for (b, xb) in xs.iter().enumerate().skip(1) {
         acc = _mm512_fmadd_pd(*xb, centre(b), acc);
     }
+    debug_assert!(at + 8 <= view.norms.len());
+    // SAFETY: `at` from `checked`, so the eight lanes at `at` lie inside `norms` (`kp` values).
     let norm = unsafe { _mm512_loadu_pd(view.norms.as_ptr().add(at)) };
     _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
 }
@@ -193,4 +231,13 @@ pub(crate) fn lowest_lane(
     } else {
         _mm512_mask_reduce_min_pd(at_low, idx) as usize
     }
+}
+
+/// The eight 64-bit lanes of `v`, for the debug assertions on gather indices.
+#[target_feature(enable = "avx512f")]
+fn lanes(v: std::arch::x86_64::__m512i) -> [i64; 8] {
+    let mut out = [0i64; 8];
+    // SAFETY: `out` holds the eight 64-bit values stored.
+    unsafe { std::arch::x86_64::_mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
+    out
 }

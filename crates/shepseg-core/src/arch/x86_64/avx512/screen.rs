@@ -16,6 +16,7 @@ pub(crate) fn screen<const NB: usize>(centres: &F32Centres, xs: &[[f32; LANES]; 
     let kp = centres.kp;
     let (soa, norms) = (&centres.soa[..NB * kp], &centres.norms[..centres.k]);
     let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
+        debug_assert!(16 * v + 16 <= LANES);
         // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
         std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
     });
@@ -50,6 +51,7 @@ pub(crate) fn screen<const NB: usize>(centres: &F32Centres, xs: &[[f32; LANES]; 
         let gap = _mm512_sub_ps(second[v], low[v]);
         let clear = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, margin);
         out.sure |= u32::from(clear) << (16 * v);
+        debug_assert!(16 * v + 16 <= LANES);
         // SAFETY: each array holds `16 V` values, so sixteen from `16 v` are inside it.
         unsafe {
             _mm512_storeu_si512(out.label.as_mut_ptr().add(16 * v).cast(), at[v]);
