@@ -36,6 +36,7 @@
 
 #![deny(missing_docs)]
 
+mod arch;
 pub mod clump;
 mod cpu;
 mod eliminate;

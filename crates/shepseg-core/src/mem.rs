@@ -8,6 +8,9 @@
 //! the memory a program asks for: these helpers ask, for the buffers big enough to matter,
 //! before their pages are first touched. Elsewhere (other systems, small buffers) they are
 //! plain vectors. The advice changes no value, only how the memory is mapped.
+//!
+//! Also here: [`prefetch`], the cache hint that the scattered reads of elimination and of
+//! Lloyd's assignment issue ahead of time.
 
 /// A huge page (2 MiB on x86_64 and aarch64 with 4 KiB base pages).
 #[cfg(target_os = "linux")]
@@ -66,6 +69,23 @@ pub(crate) fn identity(n: usize) -> Vec<u32> {
     advise_huge(&mut v);
     v.extend(0..n as u32);
     v
+}
+
+/// A hint to load the cache line of `slice[i]` (nothing if `i` is out of range).
+#[inline(always)]
+pub(crate) fn prefetch<T>(slice: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = slice.get(i) {
+        // SAFETY: a prefetch only hints the cache; SSE is part of every x86_64 CPU, and the
+        // pointer comes from a live reference.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (r as *const T).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, i);
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! the segment's pixels and their neighbourhoods in the segment image, as pyshepseg does. Kept
 //! as the oracle the faster version is tested against.
 
-use super::{for_each_neighbour, relabel};
+use super::neighbours::for_each_neighbour;
+use super::relabel;
 use crate::image::Img;
 use crate::locations::SegmentLocations;
 use crate::pixel::Pixel;

@@ -19,9 +19,11 @@
 
 use serde::{Deserialize, Serialize};
 
-mod lloyd;
+pub(crate) mod centres;
+pub(crate) mod kmeanspp;
+pub(crate) mod lloyd;
 mod predict;
-mod screen;
+pub(crate) mod screen;
 mod sklearn_math;
 
 pub use predict::Predictor;
@@ -32,7 +34,8 @@ use crate::numeric::{numpy_sum, round_half_even};
 use crate::par::with_threads;
 use crate::pixel::Pixel;
 use crate::rng::SplitMix64;
-use lloyd::{kmeans_plus_plus, lloyd, Columns, Data, LloydResult, Run};
+use kmeanspp::{kmeans_plus_plus, Columns};
+use lloyd::{lloyd, LloydResult, Run};
 
 /// Fitted k-means cluster centres (`float64`), the seed of a segmentation.
 ///
@@ -271,6 +274,32 @@ pub(crate) fn sample_image<T: Pixel>(img: &Img<T>, null: Option<T>, skip: usize)
     out
 }
 
+/// The sample, centred on its mean, `n x nb` row-major.
+pub(crate) struct Data<'a> {
+    pub x: &'a [f64],
+    pub n: usize,
+    pub nb: usize,
+}
+
+impl Data<'_> {
+    /// Bands per point: `NB` when the caller fixed it at compile time (so loops over the
+    /// bands unroll and lose their bounds checks), else the runtime count.
+    #[inline(always)]
+    pub(crate) fn nb<const NB: usize>(&self) -> usize {
+        if NB > 0 {
+            NB
+        } else {
+            self.nb
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn point<const NB: usize>(&self, i: usize) -> &[f64] {
+        let nb = self.nb::<NB>();
+        &self.x[i * nb..(i + 1) * nb]
+    }
+}
+
 /// Fits k-means centres to `sample` (`n x num_bands`, band-interleaved pixel values).
 ///
 /// Errors if the sample is empty or has fewer distinct points than could seed the clusters
@@ -481,11 +510,10 @@ mod tests {
                 let pruned = p.predict_image_pruned(&img, Some(7));
                 assert_eq!(fast, pruned, "{bands} bands, {k} centres");
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if crate::cpu::has_avx2_fma() {
+                    let avx2 = crate::cpu::Simd::Avx2;
                     // SAFETY: the CPU supports AVX2 and FMA, as checked above.
-                    if let Some(avx2) = unsafe { p.predict_image_avx2(&img, Some(7)) } {
+                    if let Some(avx2) = unsafe { p.predict_image_vector(&img, Some(7), avx2) } {
                         assert_eq!(avx2, pruned, "AVX2: {bands} bands, {k} centres");
                     }
                 }

@@ -1,10 +1,15 @@
 //! Nearest-centre prediction, as scikit-learn's `KMeans.predict` computes it.
 
+use super::centres::{by_distance, distance, half_gaps};
 use super::screen::F32Centres;
 #[cfg(target_arch = "x86_64")]
 use super::screen::{Screened, LANES};
 use super::sklearn_math::{score, sq_norm};
 use super::KMeansModel;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::x86_64::{avx2, avx512, fma};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::Simd;
 use crate::image::Img;
 use crate::pixel::Pixel;
 
@@ -25,7 +30,7 @@ pub struct Predictor {
     /// that (less a margin) to a centre has it as its unique nearest.
     half_gap: Vec<f64>,
     /// The centres for the vector searches' first, `f32`, pass.
-    f32c: F32Centres,
+    pub(crate) f32c: F32Centres,
 }
 
 impl Predictor {
@@ -100,90 +105,89 @@ impl Predictor {
     /// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order).
     pub(crate) fn predict_image<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         #[cfg(target_arch = "x86_64")]
-        if crate::cpu::Simd::Avx512.available() {
-            // SAFETY: the CPU supports AVX-512F (FMA included), as checked on the line above.
-            if let Some(out) = unsafe { self.predict_image_avx512(img, null) } {
-                return out;
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::Simd::Avx2.available() {
-            // SAFETY: the CPU supports AVX2 and FMA, as checked on the line above.
-            if let Some(out) = unsafe { self.predict_image_avx2(img, null) } {
+        {
+            let simd = Simd::best();
+            // SAFETY: `Simd::best` is an instruction set the CPU supports.
+            if let Some(out) = unsafe { self.predict_image_vector(img, null, simd) } {
                 return out;
             }
         }
         self.predict_image_pruned(img, null)
     }
 
+    /// Every centre scored for every pixel in `f32`, with the vectors of `simd` (sixteen pixels
+    /// a 512-bit vector with AVX-512, eight a 256-bit one with AVX2), and the pixels whose answer
+    /// that leaves uncertain searched again in scikit-learn's `f64` arithmetic (see
+    /// [`super::screen`]): the same labels as the exact searches. On noisy imagery this beats
+    /// the pruned search, which rarely prunes enough to pay for its branches. `None` for
+    /// [`Simd::Scalar`] and for band counts above 8 (the pruned search handles those).
+    ///
+    /// # Safety
+    /// The CPU must support `simd`'s instructions.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn predict_image_vector<T: Pixel>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+        simd: Simd,
+    ) -> Option<Vec<u32>> {
+        // SAFETY: the caller vouches for `simd`.
+        unsafe {
+            match img.bands {
+                1 => self.predict_vector::<T, 1>(img, null, simd),
+                2 => self.predict_vector::<T, 2>(img, null, simd),
+                3 => self.predict_vector::<T, 3>(img, null, simd),
+                4 => self.predict_vector::<T, 4>(img, null, simd),
+                5 => self.predict_vector::<T, 5>(img, null, simd),
+                6 => self.predict_vector::<T, 6>(img, null, simd),
+                7 => self.predict_vector::<T, 7>(img, null, simd),
+                8 => self.predict_vector::<T, 8>(img, null, simd),
+                _ => None,
+            }
+        }
+    }
+
+    /// [`Predictor::predict_image_vector`] for `NB` bands.
+    ///
+    /// # Safety
+    /// The CPU must support `simd`'s instructions.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn predict_vector<T: Pixel, const NB: usize>(
+        &self,
+        img: &Img<T>,
+        null: Option<T>,
+        simd: Simd,
+    ) -> Option<Vec<u32>> {
+        match simd {
+            // SAFETY: the caller vouches that the CPU supports AVX-512F.
+            Simd::Avx512 => Some(unsafe { avx512::predict::predict::<T, NB>(self, img, null) }),
+            // SAFETY: the caller vouches that the CPU supports AVX2 and FMA.
+            Simd::Avx2 => Some(unsafe { avx2::predict::predict::<T, NB>(self, img, null) }),
+            Simd::Scalar => None,
+        }
+    }
+
     /// [`Predictor::predict_image`] by the pruned scalar search (any CPU, any band count).
     pub(crate) fn predict_image_pruned<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::has_fma() {
             // SAFETY: the CPU supports FMA, as checked on the line above.
-            return unsafe { self.predict_image_fma(img, null) };
+            return unsafe { fma::predict_image_pruned(self, img, null) };
         }
         self.predict_image_bands(img, null)
     }
 
-    /// The same loop compiled with hardware FMA, so `mul_add` is one instruction rather than a
-    /// call into libm; the results are identical (FMA is exactly specified).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    unsafe fn predict_image_fma<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_image_bands(img, null)
-    }
-
-    /// Every centre scored for every pixel in `f32`, sixteen pixels per 512-bit vector, and
-    /// the pixels whose answer that leaves uncertain searched again in scikit-learn's `f64`
-    /// arithmetic (see [`super::screen`]): the same labels as the exact searches. On noisy
-    /// imagery this beats the pruned search, which rarely prunes enough to pay for its
-    /// branches. `None` for band counts above 8 (the pruned search handles those).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn predict_image_avx512<T: Pixel>(
-        &self,
-        img: &Img<T>,
-        null: Option<T>,
-    ) -> Option<Vec<u32>> {
-        Some(match img.bands {
-            1 => self.predict_avx512::<T, 1>(img, null),
-            2 => self.predict_avx512::<T, 2>(img, null),
-            3 => self.predict_avx512::<T, 3>(img, null),
-            4 => self.predict_avx512::<T, 4>(img, null),
-            5 => self.predict_avx512::<T, 5>(img, null),
-            6 => self.predict_avx512::<T, 6>(img, null),
-            7 => self.predict_avx512::<T, 7>(img, null),
-            8 => self.predict_avx512::<T, 8>(img, null),
-            _ => return None,
-        })
-    }
-
-    /// [`Predictor::predict_image_avx512`] for `NB` bands.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn predict_avx512<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx512::<NB>(xs))
-    }
-
-    /// [`Predictor::predict_image_avx2`] for `NB` bands.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn predict_avx2<T: Pixel, const NB: usize>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
-        self.predict_lanes::<T, NB>(img, null, |xs| self.f32c.screen_avx2::<NB>(xs))
-    }
-
     /// The vector predictions for `NB` bands, one pixel a lane: blocks of [`LANES`]
     /// consecutive pixels are scored in `f32` against one centre at a time by `screen` (see
-    /// [`F32Centres::screen_avx512`]). Where a pixel's two lowest scores are further apart
-    /// than the margin, the lowest is scikit-learn's answer; the other pixels are searched
-    /// again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels rather
-    /// than centres side by side needs no reduction across lanes, so the vector units stay
-    /// busy. A block whose every pixel equals the one before it takes that pixel's label
+    /// [`crate::arch::x86_64::avx512::screen::screen`]). Where a pixel's two lowest scores are
+    /// further apart than the margin, the lowest is scikit-learn's answer; the other pixels are
+    /// searched again exactly (the pruned `f64` search, from the `f32` answer). Scoring pixels
+    /// rather than centres side by side needs no reduction across lanes, so the vector units
+    /// stay busy. A block whose every pixel equals the one before it takes that pixel's label
     /// without a search (large uniform areas cost almost nothing).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn predict_lanes<T: Pixel, const NB: usize>(
+    pub(crate) fn predict_lanes<T: Pixel, const NB: usize>(
         &self,
         img: &Img<T>,
         null: Option<T>,
@@ -259,32 +263,9 @@ impl Predictor {
         out
     }
 
-    /// [`Predictor::predict_image_avx512`] for CPUs with AVX2 and FMA but not AVX-512: the same
-    /// `f32` screen eight pixels a 256-bit vector ([`F32Centres::screen_avx2`]), so the same
-    /// labels. `None` for band counts above 8.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn predict_image_avx2<T: Pixel>(
-        &self,
-        img: &Img<T>,
-        null: Option<T>,
-    ) -> Option<Vec<u32>> {
-        Some(match img.bands {
-            1 => self.predict_avx2::<T, 1>(img, null),
-            2 => self.predict_avx2::<T, 2>(img, null),
-            3 => self.predict_avx2::<T, 3>(img, null),
-            4 => self.predict_avx2::<T, 4>(img, null),
-            5 => self.predict_avx2::<T, 5>(img, null),
-            6 => self.predict_avx2::<T, 6>(img, null),
-            7 => self.predict_avx2::<T, 7>(img, null),
-            8 => self.predict_avx2::<T, 8>(img, null),
-            _ => return None,
-        })
-    }
-
     /// Dispatches on the band count, so the common counts get unrolled loops.
     #[inline(always)]
-    fn predict_image_bands<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
+    pub(crate) fn predict_image_bands<T: Pixel>(&self, img: &Img<T>, null: Option<T>) -> Vec<u32> {
         match img.bands {
             1 => self.predict_image_inline::<T, 1>(img, null),
             2 => self.predict_image_inline::<T, 2>(img, null),
@@ -305,182 +286,6 @@ impl Predictor {
     ) -> Vec<u32> {
         label_pixels::<T, NB>(img, null, |x, guess| self.nearest_inline::<NB>(x, guess))
     }
-}
-
-/// Centres laid out for the vector searches: band by band (`soa[b * kp + j]`, zeros in the
-/// padding) and their `|c|^2` (`norms`, infinity in the padding, so padding never wins), both
-/// padded to `kp` centres, a multiple of the vector width asked for.
-#[derive(Debug, Clone)]
-pub(super) struct PaddedCentres {
-    soa: Vec<f64>,
-    norms: Vec<f64>,
-    kp: usize,
-}
-
-impl PaddedCentres {
-    /// `centres` (`k x nb`, row-major) with their `norms`, padded to a multiple of `multiple`
-    /// (4 or 8: four or eight `f64` a vector).
-    pub(super) fn new(centres: &[f64], nb: usize, norms: &[f64], multiple: usize) -> Self {
-        assert!(multiple == 4 || multiple == 8, "vector width {multiple}");
-        let k = norms.len();
-        let kp = k.div_ceil(multiple) * multiple;
-        let mut soa = vec![0.0; nb * kp];
-        let mut padded = vec![f64::INFINITY; kp];
-        for (j, c) in centres.chunks_exact(nb).enumerate() {
-            for (b, v) in c.iter().enumerate() {
-                soa[b * kp + j] = *v;
-            }
-            padded[j] = norms[j];
-        }
-        Self {
-            soa,
-            norms: padded,
-            kp,
-        }
-    }
-
-    /// The view the vector searches score `NB`-band points against, `W` centres (4 or 8) a
-    /// vector. Panics unless the centres were padded to a multiple of `W`.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    pub(super) fn view<const NB: usize, const W: usize>(&self) -> CentreView<'_, NB, W> {
-        assert!(self.kp.is_multiple_of(W), "centres padded to {}", self.kp);
-        CentreView {
-            soa: &self.soa[..NB * self.kp],
-            norms: &self.norms[..self.kp],
-            kp: self.kp,
-        }
-    }
-}
-
-/// [`PaddedCentres`] as the vector searches read them, `W` centres a vector: `NB` rows,
-/// lengths checked once when the view is made, so the loads of `scores` need no checks in the
-/// inner loops.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub(super) struct CentreView<'a, const NB: usize, const W: usize> {
-    /// `NB * kp` values.
-    soa: &'a [f64],
-    /// `kp` values.
-    norms: &'a [f64],
-    /// A multiple of `W` ([`PaddedCentres::view`] checks it).
-    kp: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<const NB: usize, const W: usize> CentreView<'_, NB, W> {
-    /// Vectors of `W` centres.
-    #[inline(always)]
-    pub(super) fn chunks(&self) -> usize {
-        self.kp / W
-    }
-
-    /// Where band `b` of centres `W c .. W c + W` starts in `soa`. Panics if `c` is not below
-    /// [`CentreView::chunks`]; then, for `b < NB`, `W` values from there lie inside `soa` and
-    /// `W` from `c * W` inside `norms`.
-    #[inline(always)]
-    fn checked(&self, c: usize) -> usize {
-        assert!(c < self.chunks());
-        c * W
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<const NB: usize> CentreView<'_, NB, 4> {
-    /// scikit-learn's scores `|c|^2 - 2 x.c` of centres `4c .. 4c + 4` for the point whose
-    /// bands `xs` holds (each broadcast to four lanes): `x.c` a chain of fused multiply-adds
-    /// from `x[0] * c[0]` as BLAS computes it, then one more fused multiply-add, which rounds
-    /// as the separate add does because `-2 x.c` is exact. Padding centres score infinity.
-    /// Panics if `c >= self.chunks()`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    pub(super) fn scores(
-        &self,
-        xs: &[std::arch::x86_64::__m256d; NB],
-        c: usize,
-    ) -> std::arch::x86_64::__m256d {
-        use std::arch::x86_64::*;
-        let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
-        // SAFETY: `b < NB` and `at` from `checked`, so the four lanes at `b * kp + at` lie
-        // inside `soa`, and the four at `at` inside `norms`.
-        let centre = |b: usize| unsafe { _mm256_loadu_pd(soa.add(b * kp + at)) };
-        let mut acc = _mm256_mul_pd(xs[0], centre(0));
-        for (b, xb) in xs.iter().enumerate().skip(1) {
-            acc = _mm256_fmadd_pd(*xb, centre(b), acc);
-        }
-        let norm = unsafe { _mm256_loadu_pd(self.norms.as_ptr().add(at)) };
-        _mm256_fmadd_pd(acc, _mm256_set1_pd(-2.0), norm)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-impl<const NB: usize> CentreView<'_, NB, 8> {
-    /// The scores of centres `8c .. 8c + 8`, computed as the four-lane `scores` computes
-    /// four. Panics if `c >= self.chunks()`.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub(super) fn scores(
-        &self,
-        xs: &[std::arch::x86_64::__m512d; NB],
-        c: usize,
-    ) -> std::arch::x86_64::__m512d {
-        use std::arch::x86_64::*;
-        let (at, soa, kp) = (self.checked(c), self.soa.as_ptr(), self.kp);
-        // SAFETY: `b < NB` and `at` from `checked`, so the eight lanes at `b * kp + at` lie
-        // inside `soa`, and the eight at `at` inside `norms`.
-        let centre = |b: usize| unsafe { _mm512_loadu_pd(soa.add(b * kp + at)) };
-        let mut acc = _mm512_mul_pd(xs[0], centre(0));
-        for (b, xb) in xs.iter().enumerate().skip(1) {
-            acc = _mm512_fmadd_pd(*xb, centre(b), acc);
-        }
-        let norm = unsafe { _mm512_loadu_pd(self.norms.as_ptr().add(at)) };
-        _mm512_fmadd_pd(acc, _mm512_set1_pd(-2.0), norm)
-    }
-}
-
-/// [`lowest_lane`] for eight lanes: the index in `idx` of the lowest score in `score`, the
-/// lowest index on ties; 0 if no lane holds a number (NaN scores).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(super) fn lowest_lane_avx512(
-    score: std::arch::x86_64::__m512d,
-    idx: std::arch::x86_64::__m512d,
-) -> usize {
-    use std::arch::x86_64::*;
-    let low = _mm512_set1_pd(_mm512_reduce_min_pd(score));
-    let at_low = _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(score, low);
-    if at_low == 0 {
-        0
-    } else {
-        _mm512_mask_reduce_min_pd(at_low, idx) as usize
-    }
-}
-
-/// The index in `idx` of the lowest score in `score`, the lowest index on ties: lane minima
-/// found with swaps and `min`, no branches (a scalar loop over the lanes mispredicts often).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-pub(super) fn lowest_lane(
-    score: std::arch::x86_64::__m256d,
-    idx: std::arch::x86_64::__m256d,
-) -> usize {
-    use std::arch::x86_64::*;
-    let low = lane_min(score);
-    let at_low = _mm256_cmp_pd::<_CMP_EQ_OQ>(score, low);
-    let cand = _mm256_blendv_pd(_mm256_set1_pd(f64::INFINITY), idx, at_low);
-    _mm256_cvtsd_f64(lane_min(cand)) as usize
-}
-
-/// The minimum of the four lanes of `v`, in every lane.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-pub(super) fn lane_min(v: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
-    use std::arch::x86_64::*;
-    let m = _mm256_min_pd(v, _mm256_permute2f128_pd::<1>(v, v));
-    _mm256_min_pd(m, _mm256_permute_pd::<0b0101>(m))
 }
 
 /// Each pixel's cluster, numbered from 1, and 0 for null pixels (raster order), from
@@ -567,40 +372,4 @@ fn label_pixels_fixed<T: Pixel, const NB: usize>(
         prev = Some(v);
     }
     out
-}
-
-/// For each centre (`k x nb`, row-major), every centre sorted by distance from it, itself
-/// first, ties by index: the pruned searches scan these lists outward.
-pub(super) fn by_distance(centres: &[f64], nb: usize) -> Vec<Vec<(f64, u32)>> {
-    let c = |j: usize| &centres[j * nb..(j + 1) * nb];
-    let k = centres.len() / nb;
-    (0..k)
-        .map(|g| {
-            let mut v: Vec<(f64, u32)> = (0..k).map(|j| (distance(c(g), c(j)), j as u32)).collect();
-            v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            v
-        })
-        .collect()
-}
-
-/// Half the distance from each centre to its nearest other centre (infinity for a lone
-/// centre), from [`by_distance`]'s lists: a point nearer than that to a centre has it as its
-/// unique nearest.
-pub(super) fn half_gaps(by_distance: &[Vec<(f64, u32)>]) -> Vec<f64> {
-    by_distance
-        .iter()
-        .map(|v| v.get(1).map_or(f64::INFINITY, |g| 0.5 * g.0))
-        .collect()
-}
-
-/// Plain Euclidean distance (for pruning bounds, not for decisions).
-#[inline(always)]
-pub(super) fn distance(a: &[f64], b: &[f64]) -> f64 {
-    sq_distance(a, b).sqrt()
-}
-
-/// Plain squared Euclidean distance.
-#[inline(always)]
-pub(super) fn sq_distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).fold(0.0, |s, (x, y)| s + (x - y) * (x - y))
 }

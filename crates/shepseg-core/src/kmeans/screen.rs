@@ -21,11 +21,14 @@
 //! in both frames, so if the `f32` gap exceeds twice the sum of the two errors, scikit-learn
 //! orders the two centres the same way, strictly. The margin is `16 (NB + 4)` times the unit
 //! roundoffs times those norms: more than three times that requirement for every band count.
+//!
+//! The vector screens themselves are kernels of [`crate::arch`] (`avx512::screen` and
+//! `avx2::screen`); this module holds the centres' layout, the margin and the result.
 
 /// The centres for the `f32` search: shifted to their mean, rounded to `f32`, with the
 /// constants of the certainty margin.
 #[derive(Debug, Clone)]
-pub(super) struct F32Centres {
+pub(crate) struct F32Centres {
     /// The shift (the centres' mean), per band.
     mean: Vec<f64>,
     /// The shifted centres band by band (`soa[b * kp + j]`), padded with zeros to `kp`
@@ -107,13 +110,13 @@ impl F32Centres {
     }
 }
 
-/// Points per [`F32Centres::screen_avx512`] call: two 512-bit vectors of sixteen lanes, whose
-/// chains of minima overlap.
-pub(super) const LANES: usize = 32;
+/// Points per call of a screen ([`crate::arch::x86_64::avx512::screen::screen`]): two 512-bit
+/// vectors of sixteen lanes, whose chains of minima overlap.
+pub(crate) const LANES: usize = 32;
 
-/// What [`F32Centres::screen_avx512`] finds for each of [`LANES`] points.
+/// What a screen finds for each of [`LANES`] points.
 #[derive(Default)]
-pub(super) struct Screened {
+pub(crate) struct Screened {
     /// The centre with the lowest `f32` score (the first on ties), from 0.
     pub label: [u32; LANES],
     /// The lowest score.
@@ -125,125 +128,6 @@ pub(super) struct Screened {
     /// Bit `i` set where point `i`'s two lowest scores are further apart than its margin, so
     /// that `label[i]` is scikit-learn's answer.
     pub sure: u32,
-}
-
-impl F32Centres {
-    /// Scores [`LANES`] points (`xs[b][i]`: band `b` of point `i`, shifted) against every
-    /// centre, one point a lane and one centre at a time (the centre's bands and norm
-    /// broadcast): each lane keeps its lowest score with that centre's index and its second
-    /// lowest score, so no reduction across lanes is needed. A NaN score makes the second
-    /// lowest NaN, and ordered comparisons then leave the point unsure.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn screen_avx512<const NB: usize>(&self, xs: &[[f32; LANES]; NB]) -> Screened {
-        use std::arch::x86_64::*;
-        const V: usize = LANES / 16;
-        let kp = self.kp;
-        let (soa, norms) = (&self.soa[..NB * kp], &self.norms[..self.k]);
-        let xv: [[__m512; NB]; V] = std::array::from_fn(|v| {
-            // SAFETY: `xs[b]` holds `16 V` values, so sixteen from `16 v` are inside it.
-            std::array::from_fn(|b| unsafe { _mm512_loadu_ps(xs[b].as_ptr().add(16 * v)) })
-        });
-        let inf = _mm512_set1_ps(f32::INFINITY);
-        let (mut low, mut second) = ([inf; V], [inf; V]);
-        let mut at = [_mm512_setzero_si512(); V];
-        for (j, &norm) in norms.iter().enumerate() {
-            let cb: [__m512; NB] = std::array::from_fn(|b| _mm512_set1_ps(soa[b * kp + j]));
-            let norm = _mm512_set1_ps(norm);
-            let jv = _mm512_set1_epi32(j as i32);
-            for v in 0..V {
-                let mut acc = _mm512_mul_ps(xv[v][0], cb[0]);
-                for b in 1..NB {
-                    acc = _mm512_fmadd_ps(xv[v][b], cb[b], acc);
-                }
-                let t = _mm512_fmadd_ps(acc, _mm512_set1_ps(-2.0), norm);
-                second[v] = _mm512_min_ps(second[v], _mm512_max_ps(low[v], t));
-                let lower = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(t, low[v]);
-                at[v] = _mm512_mask_mov_epi32(at[v], lower, jv);
-                low[v] = _mm512_min_ps(t, low[v]);
-            }
-        }
-        let (slope, floor) = (_mm512_set1_ps(self.slope), _mm512_set1_ps(self.floor));
-        let mut out = Screened::default();
-        for v in 0..V {
-            let mut x_sq = _mm512_mul_ps(xv[v][0], xv[v][0]);
-            for xb in &xv[v][1..] {
-                x_sq = _mm512_fmadd_ps(*xb, *xb, x_sq);
-            }
-            let margin = _mm512_fmadd_ps(slope, x_sq, floor);
-            // Ordered comparison: a NaN gap or margin is not sure.
-            let gap = _mm512_sub_ps(second[v], low[v]);
-            let clear = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gap, margin);
-            out.sure |= u32::from(clear) << (16 * v);
-            // SAFETY: each array holds `16 V` values, so sixteen from `16 v` are inside it.
-            unsafe {
-                _mm512_storeu_si512(out.label.as_mut_ptr().add(16 * v).cast(), at[v]);
-                _mm512_storeu_ps(out.low.as_mut_ptr().add(16 * v), low[v]);
-                _mm512_storeu_ps(out.second.as_mut_ptr().add(16 * v), second[v]);
-                _mm512_storeu_ps(out.margin.as_mut_ptr().add(16 * v), margin);
-            }
-        }
-        out
-    }
-
-    /// [`F32Centres::screen_avx512`] for CPUs with AVX2 and FMA but not AVX-512: eight lanes a
-    /// 256-bit vector, the same operations lane by lane, so the same scores and results.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn screen_avx2<const NB: usize>(&self, xs: &[[f32; LANES]; NB]) -> Screened {
-        use std::arch::x86_64::*;
-        const V: usize = LANES / 8;
-        let kp = self.kp;
-        let (soa, norms) = (&self.soa[..NB * kp], &self.norms[..self.k]);
-        let xv: [[__m256; NB]; V] = std::array::from_fn(|v| {
-            // SAFETY: `xs[b]` holds `8 V` values, so eight from `8 v` are inside it.
-            std::array::from_fn(|b| unsafe { _mm256_loadu_ps(xs[b].as_ptr().add(8 * v)) })
-        });
-        let inf = _mm256_set1_ps(f32::INFINITY);
-        let (mut low, mut second) = ([inf; V], [inf; V]);
-        // The index bits ride in float registers, for the blend.
-        let mut at = [_mm256_setzero_ps(); V];
-        for (j, &norm) in norms.iter().enumerate() {
-            let cb: [__m256; NB] = std::array::from_fn(|b| _mm256_set1_ps(soa[b * kp + j]));
-            let norm = _mm256_set1_ps(norm);
-            let jv = _mm256_castsi256_ps(_mm256_set1_epi32(j as i32));
-            for v in 0..V {
-                let mut acc = _mm256_mul_ps(xv[v][0], cb[0]);
-                for b in 1..NB {
-                    acc = _mm256_fmadd_ps(xv[v][b], cb[b], acc);
-                }
-                let t = _mm256_fmadd_ps(acc, _mm256_set1_ps(-2.0), norm);
-                second[v] = _mm256_min_ps(second[v], _mm256_max_ps(low[v], t));
-                let lower = _mm256_cmp_ps::<_CMP_LT_OQ>(t, low[v]);
-                at[v] = _mm256_blendv_ps(at[v], jv, lower);
-                low[v] = _mm256_min_ps(t, low[v]);
-            }
-        }
-        let (slope, floor) = (_mm256_set1_ps(self.slope), _mm256_set1_ps(self.floor));
-        let mut out = Screened::default();
-        for v in 0..V {
-            let mut x_sq = _mm256_mul_ps(xv[v][0], xv[v][0]);
-            for xb in &xv[v][1..] {
-                x_sq = _mm256_fmadd_ps(*xb, *xb, x_sq);
-            }
-            let margin = _mm256_fmadd_ps(slope, x_sq, floor);
-            // Ordered comparison: a NaN gap or margin is not sure.
-            let gap = _mm256_sub_ps(second[v], low[v]);
-            let clear = _mm256_cmp_ps::<_CMP_GT_OQ>(gap, margin);
-            out.sure |= (_mm256_movemask_ps(clear) as u32) << (8 * v);
-            // SAFETY: each array holds `8 V` values, so eight from `8 v` are inside it.
-            unsafe {
-                _mm256_storeu_si256(
-                    out.label.as_mut_ptr().add(8 * v).cast(),
-                    _mm256_castps_si256(at[v]),
-                );
-                _mm256_storeu_ps(out.low.as_mut_ptr().add(8 * v), low[v]);
-                _mm256_storeu_ps(out.second.as_mut_ptr().add(8 * v), second[v]);
-                _mm256_storeu_ps(out.margin.as_mut_ptr().add(8 * v), margin);
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
