@@ -19,13 +19,13 @@ pub struct ExecArgs {
     #[arg(long, value_enum, default_value_t = Executor::Threads)]
     pub executor: Executor,
     /// Worker threads (default: the number of cores).
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// Tiles read at once, at most.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub max_concurrent_reads: usize,
     /// End the job if the next tile is not done within this many seconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tile_timeout: Option<f64>,
     /// Fargate settings, JSON or TOML (`--executor fargate`).
     #[arg(long)]
@@ -37,13 +37,13 @@ pub struct ExecArgs {
     #[arg(long)]
     pub advertise: Option<String>,
     /// Attempts per tile on remote workers before the job fails.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     pub tile_retries: usize,
     /// Seconds to wait for a remote worker to connect (at the start, or after all were lost).
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, allow_negative_numbers = true)]
     pub barrier_timeout: f64,
     /// Seconds of silence after which a remote worker is lost and its tiles re-queued.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
     pub heartbeat_timeout: f64,
 }
 

@@ -23,22 +23,32 @@ pub struct SegmentArgs {
     /// Output segmentation raster.
     pub output: PathBuf,
     /// Bands to use, from 1, comma separated (default: all).
-    #[arg(short = 'b', long, value_delimiter = ',')]
+    #[arg(
+        short = 'b',
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub bands: Vec<usize>,
     /// Number of k-means clusters.
-    #[arg(short = 'n', long, default_value_t = 60)]
+    #[arg(short = 'n', long, default_value_t = 60, allow_negative_numbers = true)]
     pub nclusters: usize,
     /// Smallest segment size kept after elimination, in pixels.
-    #[arg(short = 's', long, default_value_t = 50)]
+    #[arg(short = 's', long, default_value_t = 50, allow_negative_numbers = true)]
     pub min_segment_size: usize,
     /// Limit on merging spectrally different segments: auto, none or a value.
-    #[arg(short = 'm', long, default_value = "auto")]
+    #[arg(
+        short = 'm',
+        long,
+        default_value = "auto",
+        allow_negative_numbers = true
+    )]
     pub max_spectral_diff: String,
     /// Percentile of centre distances used by `--max-spectral-diff auto`.
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub spect_dist_pcntile: f64,
     /// Null value of the input (default: the bands' nodata value).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub null_value: Option<f64>,
     /// 8-way connectivity (default 4-way).
     #[arg(long)]
@@ -47,16 +57,26 @@ pub struct SegmentArgs {
     #[arg(long)]
     pub fixed_kmeans_init: bool,
     /// Seed of the k-means++ initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Percentage of pixels sampled for k-means (default: about a million pixels).
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, allow_negative_numbers = true)]
     pub cluster_subsample_pcnt: Option<f64>,
     /// Tile size, in pixels.
-    #[arg(short = 't', long, default_value_t = 4096)]
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 4096,
+        allow_negative_numbers = true
+    )]
     pub tile_size: usize,
     /// Overlap between tiles, in pixels (even, smaller than the tile).
-    #[arg(short = 'l', long, default_value_t = 1024)]
+    #[arg(
+        short = 'l',
+        long,
+        default_value_t = 1024,
+        allow_negative_numbers = true
+    )]
     pub overlap_size: usize,
     /// Read the k-means model from this JSON file instead of fitting one.
     #[arg(long)]
@@ -88,7 +108,7 @@ pub struct SegmentArgs {
     #[command(flatten)]
     pub exec: ExecArgs,
     /// After segmenting, per-segment statistics of these bands of INPUT (with --stat).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub stats_bands: Vec<usize>,
     #[command(flatten)]
     pub stats: crate::stats::StatsOptions,
@@ -101,6 +121,11 @@ impl SegmentArgs {
             .max_spectral_diff
             .parse()
             .map_err(|e| anyhow::anyhow!("--max-spectral-diff: {e}"))?;
+        // The core's check names the parameter, not the option.
+        let p = self.spect_dist_pcntile;
+        if !(0.0..=100.0).contains(&p) {
+            anyhow::bail!("--spect-dist-pcntile must be in [0, 100], got {p}");
+        }
         let params = SegmentParams {
             num_clusters: self.nclusters,
             min_segment_size: self.min_segment_size,
@@ -223,6 +248,7 @@ pub fn flag_context(e: PipelineError) -> anyhow::Error {
         PipelineError::Tiling(TilingError::TileGrid(_)) => "--tile-size/--overlap-size".into(),
         PipelineError::Tiling(TilingError::SubsamplePcnt(_)) => "--cluster-subsample-pcnt".into(),
         PipelineError::ModelBands { .. } => "--kmeans-in".into(),
+        PipelineError::Tiling(TilingError::NullNotRepresentable { .. }) => "--null-value".into(),
         PipelineError::Output(StitchError::Exists(path)) => {
             let msg = format!(
                 "{}: already exists (use --overwrite to replace it)",

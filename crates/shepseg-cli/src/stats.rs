@@ -21,13 +21,13 @@ pub struct StatsOptions {
     #[arg(long = "spatial")]
     pub spatial: Vec<String>,
     /// Band whose values and nodata the spatial statistics use (default: the first stats band).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub spatial_band: Option<usize>,
     /// Value for segments with no valid pixels.
     #[arg(long, default_value_t = -9999.0, allow_negative_numbers = true)]
     pub missing_value: f64,
     /// Write Red/Green/Blue from these three bands' mean columns (needs --stat mean).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub colour_from_bands: Vec<usize>,
 }
 
@@ -148,12 +148,17 @@ pub struct StatsArgs {
     /// The image whose bands are summarised per segment.
     pub image: PathBuf,
     /// Bands of IMAGE, from 1, comma separated.
-    #[arg(short = 'b', long, value_delimiter = ',')]
+    #[arg(
+        short = 'b',
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub bands: Vec<usize>,
     #[command(flatten)]
     pub stats: StatsOptions,
     /// Reader threads (default: the number of cores).
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// 8-way neighbours for edgepixels (default 4-way).
     #[arg(long)]
@@ -200,7 +205,7 @@ pub struct SubsetArgs {
     /// The new segmentation.
     pub output: PathBuf,
     /// Pixel window: XOFF YOFF XSIZE YSIZE.
-    #[arg(long, num_args = 4, value_names = ["X", "Y", "W", "H"], conflicts_with_all = ["projwin", "mask"])]
+    #[arg(long, num_args = 4, value_names = ["X", "Y", "W", "H"], conflicts_with_all = ["projwin", "mask"], allow_negative_numbers = true)]
     pub srcwin: Option<Vec<usize>>,
     /// Map window: ULX ULY LRX LRY.
     #[arg(long, num_args = 4, allow_negative_numbers = true, value_names = ["ULX", "ULY", "LRX", "LRY"], conflicts_with = "mask")]

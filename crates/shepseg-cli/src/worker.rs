@@ -16,7 +16,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Seconds to keep trying to reach the coordinator.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, allow_negative_numbers = true)]
     pub connect_timeout: f64,
 }
 
@@ -24,6 +24,12 @@ pub struct WorkerArgs {
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     // GDAL's block cache is sized to the worker's reads once the job names the raster
     // (shepseg_exec_fargate::run_worker).
+    if !(args.connect_timeout.is_finite() && args.connect_timeout >= 0.0) {
+        anyhow::bail!(
+            "--connect-timeout must be a non-negative number of seconds, got {}",
+            args.connect_timeout
+        );
+    }
     let secret = Secret::from_env()?;
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -31,9 +37,6 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "worker".into());
         format!("{host}:{}", std::process::id())
     });
-    if !(args.connect_timeout.is_finite() && args.connect_timeout >= 0.0) {
-        anyhow::bail!("--connect-timeout must be a non-negative number of seconds");
-    }
     run_worker(&WorkerOptions {
         connect: args.connect.clone(),
         name,

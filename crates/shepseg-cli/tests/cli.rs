@@ -361,3 +361,110 @@ fn the_library_example_equals_the_command_line() {
     assert!(r.dataset().rasterband(1).unwrap().overview_count().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Negative numbers are option values as users type them (`--null-value -9999`, not only
+/// `--null-value=-9999`); a negative value where none is valid is refused naming the option.
+#[test]
+fn negative_numbers_are_option_values() {
+    let dir = tempdir("negative");
+    // rgbn as Int16 (its Byte pixels cannot hold -9999), a block of it -9999 in every band.
+    let r = Raster::open(rgbn()).unwrap();
+    let (cols, rows) = r.size();
+    let img = r.read::<i16>(&[1, 2, 3, 4], r.full_window()).unwrap();
+    let is_null = |row: usize, col: usize| (100..180).contains(&row) && (200..330).contains(&col);
+    let bands: Vec<Vec<i16>> = img
+        .outer_iter()
+        .map(|b| {
+            b.indexed_iter()
+                .map(|((row, col), &v)| if is_null(row, col) { -9999 } else { v })
+                .collect()
+        })
+        .collect();
+    let input = dir.join("rgbn16.tif");
+    write_tif::<i16>(&input, &bands, cols, rows, &[None; 4]);
+    let out = dir.join("seg.tif");
+    let report = dir.join("report.json");
+    let o = shepseg(&[
+        "segment",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "-q",
+        "-t",
+        "256",
+        "-l",
+        "64",
+        "--null-value",
+        "-9999",
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(j["parameters"]["null_value"].as_f64(), Some(-9999.0), "{j}");
+    let w = Raster::open(&out).unwrap();
+    let seg = w.read::<u32>(&[1], w.full_window()).unwrap();
+    for ((_, row, col), &v) in seg.indexed_iter() {
+        assert_eq!(v == 0, is_null(row, col), "pixel ({row}, {col})");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Where a negative number is invalid: the usual one line naming the option.
+    let dir = tempdir("negative-bad");
+    let out = dir.join("out.tif");
+    let (inp, out_s) = (rgbn(), out.to_str().unwrap());
+    let inp = inp.to_str().unwrap();
+    for (args, name) in [
+        (&["--tile-timeout", "-1"][..], "--tile-timeout"),
+        (&["--barrier-timeout", "-600"], "--barrier-timeout"),
+        (&["--heartbeat-timeout", "-30"], "--heartbeat-timeout"),
+        (&["-m", "-5"], "--max-spectral-diff"),
+        (&["--spect-dist-pcntile", "-1"], "--spect-dist-pcntile"),
+        (&["-c", "-1"], "--cluster-subsample-pcnt"),
+        // rgbn is Byte.
+        (&["--null-value", "-9999"], "--null-value"),
+    ] {
+        let mut all = vec!["segment", inp, out_s, "-q"];
+        all.extend_from_slice(args);
+        fails(&dir, &all, &[name]);
+    }
+    let o = shepseg(&[
+        "worker",
+        "--connect",
+        "127.0.0.1:9",
+        "--connect-timeout",
+        "-1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--connect-timeout"), "{err}");
+    // Integer options: the argument parser's own refusal, naming the option.
+    let seg = dir.join("seg.tif");
+    let seg = seg.to_str().unwrap();
+    for (args, name) in [
+        (vec!["segment", inp, out_s, "-w", "-2"], "--workers"),
+        (vec!["segment", inp, out_s, "-n", "-60"], "--nclusters"),
+        (vec!["segment", inp, out_s, "-t", "-256"], "--tile-size"),
+        (vec!["segment", inp, out_s, "--seed", "-1"], "--seed"),
+        (vec!["segment", inp, out_s, "-b", "-1"], "--bands"),
+        (
+            vec!["stats", seg, inp, "-b", "1", "--stat", "mean", "-w", "-1"],
+            "--workers",
+        ),
+        (
+            vec!["subset", seg, out_s, "--srcwin", "0", "0", "-5", "5"],
+            "--srcwin",
+        ),
+    ] {
+        let o = shepseg(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "should fail: {args:?}");
+        assert!(
+            err.contains("invalid value '-") && err.contains(name),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
