@@ -18,7 +18,8 @@ pub struct ExecArgs {
     /// Who segments the tiles.
     #[arg(long, value_enum, default_value_t = Executor::Threads)]
     pub executor: Executor,
-    /// Worker threads (default: the number of cores).
+    /// Workers (default: the number of cores). Workers beyond the number of tiles are not
+    /// started, and the k-means fit and the stitch use at most one thread per core.
     #[arg(short = 'w', long, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// Tiles read at once, at most.

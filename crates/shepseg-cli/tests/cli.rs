@@ -468,3 +468,37 @@ fn negative_numbers_are_option_values() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Workers beyond the tiles and cores are not started: `-w 1000` on a 12-tile job costs about
+/// what `-w 2` does (it took over 100 s when the fit and the stitch pool started 1000 threads
+/// each), and writes the same output.
+#[test]
+fn a_thousand_workers_cost_what_two_do() {
+    let dir = tempdir("many-workers");
+    let run = |w: &str| {
+        let out = dir.join(format!("w{w}.tif"));
+        let t = std::time::Instant::now();
+        let o = shepseg(&[
+            "segment",
+            rgbn().to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-q",
+            "-t",
+            "128",
+            "-l",
+            "32",
+            "-w",
+            w,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (t.elapsed(), std::fs::read(&out).unwrap())
+    };
+    let (two, a) = run("2");
+    let (thousand, b) = run("1000");
+    assert!(a == b, "the output depends on the workers");
+    assert!(
+        thousand < two * 5 + std::time::Duration::from_secs(5),
+        "-w 1000 took {thousand:?}, -w 2 {two:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

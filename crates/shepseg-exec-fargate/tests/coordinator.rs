@@ -50,6 +50,8 @@ struct ThreadLauncher {
     launched: usize,
     handles: Vec<std::thread::JoinHandle<()>>,
     outcomes: Arc<Mutex<Vec<String>>>,
+    /// The count asked for by each `launch` call.
+    launches: Arc<Mutex<Vec<usize>>>,
 }
 
 impl ThreadLauncher {
@@ -59,6 +61,7 @@ impl ThreadLauncher {
             launched: 0,
             handles: Vec::new(),
             outcomes: Arc::default(),
+            launches: Arc::default(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl WorkerLauncher for ThreadLauncher {
         count: usize,
         inv: &WorkerInvocation,
     ) -> Result<(), RemoteError> {
+        self.launches.lock().unwrap().push(count);
         for _ in 0..count {
             let behaviour = self
                 .plan
@@ -251,4 +255,22 @@ fn no_worker_means_a_barrier_timeout_not_a_hang() {
         err.to_string().contains("no worker connected within 1 s"),
         "{err}"
     );
+}
+
+#[test]
+fn no_more_workers_are_started_than_tiles() {
+    let job = rgbn_job();
+    let n = job.grid.tiles().len();
+    let mut expected = Collect::default();
+    SequentialExecutor.run(&job, &mut expected).unwrap();
+    let launcher = ThreadLauncher::new(vec![]);
+    let launches = Arc::clone(&launcher.launches);
+    let ex = RemoteExecutor::new(options(10 * n), launcher, quiet());
+    let mut got = Collect::default();
+    ex.run(&job, &mut got).unwrap();
+    assert_eq!(launches.lock().unwrap().first(), Some(&n), "{n} tiles");
+    assert_eq!(got.0.len(), expected.0.len());
+    for (a, b) in got.0.iter().zip(&expected.0) {
+        assert_eq!(a.segimg, b.segimg, "tile {:?}", a.tile);
+    }
 }

@@ -30,7 +30,7 @@ use shepseg_tiling::{
 /// Local worker threads; see the crate docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadsExecutor {
-    /// Worker threads (at least 1).
+    /// Worker threads (at least 1; at most one per tile is started).
     pub workers: usize,
     /// Tiles being read at once, at most.
     pub max_concurrent_reads: usize,

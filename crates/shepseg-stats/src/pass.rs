@@ -441,9 +441,11 @@ pub(crate) fn run_pass<V: Sample>(
     let nstrips = ctx.rows.div_ceil(ctx.strip_rows);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::sync_channel::<StripOut<V>>(ctx.workers * 2);
+    // No more readers than strips are started, nor strips queued for them.
+    let readers = ctx.workers.clamp(1, nstrips.max(1));
+    let (tx, rx) = mpsc::sync_channel::<StripOut<V>>(readers * 2);
     std::thread::scope(|scope| {
-        for _ in 0..ctx.workers.min(nstrips.max(1)) {
+        for _ in 0..readers {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
             scope.spawn(move || {

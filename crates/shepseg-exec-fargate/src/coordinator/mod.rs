@@ -78,7 +78,7 @@ pub struct RemoteOptions {
     pub listen: SocketAddr,
     /// The `HOST:PORT` workers dial (`--advertise`); default: the listening address.
     pub advertise: Option<String>,
-    /// Workers to start.
+    /// Workers to start (at most one per tile).
     pub workers: usize,
     /// Tiles read at once, at most, over all workers.
     pub max_concurrent_reads: usize,
@@ -227,7 +227,8 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
         let secret = Secret::generate().map_err(|e| setup(e.to_string()))?;
         let tiles = job.grid.tiles().to_vec();
         let n = tiles.len();
-        let workers = self.options.workers.max(1);
+        // A worker without a tile to take would only join and leave.
+        let workers = self.options.workers.clamp(1, n.max(1));
         let max_pixels = tiles
             .iter()
             .map(|t| t.window.xsize * t.window.ysize)
