@@ -1,11 +1,13 @@
 //! Clumping: label connected runs of equal cluster IDs as separate segments.
 //!
 //! Each clump of 4- or 8-connected pixels with the same non-null value gets its own ID, from 1
-//! in raster order of each clump's first pixel. As in pyshepseg, a clump stops growing once it
-//! has gathered [`MAX_CLUMP_SIZE`] pixels beyond its seed (large uniform areas become several
-//! segments, which keeps elimination fast); the shape of such a capped clump depends on the
-//! exact search order, which is pyshepseg's: a depth-first search on an explicit stack, pixels
-//! marked when pushed, neighbours visited column by column (x outer, y inner).
+//! in raster order of each clump's first pixel. As in pyshepseg (and in its compatibility mode
+//! only; the default mode's clumps are whole connected components, so a lake is one segment
+//! however it is tiled), a clump stops growing once it has gathered [`MAX_CLUMP_SIZE`] pixels
+//! beyond its seed (large uniform areas become several segments); the shape of such a capped
+//! clump depends on the exact search order, which is pyshepseg's: a depth-first search on an
+//! explicit stack, pixels marked when pushed, neighbours visited column by column (x outer,
+//! y inner).
 //!
 //! ```
 //! use ndarray::array;
@@ -43,20 +45,23 @@ pub fn clump(img: &ArrayView2<u32>, four_connected: bool) -> (Array2<u32>, u32) 
 /// larger one is split by that search itself ([`Search::grow`]), seed by seed in raster order, which
 /// gives pyshepseg's clumps and IDs in every case.
 pub(crate) fn clump_vec(buf: Vec<u32>, rows: usize, cols: usize, four: bool) -> (Vec<u32>, u32) {
-    let (seg, size) = clump_sized(buf, rows, cols, four);
+    let (seg, size) = clump_sized(buf, rows, cols, four, true);
     (seg, size.len() as u32 - 1)
 }
 
 /// [`clump_vec`], returning each clump's pixel count instead of the largest ID (index 0 is
 /// the null pixels' count; the largest ID is `len - 1`): the counts come from the labelling,
-/// so the eliminations that follow need no pass over the image to find them.
+/// so the eliminations that follow need no pass over the image to find them. With `capped`
+/// false the clumps are the whole connected components (the default mode's).
 pub(crate) fn clump_sized(
     buf: Vec<u32>,
     rows: usize,
     cols: usize,
     four: bool,
+    capped: bool,
 ) -> (Vec<u32>, Vec<u32>) {
-    clump_capped(buf, rows, cols, four, MAX_CLUMP_SIZE)
+    let cap = if capped { MAX_CLUMP_SIZE } else { usize::MAX };
+    clump_capped(buf, rows, cols, four, cap)
 }
 
 /// Provisional labels of pass 1: a union-find whose roots are each component's smallest label

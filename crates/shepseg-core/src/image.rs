@@ -29,7 +29,9 @@ impl<'a, T: Pixel> Img<'a, T> {
         })
     }
 
-    /// Value of band `b` at linear pixel index `p` (`row * cols + col`).
+    /// Value of band `b` at linear pixel index `p` (`row * cols + col`), for the tests'
+    /// plain reference implementations.
+    #[cfg(test)]
     #[inline(always)]
     pub fn band_value(&self, b: usize, p: usize) -> T {
         self.data[b * self.rows * self.cols + p]

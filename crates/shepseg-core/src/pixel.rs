@@ -26,6 +26,15 @@ pub trait Pixel:
     /// `sum + self` as pyshepseg's `float32` spectral sums compute it.
     fn add_to_f32_sum(self, sum: f32) -> f32;
 
+    /// The value as the default mode's exact spectral sums add it: the integer itself, or for
+    /// `f32` the value in units of [`Pixel::EXACT_UNIT`] (2^-40, truncated toward zero, so
+    /// exact from 2^-17 up). Integer addition does not depend on order, so a segment's sums
+    /// are the same however its pixels are visited, tile by tile or in one scan.
+    fn exact(self) -> i128;
+
+    /// What one unit of [`Pixel::exact`] is worth: 1 for integers, 2^-40 for `f32`.
+    const EXACT_UNIT: f64;
+
     /// The zero of [`Pixel::Dist`].
     const DIST_ZERO: Self::Dist;
     /// The "not yet set" marker (-1) pyshepseg starts its nearest-pixel search with.
@@ -74,6 +83,11 @@ macro_rules! int_pixel {
                 let add = $add;
                 add(self, sum)
             }
+            #[inline]
+            fn exact(self) -> i128 {
+                self as i128
+            }
+            const EXACT_UNIT: f64 = 1.0;
             const DIST_ZERO: i64 = 0;
             const DIST_UNSET: i64 = -1;
             #[inline]
@@ -95,6 +109,10 @@ int_pixel!(i16, small);
 int_pixel!(u32, wide);
 int_pixel!(i32, wide);
 
+/// 2^40: `f32` values are summed exactly in units of 2^-40 (see [`Pixel::exact`]). With
+/// `i128` sums that holds any segment of up to 2^32 pixels of magnitude below 2^55.
+const F32_EXACT_SCALE: f64 = (1u64 << 40) as f64;
+
 impl Pixel for f32 {
     type Dist = f32;
     #[inline]
@@ -109,6 +127,12 @@ impl Pixel for f32 {
     fn add_to_f32_sum(self, sum: f32) -> f32 {
         sum + self
     }
+    #[inline]
+    fn exact(self) -> i128 {
+        // Scaling by a power of two is exact in f64; `as` truncates toward zero.
+        (self as f64 * F32_EXACT_SCALE) as i128
+    }
+    const EXACT_UNIT: f64 = 1.0 / F32_EXACT_SCALE;
     const DIST_ZERO: f32 = 0.0;
     const DIST_UNSET: f32 = -1.0;
     #[inline]
@@ -131,6 +155,20 @@ mod tests {
         // numba computes the difference in int64, so 0 - 200 in u8 is -200, not 56.
         assert_eq!(u8::add_sq_diff(0, 0, 200), 40_000);
         assert_eq!(u16::add_sq_diff(0, 0, 300), 90_000);
+    }
+
+    #[test]
+    fn exact_values_sum_the_same_in_any_order() {
+        assert_eq!(200u8.exact(), 200);
+        assert_eq!((-7i32).exact(), -7);
+        assert_eq!(0.5f32.exact() as f64 * f32::EXACT_UNIT, 0.5);
+        // 2^-17 and above are exact; f32 sums of these depend on the order.
+        let v = [1.0e7f32, 0.1, -1.0e7, 0.3, 2.0f32.powi(-17)];
+        let forward: i128 = v.iter().map(|x| x.exact()).sum();
+        let backward: i128 = v.iter().rev().map(|x| x.exact()).sum();
+        assert_eq!(forward, backward);
+        assert_eq!(2.0f32.powi(-17).exact(), 1 << 23);
+        assert_ne!(v.iter().sum::<f32>(), v.iter().rev().sum::<f32>());
     }
 
     #[test]

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array2, ArrayView3};
 
 use crate::clump::clump_sized;
-use crate::eliminate::{
-    eliminate_single_pixels_sized, eliminate_small_segments_renumbered, rescue_nulled_pixels,
-};
+use crate::eliminate::{eliminate_single_pixels_sized, eliminate_small_segments_renumbered};
 use crate::error::CoreError;
 use crate::image::Img;
 use crate::kmeans::{fit, sample_image, subsample_skip, KMeansInit, KMeansModel, KMeansParams};
@@ -49,11 +47,17 @@ pub struct SegmentParams {
     pub fixed_kmeans_init: bool,
     /// Seed of the k-means++ random generator (ignored with `fixed_kmeans_init`).
     pub seed: u64,
-    /// Reproduce pyshepseg bit for bit, defects included (single-pixel elimination can then
-    /// turn valid pixels null). Off by default: the same segmentation, except that every valid
-    /// pixel pyshepseg would leave null joins its spectrally nearest labelled neighbour's segment
-    /// (or, enclosed by nulls, a new segment), and null pixels are always 0 (pyshepseg lets the
-    /// only null pixel of an image join a segment).
+    /// Reproduce pyshepseg bit for bit, defects included: its 10,000-pixel clump cap,
+    /// `float32` spectral sums added in raster order, ties to the first neighbour met, the null
+    /// segment absorbing valid single pixels (which leaves them null), and the lone null pixel
+    /// joining a segment.
+    ///
+    /// Off by default, and the result is then a function of the image alone, which a tiled
+    /// run reproduces exactly whatever the tiles: clumps are whole connected components;
+    /// single-pixel elimination never joins a pixel to the null segment; small-segment
+    /// elimination sums spectra exactly ([`crate::Pixel::exact`]) and compares `f64` means,
+    /// ties going to the smallest segment ID; segments are numbered by their first pixel in
+    /// raster order. Every other rule is pyshepseg's.
     pub pyshepseg_compat: bool,
 }
 
@@ -153,8 +157,9 @@ pub struct SegmentationResult {
     pub small_segments_eliminated: usize,
     /// Number of segments in `segimg`.
     pub num_segments: u32,
-    /// Valid pixels that pyshepseg's elimination would have left null and that default mode
-    /// gave a segment (always 0 in compatibility mode).
+    /// Valid pixels given a segment after pyshepseg's rule had made them null: always 0 now
+    /// that the default mode never makes a valid pixel null (compatibility mode leaves them
+    /// null, as pyshepseg does). Kept so that reports keep their `rescued_pixels` key.
     pub rescued_pixels: usize,
     /// Time per phase.
     pub timings: PhaseTimings,
@@ -230,25 +235,17 @@ pub fn segment<T: Pixel>(
     timings.predict = t.elapsed();
 
     let t = Instant::now();
-    let (mut seg, size) = clump_sized(clusters, rows, cols, params.four_connected);
+    let compat = params.pyshepseg_compat;
+    let (mut seg, size) = clump_sized(clusters, rows, cols, params.four_connected, compat);
     let max_id = size.len() as u32 - 1;
-    let nulls = size[0];
     timings.clump = t.elapsed();
 
     // The relabelling after single-pixel elimination is applied by small-segment
     // elimination's first pass over the image.
     let t = Instant::now();
-    let renumbering = eliminate_single_pixels_sized(
-        &image,
-        &mut seg,
-        size,
-        params.four_connected,
-        params.pyshepseg_compat,
-    );
+    let renumbering =
+        eliminate_single_pixels_sized(&image, &mut seg, size, params.four_connected, compat);
     let after_single = renumbering.max_id();
-    // Valid pixels pyshepseg's defect merged into the null segment (outside compatibility
-    // mode null pixels never move, so the null segment grew by exactly these).
-    let nulled = renumbering.size[0].saturating_sub(nulls);
     timings.single_pixel = t.elapsed();
 
     let threshold = params
@@ -262,14 +259,8 @@ pub fn segment<T: Pixel>(
         params.min_segment_size,
         threshold.squared(),
         params.four_connected,
+        compat,
     );
-    // The rescue scans the image for nulled pixels: skipped when there are none (always so
-    // for an image without null pixels), which gives the same result.
-    let (rescued_pixels, num_segments) = if params.pyshepseg_compat || nulled == 0 {
-        (0, num_segments)
-    } else {
-        rescue_nulled_pixels(&image, null, &mut seg, num_segments, params.four_connected)
-    };
     timings.small_segment = t.elapsed();
 
     let segimg = Array2::from_shape_vec((rows, cols), seg)
@@ -281,7 +272,7 @@ pub fn segment<T: Pixel>(
         single_pixels_eliminated: (max_id - after_single) as usize,
         small_segments_eliminated: small,
         num_segments,
-        rescued_pixels,
+        rescued_pixels: 0,
         timings,
     })
 }

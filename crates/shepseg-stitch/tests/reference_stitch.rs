@@ -120,10 +120,14 @@ fn compat_stitch_equals_pyshepseg_synth8000() {
     check_compat("synth8000");
 }
 
-fn check_default(name: &str) {
-    let c = case(name);
+/// Default mode: every valid pixel labelled, IDs 1..N, and the stitched partition close to the
+/// whole image segmented at once (the overlap stitch matches segments at tile midlines, so it
+/// cannot be exact; pyshepseg's partition is no reference here, as its clump cap cuts large
+/// areas into 10,000-pixel pieces that the default mode keeps whole).
+fn check_default(name: &str, min_share: f64) {
     let (out, report, nulls) = run(name, false);
-    let expected = read_u32(case_dir(name).join(c["tiled"]["output"].as_str().unwrap()));
+    let s = setup(name, false);
+    let whole = s.segment(s.r.full_window());
     // Every valid pixel labelled, nulls null.
     let wrong_null = out
         .iter()
@@ -136,50 +140,50 @@ fn check_default(name: &str) {
         hist[v as usize] += 1;
     }
     let empty = hist[1..].iter().filter(|&&n| n == 0).count();
-    // Partition equality on the pixels pyshepseg labelled: a segment of ours, restricted to
-    // those pixels, must have the same pixel set as pyshepseg's segment there.
-    let mut ours_to_theirs: HashMap<u32, Option<u32>> = HashMap::new();
+    // Partition equality: a stitched segment must have the same pixel set as the whole-image
+    // segment under it.
+    let mut ours_to_whole: HashMap<u32, Option<u32>> = HashMap::new();
     let mut size_ours: HashMap<u32, usize> = HashMap::new();
-    let mut size_theirs: HashMap<u32, usize> = HashMap::new();
-    for (&a, &b) in out.iter().zip(expected.iter()) {
+    let mut size_whole: HashMap<u32, usize> = HashMap::new();
+    for (&a, &b) in out.iter().zip(whole.iter()) {
         if b == 0 {
             continue;
         }
         *size_ours.entry(a).or_default() += 1;
-        *size_theirs.entry(b).or_default() += 1;
-        let e = ours_to_theirs.entry(a).or_insert(Some(b));
+        *size_whole.entry(b).or_default() += 1;
+        let e = ours_to_whole.entry(a).or_insert(Some(b));
         if *e != Some(b) {
             *e = None;
         }
     }
-    let labelled: usize = size_theirs.values().sum();
+    let labelled: usize = size_whole.values().sum();
     let same: usize = size_ours
         .iter()
-        .filter(|(a, n)| matches!(ours_to_theirs[a], Some(b) if size_theirs[&b] == **n))
+        .filter(|(a, n)| matches!(ours_to_whole[a], Some(b) if size_whole[&b] == **n))
         .map(|(_, n)| n)
         .sum();
     let share = same as f64 / labelled as f64;
     eprintln!(
-        "{name}: default stitch: {wrong_null} valid pixels null, {empty} empty IDs, {} segments (pyshepseg {}), {} seam fallbacks; partition equal to pyshepseg's on {:.4}% of the {labelled} pixels it labelled",
+        "{name}: default stitch: {wrong_null} valid pixels null, {empty} empty IDs, {} segments (whole image {}), {} seam fallbacks; partition equal to the whole image's on {:.4}% of {labelled} pixels",
         report.num_segments,
-        c["tiled"]["num_segments"],
+        whole.iter().copied().max().unwrap_or(0),
         report.fallbacks,
         share * 100.0
     );
     assert_eq!(wrong_null, 0);
     assert_eq!(empty, 0);
     assert_eq!(report.empty_ids, 0);
-    assert!(share >= 0.999, "{name}: {share}");
+    assert!(share >= min_share, "{name}: {share}");
 }
 
 #[test]
 fn default_stitch_fixes_seams_rgbn() {
-    check_default("rgbn");
+    check_default("rgbn", 0.95);
 }
 
 #[test]
 fn default_stitch_fixes_seams_synth8000() {
-    check_default("synth8000");
+    check_default("synth8000", 0.98);
 }
 
 /// The GeoTIFF written through GDAL: pixels, nodata, metadata, attribute table, overviews, and

@@ -6,18 +6,18 @@
 //! takes sizes 1, 2, ..., `min_segment_size - 1` in turn and merges each segment of that size
 //! into the neighbour whose mean spectrum is nearest, provided that neighbour is strictly larger
 //! and within maxSpectralDiff, in up to 10 passes per size. Both end by relabelling the
-//! survivors to contiguous IDs in their old order ([`Renumbering`], here, which both share).
-//! Module `rescue` undoes pyshepseg's merging of valid pixels into the null segment.
+//! survivors to contiguous IDs ([`Renumbering`], here, which both share).
 //!
-//! The arithmetic and orders are pyshepseg's (see the crate docs): `float32` spectral sums in
-//! raster order, ties to the first neighbour found in a segment's pixel list, a merged segment's
-//! list being the target's followed by the merged one's. Small-segment elimination keeps, for
+//! In compatibility mode the arithmetic and orders are pyshepseg's (see the crate docs):
+//! `float32` spectral sums in raster order, ties to the first neighbour found in a segment's
+//! pixel list, a merged segment's list being the target's followed by the merged one's, and the
+//! null segment absorbing valid single pixels. The default mode's rules depend on no visiting
+//! order (`small::Spectra`), and the null segment absorbs nothing. Small-segment elimination keeps, for
 //! each segment small at the start, its neighbours in that order instead of its pixels, and
 //! resolves them through a union-find of the merges (see `small::Merger`), so a scan reads a few
 //! list entries and the segment image is relabelled once, at the end.
 
 mod neighbours;
-mod rescue;
 #[cfg(test)]
 mod scan_oracle;
 mod single;
@@ -25,7 +25,6 @@ mod small;
 
 use crate::mem::zeroed;
 
-pub(crate) use rescue::rescue_nulled_pixels;
 pub(crate) use single::eliminate_single_pixels_sized;
 pub(crate) use small::eliminate_small_segments_renumbered;
 

@@ -1,6 +1,6 @@
 //! Which pixels neighbour a pixel, in pyshepseg's order, and which of them is spectrally
-//! nearest: the searches single-pixel elimination and the null rescue make for every pixel they
-//! move, and the neighbourhood small-segment elimination lists.
+//! nearest: the search single-pixel elimination makes for every pixel it moves, and the
+//! neighbourhood small-segment elimination lists.
 
 use crate::image::Img;
 use crate::pixel::Pixel;

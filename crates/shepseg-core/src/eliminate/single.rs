@@ -9,22 +9,22 @@ use super::Renumbering;
 use crate::image::Img;
 use crate::pixel::Pixel;
 
-/// Single-pixel elimination as pyshepseg's; returns the largest ID after relabelling.
+/// Single-pixel elimination; returns the largest ID after relabelling.
 ///
-/// pyshepseg's first defect is kept here (see [`super::rescue_nulled_pixels`] for its fix): the null
-/// segment counts as a neighbour larger than one pixel, so it can absorb a valid pixel. Its
-/// second, a lone null pixel (an image with exactly one) joining a valid segment, happens only
-/// with `null_may_join`; without it null pixels are never candidates.
+/// With `compat`, pyshepseg's two defects are kept: the null segment counts as a neighbour
+/// larger than one pixel, so it can absorb a valid pixel, and a lone null pixel (an image with
+/// exactly one) joins a valid segment. Without it (the default mode) null pixels are never
+/// candidates and the null segment never absorbs: every valid pixel keeps a segment.
 #[cfg(test)]
 pub(crate) fn eliminate_single_pixels<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
     max_id: u32,
     four: bool,
-    null_may_join: bool,
+    compat: bool,
 ) -> u32 {
     let size = segment_sizes(seg, max_id);
-    eliminate_single_pixels_sized(img, seg, size, four, null_may_join).apply(seg)
+    eliminate_single_pixels_sized(img, seg, size, four, compat).apply(seg)
 }
 
 /// [`eliminate_single_pixels`] given the pixels per segment (`size`, index 0 the nulls), and
@@ -35,9 +35,9 @@ pub(crate) fn eliminate_single_pixels_sized<T: Pixel>(
     seg: &mut [u32],
     size: Vec<u32>,
     four: bool,
-    null_may_join: bool,
+    compat: bool,
 ) -> Renumbering {
-    let args = (img, seg, size, four, null_may_join);
+    let args = (img, seg, size, four, compat);
     match img.bands {
         1 => single_pixels::<T, 1>(args),
         2 => single_pixels::<T, 2>(args),
@@ -53,10 +53,13 @@ pub(crate) fn eliminate_single_pixels_sized<T: Pixel>(
 
 /// [`eliminate_single_pixels`] with the band count fixed at `NB` (0: any count).
 fn single_pixels<T: Pixel, const NB: usize>(
-    (img, seg, mut size, four, null_may_join): (&Img<T>, &mut [u32], Vec<u32>, bool, bool),
+    (img, seg, mut size, four, compat): (&Img<T>, &mut [u32], Vec<u32>, bool, bool),
 ) -> Renumbering {
     let pixels = PixelNeighbours::<T, NB>::new(img, four);
     let (rows, cols) = (img.rows, img.cols);
+    // A neighbour's segment can take a single pixel when it is larger than one pixel; the
+    // null segment only in compatibility mode (pyshepseg's defect).
+    let absorbs = |size: &[u32], nbr: u32| size[nbr as usize] > 1 && (compat || nbr != 0);
     let mut merges: Vec<(u32, u32)> = Vec::new();
     // Single pixels only ever disappear, so the first scan, over the whole image row by row
     // (no division per pixel), finds every candidate; those it cannot merge are the
@@ -66,10 +69,10 @@ fn single_pixels<T: Pixel, const NB: usize>(
         for j in 0..cols {
             let p = i * cols + j;
             let s = seg[p];
-            if size[s as usize] != 1 || !(null_may_join || s != 0) {
+            if size[s as usize] != 1 || !(compat || s != 0) {
                 continue;
             }
-            match pixels.nearest(seg, i, j, |nbr| size[nbr as usize] > 1) {
+            match pixels.nearest(seg, i, j, |nbr| absorbs(&size, nbr)) {
                 Some(nbr) => merges.push((p as u32, nbr)),
                 None => candidates.push(p as u32),
             }
@@ -86,8 +89,7 @@ fn single_pixels<T: Pixel, const NB: usize>(
         merges.clear();
         for &p in &candidates {
             let p = p as usize;
-            if let Some(nbr) = pixels.nearest(seg, p / cols, p % cols, |nbr| size[nbr as usize] > 1)
-            {
+            if let Some(nbr) = pixels.nearest(seg, p / cols, p % cols, |nbr| absorbs(&size, nbr)) {
                 merges.push((p as u32, nbr));
             }
         }
@@ -137,26 +139,27 @@ mod tests {
         assert_eq!(fixed, vec![1, 0, 2, 2]);
     }
 
-    /// pyshepseg's single-pixel elimination as written: each scan visits every pixel, and the
-    /// merges it finds (sizes as they stood when it began) are applied when it ends.
+    /// pyshepseg's single-pixel elimination as written (with `compat`; without it the null
+    /// segment neither joins nor absorbs): each scan visits every pixel, and the merges it
+    /// finds (sizes as they stood when it began) are applied when it ends.
     fn single_pixels_by_full_scans<T: Pixel>(
         img: &Img<T>,
         seg: &mut [u32],
         max_id: u32,
         four: bool,
-        null_may_join: bool,
+        compat: bool,
     ) -> u32 {
         let (rows, cols) = (img.rows, img.cols);
         let mut size = segment_sizes(seg, max_id);
         loop {
             let mut merges = Vec::new();
             for p in 0..rows * cols {
-                if size[seg[p] as usize] != 1 || !(null_may_join || seg[p] != 0) {
+                if size[seg[p] as usize] != 1 || !(compat || seg[p] != 0) {
                     continue;
                 }
                 let mut best: Option<(T::Dist, u32)> = None;
                 for_each_neighbour(rows, cols, p / cols, p % cols, four, |q| {
-                    if size[seg[q] as usize] > 1 {
+                    if size[seg[q] as usize] > 1 && (compat || seg[q] != 0) {
                         let mut d = T::DIST_ZERO;
                         for b in 0..img.bands {
                             d = T::add_sq_diff(d, img.band_value(b, p), img.band_value(b, q));

@@ -1,6 +1,12 @@
 //! Small-segment elimination: segments smaller than the minimum size merge, size by size, into
-//! their spectrally nearest strictly larger neighbour within the threshold, as pyshepseg's, over
-//! neighbour lists resolved through a union-find rather than scans of the segment image.
+//! their spectrally nearest strictly larger neighbour within the threshold, over neighbour
+//! lists resolved through a union-find rather than scans of the segment image.
+//!
+//! Two arithmetics ([`Spectra`]): pyshepseg's (`float32` sums in raster order, ties to the
+//! first neighbour met, survivors numbered by ID) in compatibility mode, and the default
+//! mode's, which no visiting order can change (exact integer sums, `f64` means and distances,
+//! ties to the smallest segment ID, survivors numbered by their first pixel in raster order),
+//! so that a tiled run can reproduce it.
 
 use super::neighbours::for_each_neighbour;
 #[cfg(test)]
@@ -15,8 +21,89 @@ use crate::pixel::Pixel;
 /// lists themselves twice as far ahead).
 const PREFETCH_AHEAD: usize = 8;
 
-/// Small-segment elimination state: sizes, `float32` spectral sums and means, a union-find
-/// over segment IDs, and each initially small segment's neighbours.
+/// How segment spectra are summed, averaged and compared.
+pub(crate) trait Spectra {
+    /// A segment's sum in one band.
+    type Sum: Copy + Default;
+    /// A segment's mean in one band.
+    type Mean: Copy + Default;
+    /// Whether ties go to the first neighbour listed (pyshepseg) rather than the smallest ID,
+    /// and survivors are numbered by ID rather than by their first pixel.
+    const PYSHEPSEG: bool;
+    /// `sum` with pixel value `v` added.
+    fn add<T: Pixel>(sum: Self::Sum, v: T) -> Self::Sum;
+    /// Two segments' sums together.
+    fn join(a: Self::Sum, b: Self::Sum) -> Self::Sum;
+    /// The mean of `n` pixels summing to `sum` (`unit`: what one unit of the sum is worth).
+    fn mean(sum: Self::Sum, n: u32, unit: f64) -> Self::Mean;
+    /// The squared spectral distance between two means, bands added in order.
+    fn dist(a: &[Self::Mean], b: &[Self::Mean]) -> f64;
+}
+
+/// pyshepseg's arithmetic: `float32` sums added in raster order, `float32` means and
+/// distances.
+pub(crate) struct Float32Spectra;
+
+impl Spectra for Float32Spectra {
+    type Sum = f32;
+    type Mean = f32;
+    const PYSHEPSEG: bool = true;
+    #[inline(always)]
+    fn add<T: Pixel>(sum: f32, v: T) -> f32 {
+        v.add_to_f32_sum(sum)
+    }
+    #[inline(always)]
+    fn join(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn mean(sum: f32, n: u32, _unit: f64) -> f32 {
+        sum / n as f32
+    }
+    #[inline(always)]
+    fn dist(a: &[f32], b: &[f32]) -> f64 {
+        let mut dist = 0.0f32;
+        for (x, y) in a.iter().zip(b) {
+            let d = x - y;
+            dist += d * d;
+        }
+        dist as f64
+    }
+}
+
+/// The default mode's arithmetic: exact integer sums ([`Pixel::exact`]), which any order of
+/// addition gives alike, and `f64` means and distances computed from them.
+pub(crate) struct ExactSpectra;
+
+impl Spectra for ExactSpectra {
+    type Sum = i128;
+    type Mean = f64;
+    const PYSHEPSEG: bool = false;
+    #[inline(always)]
+    fn add<T: Pixel>(sum: i128, v: T) -> i128 {
+        sum + v.exact()
+    }
+    #[inline(always)]
+    fn join(a: i128, b: i128) -> i128 {
+        a + b
+    }
+    #[inline(always)]
+    fn mean(sum: i128, n: u32, unit: f64) -> f64 {
+        sum as f64 * unit / n as f64
+    }
+    #[inline(always)]
+    fn dist(a: &[f64], b: &[f64]) -> f64 {
+        let mut dist = 0.0f64;
+        for (x, y) in a.iter().zip(b) {
+            let d = x - y;
+            dist += d * d;
+        }
+        dist
+    }
+}
+
+/// Small-segment elimination state: sizes, spectral sums and means, a union-find over
+/// segment IDs, and each initially small segment's neighbours.
 ///
 /// pyshepseg scans a segment's pixel list (its own pixels in raster order, then the lists of
 /// the segments merged into it, in merge order) and looks at every pixel's neighbours in the
@@ -27,12 +114,14 @@ const PREFETCH_AHEAD: usize = 8;
 /// appearance can win a tie), and a scan resolves them through the union-find. A scan reads a
 /// few list entries instead of every pixel's neighbourhood in the segment image, and the
 /// image is relabelled once at the end through a lookup table.
-struct Merger {
+struct Merger<S: Spectra> {
     size: Vec<u32>,
-    sum: Vec<f32>,
+    sum: Vec<S::Sum>,
     /// `sum / size` per segment, kept current on every merge (pyshepseg divides at each use;
     /// the quotient is the same).
-    mean: Vec<f32>,
+    mean: Vec<S::Mean>,
+    /// What one unit of a sum is worth ([`Pixel::EXACT_UNIT`] for exact sums).
+    unit: f64,
     /// The segment each one merged into (itself while it has not merged).
     parent: Vec<u32>,
     /// `adj[start[id]..start[id + 1]]`: the initial labels of segment `id`'s neighbours, for
@@ -61,36 +150,36 @@ fn max_boundary(size: u32, four: bool) -> usize {
     }
 }
 
-/// Each segment's `float32` spectral sums (`n x bands`), every segment's pixels added in
-/// raster order as pyshepseg adds them. A run of pixels of one segment is summed in registers,
+/// Each segment's spectral sums (`n x bands`) in `S`'s arithmetic, every segment's pixels
+/// added in raster order (as pyshepseg adds its `float32` sums). A run of pixels of one segment is summed in registers,
 /// all bands at once for up to 8 bands, so the additions do not wait on memory.
 ///
 /// With `map`, each pixel's label is first replaced by `map[label]` (a pending
 /// [`Renumbering`]), and the sums are of the new labels: one pass instead of two.
-fn segment_sums<T: Pixel>(
+fn segment_sums<S: Spectra, T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
     map: Option<&[u32]>,
     n: usize,
-) -> Vec<f32> {
+) -> Vec<S::Sum> {
     match (img.bands, map) {
-        (1, m) => sums_fixed::<T, 1>(img, seg, m, n),
-        (2, m) => sums_fixed::<T, 2>(img, seg, m, n),
-        (3, m) => sums_fixed::<T, 3>(img, seg, m, n),
-        (4, m) => sums_fixed::<T, 4>(img, seg, m, n),
-        (5, m) => sums_fixed::<T, 5>(img, seg, m, n),
-        (6, m) => sums_fixed::<T, 6>(img, seg, m, n),
-        (7, m) => sums_fixed::<T, 7>(img, seg, m, n),
-        (8, m) => sums_fixed::<T, 8>(img, seg, m, n),
+        (1, m) => sums_fixed::<S, T, 1>(img, seg, m, n),
+        (2, m) => sums_fixed::<S, T, 2>(img, seg, m, n),
+        (3, m) => sums_fixed::<S, T, 3>(img, seg, m, n),
+        (4, m) => sums_fixed::<S, T, 4>(img, seg, m, n),
+        (5, m) => sums_fixed::<S, T, 5>(img, seg, m, n),
+        (6, m) => sums_fixed::<S, T, 6>(img, seg, m, n),
+        (7, m) => sums_fixed::<S, T, 7>(img, seg, m, n),
+        (8, m) => sums_fixed::<S, T, 8>(img, seg, m, n),
         (_, Some(map)) => {
             for s in seg.iter_mut() {
                 *s = map[*s as usize];
             }
-            segment_sums(img, seg, None, n)
+            segment_sums::<S, T>(img, seg, None, n)
         }
         (_, None) => {
             let nb = img.bands;
-            let mut out = vec![0.0f32; n * nb];
+            let mut out = vec![S::Sum::default(); n * nb];
             for b in 0..nb {
                 let one = Img {
                     data: &img.data[b * img.pixels()..(b + 1) * img.pixels()],
@@ -98,7 +187,7 @@ fn segment_sums<T: Pixel>(
                     rows: img.rows,
                     cols: img.cols,
                 };
-                for (id, s) in sums_fixed::<T, 1>(&one, seg, None, n)
+                for (id, s) in sums_fixed::<S, T, 1>(&one, seg, None, n)
                     .into_iter()
                     .enumerate()
                 {
@@ -111,32 +200,32 @@ fn segment_sums<T: Pixel>(
 }
 
 /// [`segment_sums`] for `NB` bands.
-fn sums_fixed<T: Pixel, const NB: usize>(
+fn sums_fixed<S: Spectra, T: Pixel, const NB: usize>(
     img: &Img<T>,
     seg: &mut [u32],
     map: Option<&[u32]>,
     n: usize,
-) -> Vec<f32> {
+) -> Vec<S::Sum> {
     match map {
-        Some(map) => sums_loop::<T, NB, true>(img, seg, map, n),
-        None => sums_loop::<T, NB, false>(img, seg, &[], n),
+        Some(map) => sums_loop::<S, T, NB, true>(img, seg, map, n),
+        None => sums_loop::<S, T, NB, false>(img, seg, &[], n),
     }
 }
 
 /// [`sums_fixed`]'s loop, relabelling each pixel through `map` first if `MAP`.
 #[inline(always)]
-fn sums_loop<T: Pixel, const NB: usize, const MAP: bool>(
+fn sums_loop<S: Spectra, T: Pixel, const NB: usize, const MAP: bool>(
     img: &Img<T>,
     seg: &mut [u32],
     map: &[u32],
     n: usize,
-) -> Vec<f32> {
+) -> Vec<S::Sum> {
     let pixels = img.pixels();
-    let mut sum = zeroed::<f32>(n * NB);
+    let mut sum = zeroed::<S::Sum>(n * NB);
     let bands: [&[T]; NB] = std::array::from_fn(|b| &img.data[b * pixels..(b + 1) * pixels]);
     let mut cur = 0usize;
     let (mut old, mut new) = (0u32, map.first().copied().unwrap_or(0));
-    let mut acc = [0.0f32; NB];
+    let mut acc = [S::Sum::default(); NB];
     for (p, label) in seg.iter_mut().enumerate() {
         if MAP {
             // Runs of one label are common: look the map up once per run.
@@ -158,7 +247,7 @@ fn sums_loop<T: Pixel, const NB: usize, const MAP: bool>(
         }
         if id != 0 {
             for (a, band) in acc.iter_mut().zip(&bands) {
-                *a = band[p].add_to_f32_sum(*a);
+                *a = S::add(*a, band[p]);
             }
         }
     }
@@ -211,7 +300,7 @@ fn raw_lists(
     }
 }
 
-impl Merger {
+impl<S: Spectra> Merger<S> {
     /// The state for `seg` once it is relabelled through `renumbering` (done here, by the
     /// first pass over the image).
     fn new<T: Pixel>(
@@ -225,7 +314,7 @@ impl Merger {
         let n = size.len();
         let nb = img.bands;
         let min_size = min_size.min(u32::MAX as usize) as u32;
-        let sum = segment_sums(img, seg, Some(&map), n);
+        let sum = segment_sums::<S, T>(img, seg, Some(&map), n);
         // Room for each small segment's list, plus the slot `raw_lists` writes past its end.
         let mut start = zeroed::<usize>(n + 1);
         for id in 1..n {
@@ -265,6 +354,7 @@ impl Merger {
             size,
             sum,
             mean: zeroed(n * nb),
+            unit: T::EXACT_UNIT,
             parent: identity(n),
             start,
             adj,
@@ -279,18 +369,18 @@ impl Merger {
         s
     }
 
-    /// Recomputes the mean of segment `id` as pyshepseg does: `float32` sum / `float32` count.
+    /// Recomputes the mean of segment `id` (pyshepseg's: `float32` sum / `float32` count).
     fn update_mean(&mut self, id: usize) {
         let nb = self.bands;
-        let n = self.size[id] as f32;
+        let n = self.size[id];
         for b in 0..nb {
-            self.mean[id * nb + b] = self.sum[id * nb + b] / n;
+            self.mean[id * nb + b] = S::mean(self.sum[id * nb + b], n, self.unit);
         }
     }
 
     /// The neighbour segment `id` should merge into, or 0: the strictly larger neighbour with
-    /// the nearest mean spectrum (`float32` arithmetic), the first met on ties, if within the
-    /// threshold.
+    /// the nearest mean spectrum, if within the threshold; on ties the first met
+    /// (pyshepseg's rule) or the smallest ID (the default mode's: no visiting order decides).
     fn find_merge(&mut self, id: u32, thr: f64) -> u32 {
         let nb = self.bands;
         let own = self.size[id as usize];
@@ -305,13 +395,10 @@ impl Merger {
                     continue;
                 }
                 let c_mean = &self.mean[c as usize * nb..(c as usize + 1) * nb];
-                let mut dist = 0.0f32;
-                for (a, m) in self.mean[i * nb..(i + 1) * nb].iter().zip(c_mean) {
-                    let d = a - m;
-                    dist += d * d;
-                }
-                if best == 0 || (dist as f64) < best_dist {
-                    best_dist = dist as f64;
+                let dist = S::dist(&self.mean[i * nb..(i + 1) * nb], c_mean);
+                let tie_won = !S::PYSHEPSEG && dist == best_dist && c < best;
+                if best == 0 || dist < best_dist || tie_won {
+                    best_dist = dist;
                     best = c;
                 }
             }
@@ -376,25 +463,44 @@ impl Merger {
             self.tail[t] = self.tail[i];
         }
         for b in 0..self.bands {
-            self.sum[t * self.bands + b] += self.sum[i * self.bands + b];
-            self.sum[i * self.bands + b] = 0.0;
+            let (into, from) = (t * self.bands + b, i * self.bands + b);
+            self.sum[into] = S::join(self.sum[into], self.sum[from]);
+            self.sum[from] = S::Sum::default();
         }
         self.size[t] += self.size[i];
         self.size[i] = 0;
         self.update_mean(t);
     }
 
-    /// Relabels `seg` (initial labels) to the surviving segments, numbered 1..N in ID order
-    /// as [`relabel`] numbers them (merged segments have size 0); returns N.
+    /// Relabels `seg` (initial labels) to the surviving segments, numbered 1..N (merged
+    /// segments have size 0): in ID order as [`relabel`] numbers them (pyshepseg's), or in the
+    /// order of each survivor's first pixel in raster order (the default mode's, which depends
+    /// on the partition alone); returns N.
     fn relabel(&mut self, seg: &mut [u32]) -> u32 {
-        let (mut map, n) = relabel_map(&self.size);
-        for id in 1..map.len() {
-            if self.parent[id] != id as u32 {
-                map[id] = map[find(&mut self.parent, id as u32) as usize];
+        if S::PYSHEPSEG {
+            let (mut map, n) = relabel_map(&self.size);
+            for id in 1..map.len() {
+                if self.parent[id] != id as u32 {
+                    map[id] = map[find(&mut self.parent, id as u32) as usize];
+                }
             }
+            for s in seg.iter_mut() {
+                *s = map[*s as usize];
+            }
+            return n;
         }
+        let roots: Vec<u32> = (0..self.parent.len() as u32)
+            .map(|id| find(&mut self.parent, id))
+            .collect();
+        let mut number = zeroed::<u32>(roots.len());
+        let mut n = 0u32;
         for s in seg.iter_mut() {
-            *s = map[*s as usize];
+            let root = roots[*s as usize] as usize;
+            if *s != 0 && number[root] == 0 {
+                n += 1;
+                number[root] = n;
+            }
+            *s = number[root];
         }
         n
     }
@@ -412,11 +518,13 @@ pub(crate) fn eliminate_small_segments<T: Pixel>(
 ) -> (usize, u32) {
     // Renumbering first drops empty IDs, which keeps the order, so the result is the same.
     let renumbering = Renumbering::of_sizes(&segment_sizes(seg, max_id));
-    eliminate_small_segments_renumbered(img, seg, renumbering, min_segment_size, threshold_sq, four)
+    let args = (min_segment_size, threshold_sq, four);
+    eliminate_small::<Float32Spectra, T>(img, seg, renumbering, args)
 }
 
 /// [`eliminate_small_segments`] of `seg` relabelled through a pending `renumbering` (applied
-/// by the first pass over the image, so the caller needs no pass of its own).
+/// by the first pass over the image, so the caller needs no pass of its own), in pyshepseg's
+/// arithmetic with `compat`, else in the default mode's.
 pub(crate) fn eliminate_small_segments_renumbered<T: Pixel>(
     img: &Img<T>,
     seg: &mut [u32],
@@ -424,10 +532,26 @@ pub(crate) fn eliminate_small_segments_renumbered<T: Pixel>(
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
+    compat: bool,
+) -> (usize, u32) {
+    let args = (min_segment_size, threshold_sq, four);
+    if compat {
+        eliminate_small::<Float32Spectra, T>(img, seg, renumbering, args)
+    } else {
+        eliminate_small::<ExactSpectra, T>(img, seg, renumbering, args)
+    }
+}
+
+/// Small-segment elimination in `S`'s arithmetic; `(min_segment_size, threshold_sq, four)`.
+fn eliminate_small<S: Spectra, T: Pixel>(
+    img: &Img<T>,
+    seg: &mut [u32],
+    renumbering: Renumbering,
+    (min_segment_size, threshold_sq, four): (usize, f64, bool),
 ) -> (usize, u32) {
     const MAX_PASSES: usize = 10;
     let max_id = renumbering.max_id();
-    let mut segs = Merger::new(img, seg, renumbering, min_segment_size, four);
+    let mut segs = Merger::<S>::new(img, seg, renumbering, min_segment_size, four);
     let mut num_elim = 0;
     let mut merges: Vec<(u32, u32)> = Vec::new();
     // The segments of each size below the minimum, so that a size's turn does not scan every
