@@ -49,7 +49,8 @@ impl Sample for f64 {
         v
     }
     fn is_null(v: f64, nodata: Option<f64>) -> bool {
-        v.is_nan() || nodata.is_some_and(|nd| v == nd)
+        // NaN and the infinities are not values (the core segments them as null too).
+        !v.is_finite() || nodata.is_some_and(|nd| v == nd)
     }
     fn sort(s: &mut [Self]) {
         s.sort_unstable_by(f64::total_cmp);

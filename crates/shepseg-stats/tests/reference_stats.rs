@@ -190,6 +190,101 @@ fn float_images_with_nan_as_nodata() {
     assert_eq!(column(&seg, "Band_1_median")[2], 7.5);
 }
 
+/// Infinities are no more values than NaN: a Float32 image with +inf and -inf pixels, over
+/// several strips, gets the statistics of its finite pixels (finite means), and a segment of
+/// infinities only gets the missing value.
+#[test]
+fn float_infinities_are_left_out() {
+    let dir = tempdir("inf");
+    let (cols, rows) = (20usize, 30usize);
+    let (img, seg) = (dir.join("inf.tif"), dir.join("seg.tif"));
+    let gt = [500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0];
+    let d = DriverManager::get_driver_by_name("GTiff").unwrap();
+    // Segment 10: the top-right 2 x 2 pixels, all infinite; the rest in 9 blocks.
+    let id = |r: usize, c: usize| -> u32 {
+        if r < 2 && c >= 18 {
+            10
+        } else {
+            1 + (c / 7 + 3 * (r / 10)) as u32
+        }
+    };
+    let value = |r: usize, c: usize| -> f32 {
+        match (r * 3 + c) % 11 {
+            _ if id(r, c) == 10 && (r + c).is_multiple_of(2) => f32::INFINITY,
+            _ if id(r, c) == 10 => f32::NEG_INFINITY,
+            0 => f32::INFINITY,
+            5 => f32::NEG_INFINITY,
+            _ => (r * cols + c) as f32 * 0.25,
+        }
+    };
+    let mut ds = d
+        .create_with_band_type::<f32, _>(&img, cols, rows, 1)
+        .unwrap();
+    ds.set_geo_transform(&gt).unwrap();
+    let vals: Vec<f32> = (0..cols * rows)
+        .map(|i| value(i / cols, i % cols))
+        .collect();
+    ds.rasterband(1)
+        .unwrap()
+        .write((0, 0), (cols, rows), &mut Buffer::new((cols, rows), vals))
+        .unwrap();
+    drop(ds);
+    let mut ds = d
+        .create_with_band_type::<u32, _>(&seg, cols, rows, 1)
+        .unwrap();
+    ds.set_geo_transform(&gt).unwrap();
+    let ids: Vec<u32> = (0..cols * rows).map(|i| id(i / cols, i % cols)).collect();
+    ds.rasterband(1)
+        .unwrap()
+        .write((0, 0), (cols, rows), &mut Buffer::new((cols, rows), ids))
+        .unwrap();
+    drop(ds);
+    compute_stats(
+        &seg,
+        &img,
+        &StatsRequest {
+            bands: vec![1],
+            stats: vec![Stat::Mean, Stat::Stddev, Stat::Min, Stat::Max, Stat::Count],
+            workers: 2,
+            strip_rows: 7,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mean, sd) = (column(&seg, "Band_1_mean"), column(&seg, "Band_1_stddev"));
+    let (min, max) = (column(&seg, "Band_1_min"), column(&seg, "Band_1_max"));
+    let count = column(&seg, "Band_1_count");
+    for s in 1..=9u32 {
+        let finite: Vec<f64> = (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| (r, c)))
+            .filter(|&(r, c)| id(r, c) == s && value(r, c).is_finite())
+            .map(|(r, c)| f64::from(value(r, c)))
+            .collect();
+        let n = finite.len() as f64;
+        let m = finite.iter().sum::<f64>() / n;
+        let (i, what) = (s as usize, format!("segment {s}"));
+        assert!(mean[i].is_finite() && sd[i].is_finite(), "{what}");
+        assert!(
+            (mean[i] - m).abs() <= 1e-9 * m.abs().max(1.0),
+            "{what}: {} vs {m}",
+            mean[i]
+        );
+        assert_eq!(count[i], n, "{what}");
+        assert_eq!(
+            min[i],
+            finite.iter().copied().fold(f64::INFINITY, f64::min),
+            "{what}"
+        );
+        assert_eq!(
+            max[i],
+            finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            "{what}"
+        );
+    }
+    assert_eq!((mean[10], count[10]), (-9999.0, 0.0), "infinities only");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn misaligned_inputs_are_refused() {
     let dir = tempdir("align");
