@@ -246,6 +246,24 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             &OutputGeometry::of(raster.dataset()),
             &self.output_options,
         )?;
+        // How the output was made, so that a reader can tell the modes apart.
+        output.add_metadata("SHEPSEG_VERSION", env!("CARGO_PKG_VERSION"));
+        output.add_metadata(
+            "SHEPSEG_MODE",
+            if params.pyshepseg_compat {
+                "pyshepseg-compat"
+            } else {
+                "default"
+            },
+        );
+        let described = serde_json::json!({
+            "params": params,
+            "bands": bands,
+            "null_value": null,
+            "tile_size": self.tile_size,
+            "overlap_size": self.overlap_size,
+        });
+        output.add_metadata("SHEPSEG_PARAMETERS", &described.to_string());
 
         let mut timings = Timings::default();
         let t = Instant::now();

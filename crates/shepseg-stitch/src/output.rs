@@ -107,6 +107,8 @@ pub struct GdalOutput {
     /// their own directories at the end, and held compressed until then so that memory stays
     /// a small part of the output's size).
     raw_overviews: Vec<(usize, EncodedOverview)>,
+    /// Dataset metadata written by `finish` (what made the output: version, mode, parameters).
+    metadata: Vec<(String, String)>,
 }
 
 /// Opens `path` through GDAL for update.
@@ -293,6 +295,7 @@ impl GdalOutput {
                 options: options.clone(),
                 raw,
                 raw_overviews: Vec::new(),
+                metadata: Vec::new(),
             })
         })();
         if result.is_err() {
@@ -328,7 +331,13 @@ impl GdalOutput {
         band.write((xoff as isize, yoff as isize), (cols, rows), &mut buf)
     }
 
-    /// Like [`GdalOutput::finish`], with a table the caller built (for outputs that are not a
+    /// Adds a dataset metadata item, written when the output is finished (e.g. how it was
+    /// made, so a reader can tell a default-mode output from a pyshepseg-compatible one).
+    pub fn add_metadata(&mut self, key: &str, value: &str) {
+        self.metadata.push((key.to_string(), value.to_string()));
+    }
+
+    /// Like [`TileSink::finish`], with a table the caller built (for outputs that are not a
     /// stitch, such as a subset); `histogram` gives the `STATISTICS_*` metadata.
     pub fn finish_with_rat(mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
@@ -369,6 +378,13 @@ impl GdalOutput {
             }
             for (k, v) in statistics(histogram) {
                 band.set_metadata_item(k, &v, "")
+                    .map_err(|e| out_err(&path, e))?;
+            }
+        }
+        let metadata = std::mem::take(&mut self.metadata);
+        if let Some(ds) = self.ds.as_mut() {
+            for (k, v) in &metadata {
+                ds.set_metadata_item(k, v, "")
                     .map_err(|e| out_err(&path, e))?;
             }
         }
