@@ -192,7 +192,7 @@ impl ExecArgs {
             PipelineError::Exec(ExecError::Timeout { .. }) => "--tile-timeout",
             PipelineError::Exec(ExecError::Listen { .. }) => "--listen/--advertise",
             PipelineError::Exec(ExecError::NoWorkers { .. }) => "--barrier-timeout",
-            _ => return crate::segment::flag_context(e),
+            _ => return crate::flags::flag_context(e),
         };
         anyhow::Error::new(e).context(flag)
     }

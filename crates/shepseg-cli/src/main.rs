@@ -5,6 +5,7 @@
 //! with a raster attribute table.
 
 mod executor;
+mod flags;
 mod interrupt;
 mod report;
 mod segment;

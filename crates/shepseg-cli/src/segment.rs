@@ -9,9 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
-use shepseg_pipeline::{PipelineError, Statistics, TiledSegmentation};
-use shepseg_stitch::{GdalOutput, OutputOptions, StitchError};
-use shepseg_tiling::TilingError;
+use shepseg_pipeline::{Statistics, TiledSegmentation};
+use shepseg_stitch::{GdalOutput, OutputOptions};
 
 use crate::executor::ExecArgs;
 
@@ -240,27 +239,4 @@ fn progress_bar(show: bool) -> impl FnMut(usize, usize) {
             b.finish_and_clear();
         }
     }
-}
-
-/// A library error with the command-line option that governs it, where one does.
-pub fn flag_context(e: PipelineError) -> anyhow::Error {
-    let flag = match &e {
-        PipelineError::Tiling(TilingError::TileGrid(_)) => "--tile-size/--overlap-size".into(),
-        PipelineError::Tiling(TilingError::SubsamplePcnt(_)) => "--cluster-subsample-pcnt".into(),
-        PipelineError::ModelBands { .. } => "--kmeans-in".into(),
-        PipelineError::Tiling(TilingError::NullNotRepresentable { .. }) => "--null-value".into(),
-        PipelineError::Output(StitchError::Exists(path)) => {
-            let msg = format!(
-                "{}: already exists (use --overwrite to replace it)",
-                path.display()
-            );
-            return anyhow::anyhow!(msg);
-        }
-        PipelineError::Output(StitchError::Driver { driver, .. }) => format!("--of {driver}"),
-        PipelineError::Output(StitchError::CreationOption { option, .. }) => {
-            format!("--co {option}")
-        }
-        _ => return e.into(),
-    };
-    anyhow::Error::new(e).context(flag)
 }
