@@ -66,8 +66,20 @@ fn main() {
         std::process::exit(130);
     }
     if let Err(e) = result {
-        // One line: the whole chain of causes, outermost first.
-        let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        // One line: the whole chain of causes, outermost first, each on one line (messages
+        // from GDAL or the system can hold or end with line breaks).
+        let msg: Vec<String> = e
+            .chain()
+            .map(|c| {
+                let text = c.to_string();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                lines.join(" ")
+            })
+            .collect();
         eprintln!("shepseg: error: {}", msg.join(": "));
         std::process::exit(1);
     }

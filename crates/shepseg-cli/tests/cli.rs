@@ -502,3 +502,85 @@ fn a_thousand_workers_cost_what_two_do() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A VRT whose source file is gone: one line naming the missing source, the input and the
+/// band, where GDAL's own report was "CPL error class: '3', error number: '0', error msg:
+/// 'read failed'".
+#[test]
+fn a_missing_vrt_source_is_named() {
+    let dir = tempdir("vrt-source");
+    let out = dir.join("out.tif");
+    // A real source, the VRT written over it, then the source deleted.
+    let r = Raster::open(rgbn()).unwrap();
+    let (cols, rows) = r.size();
+    let img = r.read::<u8>(&[1, 2], r.full_window()).unwrap();
+    let bands: Vec<Vec<u8>> = img
+        .outer_iter()
+        .map(|b| b.iter().copied().collect())
+        .collect();
+    let source = dir.join("source-gone.tif");
+    write_tif::<u8>(&source, &bands, cols, rows, &[None, None]);
+    let band = |b: usize| {
+        format!(
+            r#"<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource>
+<SourceFilename relativeToVRT="0">{}</SourceFilename><SourceBand>{b}</SourceBand>
+<SourceProperties RasterXSize="{cols}" RasterYSize="{rows}" DataType="Byte" BlockXSize="{cols}" BlockYSize="1"/>
+</SimpleSource></VRTRasterBand>"#,
+            source.display()
+        )
+    };
+    let vrt = dir.join("in.vrt");
+    std::fs::write(
+        &vrt,
+        format!(
+            r#"<VRTDataset rasterXSize="{cols}" rasterYSize="{rows}">{}{}</VRTDataset>"#,
+            band(1),
+            band(2)
+        ),
+    )
+    .unwrap();
+    let (vrt_s, out_s) = (vrt.to_str().unwrap(), out.to_str().unwrap());
+    // The VRT reads while its source is there.
+    let ok = dir.join("ok.tif");
+    let o = shepseg(&[
+        "segment",
+        vrt_s,
+        ok.to_str().unwrap(),
+        "-q",
+        "-t",
+        "256",
+        "-l",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(&source).unwrap();
+    let source_s = source.to_str().unwrap();
+    fails(
+        &dir,
+        &["segment", vrt_s, out_s],
+        &[source_s, vrt_s, "band 1"],
+    );
+    // With the model given, the first read is a tile's, on a worker thread.
+    let model = dir.join("model.json");
+    std::fs::write(
+        &model,
+        r#"{"cluster_centers": [[10.0, 20.0], [100.0, 120.0]]}"#,
+    )
+    .unwrap();
+    fails(
+        &dir,
+        &[
+            "segment",
+            vrt_s,
+            out_s,
+            "--kmeans-in",
+            model.to_str().unwrap(),
+            "-t",
+            "256",
+            "-l",
+            "64",
+        ],
+        &[source_s, vrt_s, "band 1"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -66,6 +66,38 @@ pub fn set_block_cache(bytes: usize) {
     unsafe { gdal_sys::GDALSetCacheMax64(i64::try_from(bytes).unwrap_or(i64::MAX)) };
 }
 
+/// GDAL's last error message on this thread, on one line; `None` if there is none.
+fn last_gdal_message() -> Option<String> {
+    // SAFETY: CPLGetLastErrorMsg returns this thread's last message (an empty string when
+    // there is none), valid until the next GDAL call on this thread; it is copied at once.
+    let msg = unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    let line = one_line(&msg);
+    (!line.is_empty()).then_some(line)
+}
+
+/// A GDAL error's message, on one line, without the crate's "CPL error class" wrapping.
+fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    match e {
+        gdal::errors::GdalError::CplError { msg, .. } if !one_line(msg).is_empty() => one_line(msg),
+        e => one_line(&e.to_string()),
+    }
+}
+
+/// `msg` on one line: GDAL's messages can hold line breaks, or end with one.
+pub(crate) fn one_line(msg: &str) -> String {
+    msg.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A raster opened for reading.
 pub struct Raster {
     ds: Dataset,
@@ -154,8 +186,43 @@ impl Raster {
         self.ds.rasterband(b).map_err(|e| TilingError::Read {
             path: self.path.clone(),
             band: b,
-            reason: e.to_string(),
+            reason: gdal_message(&e),
         })
+    }
+
+    /// Why a read of `window` of `bands` failed: the first band whose own read fails, with
+    /// GDAL's message, which names the file it could not read (a VRT's missing source, say).
+    /// `message` is the failed read's own message, used when no band fails alone.
+    fn read_failure(
+        &self,
+        bands: &[usize],
+        window: Window,
+        message: Option<String>,
+    ) -> TilingError {
+        let failed = |band: usize, reason: String| TilingError::Read {
+            path: self.path.clone(),
+            band,
+            reason,
+        };
+        if bands.len() > 1 {
+            let (offset, size) = (
+                (window.xoff as isize, window.yoff as isize),
+                (window.xsize, window.ysize),
+            );
+            for &b in bands {
+                if let Err(e) = self.band(b).and_then(|band| {
+                    band.read_as::<u8>(offset, size, size, None)
+                        .map_err(|e| failed(b, gdal_message(&e)))
+                }) {
+                    return e;
+                }
+            }
+        }
+        let band = bands.first().copied().unwrap_or(0);
+        failed(
+            band,
+            message.unwrap_or_else(|| "GDAL gave no reason".into()),
+        )
     }
 
     /// The common pixel type of `bands`; an error names the first band that differs or that
@@ -257,6 +324,8 @@ impl Raster {
         let to_i32 = |v: usize| i32::try_from(v).map_err(|e| read_err(e.to_string()));
         let band_map: Vec<i32> = bands.iter().map(|&b| to_i32(b)).collect::<Result<_, _>>()?;
         let size = std::mem::size_of::<T>();
+        // SAFETY: clears this thread's last GDAL error, so that a failure below reports its own.
+        unsafe { gdal_sys::CPLErrorReset() };
         // One read of all bands: GDAL decodes each block once, however the file interleaves them.
         // SAFETY: `data` holds bands x rows x cols values of type T, laid out band-sequential with
         // the pixel, line and band spacing given; the band numbers were checked above.
@@ -280,14 +349,7 @@ impl Raster {
             )
         };
         if err != gdal_sys::CPLErr::CE_None {
-            return Err(read_err(
-                gdal::errors::GdalError::CplError {
-                    class: err,
-                    number: 0,
-                    msg: "read failed".into(),
-                }
-                .to_string(),
-            ));
+            return Err(self.read_failure(bands, window, last_gdal_message()));
         }
         Array3::from_shape_vec((bands.len(), window.ysize, window.xsize), data).map_err(|e| {
             TilingError::Read {
@@ -408,6 +470,31 @@ impl BandStack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gdal_messages_come_on_one_line() {
+        // SAFETY: a quiet handler for this thread, then a message through GDAL's own error
+        // path, its format a literal "%s" and its one argument a NUL-terminated string.
+        unsafe {
+            gdal_sys::CPLPushErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
+            gdal_sys::CPLErrorReset();
+            gdal_sys::CPLError(
+                gdal_sys::CPLErr::CE_Failure,
+                4,
+                c"%s".as_ptr(),
+                c"/data/gone.tif: No such file or directory\n  (from in.vrt)\r\n".as_ptr(),
+            );
+            gdal_sys::CPLPopErrorHandler();
+        }
+        assert_eq!(
+            last_gdal_message().as_deref(),
+            Some("/data/gone.tif: No such file or directory (from in.vrt)")
+        );
+        // SAFETY: clears this thread's last error.
+        unsafe { gdal_sys::CPLErrorReset() };
+        assert_eq!(last_gdal_message(), None);
+        assert_eq!(one_line("a\n\nb \n"), "a b");
+    }
 
     #[test]
     fn null_conversion_is_exact() {
