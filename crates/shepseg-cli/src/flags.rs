@@ -11,7 +11,9 @@ pub fn flag_context(e: PipelineError) -> anyhow::Error {
         PipelineError::Tiling(TilingError::TileGrid(_)) => "--tile-size/--overlap-size".into(),
         PipelineError::Tiling(TilingError::SubsamplePcnt(_)) => "--cluster-subsample-pcnt".into(),
         PipelineError::ModelBands { .. } => "--kmeans-in".into(),
-        PipelineError::Tiling(TilingError::NullNotRepresentable { .. }) => "--null-value".into(),
+        PipelineError::Tiling(
+            TilingError::NullNotRepresentable { .. } | TilingError::NullMismatch { .. },
+        ) => "--null-value".into(),
         PipelineError::Output(StitchError::Exists(path)) => {
             let msg = format!(
                 "{}: already exists (use --overwrite to replace it)",

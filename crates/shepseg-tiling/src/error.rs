@@ -62,7 +62,7 @@ pub enum TilingError {
         band_type: String,
     },
     /// The chosen bands have different nodata values.
-    #[error("{}: band {band} has nodata {value:?} but band {first_band} has {first_value:?}; give --null-value", path.display())]
+    #[error("{}: band {band} has nodata {value:?} but band {first_band} has {first_value:?}; give one null value for all bands", path.display())]
     NullMismatch {
         /// The file.
         path: PathBuf,
