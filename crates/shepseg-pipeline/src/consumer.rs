@@ -21,7 +21,7 @@ pub(crate) struct StitchConsumer<'a, S> {
     pub done: usize,
     /// The maxSpectralDiff the tiles used (the same for every tile).
     pub max_spectral_diff_used: f64,
-    /// Valid pixels the core rescued from pyshepseg's null defect, over all tiles.
+    /// The tiles' `rescued_pixels`, summed (always 0 now; kept for the report's key).
     pub rescued: usize,
     /// When the previous tile was done with (or the tiles started).
     idle_since: Instant,
