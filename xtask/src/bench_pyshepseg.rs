@@ -17,11 +17,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::bench_segment::{prepare, run_child};
+use crate::bench_segment::{prepare, run_timed};
 
 /// Options of `bench-pyshepseg`.
 #[derive(clap::Args)]
@@ -229,12 +228,7 @@ pub fn bench(args: &BenchPyshepsegArgs) -> anyhow::Result<()> {
             .args([driver, co, tmp_driver])
             .arg(&py_report)
             .env("PYTHONPATH", &pythonpath);
-        let t = Instant::now();
-        let (code, kib) = run_child(&mut cmd)?;
-        let wall = t.elapsed().as_secs_f64();
-        if code != 0 {
-            bail!("pyshepseg exited with {code}");
-        }
+        let (wall, kib) = run_timed(&mut cmd, "pyshepseg")?;
         let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&py_report)?)
             .with_context(|| py_report.display().to_string())?;
         py_segs = rep["segments"].as_u64().unwrap_or(0);
@@ -255,12 +249,7 @@ pub fn bench(args: &BenchPyshepsegArgs) -> anyhow::Result<()> {
             .arg("--json")
             .arg(&rs_report)
             .args(&args.extra);
-        let t = Instant::now();
-        let (code, kib) = run_child(&mut cmd)?;
-        let wall = t.elapsed().as_secs_f64();
-        if code != 0 {
-            bail!("shepseg exited with {code}");
-        }
+        let (wall, kib) = run_timed(&mut cmd, "shepseg")?;
         let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&rs_report)?)
             .with_context(|| rs_report.display().to_string())?;
         rs_segs = rep["num_segments"].as_u64().unwrap_or(0);

@@ -55,6 +55,18 @@ pub fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, u64)> {
     Ok((code, usage.ru_maxrss as u64))
 }
 
+/// Runs a child to its end: its wall time in seconds and peak RSS (KiB); an error naming
+/// `what` if it exits non-zero.
+pub fn run_timed(cmd: &mut Command, what: &str) -> anyhow::Result<(f64, u64)> {
+    let t = Instant::now();
+    let (code, kib) = run_child(cmd)?;
+    let wall = t.elapsed().as_secs_f64();
+    if code != 0 {
+        bail!("{what} exited with {code}");
+    }
+    Ok((wall, kib))
+}
+
 /// The deterministic 10000x10000 4-band UInt16 benchmark image, generated once.
 pub fn default_input() -> anyhow::Result<PathBuf> {
     let p = PathBuf::from("bench-out/landcover10000.tif");
@@ -109,12 +121,7 @@ pub fn bench(args: &BenchSegmentArgs) -> anyhow::Result<()> {
                 &args.overlap_size.to_string(),
             ])
             .args(&args.extra);
-        let t = Instant::now();
-        let (code, kib) = run_child(&mut cmd)?;
-        let wall = t.elapsed().as_secs_f64();
-        if code != 0 {
-            bail!("shepseg exited with {code}");
-        }
+        let (wall, kib) = run_timed(&mut cmd, "shepseg")?;
         eprintln!(
             "run {}: {wall:.2} s, peak RSS {:.0} MiB",
             run + 1,
