@@ -358,7 +358,8 @@ fn hostile_connections_are_refused_and_the_job_goes_on() {
     assert_eq!(r["workers"]["lost"], 0, "{log}");
     assert!(log.contains("failed authentication"), "{log}");
     assert!(log.contains("exceeds the limit"), "{log}");
-    assert!(log.contains("protocol version 2"), "{log}");
+    let refused = format!("protocol version {}", PROTOCOL_VERSION + 1);
+    assert!(log.contains(&refused), "{log}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -157,10 +157,6 @@ pub struct SegmentationResult {
     pub small_segments_eliminated: usize,
     /// Number of segments in `segimg`.
     pub num_segments: u32,
-    /// Valid pixels given a segment after pyshepseg's rule had made them null: always 0 now
-    /// that the default mode never makes a valid pixel null (compatibility mode leaves them
-    /// null, as pyshepseg does). Kept so that reports keep their `rescued_pixels` key.
-    pub rescued_pixels: usize,
     /// Time per phase.
     pub timings: PhaseTimings,
 }
@@ -225,7 +221,6 @@ pub fn segment<T: Pixel>(
             single_pixels_eliminated: 0,
             small_segments_eliminated: 0,
             num_segments: 0,
-            rescued_pixels: 0,
             timings,
         });
     };
@@ -272,7 +267,6 @@ pub fn segment<T: Pixel>(
         single_pixels_eliminated: (max_id - after_single) as usize,
         small_segments_eliminated: small,
         num_segments,
-        rescued_pixels: 0,
         timings,
     })
 }

@@ -206,7 +206,6 @@ fn work(
                     cols: cols as u32,
                     lz4: TileResult::pack_image(&res.segimg),
                     max_spectral_diff: res.max_spectral_diff,
-                    rescued_pixels: res.rescued_pixels as u64,
                     read_us,
                     segment_us: t1.elapsed().as_micros() as u64,
                 }))?;

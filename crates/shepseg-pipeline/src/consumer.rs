@@ -21,8 +21,6 @@ pub(crate) struct StitchConsumer<'a, S> {
     pub done: usize,
     /// The maxSpectralDiff the tiles used (the same for every tile).
     pub max_spectral_diff_used: f64,
-    /// The tiles' `rescued_pixels`, summed (always 0 now; kept for the report's key).
-    pub rescued: usize,
     /// When the previous tile was done with (or the tiles started).
     idle_since: Instant,
 }
@@ -47,7 +45,6 @@ impl<'a, S: TileSink> StitchConsumer<'a, S> {
             total,
             done: 0,
             max_spectral_diff_used: 0.0,
-            rescued: 0,
             idle_since: Instant::now(),
         }
     }
@@ -72,7 +69,6 @@ impl<S: TileSink> TileConsumer for StitchConsumer<'_, S> {
         self.timings.reading.record(t.read_time);
         self.timings.segmentation.record(t.segment_time);
         self.max_spectral_diff_used = t.max_spectral_diff;
-        self.rescued += t.rescued_pixels;
         self.stitcher.push(t.segimg, self.sink)?;
         // The stitcher's own serial time per tile (its per-pixel work runs on its pool).
         for d in self.stitcher.take_serial_times() {

@@ -67,8 +67,6 @@ pub struct SegmentationReport {
     pub max_spectral_diff_used: f64,
     /// Seam segments that took a new ID (see [`shepseg_stitch::StitchReport::fallbacks`]).
     pub seam_fallbacks: usize,
-    /// Valid pixels rescued from pyshepseg's null defect, over all tiles.
-    pub rescued_pixels: usize,
     /// The statistics written, if asked for.
     pub stats: Option<StatsReport>,
     /// Time per phase.
@@ -301,8 +299,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             num_tiles,
         );
         self.executor.run(&job, &mut consumer)?;
-        let (max_spectral_diff_used, rescued_pixels) =
-            (consumer.max_spectral_diff_used, consumer.rescued);
+        let max_spectral_diff_used = consumer.max_spectral_diff_used;
         let (stitched, finishing) = consumer.finish()?;
         output.finish(&stitched)?;
         timings.finishing = finishing.elapsed();
@@ -330,7 +327,6 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             subsample_pcnt,
             max_spectral_diff_used,
             seam_fallbacks: stitched.fallbacks,
-            rescued_pixels,
             stats,
             timings,
             wall: start.elapsed(),

@@ -370,5 +370,4 @@ fn default_mode_fixes_the_null_merge_defect() {
         nested * 100.0
     );
     assert!(nested >= 0.55, "{nested}");
-    assert_eq!(fixed.rescued_pixels, 0);
 }

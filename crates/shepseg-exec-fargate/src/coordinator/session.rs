@@ -247,7 +247,6 @@ async fn serve(
                     tile,
                     segimg,
                     max_spectral_diff: result.max_spectral_diff,
-                    rescued_pixels: result.rescued_pixels as usize,
                     read_time: Duration::from_micros(result.read_us),
                     segment_time: Duration::from_micros(result.segment_us),
                 };

@@ -75,8 +75,6 @@ pub struct TileResult {
     pub lz4: Vec<u8>,
     /// maxSpectralDiff used.
     pub max_spectral_diff: f64,
-    /// Pixels the core rescued from pyshepseg's null defect.
-    pub rescued_pixels: u64,
     /// Reading time, microseconds.
     pub read_us: u64,
     /// Segmentation time, microseconds.
@@ -210,7 +208,6 @@ mod tests {
             cols: 5,
             lz4: TileResult::pack_image(&img),
             max_spectral_diff: 1.0,
-            rescued_pixels: 0,
             read_us: 0,
             segment_us: 0,
         };

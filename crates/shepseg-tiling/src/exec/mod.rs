@@ -55,8 +55,6 @@ pub struct SegmentedTile {
     pub segimg: Array2<u32>,
     /// The maxSpectralDiff used.
     pub max_spectral_diff: f64,
-    /// Valid pixels the core rescued from pyshepseg's null defect.
-    pub rescued_pixels: usize,
     /// Time reading the tile.
     pub read_time: Duration,
     /// Time segmenting it.
@@ -233,7 +231,6 @@ pub fn segment_read(
         tile,
         segimg: res.segimg,
         max_spectral_diff: res.max_spectral_diff,
-        rescued_pixels: res.rescued_pixels,
         read_time,
         segment_time: t.elapsed(),
     })
