@@ -49,6 +49,7 @@ mod numeric;
 mod par;
 pub mod pixel;
 pub mod rng;
+pub mod seamless;
 pub mod segment;
 pub mod spectral_diff;
 

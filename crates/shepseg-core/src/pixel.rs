@@ -43,6 +43,11 @@ pub trait Pixel:
     /// Adds `(a - b)^2` to `acc`, in pyshepseg's single-pixel distance arithmetic.
     fn add_sq_diff(acc: Self::Dist, a: Self, b: Self) -> Self::Dist;
 
+    /// A distance as an `i64` that orders as the distance does (the value itself for
+    /// integers; for `f32`, whose distances are never negative, its bits), so that a tiled
+    /// run can send distances between tiles without the pixel type.
+    fn dist_bits(d: Self::Dist) -> i64;
+
     /// Centre `i` of `k` on the diagonal of the sample's bounding box in one band, computed as
     /// pyshepseg's `diagonalClusterCentres` does in numpy: `min + (i + 1) * (max - min) / (k + 1)`
     /// in the image's own dtype rules (`float64` then truncation for integers, `float32` for
@@ -95,6 +100,10 @@ macro_rules! int_pixel {
                 let d = a as i64 - b as i64;
                 acc.wrapping_add(d.wrapping_mul(d))
             }
+            #[inline]
+            fn dist_bits(d: i64) -> i64 {
+                d
+            }
             fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
                 let step = max.wrapping_sub(min) as f64 / (k + 1) as f64;
                 (min as f64 + (i + 1) as f64 * step) as $t
@@ -139,6 +148,11 @@ impl Pixel for f32 {
     fn add_sq_diff(acc: f32, a: Self, b: Self) -> f32 {
         let d = a - b;
         acc + d * d
+    }
+    #[inline]
+    fn dist_bits(d: f32) -> i64 {
+        // A sum of squares from +0.0 is +0.0 or positive: its bits order as its value.
+        i64::from(d.to_bits())
     }
     fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
         let step = (max - min) / (k + 1) as f32;

@@ -12,6 +12,9 @@ use std::collections::{BTreeSet, VecDeque};
 use ndarray::{Array2, Array3};
 use shepseg_core::{segment, KMeansModel, MaxSpectralDiff, Pixel, SegmentParams};
 
+mod common;
+use common::{image, model, Rng};
+
 /// The neighbours of `(r, c)` in the core's order (rows outer, columns inner), itself excluded.
 fn neighbours(rows: usize, cols: usize, r: usize, c: usize, four: bool) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -188,54 +191,6 @@ fn reference<T: Pixel>(
         }
         new_id[s as usize]
     })
-}
-
-/// A deterministic generator for the test images.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
-
-/// Blocky random images with noise: segments of every size, single pixels, ties.
-fn image<T: Pixel>(
-    rng: &mut Rng,
-    bands: usize,
-    rows: usize,
-    cols: usize,
-    conv: impl Fn(u64) -> T,
-) -> Array3<T> {
-    let block = 1 + rng.below(5) as usize;
-    let levels = 2 + rng.below(6);
-    let noise = rng.below(3);
-    let base: Vec<u64> = (0..bands * (rows / block + 1) * (cols / block + 1))
-        .map(|_| rng.below(levels) * 10)
-        .collect();
-    Array3::from_shape_fn((bands, rows, cols), |(b, r, c)| {
-        let k = (b * (rows / block + 1) + r / block) * (cols / block + 1) + c / block;
-        conv(base[k] + rng_at(b, r, c) % (noise + 1))
-    })
-}
-
-/// Position-hashed noise (the closure above cannot borrow the generator).
-fn rng_at(b: usize, r: usize, c: usize) -> u64 {
-    let mut x = (b as u64) << 40 ^ (r as u64) << 20 ^ c as u64;
-    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^ (x >> 29)
-}
-
-/// A model with `k` centres spread over the image's range, so clusters have every size.
-fn model(rng: &mut Rng, bands: usize, k: usize) -> KMeansModel {
-    let centres = (0..k)
-        .map(|_| (0..bands).map(|_| rng.below(60) as f64).collect())
-        .collect();
-    KMeansModel::new(centres).unwrap()
 }
 
 fn check<T: Pixel>(case: u64, conv: impl Fn(u64) -> T, null: Option<T>) {

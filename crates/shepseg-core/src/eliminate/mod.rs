@@ -25,8 +25,9 @@ mod small;
 
 use crate::mem::zeroed;
 
+pub(crate) use neighbours::for_each_neighbour;
 pub(crate) use single::eliminate_single_pixels_sized;
-pub(crate) use small::eliminate_small_segments_renumbered;
+pub(crate) use small::{eliminate_small_graph, eliminate_small_segments_renumbered, SegmentGraph};
 
 /// Pixel counts per segment ID (index 0 counts the null pixels).
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::pixel::Pixel;
 /// Calls `f(q)` for each neighbour `q` of pixel `(i, j)` that is connected to it, rows outer and
 /// columns inner (the pixel itself included, as pyshepseg's loops include it).
 #[inline(always)]
-pub(super) fn for_each_neighbour(
+pub(crate) fn for_each_neighbour(
     rows: usize,
     cols: usize,
     i: usize,

@@ -549,63 +549,121 @@ fn eliminate_small<S: Spectra, T: Pixel>(
     renumbering: Renumbering,
     (min_segment_size, threshold_sq, four): (usize, f64, bool),
 ) -> (usize, u32) {
-    const MAX_PASSES: usize = 10;
-    let max_id = renumbering.max_id();
     let mut segs = Merger::<S>::new(img, seg, renumbering, min_segment_size, four);
-    let mut num_elim = 0;
-    let mut merges: Vec<(u32, u32)> = Vec::new();
-    // The segments of each size below the minimum, so that a size's turn does not scan every
-    // ID: filled in ID order here, and given each segment that grows to a later small size by a
-    // merge; stale entries are dropped, and the list sorted, at the turn. No segment is larger
-    // than the image, so sizes beyond it need no turn (nor a list).
     let limit = min_segment_size.min(seg.len() + 1);
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); limit];
-    for id in 1..=max_id {
-        if let Some(b) = buckets.get_mut(segs.size[id as usize] as usize) {
-            b.push(id);
-        }
-    }
-    for target in 1..limit {
-        let mut ids = std::mem::take(&mut buckets[target]);
-        let target = target as u32;
-        ids.retain(|&id| segs.size[id as usize] == target);
-        // pyshepseg takes a size's segments in ID order. A segment reaches each size at most
-        // once (sizes only grow), so the list has no repeats.
-        ids.sort_unstable();
-        let mut prev_count = None;
-        let mut passes = 0;
-        while prev_count != Some(ids.len()) && passes < MAX_PASSES {
-            prev_count = Some(ids.len());
-            merges.clear();
-            for (k, &id) in ids.iter().enumerate() {
-                if let Some(&ahead) = ids.get(k + 2 * PREFETCH_AHEAD) {
-                    segs.prefetch_list(ahead);
-                }
-                if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
-                    segs.prefetch_neighbours(ahead);
-                }
-                let m = segs.find_merge(id, threshold_sq);
-                if m != 0 {
-                    merges.push((id, m));
-                }
-            }
-            for (k, &(id, into)) in merges.iter().enumerate() {
-                if let Some(&(a, b)) = merges.get(k + PREFETCH_AHEAD) {
-                    segs.prefetch_merge(a, b);
-                }
-                segs.merge(id, into);
-                // `into` was larger than `target`, so its new size's turn is still to come.
-                if let Some(b) = buckets.get_mut(segs.size[into as usize] as usize) {
-                    b.push(into);
-                }
-            }
-            num_elim += merges.len();
-            ids.retain(|&id| segs.size[id as usize] == target);
-            passes += 1;
-        }
-    }
+    let num_elim = segs.run_passes(limit, threshold_sq);
     let n = segs.relabel(seg);
     (num_elim, n)
+}
+
+/// A segment graph for [`eliminate_small_graph`]: per segment ID (index 0 unused, size 0) its
+/// pixel count, its exact spectral sums (`bands` per ID, in units of `unit`) and, for the
+/// segments smaller than the minimum size, its neighbours (`adj[start[id]..start[id + 1]]`,
+/// no repeats, neither 0 nor `id`).
+pub(crate) struct SegmentGraph {
+    pub size: Vec<u32>,
+    pub sum: Vec<i128>,
+    pub unit: f64,
+    pub bands: usize,
+    pub start: Vec<usize>,
+    pub adj: Vec<u32>,
+}
+
+/// The default mode's small-segment elimination on a segment graph rather than an image (the
+/// tiled pipeline's, whose segments span tiles): the same passes as the whole-image
+/// elimination, so the same merges when the graph is the image's with IDs in the same order.
+/// Returns the merges done and each ID's surviving segment.
+pub(crate) fn eliminate_small_graph(
+    graph: SegmentGraph,
+    min_segment_size: usize,
+    threshold_sq: f64,
+) -> (usize, Vec<u32>) {
+    let n = graph.size.len();
+    let pixels: u64 = graph.size.iter().map(|&s| u64::from(s)).sum();
+    let min_size = min_segment_size.min(u32::MAX as usize) as u32;
+    let mut segs = Merger::<ExactSpectra> {
+        mean: zeroed(n * graph.bands),
+        unit: graph.unit,
+        parent: identity(n),
+        next: zeroed(n),
+        tail: identity(n),
+        min_size,
+        bands: graph.bands,
+        size: graph.size,
+        sum: graph.sum,
+        start: graph.start,
+        adj: graph.adj,
+    };
+    for id in 1..n {
+        segs.update_mean(id);
+    }
+    let limit = (min_segment_size as u64).min(pixels + 1) as usize;
+    let num_elim = segs.run_passes(limit, threshold_sq);
+    let roots = (0..n as u32).map(|id| find(&mut segs.parent, id)).collect();
+    (num_elim, roots)
+}
+
+impl<S: Spectra> Merger<S> {
+    /// The passes: sizes 1 to `limit - 1` in turn, each in up to 10 passes; returns the merges
+    /// done.
+    fn run_passes(&mut self, limit: usize, threshold_sq: f64) -> usize {
+        const MAX_PASSES: usize = 10;
+        let segs = self;
+        let max_id = segs.size.len() as u32 - 1;
+        let mut num_elim = 0;
+        let mut merges: Vec<(u32, u32)> = Vec::new();
+        // The segments of each size below the minimum, so that a size's turn does not scan
+        // every ID: filled in ID order here, and given each segment that grows to a later
+        // small size by a merge; stale entries are dropped, and the list sorted, at the turn.
+        // No segment is larger than the image, so sizes beyond it need no turn (nor a list).
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); limit];
+        for id in 1..=max_id {
+            if let Some(b) = buckets.get_mut(segs.size[id as usize] as usize) {
+                b.push(id);
+            }
+        }
+        for target in 1..limit {
+            let mut ids = std::mem::take(&mut buckets[target]);
+            let target = target as u32;
+            ids.retain(|&id| segs.size[id as usize] == target);
+            // pyshepseg takes a size's segments in ID order. A segment reaches each size at
+            // most once (sizes only grow), so the list has no repeats.
+            ids.sort_unstable();
+            let mut prev_count = None;
+            let mut passes = 0;
+            while prev_count != Some(ids.len()) && passes < MAX_PASSES {
+                prev_count = Some(ids.len());
+                merges.clear();
+                for (k, &id) in ids.iter().enumerate() {
+                    if let Some(&ahead) = ids.get(k + 2 * PREFETCH_AHEAD) {
+                        segs.prefetch_list(ahead);
+                    }
+                    if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
+                        segs.prefetch_neighbours(ahead);
+                    }
+                    let m = segs.find_merge(id, threshold_sq);
+                    if m != 0 {
+                        merges.push((id, m));
+                    }
+                }
+                for (k, &(id, into)) in merges.iter().enumerate() {
+                    if let Some(&(a, b)) = merges.get(k + PREFETCH_AHEAD) {
+                        segs.prefetch_merge(a, b);
+                    }
+                    segs.merge(id, into);
+                    // `into` was larger than `target`, so its new size's turn is still to
+                    // come.
+                    if let Some(b) = buckets.get_mut(segs.size[into as usize] as usize) {
+                        b.push(into);
+                    }
+                }
+                num_elim += merges.len();
+                ids.retain(|&id| segs.size[id as usize] == target);
+                passes += 1;
+            }
+        }
+        num_elim
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,549 @@
+//! One tile's share of a seamless segmentation: predict, clump, eliminate the single pixels
+//! whose fate lies in the tile, and table the rest for the join.
+
+use std::collections::HashMap;
+
+use ndarray::ArrayView3;
+
+use super::part::{CrossingPixel, NbrRef, TileFrame, TilePart, HALO};
+use crate::clump::{clump_sized, find};
+use crate::eliminate::for_each_neighbour;
+use crate::error::CoreError;
+use crate::image::Img;
+use crate::kmeans::KMeansModel;
+use crate::mem::zeroed;
+use crate::pixel::Pixel;
+use crate::segment::SegmentParams;
+
+/// A tile analysed: its pixels' node IDs and its table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileAnalysis {
+    /// The node of each pixel of the tile (row-major, `rows x cols` of its frame; 0 = null).
+    pub labels: Vec<u32>,
+    /// The tile's table for [`super::join_tiles`].
+    pub part: TilePart,
+}
+
+/// A single pixel's state in the tile.
+const NOT_SINGLE: u8 = 0;
+/// A single pixel the tile decides, not yet joined.
+const SINGLE: u8 = 1;
+/// A single pixel that joined a segment.
+const JOINED: u8 = 2;
+/// A single pixel in a run that crosses the tile's edge: the join decides it.
+const CROSSING: u8 = 3;
+
+/// Where a single pixel goes: to the segment of a pixel of the tile, or of one just outside.
+#[derive(Clone, Copy)]
+enum Target {
+    Tile(usize),
+    Outside(u64),
+}
+
+/// The tile in a frame padded by [`HALO`] on every side: clusters (0 for null and for
+/// pixels outside the raster) and the bands as read (the read window).
+struct Padded<'a, T> {
+    cl: Vec<u32>,
+    /// Padded columns.
+    pw: usize,
+    /// Tile rows and columns.
+    h: usize,
+    w: usize,
+    img: Img<'a, T>,
+    /// Padded coordinates of the read window's first pixel.
+    top: usize,
+    left: usize,
+    four: bool,
+    frame: TileFrame,
+}
+
+impl<T: Pixel> Padded<'_, T> {
+    /// Whether padded position `(pi, pj)` lies in the tile.
+    #[inline]
+    fn in_tile(&self, pi: usize, pj: usize) -> bool {
+        (HALO..HALO + self.h).contains(&pi) && (HALO..HALO + self.w).contains(&pj)
+    }
+
+    /// Raster index of padded position `(pi, pj)` (which lies in the raster).
+    #[inline]
+    fn raster_index(&self, pi: usize, pj: usize) -> u64 {
+        let r = self.frame.row0 + pi as u64 - HALO as u64;
+        let c = self.frame.col0 + pj as u64 - HALO as u64;
+        r * self.frame.raster_cols + c
+    }
+
+    /// Whether the valid pixel at padded `(pi, pj)` (in the tile or its first ring) has a
+    /// neighbour of the same cluster, i.e. is not a single pixel.
+    fn has_twin(&self, pi: usize, pj: usize) -> bool {
+        let pw = self.pw;
+        let p = pi * pw + pj;
+        let c = self.cl[p];
+        let mut twin = false;
+        let rows = self.cl.len() / pw;
+        for_each_neighbour(rows, pw, pi, pj, self.four, |q| {
+            twin |= q != p && self.cl[q] == c;
+        });
+        twin
+    }
+
+    /// The single-pixel distance between two valid padded positions.
+    #[inline]
+    fn dist(&self, p: usize, q: usize) -> T::Dist {
+        let pw = self.pw;
+        let at = |x: usize| (x / pw - self.top, x % pw - self.left);
+        let ((pi, pj), (qi, qj)) = (at(p), at(q));
+        let (cols, n) = (self.img.cols, self.img.pixels());
+        let (a, b) = (pi * cols + pj, qi * cols + qj);
+        let mut d = T::DIST_ZERO;
+        for band in 0..self.img.bands {
+            let off = band * n;
+            d = T::add_sq_diff(d, self.img.data[off + a], self.img.data[off + b]);
+        }
+        d
+    }
+}
+
+/// Analyses one tile: `window` is the tile's [`TileFrame::read_window`] of the chosen bands,
+/// `model` the job's k-means model. Returns the node of each tile pixel and the tile's table.
+///
+/// The pixels are predicted and clumped as the whole image would be; single pixels (clumps of
+/// one, which the halo tells apart at the tile's edge) are eliminated as the whole image's
+/// scans would, where every pixel of their run lies in the tile; the rest go to the join.
+pub fn analyse_tile<T: Pixel>(
+    window: &ArrayView3<T>,
+    frame: TileFrame,
+    null: Option<T>,
+    params: &SegmentParams,
+    model: &KMeansModel,
+) -> Result<TileAnalysis, CoreError> {
+    params.validate()?;
+    let (r0, c0, rh, rw) = frame.read_window();
+    let (bands, wr, wc) = window.dim();
+    if !frame.is_valid() || (wr as u64, wc as u64) != (rh, rw) || bands == 0 {
+        return Err(CoreError::InvalidParameter(format!(
+            "tile window of {bands} x {wr} x {wc} does not match its frame {frame:?}"
+        )));
+    }
+    if model.num_bands() != bands {
+        return Err(CoreError::InvalidModel(format!(
+            "model has {} bands, image has {bands}",
+            model.num_bands()
+        )));
+    }
+    let (h, w) = (frame.rows as usize, frame.cols as usize);
+    if h.checked_mul(w).is_none_or(|n| n >= u32::MAX as usize) {
+        return Err(CoreError::ImageTooLarge {
+            pixels: h.saturating_mul(w),
+        });
+    }
+    let standard = window.as_standard_layout();
+    let img = Img::from_standard(&standard)?;
+    let clusters = model.predictor().predict_image(&img, null);
+    let (rh, rw) = (rh as usize, rw as usize);
+    let top = HALO - (frame.row0 - r0) as usize;
+    let left = HALO - (frame.col0 - c0) as usize;
+    let (ph, pw) = (h + 2 * HALO, w + 2 * HALO);
+    let mut cl = vec![0u32; ph * pw];
+    for ri in 0..rh {
+        let at = (ri + top) * pw + left;
+        cl[at..at + rw].copy_from_slice(&clusters[ri * rw..(ri + 1) * rw]);
+    }
+    drop(clusters);
+    let pad = Padded {
+        cl,
+        pw,
+        h,
+        w,
+        img,
+        top,
+        left,
+        four: params.four_connected,
+        frame,
+    };
+    let mut buf = Vec::with_capacity(h * w);
+    for i in 0..h {
+        let at = (i + HALO) * pw + HALO;
+        buf.extend_from_slice(&pad.cl[at..at + w]);
+    }
+    let (mut labels, clump_size) = clump_sized(buf, h, w, params.four_connected, false);
+    let clump_labels = clump_size.len() as u32;
+
+    let mut state = zeroed::<u8>(h * w);
+    let singles = find_singles(&pad, &labels, &clump_size, &mut state);
+    drop(clump_size);
+    let (ext, next_label, joined) =
+        eliminate_local_singles(&pad, &mut labels, &mut state, &singles, clump_labels);
+    let crossing = crossing_pixels(&pad, &labels, &state, &singles);
+    let part = table(
+        &pad,
+        &mut labels,
+        &state,
+        ext,
+        crossing,
+        next_label,
+        params,
+        joined,
+    );
+    Ok(TileAnalysis { labels, part })
+}
+
+/// Marks the tile's single pixels (`state`): clumps of one pixel with no pixel of their
+/// cluster just outside the tile either. Returns them, in raster order; those in a run of
+/// single pixels that reaches a single pixel outside the tile are marked [`CROSSING`].
+fn find_singles<T: Pixel>(
+    pad: &Padded<'_, T>,
+    labels: &[u32],
+    clump_size: &[u32],
+    state: &mut [u8],
+) -> Vec<u32> {
+    let (h, w) = (pad.h, pad.w);
+    let mut singles = Vec::new();
+    for (p, &l) in labels.iter().enumerate() {
+        if l == 0 || clump_size[l as usize] != 1 {
+            continue;
+        }
+        let (i, j) = (p / w, p % w);
+        let edge = i == 0 || j == 0 || i + 1 == h || j + 1 == w;
+        if edge && pad.has_twin(i + HALO, j + HALO) {
+            continue;
+        }
+        singles.push(p as u32);
+    }
+    // Runs of single pixels: a union-find over their positions in `singles`.
+    let mut index = zeroed::<u32>(h * w);
+    for (k, &p) in singles.iter().enumerate() {
+        index[p as usize] = k as u32 + 1;
+    }
+    let mut parent: Vec<u32> = (0..singles.len() as u32).collect();
+    let mut crossing = vec![false; singles.len()];
+    let pw = pad.pw;
+    for (k, &p) in singles.iter().enumerate() {
+        let (i, j) = (p as usize / w, p as usize % w);
+        let (pi, pj) = (i + HALO, j + HALO);
+        let edge = i == 0 || j == 0 || i + 1 == h || j + 1 == w;
+        let mut out_single = false;
+        for_each_neighbour(h + 2 * HALO, pw, pi, pj, pad.four, |q| {
+            let (qi, qj) = (q / pw, q % pw);
+            if pad.in_tile(qi, qj) {
+                let m = index[(qi - HALO) * w + qj - HALO];
+                if m != 0 {
+                    let (a, b) = (find(&mut parent, k as u32), find(&mut parent, m - 1));
+                    parent[a.max(b) as usize] = a.min(b);
+                }
+            } else if edge && pad.cl[q] != 0 && !pad.has_twin(qi, qj) {
+                out_single = true;
+            }
+        });
+        crossing[k] |= out_single;
+    }
+    for k in 0..singles.len() {
+        let r = find(&mut parent, k as u32) as usize;
+        crossing[r] |= crossing[k];
+    }
+    for (k, &p) in singles.iter().enumerate() {
+        let r = find(&mut parent, k as u32) as usize;
+        state[p as usize] = if crossing[r] { CROSSING } else { SINGLE };
+    }
+    singles
+}
+
+/// Single-pixel elimination of the runs that lie in the tile, as the whole image's scans do
+/// it: each scan, every single pixel takes the segment of its spectrally nearest neighbouring
+/// pixel that is not (or no longer) a single pixel, decided from the previous scan's state.
+/// A pixel just outside the tile is never a single pixel here (its run would cross), so it
+/// always qualifies; single pixels that take one join an external node, one per pixel taken.
+///
+/// Returns the external nodes' labels and pixels, the next free label and the pixels joined.
+fn eliminate_local_singles<T: Pixel>(
+    pad: &Padded<'_, T>,
+    labels: &mut [u32],
+    state: &mut [u8],
+    singles: &[u32],
+    mut next_label: u32,
+) -> (Vec<(u32, u64)>, u32, u64) {
+    let (h, w, pw) = (pad.h, pad.w, pad.pw);
+    let mut candidates: Vec<u32> = singles
+        .iter()
+        .copied()
+        .filter(|&p| state[p as usize] == SINGLE)
+        .collect();
+    let mut ext: HashMap<u64, u32> = HashMap::new();
+    let mut ext_list = Vec::new();
+    let mut merges: Vec<(u32, Target)> = Vec::new();
+    let mut joined = 0u64;
+    loop {
+        merges.clear();
+        for &p in &candidates {
+            let (i, j) = (p as usize / w, p as usize % w);
+            let pp = (i + HALO) * pw + j + HALO;
+            let mut min = T::DIST_UNSET;
+            let mut best = None;
+            for_each_neighbour(h + 2 * HALO, pw, i + HALO, j + HALO, pad.four, |q| {
+                if q == pp || pad.cl[q] == 0 {
+                    return;
+                }
+                let (qi, qj) = (q / pw, q % pw);
+                let target = if pad.in_tile(qi, qj) {
+                    let tq = (qi - HALO) * w + qj - HALO;
+                    if state[tq] != NOT_SINGLE && state[tq] != JOINED {
+                        return;
+                    }
+                    Target::Tile(tq)
+                } else {
+                    Target::Outside(pad.raster_index(qi, qj))
+                };
+                let d = pad.dist(pp, q);
+                if min < T::DIST_ZERO || d < min {
+                    min = d;
+                    best = Some(target);
+                }
+            });
+            if let Some(t) = best {
+                merges.push((p, t));
+            }
+        }
+        if merges.is_empty() {
+            break;
+        }
+        for &(p, target) in &merges {
+            labels[p as usize] = match target {
+                Target::Tile(q) => labels[q],
+                Target::Outside(g) => *ext.entry(g).or_insert_with(|| {
+                    let l = next_label;
+                    next_label += 1;
+                    ext_list.push((l, g));
+                    l
+                }),
+            };
+            state[p as usize] = JOINED;
+        }
+        joined += merges.len() as u64;
+        candidates.retain(|&p| state[p as usize] == SINGLE);
+    }
+    (ext_list, next_label, joined)
+}
+
+/// The records of the single pixels the join decides: each one's valid neighbours in
+/// elimination order, with distances. Its node is its own clump label for now.
+fn crossing_pixels<T: Pixel>(
+    pad: &Padded<'_, T>,
+    labels: &[u32],
+    state: &[u8],
+    singles: &[u32],
+) -> Vec<CrossingPixel> {
+    let (h, w, pw) = (pad.h, pad.w, pad.pw);
+    let mut out = Vec::new();
+    for &p in singles {
+        if state[p as usize] != CROSSING {
+            continue;
+        }
+        let (i, j) = (p as usize / w, p as usize % w);
+        let pp = (i + HALO) * pw + j + HALO;
+        let mut nbrs = Vec::new();
+        for_each_neighbour(h + 2 * HALO, pw, i + HALO, j + HALO, pad.four, |q| {
+            if q == pp || pad.cl[q] == 0 {
+                return;
+            }
+            let (qi, qj) = (q / pw, q % pw);
+            let r = if pad.in_tile(qi, qj) {
+                let tq = (qi - HALO) * w + qj - HALO;
+                if state[tq] == NOT_SINGLE {
+                    NbrRef::Node(labels[tq])
+                } else {
+                    NbrRef::Single(pad.raster_index(qi, qj))
+                }
+            } else if pad.has_twin(qi, qj) {
+                NbrRef::Pixel(pad.raster_index(qi, qj))
+            } else {
+                NbrRef::Single(pad.raster_index(qi, qj))
+            };
+            nbrs.push((r, T::dist_bits(pad.dist(pp, q))));
+        });
+        out.push(CrossingPixel {
+            node: labels[p as usize],
+            pixel: pad.frame.pixel(i, j),
+            nbrs,
+        });
+    }
+    out
+}
+
+/// Numbers the tile's nodes 1..n in label order (relabelling `labels`) and tables them:
+/// sizes, sums, first pixels, keys, neighbours of the small ones, edges.
+#[allow(clippy::too_many_arguments)]
+fn table<T: Pixel>(
+    pad: &Padded<'_, T>,
+    labels: &mut [u32],
+    state: &[u8],
+    ext: Vec<(u32, u64)>,
+    mut crossing: Vec<CrossingPixel>,
+    next_label: u32,
+    params: &SegmentParams,
+    singles_joined: u64,
+) -> TilePart {
+    let (h, w) = (pad.h, pad.w);
+    let frame = pad.frame;
+    let mut count = zeroed::<u32>(next_label as usize);
+    for &l in labels.iter() {
+        count[l as usize] += 1;
+    }
+    let mut map = zeroed::<u32>(next_label as usize);
+    let mut n = 0u32;
+    for l in 1..next_label as usize {
+        if count[l] > 0 {
+            n += 1;
+            map[l] = n;
+        }
+    }
+    let nodes = n as usize + 1;
+    let mut size = zeroed::<u32>(nodes);
+    let mut first = vec![u64::MAX; nodes];
+    let mut key = vec![u64::MAX; nodes];
+    for i in 0..h {
+        let row = &mut labels[i * w..(i + 1) * w];
+        let st = &state[i * w..(i + 1) * w];
+        for (j, (l, &s)) in row.iter_mut().zip(st).enumerate() {
+            let node = map[*l as usize];
+            *l = node;
+            if node == 0 {
+                continue;
+            }
+            let nd = node as usize;
+            size[nd] += 1;
+            if first[nd] == u64::MAX {
+                first[nd] = frame.pixel(i, j);
+            }
+            if s != JOINED && key[nd] == u64::MAX {
+                key[nd] = frame.pixel(i, j);
+            }
+        }
+    }
+    // Sums, band by band, a run of one node added in a register.
+    let bands = pad.img.bands;
+    let mut sum = zeroed::<i128>(nodes * bands);
+    let (cols, npix) = (pad.img.cols, pad.img.pixels());
+    for b in 0..bands {
+        for i in 0..h {
+            let at = b * npix + (i + HALO - pad.top) * cols + HALO - pad.left;
+            let data = &pad.img.data[at..at + w];
+            let row = &labels[i * w..(i + 1) * w];
+            let (mut cur, mut acc) = (0u32, 0i128);
+            for (&l, &v) in row.iter().zip(data) {
+                if l != cur {
+                    if cur != 0 {
+                        sum[cur as usize * bands + b] += acc;
+                    }
+                    cur = l;
+                    acc = 0;
+                }
+                acc += v.exact();
+            }
+            if cur != 0 {
+                sum[cur as usize * bands + b] += acc;
+            }
+        }
+    }
+    let (adj_start, adj) = small_node_lists(labels, h, w, params, &size);
+    let edge_nodes = [
+        labels[..w].to_vec(),
+        labels[(h - 1) * w..].to_vec(),
+        (0..h).map(|i| labels[i * w]).collect(),
+        (0..h).map(|i| labels[i * w + w - 1]).collect(),
+    ];
+    let pw = pad.pw;
+    let cl = |i: usize, j: usize| pad.cl[(i + HALO) * pw + j + HALO];
+    let edge_clusters = [
+        (0..w).map(|j| cl(0, j)).collect(),
+        (0..w).map(|j| cl(h - 1, j)).collect(),
+        (0..h).map(|i| cl(i, 0)).collect(),
+        (0..h).map(|i| cl(i, w - 1)).collect(),
+    ];
+    for c in &mut crossing {
+        c.node = map[c.node as usize];
+        for (r, _) in &mut c.nbrs {
+            if let NbrRef::Node(l) = r {
+                *l = map[*l as usize];
+            }
+        }
+    }
+    TilePart {
+        frame,
+        bands,
+        unit: T::EXACT_UNIT,
+        size,
+        sum,
+        first,
+        key,
+        adj_start,
+        adj,
+        edge_nodes,
+        edge_clusters,
+        ext: ext.into_iter().map(|(l, g)| (map[l as usize], g)).collect(),
+        crossing,
+        singles_joined,
+    }
+}
+
+/// The neighbouring nodes, in the tile, of each node smaller than the minimum segment size
+/// (the nodes of a segment smaller than that are all smaller than that too). Each list is
+/// filled within a bound (a node's pixels have at most 4 or 8 neighbours each), then
+/// compacted with its repeats dropped.
+fn small_node_lists(
+    labels: &[u32],
+    h: usize,
+    w: usize,
+    params: &SegmentParams,
+    size: &[u32],
+) -> (Vec<u32>, Vec<u32>) {
+    let min = params.min_segment_size.min(u32::MAX as usize) as u32;
+    let per_pixel = if params.four_connected { 4 } else { 8 };
+    let nodes = size.len();
+    let mut start = zeroed::<usize>(nodes + 1);
+    for id in 1..nodes {
+        let cap = if size[id] < min {
+            size[id] as usize * per_pixel
+        } else {
+            0
+        };
+        start[id + 1] = start[id] + cap;
+    }
+    let mut raw = zeroed::<u32>(start[nodes]);
+    let mut len = zeroed::<u32>(nodes);
+    for i in 0..h {
+        for j in 0..w {
+            let a = labels[i * w + j] as usize;
+            if a == 0 || size[a] >= min {
+                continue;
+            }
+            let base = start[a];
+            let mut k = len[a] as usize;
+            for_each_neighbour(h, w, i, j, params.four_connected, |q| {
+                let b = labels[q];
+                if b != 0 && b as usize != a {
+                    raw[base + k] = b;
+                    k += 1;
+                }
+            });
+            len[a] = k as u32;
+        }
+    }
+    let mut seen = zeroed::<u32>(nodes);
+    let mut adj_start = Vec::with_capacity(nodes + 1);
+    // Node 0 has no list: it starts and ends at 0.
+    adj_start.extend([0u32, 0]);
+    let mut end = 0usize;
+    for id in 1..nodes {
+        for r in start[id]..start[id] + len[id] as usize {
+            let b = raw[r];
+            if seen[b as usize] != id as u32 {
+                seen[b as usize] = id as u32;
+                raw[end] = b;
+                end += 1;
+            }
+        }
+        adj_start.push(end as u32);
+    }
+    raw.truncate(end);
+    raw.shrink_to_fit();
+    (adj_start, raw)
+}

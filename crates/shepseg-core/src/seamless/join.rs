@@ -1,0 +1,462 @@
+//! The join: tile tables into the whole image's segments, by a union-find over the tiles'
+//! nodes, then small-segment elimination on the segment graph and the final numbering.
+
+use std::collections::{HashMap, HashSet};
+
+use super::part::{NbrRef, TilePart};
+use crate::clump::find;
+use crate::eliminate::{eliminate_small_graph, SegmentGraph};
+use crate::error::CoreError;
+use crate::mem::{identity, zeroed};
+
+/// What the join decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined {
+    /// For each part (in the order given), the final segment ID of each of its nodes (index
+    /// 0, null, maps to 0): relabel the tile's pixels through it ([`super::relabel`]).
+    pub maps: Vec<Vec<u32>>,
+    /// Segments in the result (IDs 1..=N).
+    pub num_segments: u32,
+    /// Pixels per final ID (index 0: 0).
+    pub histogram: Vec<u64>,
+    /// Single pixels merged into a neighbouring segment.
+    pub singles_joined: u64,
+    /// Small segments merged away.
+    pub small_merged: usize,
+}
+
+/// Where the tiles lie: the distinct first rows and columns, and which part is at each.
+struct Layout {
+    row_starts: Vec<u64>,
+    col_starts: Vec<u64>,
+    /// `cell[r * ncols + c]`: the part at grid row `r`, column `c`.
+    cell: Vec<usize>,
+    cols: u64,
+}
+
+impl Layout {
+    /// The grid the parts form; an error unless they tile one raster exactly.
+    fn of(parts: &[TilePart]) -> Result<Self, CoreError> {
+        let bad = |m: &str| Err(CoreError::InvalidParameter(format!("tile parts: {m}")));
+        let Some(p0) = parts.first() else {
+            return bad("none given");
+        };
+        let (rows, cols) = (p0.frame.raster_rows, p0.frame.raster_cols);
+        let mut row_starts: Vec<u64> = parts.iter().map(|p| p.frame.row0).collect();
+        let mut col_starts: Vec<u64> = parts.iter().map(|p| p.frame.col0).collect();
+        row_starts.sort_unstable();
+        row_starts.dedup();
+        col_starts.sort_unstable();
+        col_starts.dedup();
+        let (nr, nc) = (row_starts.len(), col_starts.len());
+        if nr * nc != parts.len() {
+            return bad("they do not form a grid");
+        }
+        let mut cell = vec![usize::MAX; nr * nc];
+        for (k, p) in parts.iter().enumerate() {
+            let f = p.frame;
+            let r = row_starts.partition_point(|&s| s < f.row0);
+            let c = col_starts.partition_point(|&s| s < f.col0);
+            let row_end = row_starts.get(r + 1).copied().unwrap_or(rows);
+            let col_end = col_starts.get(c + 1).copied().unwrap_or(cols);
+            let fits = f.raster_rows == rows
+                && f.raster_cols == cols
+                && f.is_valid()
+                && f.row0 + f.rows == row_end
+                && f.col0 + f.cols == col_end
+                && p.bands == p0.bands
+                && p.size.len() == p.first.len()
+                && p.size.len() == p.key.len()
+                && p.sum.len() == p.size.len() * p.bands
+                && p.adj_start.len() == p.size.len() + 1;
+            if !fits || cell[r * nc + c] != usize::MAX {
+                return bad(&format!(
+                    "the tile at row {}, column {} does not fit",
+                    f.row0, f.col0
+                ));
+            }
+            cell[r * nc + c] = k;
+        }
+        if row_starts[0] != 0 || col_starts[0] != 0 {
+            return bad("they do not start at the raster's corner");
+        }
+        Ok(Self {
+            row_starts,
+            col_starts,
+            cell,
+            cols,
+        })
+    }
+
+    /// The part at grid row `r`, column `c`.
+    fn at(&self, r: usize, c: usize) -> usize {
+        self.cell[r * self.col_starts.len() + c]
+    }
+}
+
+/// The tiles' nodes numbered as one: part `k`'s node `l` is `off[k] + l` (0 unused).
+struct Nodes<'a> {
+    parts: &'a [TilePart],
+    off: Vec<u32>,
+    layout: Layout,
+}
+
+impl Nodes<'_> {
+    /// The node of the pixel with raster index `g`, which must lie on its tile's edge.
+    fn at_pixel(&self, g: u64) -> Result<u32, CoreError> {
+        let (y, x) = (g / self.layout.cols, g % self.layout.cols);
+        let r = self.layout.row_starts.partition_point(|&s| s <= y) - 1;
+        let c = self.layout.col_starts.partition_point(|&s| s <= x) - 1;
+        let k = self.layout.at(r, c);
+        let f = self.parts[k].frame;
+        let (ly, lx) = ((y - f.row0) as usize, (x - f.col0) as usize);
+        let e = &self.parts[k].edge_nodes;
+        let local = if ly == 0 {
+            e[0].get(lx)
+        } else if ly as u64 + 1 == f.rows {
+            e[1].get(lx)
+        } else if lx == 0 {
+            e[2].get(ly)
+        } else if lx as u64 + 1 == f.cols {
+            e[3].get(ly)
+        } else {
+            None
+        };
+        match local {
+            Some(&l) if l != 0 => Ok(self.off[k] + l),
+            _ => Err(CoreError::InvalidParameter(format!(
+                "tile parts: pixel {g} is not on a tile's edge, or is null"
+            ))),
+        }
+    }
+}
+
+/// Joins the tables of every tile of one raster (any order) into its segmentation: the
+/// default mode's whole-image result, whatever the tiles. `min_segment_size`, `threshold_sq`
+/// (maxSpectralDiff squared) and `four` are the job's.
+pub fn join_tiles(
+    parts: &[TilePart],
+    min_segment_size: usize,
+    threshold_sq: f64,
+    four: bool,
+) -> Result<Joined, CoreError> {
+    let layout = Layout::of(parts)?;
+    let mut off = Vec::with_capacity(parts.len());
+    let mut total = 0u64;
+    for p in parts {
+        off.push(total as u32);
+        total += p.nodes() as u64;
+        if total >= u32::MAX as u64 {
+            return Err(CoreError::InvalidParameter(
+                "tile parts: more than 4294967294 segment pieces in all; use larger tiles".into(),
+            ));
+        }
+    }
+    let nodes = Nodes { parts, off, layout };
+    let mut parent = identity(total as usize + 1);
+    let mut seam_pairs: Vec<(u32, u32)> = Vec::new();
+    seams(&nodes, four, &mut parent, &mut seam_pairs);
+    for (k, p) in parts.iter().enumerate() {
+        for &(l, g) in &p.ext {
+            let target = nodes.at_pixel(g)?;
+            union(&mut parent, nodes.off[k] + l, target);
+        }
+    }
+    let crossing_joined = crossing_singles(&nodes, &mut parent)?;
+    let singles_joined =
+        parts.iter().map(|p| p.singles_joined).sum::<u64>() + crossing_joined.len() as u64;
+
+    // Segments: one per union-find root, ordered by key (the first pixel of its clumps).
+    for v in 0..parent.len() as u32 {
+        parent[v as usize] = find(&mut parent, v);
+    }
+    let mut slot = zeroed::<u32>(parent.len());
+    let mut count = 0u32;
+    for &r in &parent[1..] {
+        let r = r as usize;
+        if slot[r] == 0 {
+            count += 1;
+            slot[r] = count;
+        }
+    }
+    let bands = parts[0].bands;
+    let n = count as usize + 1;
+    let mut size = zeroed::<u64>(n);
+    let mut sum = zeroed::<i128>(n * bands);
+    let mut first = vec![u64::MAX; n];
+    let mut key = vec![u64::MAX; n];
+    for (k, p) in parts.iter().enumerate() {
+        for l in 1..p.size.len() {
+            let v = nodes.off[k] as usize + l;
+            let s = slot[parent[v] as usize] as usize;
+            size[s] += u64::from(p.size[l]);
+            for b in 0..bands {
+                sum[s * bands + b] += p.sum[l * bands + b];
+            }
+            first[s] = first[s].min(p.first[l]);
+            if !crossing_joined.contains(&(v as u32)) {
+                key[s] = key[s].min(p.key[l]);
+            }
+        }
+    }
+    let mut order: Vec<u32> = (1..n as u32).collect();
+    order.sort_unstable_by_key(|&s| key[s as usize]);
+    if order.last().is_some_and(|&s| key[s as usize] == u64::MAX) {
+        return Err(CoreError::InvalidParameter(
+            "tile parts: a segment has no clump pixel".into(),
+        ));
+    }
+    // id_of[slot] = the segment's ID in key order.
+    let mut id_of = zeroed::<u32>(n);
+    for (rank, &s) in order.iter().enumerate() {
+        id_of[s as usize] = rank as u32 + 1;
+    }
+    let seg_of = |v: usize| id_of[slot[parent[v] as usize] as usize];
+    let mut g_size = zeroed::<u32>(n);
+    let mut g_sum = zeroed::<i128>(n * bands);
+    let mut g_first = vec![u64::MAX; n];
+    for s in 1..n {
+        let id = id_of[s] as usize;
+        g_size[id] = u32::try_from(size[s]).map_err(|_| {
+            CoreError::InvalidParameter(
+                "a segment has more than 4294967295 pixels, more than elimination can count".into(),
+            )
+        })?;
+        g_sum[id * bands..(id + 1) * bands].copy_from_slice(&sum[s * bands..(s + 1) * bands]);
+        g_first[id] = first[s];
+    }
+    drop((size, sum, first, key, order));
+
+    // The small segments' neighbours: the tiles' lists and the seams, by segment ID.
+    let min = min_segment_size.min(u32::MAX as usize) as u32;
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for (k, p) in parts.iter().enumerate() {
+        for l in 1..p.size.len() {
+            let (a, b) = (p.adj_start[l] as usize, p.adj_start[l + 1] as usize);
+            if a == b {
+                continue;
+            }
+            let s = seg_of(nodes.off[k] as usize + l);
+            if g_size[s as usize] >= min {
+                continue;
+            }
+            for &m in &p.adj[a..b] {
+                let t = seg_of(nodes.off[k] as usize + m as usize);
+                if t != s {
+                    pairs.push((s, t));
+                }
+            }
+        }
+    }
+    for &(a, b) in &seam_pairs {
+        let (s, t) = (seg_of(a as usize), seg_of(b as usize));
+        if s != t {
+            if g_size[s as usize] < min {
+                pairs.push((s, t));
+            }
+            if g_size[t as usize] < min {
+                pairs.push((t, s));
+            }
+        }
+    }
+    drop(seam_pairs);
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut start = zeroed::<usize>(n + 1);
+    for &(s, _) in &pairs {
+        start[s as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let adj: Vec<u32> = pairs.iter().map(|&(_, t)| t).collect();
+    drop(pairs);
+    let graph = SegmentGraph {
+        size: g_size.clone(),
+        sum: g_sum,
+        unit: parts[0].unit,
+        bands,
+        start,
+        adj,
+    };
+    let (small_merged, roots) = eliminate_small_graph(graph, min_segment_size, threshold_sq);
+
+    // Final IDs: survivors in the order of their first pixel.
+    let mut surv_first = vec![u64::MAX; n];
+    let mut surv_size = zeroed::<u64>(n);
+    for id in 1..n {
+        let r = roots[id] as usize;
+        surv_first[r] = surv_first[r].min(g_first[id]);
+        surv_size[r] += u64::from(g_size[id]);
+    }
+    let mut survivors: Vec<u32> = (1..n as u32)
+        .filter(|&id| roots[id as usize] == id)
+        .collect();
+    survivors.sort_unstable_by_key(|&r| surv_first[r as usize]);
+    let mut final_id = zeroed::<u32>(n);
+    let mut histogram = vec![0u64; survivors.len() + 1];
+    for (rank, &r) in survivors.iter().enumerate() {
+        final_id[r as usize] = rank as u32 + 1;
+        histogram[rank + 1] = surv_size[r as usize];
+    }
+    let maps = parts
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut m = zeroed::<u32>(p.size.len());
+            for (l, slot_m) in m.iter_mut().enumerate().skip(1) {
+                let id = seg_of(nodes.off[k] as usize + l);
+                *slot_m = final_id[roots[id as usize] as usize];
+            }
+            m
+        })
+        .collect();
+    Ok(Joined {
+        maps,
+        num_segments: survivors.len() as u32,
+        histogram,
+        singles_joined,
+        small_merged,
+    })
+}
+
+/// Unites the sets of `a` and `b`.
+fn union(parent: &mut [u32], a: u32, b: u32) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra.max(rb) as usize] = ra.min(rb);
+    }
+}
+
+/// Walks every tile border: pixels of one cluster on both sides join their clumps; pixels of
+/// different clusters make their nodes neighbours (`pairs`).
+fn seams(nodes: &Nodes<'_>, four: bool, parent: &mut [u32], pairs: &mut Vec<(u32, u32)>) {
+    let l = &nodes.layout;
+    let (nr, nc) = (l.row_starts.len(), l.col_starts.len());
+    let line =
+        |ks: &mut dyn Iterator<Item = usize>, side: usize| -> (Vec<u32>, Vec<u32>) {
+            let (mut ids, mut cls) = (Vec::new(), Vec::new());
+            for k in ks {
+                let p = &nodes.parts[k];
+                ids.extend(p.edge_nodes[side].iter().map(|&v| {
+                    if v == 0 {
+                        0
+                    } else {
+                        nodes.off[k] + v
+                    }
+                }));
+                cls.extend_from_slice(&p.edge_clusters[side]);
+            }
+            (ids, cls)
+        };
+    let mut walk = |(ai, ac): &(Vec<u32>, Vec<u32>), (bi, bc): &(Vec<u32>, Vec<u32>)| {
+        let len = ai.len();
+        for x in 0..len {
+            let lo = if four { x } else { x.saturating_sub(1) };
+            let hi = if four { x } else { (x + 1).min(len - 1) };
+            for y in lo..=hi {
+                let (ca, cb) = (ac[x], bc[y]);
+                if ca == 0 || cb == 0 {
+                    continue;
+                }
+                if ca == cb {
+                    union(parent, ai[x], bi[y]);
+                } else {
+                    pairs.push((ai[x], bi[y]));
+                }
+            }
+        }
+    };
+    for r in 1..nr {
+        let above = line(&mut (0..nc).map(|c| l.at(r - 1, c)), 1);
+        let below = line(&mut (0..nc).map(|c| l.at(r, c)), 0);
+        walk(&above, &below);
+    }
+    for c in 1..nc {
+        let left = line(&mut (0..nr).map(|r| l.at(r, c - 1)), 3);
+        let right = line(&mut (0..nr).map(|r| l.at(r, c)), 2);
+        walk(&left, &right);
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+}
+
+/// A crossing single pixel's neighbour, resolved: another crossing single pixel (by position
+/// in the list) or a node that can take it.
+#[derive(Clone, Copy)]
+enum Resolved {
+    Single(usize),
+    Source(u32),
+}
+
+/// Single-pixel elimination of the runs of single pixels that cross tile edges, as the whole
+/// image's scans do it: each scan, every such pixel not yet joined takes its spectrally
+/// nearest neighbour that is not a single pixel or has joined in an earlier scan (ties to the
+/// first in elimination order). Returns the nodes of the pixels that joined.
+fn crossing_singles(nodes: &Nodes<'_>, parent: &mut [u32]) -> Result<HashSet<u32>, CoreError> {
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut cross: Vec<(u32, &[(NbrRef, i64)])> = Vec::new();
+    for (k, p) in nodes.parts.iter().enumerate() {
+        for c in &p.crossing {
+            index.insert(c.pixel, cross.len());
+            cross.push((nodes.off[k] + c.node, &c.nbrs));
+        }
+    }
+    let mut nbrs: Vec<Vec<(Resolved, i64)>> = Vec::with_capacity(cross.len());
+    for (k, p) in nodes.parts.iter().enumerate() {
+        for c in &p.crossing {
+            let mut list = Vec::with_capacity(c.nbrs.len());
+            for &(r, d) in &c.nbrs {
+                let res = match r {
+                    NbrRef::Single(g) => match index.get(&g) {
+                        Some(&i) => Resolved::Single(i),
+                        None => {
+                            return Err(CoreError::InvalidParameter(format!(
+                                "tile parts: single pixel {g} is not in any tile's table"
+                            )))
+                        }
+                    },
+                    NbrRef::Node(l) => Resolved::Source(nodes.off[k] + l),
+                    NbrRef::Pixel(g) => Resolved::Source(nodes.at_pixel(g)?),
+                };
+                list.push((res, d));
+            }
+            nbrs.push(list);
+        }
+    }
+    let mut joined = vec![false; cross.len()];
+    let mut candidates: Vec<usize> = (0..cross.len()).collect();
+    let mut merges: Vec<(usize, u32)> = Vec::new();
+    loop {
+        merges.clear();
+        for &i in &candidates {
+            let (mut min, mut best) = (-1i64, None);
+            for &(r, d) in &nbrs[i] {
+                let target = match r {
+                    Resolved::Source(v) => v,
+                    Resolved::Single(j) if joined[j] => cross[j].0,
+                    Resolved::Single(_) => continue,
+                };
+                if min < 0 || d < min {
+                    min = d;
+                    best = Some(target);
+                }
+            }
+            if let Some(t) = best {
+                merges.push((i, t));
+            }
+        }
+        if merges.is_empty() {
+            break;
+        }
+        for &(i, t) in &merges {
+            union(parent, cross[i].0, t);
+            joined[i] = true;
+        }
+        candidates.retain(|&i| !joined[i]);
+    }
+    Ok((0..cross.len())
+        .filter(|&i| joined[i])
+        .map(|i| cross[i].0)
+        .collect())
+}
