@@ -61,22 +61,14 @@ pub struct SegmentArgs {
     /// Percentage of pixels sampled for k-means (default: about a million pixels).
     #[arg(short = 'c', long, allow_negative_numbers = true)]
     pub cluster_subsample_pcnt: Option<f64>,
-    /// Tile size, in pixels.
-    #[arg(
-        short = 't',
-        long,
-        default_value_t = 4096,
-        allow_negative_numbers = true
-    )]
-    pub tile_size: usize,
-    /// Overlap between tiles, in pixels (even, smaller than the tile).
-    #[arg(
-        short = 'l',
-        long,
-        default_value_t = 1024,
-        allow_negative_numbers = true
-    )]
-    pub overlap_size: usize,
+    /// Tile size, in pixels [default: 1024; with --pyshepseg-compat 4096]. The default
+    /// mode's result does not depend on it.
+    #[arg(short = 't', long, allow_negative_numbers = true)]
+    pub tile_size: Option<usize>,
+    /// Overlap between tiles, in pixels, with --pyshepseg-compat only (even, smaller than
+    /// the tile) [default: 1024]. The default mode's tiles need none: it is ignored there.
+    #[arg(short = 'l', long, allow_negative_numbers = true)]
+    pub overlap_size: Option<usize>,
     /// Read the k-means model from this JSON file instead of fitting one.
     #[arg(long)]
     pub kmeans_in: Option<PathBuf>,
@@ -180,12 +172,24 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
         crate::interrupt::abandon_on_interrupt(&dir);
     }
-    let job = TiledSegmentation::new(&args.input, &args.output)
+    if args.overlap_size.is_some() && !params.pyshepseg_compat && !args.quiet {
+        eprintln!(
+            "warning: --overlap-size is ignored: the default mode's tiles need no overlap \
+             (it applies with --pyshepseg-compat)"
+        );
+    }
+    let mut job = TiledSegmentation::new(&args.input, &args.output);
+    if let Some(t) = args.tile_size {
+        job = job.tile_size(t);
+    }
+    if let Some(l) = args.overlap_size {
+        job = job.overlap_size(l);
+    }
+    let job = job
         .bands(args.bands.clone())
         .null_value(args.null_value)
         .params(params)
         .subsample_pcnt(args.cluster_subsample_pcnt)
-        .tiles(args.tile_size, args.overlap_size)
         .model(model_in)
         .output_options(OutputOptions {
             driver: args.driver.clone(),
@@ -203,10 +207,20 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let total = start.elapsed();
     if !args.quiet {
         let (cols, rows) = report.size;
-        eprintln!(
-            "{} segments in {} tiles ({cols} x {rows} pixels); {} seam fallbacks",
-            report.num_segments, report.num_tiles, report.seam_fallbacks
-        );
+        match &report.seamless {
+            Some(s) => eprintln!(
+                "{} segments in {} tiles ({cols} x {rows} pixels, tiles of {}); join held \
+                 {:.1} MiB of tile tables",
+                report.num_segments,
+                report.num_tiles,
+                report.tile_size,
+                s.table_bytes as f64 / (1 << 20) as f64
+            ),
+            None => eprintln!(
+                "{} segments in {} tiles ({cols} x {rows} pixels); {} seam fallbacks",
+                report.num_segments, report.num_tiles, report.seam_fallbacks
+            ),
+        }
         eprintln!("{}", report.timings.report(total));
     }
     if let Some(p) = &args.json {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shepseg_tiling::{Raster, Window};
+use shepseg_tiling::{read_window, work_on, Raster, Window};
 
 use crate::error::RemoteError;
 use crate::protocol::{
@@ -183,14 +183,15 @@ fn work(
             let r = raster
                 .as_ref()
                 .ok_or_else(|| RemoteError::Protocol("no raster".into()))?;
-            Ok(r.read_stack(&job.bands, window)?)
+            let read = read_window(&job.params, window, r.size());
+            Ok((r.read_stack(&job.bands, read)?, r.size()))
         }));
         send(&WorkerMsg::ReadDone { tile })?;
         let read_us = t0.elapsed().as_micros() as u64;
         let t1 = Instant::now();
         let outcome = match read {
-            Ok(Ok(stack)) => catch_unwind(AssertUnwindSafe(|| {
-                stack.segment(job.null, &job.params, Some(&job.model))
+            Ok(Ok((stack, size))) => catch_unwind(AssertUnwindSafe(|| {
+                work_on(&stack, window, size, job.null, &job.params, &job.model)
             }))
             .map_err(panic_message)
             .and_then(|r| r.map_err(|e| e.to_string())),
@@ -205,6 +206,7 @@ fn work(
                     rows: rows as u32,
                     cols: cols as u32,
                     lz4: TileResult::pack_image(&res.segimg),
+                    part: res.part,
                     max_spectral_diff: res.max_spectral_diff,
                     read_us,
                     segment_us: t1.elapsed().as_micros() as u64,

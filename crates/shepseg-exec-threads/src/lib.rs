@@ -263,7 +263,7 @@ impl TileExecutor for ThreadsExecutor {
                     let _permit = permits.acquire();
                     read_tile(raster, job, tile)
                 };
-                segment_read(job, tile, read?)
+                segment_read(job, tile, raster.size(), read?)
             },
             |t| consumer.consume(t),
         )

@@ -36,6 +36,9 @@ pub enum PipelineError {
         /// Bands segmented.
         bands: usize,
     },
+    /// The seamless join of the tiles failed.
+    #[error("joining the tiles: {0}")]
+    Join(CoreError),
     /// Creating, writing or finishing the output failed.
     #[error(transparent)]
     Output(#[from] StitchError),

@@ -13,7 +13,15 @@ use shepseg_tiling::{
 
 use crate::consumer::{Progress, StitchConsumer};
 use crate::error::PipelineError;
+use crate::seamless::{join_and_write, Collector};
 use crate::timings::Timings;
+
+/// The default mode's tile size: small enough that two workers share a 10000 x 10000 image
+/// evenly (81 tiles), large enough that the halo and the tables' edges stay a few percent.
+pub const DEFAULT_TILE: usize = 1024;
+
+/// pyshepseg's tile size (with a 1024-pixel overlap), compatibility mode's default.
+pub const DEFAULT_COMPAT_TILE: usize = 4096;
 
 /// Per-segment statistics computed into the output's attribute table once it is written.
 pub struct Statistics {
@@ -36,7 +44,7 @@ pub struct TiledSegmentation<E = SequentialExecutor> {
     null_value: Option<f64>,
     params: SegmentParams,
     subsample_pcnt: Option<f64>,
-    tile_size: usize,
+    tile_size: Option<usize>,
     overlap_size: usize,
     model: Option<KMeansModel>,
     output_options: OutputOptions,
@@ -46,6 +54,17 @@ pub struct TiledSegmentation<E = SequentialExecutor> {
     progress: Option<Progress>,
 }
 
+/// What the default mode's seamless join did.
+#[derive(Debug, Clone, Copy)]
+pub struct SeamlessReport {
+    /// Single pixels merged into a neighbouring segment.
+    pub singles_joined: u64,
+    /// Small segments merged away.
+    pub small_merged: usize,
+    /// Bytes of the tiles' tables the join held.
+    pub table_bytes: usize,
+}
+
 /// What a finished job reports.
 #[derive(Debug)]
 pub struct SegmentationReport {
@@ -53,6 +72,10 @@ pub struct SegmentationReport {
     pub num_segments: u32,
     /// Tiles segmented.
     pub num_tiles: usize,
+    /// The tile size used.
+    pub tile_size: usize,
+    /// The overlap used (0 in the default mode).
+    pub overlap_size: usize,
     /// The input's `(columns, rows)`.
     pub size: (usize, usize),
     /// The bands segmented, from 1.
@@ -67,6 +90,8 @@ pub struct SegmentationReport {
     pub max_spectral_diff_used: f64,
     /// Seam segments that took a new ID (see [`shepseg_stitch::StitchReport::fallbacks`]).
     pub seam_fallbacks: usize,
+    /// What the seamless join did (default mode).
+    pub seamless: Option<SeamlessReport>,
     /// The statistics written, if asked for.
     pub stats: Option<StatsReport>,
     /// Time per phase.
@@ -85,7 +110,7 @@ impl TiledSegmentation<SequentialExecutor> {
             null_value: None,
             params: SegmentParams::default(),
             subsample_pcnt: None,
-            tile_size: 4096,
+            tile_size: None,
             overlap_size: 1024,
             model: None,
             output_options: OutputOptions::default(),
@@ -143,12 +168,45 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         self
     }
 
-    /// Tile size and overlap, in pixels (default 4096 and 1024; the overlap even and smaller
-    /// than the tile).
+    /// Tile size and overlap, in pixels. The overlap is used in compatibility mode only
+    /// (default 4096 and 1024 there, pyshepseg's; the overlap even and smaller than the
+    /// tile); the default mode's tiles do not overlap (default 1024), and its result does
+    /// not depend on their size.
     pub fn tiles(mut self, tile_size: usize, overlap_size: usize) -> Self {
-        self.tile_size = tile_size;
+        self.tile_size = Some(tile_size);
         self.overlap_size = overlap_size;
         self
+    }
+
+    /// The tile size, in pixels (default 1024; pyshepseg-compat: 4096).
+    pub fn tile_size(mut self, tile_size: usize) -> Self {
+        self.tile_size = Some(tile_size);
+        self
+    }
+
+    /// The overlap between tiles, used in compatibility mode only (default 1024; even and
+    /// smaller than the tile).
+    pub fn overlap_size(mut self, overlap_size: usize) -> Self {
+        self.overlap_size = overlap_size;
+        self
+    }
+
+    /// The tile size the job uses.
+    fn tile_size_used(&self) -> usize {
+        match self.tile_size {
+            Some(t) => t,
+            None if self.params.pyshepseg_compat => DEFAULT_COMPAT_TILE,
+            None => DEFAULT_TILE,
+        }
+    }
+
+    /// The overlap the job uses (none in the default mode).
+    fn overlap(&self) -> usize {
+        if self.params.pyshepseg_compat {
+            self.overlap_size
+        } else {
+            0
+        }
     }
 
     /// Segments with this model instead of fitting one (one centre value per segmented band).
@@ -212,7 +270,8 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             Some(v) => Some(v),
             None => raster.null_value(&bands)?,
         };
-        let grid = TileGrid::new(cols, rows, self.tile_size, self.overlap_size)?;
+        let tile_size = self.tile_size_used();
+        let grid = TileGrid::new(cols, rows, tile_size, self.overlap())?;
         let num_tiles = grid.tiles().len();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // The fit and the stitch pool split their work per thread: threads beyond the cores
@@ -258,8 +317,8 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             "params": params,
             "bands": bands,
             "null_value": null,
-            "tile_size": self.tile_size,
-            "overlap_size": self.overlap_size,
+            "tile_size": tile_size,
+            "overlap_size": self.overlap(),
         });
         output.add_metadata("SHEPSEG_PARAMETERS", &described.to_string());
 
@@ -290,19 +349,46 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             model: model.clone(),
             params,
         };
-        let stitcher = ParallelStitcher::new(grid, params.pyshepseg_compat, threads);
-        let mut consumer = StitchConsumer::new(
-            stitcher,
-            &mut output,
-            &mut timings,
-            self.progress.as_mut(),
-            num_tiles,
-        );
-        self.executor.run(&job, &mut consumer)?;
-        let max_spectral_diff_used = consumer.max_spectral_diff_used;
-        let (stitched, finishing) = consumer.finish()?;
-        output.finish(&stitched)?;
-        timings.finishing = finishing.elapsed();
+        let (stitched, max_spectral_diff_used, seamless) = if params.pyshepseg_compat {
+            let stitcher = ParallelStitcher::new(grid, true, threads);
+            let mut consumer = StitchConsumer::new(
+                stitcher,
+                &mut output,
+                &mut timings,
+                self.progress.as_mut(),
+                num_tiles,
+            );
+            self.executor.run(&job, &mut consumer)?;
+            let max_spectral_diff_used = consumer.max_spectral_diff_used;
+            let (stitched, finishing) = consumer.finish()?;
+            output.finish(&stitched)?;
+            timings.finishing = finishing.elapsed();
+            (stitched, max_spectral_diff_used, None)
+        } else {
+            let mut collector = Collector::new(&grid, &mut timings, self.progress.as_mut());
+            self.executor.run(&job, &mut collector)?;
+            let max_spectral_diff_used = collector.max_spectral_diff_used;
+            let threshold = params
+                .max_spectral_diff
+                .resolve(&model, params.spect_dist_pcntile);
+            let written = join_and_write(
+                collector,
+                params.min_segment_size,
+                threshold.squared(),
+                params.four_connected,
+                threads,
+                &mut output,
+            )?;
+            let finishing = Instant::now();
+            output.finish(&written.report)?;
+            timings.finishing = finishing.elapsed();
+            let seamless = SeamlessReport {
+                singles_joined: written.singles_joined,
+                small_merged: written.small_merged,
+                table_bytes: written.table_bytes,
+            };
+            (written.report, max_spectral_diff_used, Some(seamless))
+        };
 
         let stats = match &self.statistics {
             Some(s) => {
@@ -320,6 +406,12 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         Ok(SegmentationReport {
             num_segments: stitched.num_segments,
             num_tiles,
+            tile_size,
+            overlap_size: if params.pyshepseg_compat {
+                self.overlap_size
+            } else {
+                0
+            },
             size: (cols, rows),
             bands,
             null_value: null,
@@ -327,6 +419,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             subsample_pcnt,
             max_spectral_diff_used,
             seam_fallbacks: stitched.fallbacks,
+            seamless,
             stats,
             timings,
             wall: start.elapsed(),

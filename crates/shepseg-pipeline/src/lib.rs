@@ -2,12 +2,16 @@
 //!
 //! The whole tiled segmentation job as a library: pyshepseg's `doTiledShepherdSegmentation`,
 //! from an input raster to a finished output raster with its attribute table. One k-means
-//! model is fitted on a sample of the whole raster (or given), the raster is cut into
-//! overlapping tiles, a [`TileExecutor`] segments them (threads, processes, Fargate tasks, ...),
-//! the stitcher joins them into one raster of unique IDs as they arrive, the output is finished
+//! model is fitted on a sample of the whole raster (or given), the raster is cut into tiles, a
+//! [`TileExecutor`] segments them (threads, processes, Fargate tasks, ...), they are joined into
+//! one raster of unique IDs, the output is finished
 //! (attribute table, overviews, statistics metadata) and, if asked for, per-segment statistics
 //! are computed into its table. [`TiledSegmentation::run`] returns a [`SegmentationReport`]:
 //! segments, the model, timings per phase.
+//!
+//! In the default mode the tiles do not overlap: each tile's table goes to the seamless join
+//! ([`shepseg_core::seamless`]) and the result equals the whole-image segmentation for any
+//! tile size. With `pyshepseg_compat` the tiles overlap and are stitched as pyshepseg does.
 //!
 //! This crate composes the others; it holds no algorithm of its own. The executor is chosen by
 //! the caller (the `shepseg` command line chooses it at run time), so this crate depends on the
@@ -25,17 +29,22 @@
 //! ```
 //!
 //! The defaults are `shepseg segment`'s: all bands, the bands' nodata value as null,
-//! pyshepseg's parameters ([`shepseg_core::SegmentParams::default`]), 4096-pixel tiles with a
-//! 1024-pixel overlap, a GTiff output, every core for the fit and the stitch.
+//! pyshepseg's parameters ([`shepseg_core::SegmentParams::default`]), 1024-pixel tiles
+//! (pyshepseg-compat: 4096-pixel tiles with a 1024-pixel overlap, pyshepseg's), a GTiff output,
+//! every core for the fit and the stitch.
 
 #![deny(missing_docs)]
 
 mod consumer;
 pub mod error;
 pub mod job;
+mod seamless;
 pub mod timings;
 
 pub use error::PipelineError;
-pub use job::{SegmentationReport, Statistics, TiledSegmentation};
+pub use job::{
+    SeamlessReport, SegmentationReport, Statistics, TiledSegmentation, DEFAULT_COMPAT_TILE,
+    DEFAULT_TILE,
+};
 pub use shepseg_tiling::TileExecutor;
 pub use timings::{PhaseTimer, Timings};

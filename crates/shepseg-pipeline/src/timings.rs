@@ -75,6 +75,8 @@ pub struct Timings {
     pub stitching: PhaseTimer,
     /// Time the stitcher waited for the next tile.
     pub stitch_wait: PhaseTimer,
+    /// The seamless join of the tiles' tables (default mode; the consumer thread).
+    pub join: Duration,
     /// Finishing the output (attribute table, statistics, rename).
     pub finishing: Duration,
     /// Per-segment statistics after segmenting (`--stats-bands`), if asked for.
@@ -112,6 +114,9 @@ impl Timings {
                 p.total().as_secs_f64()
             );
         }
+        if !self.join.is_zero() {
+            out += &format!("{:<18} {:>9.3}\n", "join", self.join.as_secs_f64());
+        }
         out += &format!(
             "{:<18} {:>9.3}\n",
             "finishing output",
@@ -137,6 +142,7 @@ impl Timings {
             "segmentation": self.segmentation.json(),
             "stitching": self.stitching.json(),
             "stitch_wait": self.stitch_wait.json(),
+            "join": self.join.as_secs_f64(),
             "finishing": self.finishing.as_secs_f64(),
             "statistics": self.statistics.as_secs_f64(),
             "total": wall.as_secs_f64(),

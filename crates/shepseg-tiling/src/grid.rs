@@ -48,6 +48,13 @@ impl TileGrid {
         if tile_size == 0 {
             return Err(TilingError::TileGrid("tile size must be at least 1".into()));
         }
+        // GDAL addresses windows with C ints.
+        if tile_size > i32::MAX as usize {
+            return Err(TilingError::TileGrid(format!(
+                "tile size must be at most {}, got {tile_size}",
+                i32::MAX
+            )));
+        }
         if !overlap.is_multiple_of(2) {
             return Err(TilingError::TileGrid(format!(
                 "overlap must be even, got {overlap}"

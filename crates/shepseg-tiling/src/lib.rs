@@ -30,8 +30,9 @@ pub mod sample;
 
 pub use error::TilingError;
 pub use exec::{
-    read_tile, segment_read, segment_tile, ExecError, FnConsumer, Gate, Reorder, SegmentedTile,
-    SequentialExecutor, TileConsumer, TileExecutor, TileFailure, TileJob,
+    read_tile, read_window, segment_read, segment_tile, tile_frame, work_on, ExecError, FnConsumer,
+    Gate, Reorder, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor, TileFailure,
+    TileJob, TileWork,
 };
 pub use grid::{Tile, TileGrid};
 pub use raster::{set_block_cache, BandStack, PixelType, Raster, Window};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use gdal::raster::{GdalDataType, GdalType};
 use gdal::Dataset;
 use ndarray::Array3;
+use shepseg_core::seamless::{analyse_tile, TileAnalysis, TileFrame};
 use shepseg_core::{segment, KMeansModel, Pixel, SegmentParams, SegmentationResult};
 
 use crate::error::TilingError;
@@ -463,6 +464,40 @@ impl BandStack {
             BandStack::U32(a) => run(a, null, params, model),
             BandStack::I32(a) => run(a, null, params, model),
             BandStack::F32(a) => run(a, null, params, model),
+        }
+    }
+
+    /// Analyses the stack as one tile of a seamless segmentation
+    /// ([`shepseg_core::seamless::analyse_tile`]): the stack is `frame`'s read window.
+    pub fn analyse(
+        &self,
+        frame: TileFrame,
+        null: Option<f64>,
+        params: &SegmentParams,
+        model: &KMeansModel,
+    ) -> Result<TileAnalysis, TilingError> {
+        fn run<T: Pixel + NullCast>(
+            a: &Array3<T>,
+            frame: TileFrame,
+            null: Option<f64>,
+            params: &SegmentParams,
+            model: &KMeansModel,
+        ) -> Result<TileAnalysis, TilingError> {
+            Ok(analyse_tile(
+                &a.view(),
+                frame,
+                null_as::<T>(null)?,
+                params,
+                model,
+            )?)
+        }
+        match self {
+            BandStack::U8(a) => run(a, frame, null, params, model),
+            BandStack::U16(a) => run(a, frame, null, params, model),
+            BandStack::I16(a) => run(a, frame, null, params, model),
+            BandStack::U32(a) => run(a, frame, null, params, model),
+            BandStack::I32(a) => run(a, frame, null, params, model),
+            BandStack::F32(a) => run(a, frame, null, params, model),
         }
     }
 }

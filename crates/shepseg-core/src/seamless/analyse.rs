@@ -171,9 +171,10 @@ pub fn analyse_tile<T: Pixel>(
     let mut state = zeroed::<u8>(h * w);
     let singles = find_singles(&pad, &labels, &clump_size, &mut state);
     drop(clump_size);
-    let (ext, next_label, joined) =
+    let (ext, next_label, joined, scan) =
         eliminate_local_singles(&pad, &mut labels, &mut state, &singles, clump_labels);
-    let crossing = crossing_pixels(&pad, &labels, &state, &singles);
+    let crossing = crossing_pixels(&pad, &labels, &state, &singles, &scan);
+    drop((singles, scan));
     let part = table(
         &pad,
         &mut labels,
@@ -187,17 +188,26 @@ pub fn analyse_tile<T: Pixel>(
     Ok(TileAnalysis { labels, part })
 }
 
-/// Marks the tile's single pixels (`state`): clumps of one pixel with no pixel of their
-/// cluster just outside the tile either. Returns them, in raster order; those in a run of
-/// single pixels that reaches a single pixel outside the tile are marked [`CROSSING`].
+/// The tile's single pixels (clumps of one pixel with no pixel of their cluster just outside
+/// the tile either), in raster order, and for each: whether its run of single pixels crosses
+/// the tile's edge (reaches a single pixel outside), and whether it is itself next to one.
+struct Singles {
+    pixels: Vec<u32>,
+    crossing: Vec<bool>,
+    entry: Vec<bool>,
+    /// `index[p]`: position of pixel `p` in `pixels`, plus 1 (0: not a single pixel).
+    index: Vec<u32>,
+}
+
+/// Finds the tile's single pixels and marks them in `state` ([`SINGLE`] or [`CROSSING`]).
 fn find_singles<T: Pixel>(
     pad: &Padded<'_, T>,
     labels: &[u32],
     clump_size: &[u32],
     state: &mut [u8],
-) -> Vec<u32> {
+) -> Singles {
     let (h, w) = (pad.h, pad.w);
-    let mut singles = Vec::new();
+    let mut pixels = Vec::new();
     for (p, &l) in labels.iter().enumerate() {
         if l == 0 || clump_size[l as usize] != 1 {
             continue;
@@ -207,22 +217,21 @@ fn find_singles<T: Pixel>(
         if edge && pad.has_twin(i + HALO, j + HALO) {
             continue;
         }
-        singles.push(p as u32);
+        pixels.push(p as u32);
     }
-    // Runs of single pixels: a union-find over their positions in `singles`.
+    // Runs of single pixels: a union-find over their positions in `pixels`.
     let mut index = zeroed::<u32>(h * w);
-    for (k, &p) in singles.iter().enumerate() {
+    for (k, &p) in pixels.iter().enumerate() {
         index[p as usize] = k as u32 + 1;
     }
-    let mut parent: Vec<u32> = (0..singles.len() as u32).collect();
-    let mut crossing = vec![false; singles.len()];
+    let mut parent: Vec<u32> = (0..pixels.len() as u32).collect();
+    let mut entry = vec![false; pixels.len()];
     let pw = pad.pw;
-    for (k, &p) in singles.iter().enumerate() {
+    for (k, &p) in pixels.iter().enumerate() {
         let (i, j) = (p as usize / w, p as usize % w);
-        let (pi, pj) = (i + HALO, j + HALO);
         let edge = i == 0 || j == 0 || i + 1 == h || j + 1 == w;
         let mut out_single = false;
-        for_each_neighbour(h + 2 * HALO, pw, pi, pj, pad.four, |q| {
+        for_each_neighbour(h + 2 * HALO, pw, i + HALO, j + HALO, pad.four, |q| {
             let (qi, qj) = (q / pw, q % pw);
             if pad.in_tile(qi, qj) {
                 let m = index[(qi - HALO) * w + qj - HALO];
@@ -234,47 +243,65 @@ fn find_singles<T: Pixel>(
                 out_single = true;
             }
         });
-        crossing[k] |= out_single;
+        entry[k] = out_single;
     }
-    for k in 0..singles.len() {
+    let mut crossing = entry.clone();
+    for k in 0..pixels.len() {
         let r = find(&mut parent, k as u32) as usize;
-        crossing[r] |= crossing[k];
+        crossing[r] |= entry[k];
     }
-    for (k, &p) in singles.iter().enumerate() {
+    for (k, &p) in pixels.iter().enumerate() {
         let r = find(&mut parent, k as u32) as usize;
-        state[p as usize] = if crossing[r] { CROSSING } else { SINGLE };
+        crossing[k] = crossing[r];
+        state[p as usize] = if crossing[k] { CROSSING } else { SINGLE };
     }
-    singles
+    Singles {
+        pixels,
+        crossing,
+        entry,
+        index,
+    }
 }
 
-/// Single-pixel elimination of the runs that lie in the tile, as the whole image's scans do
+/// Single-pixel elimination as far as the tile can decide it, as the whole image's scans do
 /// it: each scan, every single pixel takes the segment of its spectrally nearest neighbouring
 /// pixel that is not (or no longer) a single pixel, decided from the previous scan's state.
-/// A pixel just outside the tile is never a single pixel here (its run would cross), so it
-/// always qualifies; single pixels that take one join an external node, one per pixel taken.
+/// Single pixels just outside the tile never qualify here (their scans are unknown); other
+/// pixels there do, and single pixels that take one join an external node, one per pixel
+/// taken.
 ///
-/// Returns the external nodes' labels and pixels, the next free label and the pixels joined.
+/// A pixel of a crossing run is decided only when no path through other tiles could reach it
+/// sooner: such a path enters the tile at a pixel next to a single pixel outside (an entry),
+/// no sooner than scan 2, so it reaches a pixel `g` steps from the nearest entry no sooner than
+/// scan `g + 2`. A pixel that joined by scan `g + 1` has its whole-image scan, and so its
+/// choice, which only pixels decided sooner can win. The others are put back and left to the
+/// join.
+///
+/// Returns the external nodes' labels and pixels, the next free label, the pixels joined and
+/// the scan each single pixel joined in (`u32::MAX`: undecided).
 fn eliminate_local_singles<T: Pixel>(
     pad: &Padded<'_, T>,
     labels: &mut [u32],
     state: &mut [u8],
-    singles: &[u32],
+    singles: &Singles,
     mut next_label: u32,
-) -> (Vec<(u32, u64)>, u32, u64) {
+) -> (Vec<(u32, u64)>, u32, u64, Vec<u32>) {
     let (h, w, pw) = (pad.h, pad.w, pad.pw);
-    let mut candidates: Vec<u32> = singles
-        .iter()
-        .copied()
-        .filter(|&p| state[p as usize] == SINGLE)
-        .collect();
+    let n = singles.pixels.len();
+    let own: Vec<u32> = singles.pixels.iter().map(|&p| labels[p as usize]).collect();
+    let mut scan = vec![u32::MAX; n];
+    let mut candidates: Vec<u32> = (0..n as u32).collect();
     let mut ext: HashMap<u64, u32> = HashMap::new();
     let mut ext_list = Vec::new();
     let mut merges: Vec<(u32, Target)> = Vec::new();
-    let mut joined = 0u64;
+    let mut round = 0u32;
     loop {
+        round += 1;
         merges.clear();
-        for &p in &candidates {
-            let (i, j) = (p as usize / w, p as usize % w);
+        for &k in &candidates {
+            let p = singles.pixels[k as usize] as usize;
+            let entry = singles.entry[k as usize];
+            let (i, j) = (p / w, p % w);
             let pp = (i + HALO) * pw + j + HALO;
             let mut min = T::DIST_UNSET;
             let mut best = None;
@@ -290,6 +317,9 @@ fn eliminate_local_singles<T: Pixel>(
                     }
                     Target::Tile(tq)
                 } else {
+                    if entry && !pad.has_twin(qi, qj) {
+                        return;
+                    }
                     Target::Outside(pad.raster_index(qi, qj))
                 };
                 let d = pad.dist(pp, q);
@@ -299,14 +329,15 @@ fn eliminate_local_singles<T: Pixel>(
                 }
             });
             if let Some(t) = best {
-                merges.push((p, t));
+                merges.push((k, t));
             }
         }
         if merges.is_empty() {
             break;
         }
-        for &(p, target) in &merges {
-            labels[p as usize] = match target {
+        for &(k, target) in &merges {
+            let p = singles.pixels[k as usize] as usize;
+            labels[p] = match target {
                 Target::Tile(q) => labels[q],
                 Target::Outside(g) => *ext.entry(g).or_insert_with(|| {
                     let l = next_label;
@@ -315,29 +346,77 @@ fn eliminate_local_singles<T: Pixel>(
                     l
                 }),
             };
-            state[p as usize] = JOINED;
+            state[p] = JOINED;
+            scan[k as usize] = round;
         }
-        joined += merges.len() as u64;
-        candidates.retain(|&p| state[p as usize] == SINGLE);
+        candidates.retain(|&k| scan[k as usize] == u32::MAX);
     }
-    (ext_list, next_label, joined)
+    // Steps from the nearest entry, through the tile's single pixels of crossing runs.
+    let mut steps = vec![u32::MAX; n];
+    let mut queue = std::collections::VecDeque::new();
+    for k in 0..n {
+        if singles.entry[k] {
+            steps[k] = 0;
+            queue.push_back(k);
+        }
+    }
+    while let Some(k) = queue.pop_front() {
+        let p = singles.pixels[k] as usize;
+        let (i, j) = (p / w, p % w);
+        for_each_neighbour(h, w, i, j, pad.four, |q| {
+            let m = singles.index[q];
+            if m != 0 && steps[m as usize - 1] == u32::MAX {
+                steps[m as usize - 1] = steps[k] + 1;
+                queue.push_back(m as usize - 1);
+            }
+        });
+    }
+    let mut joined = 0u64;
+    for k in 0..n {
+        if scan[k] == u32::MAX {
+            continue;
+        }
+        if !singles.crossing[k] || u64::from(scan[k]) <= u64::from(steps[k]) + 1 {
+            joined += 1;
+        } else {
+            let p = singles.pixels[k] as usize;
+            labels[p] = own[k];
+            state[p] = CROSSING;
+            scan[k] = u32::MAX;
+        }
+    }
+    (ext_list, next_label, joined, scan)
 }
 
-/// The records of the single pixels the join decides: each one's valid neighbours in
-/// elimination order, with distances. Its node is its own clump label for now.
+/// The records of the single pixels of crossing runs the join needs: the undecided ones, with
+/// their valid neighbours in elimination order and distances, and the decided ones on the
+/// tile's edge, with their scan. Nodes are labels for now.
 fn crossing_pixels<T: Pixel>(
     pad: &Padded<'_, T>,
     labels: &[u32],
     state: &[u8],
-    singles: &[u32],
+    singles: &Singles,
+    scan: &[u32],
 ) -> Vec<CrossingPixel> {
     let (h, w, pw) = (pad.h, pad.w, pad.pw);
     let mut out = Vec::new();
-    for &p in singles {
-        if state[p as usize] != CROSSING {
+    for (k, &p) in singles.pixels.iter().enumerate() {
+        if !singles.crossing[k] {
             continue;
         }
         let (i, j) = (p as usize / w, p as usize % w);
+        let pixel = pad.frame.pixel(i, j);
+        if scan[k] != u32::MAX {
+            if i == 0 || j == 0 || i + 1 == h || j + 1 == w {
+                out.push(CrossingPixel {
+                    node: labels[p as usize],
+                    pixel,
+                    joined: Some(scan[k]),
+                    nbrs: Vec::new(),
+                });
+            }
+            continue;
+        }
         let pp = (i + HALO) * pw + j + HALO;
         let mut nbrs = Vec::new();
         for_each_neighbour(h + 2 * HALO, pw, i + HALO, j + HALO, pad.four, |q| {
@@ -347,10 +426,13 @@ fn crossing_pixels<T: Pixel>(
             let (qi, qj) = (q / pw, q % pw);
             let r = if pad.in_tile(qi, qj) {
                 let tq = (qi - HALO) * w + qj - HALO;
-                if state[tq] == NOT_SINGLE {
-                    NbrRef::Node(labels[tq])
-                } else {
-                    NbrRef::Single(pad.raster_index(qi, qj))
+                match state[tq] {
+                    NOT_SINGLE => NbrRef::Node(labels[tq]),
+                    JOINED => {
+                        let m = singles.index[tq] as usize - 1;
+                        NbrRef::Joined(labels[tq], scan[m])
+                    }
+                    _ => NbrRef::Single(pad.raster_index(qi, qj)),
                 }
             } else if pad.has_twin(qi, qj) {
                 NbrRef::Pixel(pad.raster_index(qi, qj))
@@ -361,7 +443,8 @@ fn crossing_pixels<T: Pixel>(
         });
         out.push(CrossingPixel {
             node: labels[p as usize],
-            pixel: pad.frame.pixel(i, j),
+            pixel,
+            joined: None,
             nbrs,
         });
     }
@@ -461,7 +544,7 @@ fn table<T: Pixel>(
     for c in &mut crossing {
         c.node = map[c.node as usize];
         for (r, _) in &mut c.nbrs {
-            if let NbrRef::Node(l) = r {
+            if let NbrRef::Node(l) | NbrRef::Joined(l, _) = r {
                 *l = map[*l as usize];
             }
         }
@@ -478,7 +561,12 @@ fn table<T: Pixel>(
         adj,
         edge_nodes,
         edge_clusters,
-        ext: ext.into_iter().map(|(l, g)| (map[l as usize], g)).collect(),
+        // External nodes whose pixels were all put back for the join are empty: dropped.
+        ext: ext
+            .into_iter()
+            .map(|(l, g)| (map[l as usize], g))
+            .filter(|&(node, _)| node != 0)
+            .collect(),
         crossing,
         singles_joined,
     }

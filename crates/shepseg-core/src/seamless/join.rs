@@ -381,61 +381,84 @@ fn seams(nodes: &Nodes<'_>, four: bool, parent: &mut [u32], pairs: &mut Vec<(u32
     pairs.dedup();
 }
 
-/// A crossing single pixel's neighbour, resolved: another crossing single pixel (by position
-/// in the list) or a node that can take it.
+/// A crossing single pixel's neighbour, resolved: an undecided single pixel (by position in
+/// the list), a single pixel a tile decided (its node and scan), or a node that can take it.
 #[derive(Clone, Copy)]
 enum Resolved {
-    Single(usize),
+    Undecided(usize),
+    Decided(u32, u32),
     Source(u32),
 }
 
-/// Single-pixel elimination of the runs of single pixels that cross tile edges, as the whole
-/// image's scans do it: each scan, every such pixel not yet joined takes its spectrally
-/// nearest neighbour that is not a single pixel or has joined in an earlier scan (ties to the
-/// first in elimination order). Returns the nodes of the pixels that joined.
+/// Single-pixel elimination of the pixels of crossing runs the tiles left undecided, as the
+/// whole image's scans do it: in scan `k`, every such pixel not yet joined takes its
+/// spectrally nearest neighbour that is not a single pixel, or joined before scan `k` (ties
+/// to the first in elimination order). Returns the nodes of the pixels that joined.
 fn crossing_singles(nodes: &Nodes<'_>, parent: &mut [u32]) -> Result<HashSet<u32>, CoreError> {
     let mut index: HashMap<u64, usize> = HashMap::new();
-    let mut cross: Vec<(u32, &[(NbrRef, i64)])> = Vec::new();
+    let mut records = Vec::new();
     for (k, p) in nodes.parts.iter().enumerate() {
         for c in &p.crossing {
-            index.insert(c.pixel, cross.len());
-            cross.push((nodes.off[k] + c.node, &c.nbrs));
+            index.insert(c.pixel, records.len());
+            records.push((nodes.off[k] + c.node, c));
         }
     }
-    let mut nbrs: Vec<Vec<(Resolved, i64)>> = Vec::with_capacity(cross.len());
+    // The undecided pixels: their node and resolved neighbours.
+    let mut undecided: Vec<(u32, Vec<(Resolved, i64)>)> = Vec::new();
+    let mut position = vec![usize::MAX; records.len()];
+    for (i, (node, c)) in records.iter().enumerate() {
+        if c.joined.is_none() {
+            position[i] = undecided.len();
+            undecided.push((*node, Vec::new()));
+        }
+    }
+    let mut last_decided = 0u32;
     for (k, p) in nodes.parts.iter().enumerate() {
-        for c in &p.crossing {
+        for c in p.crossing.iter().filter(|c| c.joined.is_none()) {
             let mut list = Vec::with_capacity(c.nbrs.len());
             for &(r, d) in &c.nbrs {
                 let res = match r {
-                    NbrRef::Single(g) => match index.get(&g) {
-                        Some(&i) => Resolved::Single(i),
-                        None => {
-                            return Err(CoreError::InvalidParameter(format!(
+                    NbrRef::Single(g) => {
+                        let i = *index.get(&g).ok_or_else(|| {
+                            CoreError::InvalidParameter(format!(
                                 "tile parts: single pixel {g} is not in any tile's table"
-                            )))
+                            ))
+                        })?;
+                        match records[i].1.joined {
+                            Some(scan) => Resolved::Decided(records[i].0, scan),
+                            None => Resolved::Undecided(position[i]),
                         }
-                    },
+                    }
                     NbrRef::Node(l) => Resolved::Source(nodes.off[k] + l),
+                    NbrRef::Joined(l, scan) => Resolved::Decided(nodes.off[k] + l, scan),
                     NbrRef::Pixel(g) => Resolved::Source(nodes.at_pixel(g)?),
                 };
+                if let Resolved::Decided(_, scan) = res {
+                    last_decided = last_decided.max(scan);
+                }
                 list.push((res, d));
             }
-            nbrs.push(list);
+            let i = index[&c.pixel];
+            undecided[position[i]].1 = list;
         }
     }
-    let mut joined = vec![false; cross.len()];
-    let mut candidates: Vec<usize> = (0..cross.len()).collect();
+    drop(records);
+    let n = undecided.len();
+    let mut joined_in = vec![u32::MAX; n];
+    let mut candidates: Vec<usize> = (0..n).collect();
     let mut merges: Vec<(usize, u32)> = Vec::new();
-    loop {
+    let mut scan = 0u32;
+    while !candidates.is_empty() {
+        scan += 1;
         merges.clear();
         for &i in &candidates {
             let (mut min, mut best) = (-1i64, None);
-            for &(r, d) in &nbrs[i] {
+            for &(r, d) in &undecided[i].1 {
                 let target = match r {
                     Resolved::Source(v) => v,
-                    Resolved::Single(j) if joined[j] => cross[j].0,
-                    Resolved::Single(_) => continue,
+                    Resolved::Decided(v, s) if s < scan => v,
+                    Resolved::Undecided(j) if joined_in[j] < scan => undecided[j].0,
+                    _ => continue,
                 };
                 if min < 0 || d < min {
                     min = d;
@@ -446,17 +469,19 @@ fn crossing_singles(nodes: &Nodes<'_>, parent: &mut [u32]) -> Result<HashSet<u32
                 merges.push((i, t));
             }
         }
-        if merges.is_empty() {
+        // A scan with no merge ends the elimination, unless pixels the tiles decided have
+        // yet to qualify.
+        if merges.is_empty() && scan > last_decided {
             break;
         }
         for &(i, t) in &merges {
-            union(parent, cross[i].0, t);
-            joined[i] = true;
+            union(parent, undecided[i].0, t);
+            joined_in[i] = scan;
         }
-        candidates.retain(|&i| !joined[i]);
+        candidates.retain(|&i| joined_in[i] == u32::MAX);
     }
-    Ok((0..cross.len())
-        .filter(|&i| joined[i])
-        .map(|i| cross[i].0)
+    Ok((0..n)
+        .filter(|&i| joined_in[i] != u32::MAX)
+        .map(|i| undecided[i].0)
         .collect())
 }

@@ -60,22 +60,28 @@ pub enum NbrRef {
     Single(u64),
     /// A pixel of this tile's segment node (not a single pixel): it can take the pixel.
     Node(u32),
+    /// A single pixel of this tile that the tile decided joins node `.0` in scan `.1`: it
+    /// can take the pixel from the next scan on.
+    Joined(u32, u32),
     /// A pixel just outside the tile (on the next tile's edge), not a single pixel, by
     /// raster index: it can take the pixel.
     Pixel(u64),
 }
 
-/// A single pixel in a run of single pixels that crosses the tile's edge: where the
-/// single-pixel elimination of the whole image would take it depends on other tiles, so the
-/// join decides it.
+/// A single pixel in a run of single pixels that crosses the tile's edge. Where it goes can
+/// depend on other tiles; the tile decides it when no path through them can reach it first
+/// (`joined`), else the join decides it (`nbrs`). The tile sends its undecided pixels and
+/// the decided ones on its edge, which the next tile's may neighbour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossingPixel {
-    /// Its node in the tile's table.
+    /// Its node in the tile's table: its own while undecided, the one it joined when decided.
     pub node: u32,
     /// Its raster index.
     pub pixel: u64,
-    /// Its valid neighbours in the order single-pixel elimination looks at them, each with
-    /// its spectral distance ([`crate::Pixel::dist_bits`]).
+    /// The scan it joined in, if the tile decided it.
+    pub joined: Option<u32>,
+    /// If undecided, its valid neighbours in the order single-pixel elimination looks at
+    /// them, each with its spectral distance ([`crate::Pixel::dist_bits`]).
     pub nbrs: Vec<(NbrRef, i64)>,
 }
 

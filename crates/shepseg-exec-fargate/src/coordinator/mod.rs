@@ -269,7 +269,12 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
             gate: Gate::for_grid(&job.grid, workers, self.options.max_waiting),
             retries: self.options.tile_retries.max(1),
             heartbeat: self.options.heartbeat_timeout,
-            max_frame: lz4_flex::block::get_maximum_output_size(max_pixels * 4) + (1 << 16),
+            // The segment image, and in the seamless mode the tile's table: at most one node
+            // per pixel (size, first pixel, key, a few neighbours, a sum per band) plus the
+            // crossing single pixels (up to 8 neighbours of at most 20 bytes each).
+            max_frame: lz4_flex::block::get_maximum_output_size(max_pixels * 4)
+                + max_pixels * (64 + 160 + 19 * job.bands.len())
+                + (1 << 16),
             events: tx,
             connections: Default::default(),
         });

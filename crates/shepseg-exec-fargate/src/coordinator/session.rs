@@ -246,6 +246,7 @@ async fn serve(
                 let done = SegmentedTile {
                     tile,
                     segimg,
+                    part: result.part,
                     max_spectral_diff: result.max_spectral_diff,
                     read_time: Duration::from_micros(result.read_us),
                     segment_time: Duration::from_micros(result.segment_us),

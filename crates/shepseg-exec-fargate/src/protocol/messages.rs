@@ -3,6 +3,7 @@
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use shepseg_core::seamless::TilePart;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_tiling::Window;
 
@@ -73,6 +74,8 @@ pub struct TileResult {
     pub cols: u32,
     /// The segment image, u32 little-endian, LZ4-compressed.
     pub lz4: Vec<u8>,
+    /// The tile's seamless table (default mode).
+    pub part: Option<Box<TilePart>>,
     /// maxSpectralDiff used.
     pub max_spectral_diff: f64,
     /// Reading time, microseconds.

@@ -22,11 +22,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
+use shepseg_core::seamless::{TileFrame, TilePart};
 use shepseg_core::{KMeansModel, SegmentParams};
 
 use crate::error::TilingError;
 use crate::grid::{Tile, TileGrid};
-use crate::raster::{BandStack, Raster};
+use crate::raster::{BandStack, Raster, Window};
 pub use order::{Gate, Reorder};
 
 /// Everything a worker needs to segment any tile of one job.
@@ -51,8 +52,11 @@ pub struct TileJob {
 pub struct SegmentedTile {
     /// Which tile.
     pub tile: Tile,
-    /// Its segmentation, the size of its window.
+    /// Its segmentation, the size of its window: segment IDs from 1 (pyshepseg-compat), or
+    /// the node IDs of `part` (seamless).
     pub segimg: Array2<u32>,
+    /// The tile's table for the join, in the seamless (default) mode.
+    pub part: Option<Box<TilePart>>,
     /// The maxSpectralDiff used.
     pub max_spectral_diff: f64,
     /// Time reading the tile.
@@ -208,29 +212,111 @@ impl<X: TileExecutor + ?Sized> TileExecutor for &X {
     }
 }
 
-/// Reads one tile's bands with an open raster; returns them and the time taken.
+/// The seamless frame of the tile with `window` in a `(cols, rows)` raster.
+pub fn tile_frame(window: Window, (cols, rows): (usize, usize)) -> TileFrame {
+    TileFrame {
+        raster_rows: rows as u64,
+        raster_cols: cols as u64,
+        row0: window.yoff as u64,
+        col0: window.xoff as u64,
+        rows: window.ysize as u64,
+        cols: window.xsize as u64,
+    }
+}
+
+/// The window a tile's work reads: the tile itself in compatibility mode, or the tile and
+/// the halo the seamless analysis needs ([`TileFrame::read_window`]).
+pub fn read_window(params: &SegmentParams, window: Window, raster_size: (usize, usize)) -> Window {
+    if params.pyshepseg_compat {
+        return window;
+    }
+    let (row, col, rows, cols) = tile_frame(window, raster_size).read_window();
+    Window {
+        xoff: col as usize,
+        yoff: row as usize,
+        xsize: cols as usize,
+        ysize: rows as usize,
+    }
+}
+
+/// What a tile's work produced: its segment (or node) image, its seamless table, and the
+/// maxSpectralDiff used.
+#[derive(Debug)]
+pub struct TileWork {
+    /// Segment IDs (compatibility mode) or node IDs (seamless), the size of the tile.
+    pub segimg: Array2<u32>,
+    /// The seamless table.
+    pub part: Option<Box<TilePart>>,
+    /// The maxSpectralDiff used.
+    pub max_spectral_diff: f64,
+}
+
+/// A tile's work on the bands [`read_window`] read: segment it as pyshepseg does, or analyse
+/// it for the seamless join.
+pub fn work_on(
+    stack: &BandStack,
+    window: Window,
+    raster_size: (usize, usize),
+    null: Option<f64>,
+    params: &SegmentParams,
+    model: &KMeansModel,
+) -> Result<TileWork, TilingError> {
+    if params.pyshepseg_compat {
+        let res = stack.segment(null, params, Some(model))?;
+        return Ok(TileWork {
+            segimg: res.segimg,
+            part: None,
+            max_spectral_diff: res.max_spectral_diff,
+        });
+    }
+    let a = stack.analyse(tile_frame(window, raster_size), null, params, model)?;
+    let segimg = Array2::from_shape_vec((window.ysize, window.xsize), a.labels)
+        .map_err(|e| TilingError::TileGrid(e.to_string()))?;
+    let threshold = params
+        .max_spectral_diff
+        .resolve(model, params.spect_dist_pcntile);
+    Ok(TileWork {
+        segimg,
+        part: Some(Box::new(a.part)),
+        max_spectral_diff: threshold.value(),
+    })
+}
+
+/// Reads one tile's bands (with the halo the mode needs) with an open raster; returns them
+/// and the time taken.
 pub fn read_tile(
     raster: &Raster,
     job: &TileJob,
     tile: Tile,
 ) -> Result<(BandStack, Duration), TilingError> {
     let t = Instant::now();
-    let stack = raster.read_stack(&job.bands, tile.window)?;
+    let window = read_window(&job.params, tile.window, raster.size());
+    let stack = raster.read_stack(&job.bands, window)?;
     Ok((stack, t.elapsed()))
 }
 
-/// Segments a tile read by [`read_tile`].
+/// Segments (or analyses) a tile read by [`read_tile`] from a raster of `raster_size`
+/// `(cols, rows)`.
 pub fn segment_read(
     job: &TileJob,
     tile: Tile,
+    raster_size: (usize, usize),
     (stack, read_time): (BandStack, Duration),
 ) -> Result<SegmentedTile, TilingError> {
     let t = Instant::now();
-    let res = stack.segment(job.null, &job.params, Some(&job.model))?;
+    let w = work_on(
+        &stack,
+        tile.window,
+        raster_size,
+        job.null,
+        &job.params,
+        &job.model,
+    )?;
     Ok(SegmentedTile {
         tile,
-        segimg: res.segimg,
-        max_spectral_diff: res.max_spectral_diff,
+        segimg: w.segimg,
+        part: w.part,
+        max_spectral_diff: w.max_spectral_diff,
         read_time,
         segment_time: t.elapsed(),
     })
@@ -242,7 +328,7 @@ pub fn segment_tile(
     job: &TileJob,
     tile: Tile,
 ) -> Result<SegmentedTile, TilingError> {
-    segment_read(job, tile, read_tile(raster, job, tile)?)
+    segment_read(job, tile, raster.size(), read_tile(raster, job, tile)?)
 }
 
 /// One worker, in the calling thread.

@@ -1,0 +1,204 @@
+//! The default mode's tiled job after the tiles: collect each tile's node image and table,
+//! join the tables ([`shepseg_core::seamless::join_tiles`]), then relabel every tile to final
+//! IDs, in parallel, and write it.
+
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+use shepseg_core::seamless::{join_tiles, relabel, Joined, TilePart};
+use shepseg_stitch::{StitchError, StitchReport, TileSink};
+use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid};
+
+use crate::consumer::Progress;
+use crate::error::PipelineError;
+use crate::timings::Timings;
+
+/// Keeps every finished tile's node image and table until all are in.
+pub(crate) struct Collector<'a> {
+    /// Each tile's node image, LZ4-compressed while it waits for the join (node IDs come in
+    /// runs, so this keeps the held images to a fraction of their size).
+    images: Vec<Option<Vec<u8>>>,
+    parts: Vec<Option<TilePart>>,
+    grid: &'a TileGrid,
+    timings: &'a mut Timings,
+    progress: Option<&'a mut Progress>,
+    done: usize,
+    /// The maxSpectralDiff the tiles used (the same for every tile).
+    pub max_spectral_diff_used: f64,
+    idle_since: Instant,
+}
+
+impl<'a> Collector<'a> {
+    /// A collector for `grid`'s tiles; reports progress 0 of all at once.
+    pub fn new(
+        grid: &'a TileGrid,
+        timings: &'a mut Timings,
+        mut progress: Option<&'a mut Progress>,
+    ) -> Self {
+        let total = grid.tiles().len();
+        if let Some(p) = progress.as_mut() {
+            p(0, total);
+        }
+        Self {
+            images: vec![None; total],
+            parts: vec![None; total],
+            grid,
+            timings,
+            progress,
+            done: 0,
+            max_spectral_diff_used: 0.0,
+            idle_since: Instant::now(),
+        }
+    }
+}
+
+impl TileConsumer for Collector<'_> {
+    type Error = StitchError;
+    fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
+        let start = Instant::now();
+        self.timings.stitch_wait.record(start - self.idle_since);
+        self.timings.reading.record(t.read_time);
+        self.timings.segmentation.record(t.segment_time);
+        self.max_spectral_diff_used = t.max_spectral_diff;
+        let index = t.tile.row * self.grid.ncols() + t.tile.col;
+        let part = t.part.ok_or_else(|| {
+            StitchError::Output(format!(
+                "tile ({}, {}) came without its seamless table",
+                t.tile.col, t.tile.row
+            ))
+        })?;
+        if index >= self.parts.len() {
+            return Err(StitchError::Output(format!(
+                "tile ({}, {}) is not in the grid",
+                t.tile.col, t.tile.row
+            )));
+        }
+        let bytes: Vec<u8> = t.segimg.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.images[index] = Some(lz4_flex::compress(&bytes));
+        self.parts[index] = Some(*part);
+        self.timings.stitching.record(start.elapsed());
+        self.idle_since = Instant::now();
+        self.done += 1;
+        if let Some(p) = self.progress.as_mut() {
+            p(self.done, self.parts.len());
+        }
+        Ok(())
+    }
+}
+
+/// What the join and the write did.
+pub(crate) struct Written {
+    pub report: StitchReport,
+    pub singles_joined: u64,
+    pub small_merged: usize,
+    /// Bytes of the tiles' tables held for the join.
+    pub table_bytes: usize,
+}
+
+/// Joins the collected tiles and writes them through `sink`'s block preparation, `threads`
+/// tiles at a time; records the join's time and each tile's relabelling and writing.
+pub(crate) fn join_and_write<S: TileSink>(
+    collector: Collector<'_>,
+    min_segment_size: usize,
+    threshold_sq: f64,
+    four: bool,
+    threads: usize,
+    sink: &mut S,
+) -> Result<Written, PipelineError> {
+    let Collector {
+        images,
+        parts,
+        grid,
+        timings,
+        ..
+    } = collector;
+    let t = Instant::now();
+    let missing =
+        |k: usize| PipelineError::Output(StitchError::Output(format!("tile {k} never arrived")));
+    let tiles = images
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| i.ok_or_else(|| missing(k)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parts = parts
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| p.ok_or_else(|| missing(k)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table_bytes = parts.iter().map(TilePart::heap_bytes).sum();
+    if std::env::var_os("SHEPSEG_DEBUG_TABLES").is_some() {
+        let nodes: usize = parts.iter().map(|p| p.nodes()).sum();
+        let cross: usize = parts.iter().map(|p| p.crossing.len()).sum();
+        let ext: usize = parts.iter().map(|p| p.ext.len()).sum();
+        let adj: usize = parts.iter().map(|p| p.adj.len()).sum();
+        let sj: u64 = parts.iter().map(|p| p.singles_joined).sum();
+        eprintln!("nodes {nodes} crossing {cross} ext {ext} adj {adj} singles_joined {sj} bytes {table_bytes}");
+    }
+    let joined =
+        join_tiles(&parts, min_segment_size, threshold_sq, four).map_err(PipelineError::Join)?;
+    drop(parts);
+    timings.join = t.elapsed();
+    let Joined {
+        maps,
+        num_segments,
+        histogram,
+        singles_joined,
+        small_merged,
+    } = joined;
+
+    let prep = sink.block_prep();
+    let windows: Vec<_> = grid.tiles().iter().map(|t| t.window).collect();
+    let mut work: Vec<_> = tiles.into_iter().zip(maps).zip(windows).collect();
+    let batch = threads.max(1);
+    while !work.is_empty() {
+        let rest = work.split_off(batch.min(work.len()));
+        let prepared: Vec<Result<(_, Duration), StitchError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .drain(..)
+                .map(|((lz4, map), window)| {
+                    let prep = &prep;
+                    s.spawn(move || {
+                        let t = Instant::now();
+                        let n = window.xsize * window.ysize;
+                        let bytes = lz4_flex::decompress(&lz4, n * 4)
+                            .map_err(|e| StitchError::Output(format!("held tile: {e}")))?;
+                        let mut labels: Vec<u32> = bytes
+                            .chunks_exact(4)
+                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect();
+                        relabel(&mut labels, &map);
+                        let block = Array2::from_shape_vec((window.ysize, window.xsize), labels)
+                            .map_err(|e| StitchError::Output(e.to_string()))?;
+                        Ok((prep.prepare(window, block)?, t.elapsed()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StitchError::Output("a relabelling thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for p in prepared {
+            let (block, took) = p?;
+            let t = Instant::now();
+            sink.write(block)?;
+            timings.stitching.record(took + t.elapsed());
+        }
+        work = rest;
+    }
+    Ok(Written {
+        report: StitchReport {
+            histogram,
+            num_segments,
+            fallbacks: 0,
+            empty_ids: 0,
+        },
+        singles_joined,
+        small_merged,
+        table_bytes,
+    })
+}
