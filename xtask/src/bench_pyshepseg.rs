@@ -270,7 +270,7 @@ pub fn bench(args: &BenchPyshepsegArgs) -> anyhow::Result<()> {
         None => format!("pyshepseg {} CONC_NONE", py.pyshepseg),
     };
     println!(
-        "\n{} ({cols}x{rows}, {bands} bands), fixed k-means init, tiles 4096/1024, median of {} run(s)",
+        "\n{} ({cols}x{rows}, {bands} bands), fixed k-means init, pyshepseg tiles 4096/1024, shepseg default tiles, median of {} run(s)",
         input.display(),
         py_wall.len()
     );

@@ -27,12 +27,15 @@ pub struct BenchWorkersArgs {
     /// Worker counts to sweep.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     workers: Vec<usize>,
-    /// Tile size.
-    #[arg(long, default_value_t = 2048)]
-    tile_size: usize,
-    /// Overlap.
-    #[arg(long, default_value_t = 512)]
-    overlap_size: usize,
+    /// Tile size (default: shepseg's for the mode).
+    #[arg(long)]
+    tile_size: Option<usize>,
+    /// Overlap (with --pyshepseg-compat; default: shepseg's).
+    #[arg(long)]
+    overlap_size: Option<usize>,
+    /// Run pyshepseg's tiled mode (overlapping tiles, stitched) instead of the seamless one.
+    #[arg(long)]
+    pyshepseg_compat: bool,
     /// Runs per worker count; the median (by wall time) is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -48,6 +51,7 @@ struct Row {
     segmentation: f64,
     stitching: f64,
     wait: f64,
+    join: f64,
     tiles: f64,
     rss_mib: f64,
     /// Median over rounds of the first worker count's wall over this one's.
@@ -64,12 +68,16 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
     let model = PathBuf::from("bench-out/bench-workers-model.json");
     let out = PathBuf::from("bench-out/bench-workers-out.tif");
     let json = PathBuf::from("bench-out/bench-workers-report.json");
-    let tile = [
-        "-t".to_string(),
-        args.tile_size.to_string(),
-        "-l".to_string(),
-        args.overlap_size.to_string(),
-    ];
+    let mut tile = Vec::new();
+    if let Some(t) = args.tile_size {
+        tile.extend(["-t".to_string(), t.to_string()]);
+    }
+    if let Some(l) = args.overlap_size {
+        tile.extend(["-l".to_string(), l.to_string()]);
+    }
+    if args.pyshepseg_compat {
+        tile.push("--pyshepseg-compat".to_string());
+    }
     eprintln!("fitting the k-means model once ...");
     let (code, _) = run_child(
         Command::new(&exe)
@@ -112,6 +120,7 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
             stitching: total("stitching"),
             tiles: report["num_tiles"].as_f64().unwrap_or(f64::NAN),
             wait: total("stitch_wait"),
+            join: report["timings_s"]["join"].as_f64().unwrap_or(0.0),
             rss_mib: kib as f64 / 1024.0,
             speedup: f64::NAN,
         })
@@ -138,22 +147,23 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         rows.push(median);
     }
     let mut table =
-        String::from("workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,peak_rss_mib\n");
+        String::from("workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,join_s,peak_rss_mib\n");
     println!(
-        "\n{:>7} {:>8} {:>8} {:>15} {:>9} {:>14} {:>13}",
+        "\n{:>7} {:>8} {:>8} {:>15} {:>9} {:>14} {:>7} {:>13}",
         "workers",
         "wall s",
         "speedup",
         "segmentation s",
         "stitch s",
         "stitch-wait s",
+        "join s",
         "peak RSS MiB"
     );
     for r in &rows {
-        let v = [r.wall, r.speedup, r.segmentation, r.stitching, r.wait];
+        let v = [r.wall, r.speedup, r.segmentation, r.stitching, r.wait, r.join];
         println!(
-            "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>13.0}",
-            r.workers, v[0], v[1], v[2], v[3], v[4], r.rss_mib
+            "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>7.2} {:>13.0}",
+            r.workers, v[0], v[1], v[2], v[3], v[4], v[5], r.rss_mib
         );
         let fields: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
         table += &format!("{},{},{:.0}\n", r.workers, fields.join(","), r.rss_mib);
