@@ -146,8 +146,9 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         median.speedup = ratios[ratios.len() / 2];
         rows.push(median);
     }
-    let mut table =
-        String::from("workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,join_s,peak_rss_mib\n");
+    let mut table = String::from(
+        "workers,wall_s,speedup,segmentation_s,stitch_s,stitch_wait_s,join_s,peak_rss_mib\n",
+    );
     println!(
         "\n{:>7} {:>8} {:>8} {:>15} {:>9} {:>14} {:>7} {:>13}",
         "workers",
@@ -160,7 +161,14 @@ pub fn bench(args: &BenchWorkersArgs) -> anyhow::Result<()> {
         "peak RSS MiB"
     );
     for r in &rows {
-        let v = [r.wall, r.speedup, r.segmentation, r.stitching, r.wait, r.join];
+        let v = [
+            r.wall,
+            r.speedup,
+            r.segmentation,
+            r.stitching,
+            r.wait,
+            r.join,
+        ];
         println!(
             "{:>7} {:>8.2} {:>8.2} {:>15.2} {:>9.2} {:>14.2} {:>7.2} {:>13.0}",
             r.workers, v[0], v[1], v[2], v[3], v[4], v[5], r.rss_mib

@@ -35,6 +35,10 @@ pub trait Pixel:
     /// What one unit of [`Pixel::exact`] is worth: 1 for integers, 2^-40 for `f32`.
     const EXACT_UNIT: f64;
 
+    /// Whether exact sums of up to 2^32 pixels fit an `i64` (types of 16 bits and less), so
+    /// that they can be kept in half the memory.
+    const EXACT_FITS_I64: bool;
+
     /// The zero of [`Pixel::Dist`].
     const DIST_ZERO: Self::Dist;
     /// The "not yet set" marker (-1) pyshepseg starts its nearest-pixel search with.
@@ -67,12 +71,12 @@ mod sealed {
 
 macro_rules! int_pixel {
     ($t:ty, small) => {
-        int_pixel!($t, |v: $t, sum: f32| sum + v as f32);
+        int_pixel!($t, |v: $t, sum: f32| sum + v as f32, true);
     };
     ($t:ty, wide) => {
-        int_pixel!($t, |v: $t, sum: f32| (sum as f64 + v as f64) as f32);
+        int_pixel!($t, |v: $t, sum: f32| (sum as f64 + v as f64) as f32, false);
     };
-    ($t:ty, $add:expr) => {
+    ($t:ty, $add:expr, $fits:expr) => {
         impl Pixel for $t {
             type Dist = i64;
             #[inline]
@@ -93,6 +97,7 @@ macro_rules! int_pixel {
                 self as i128
             }
             const EXACT_UNIT: f64 = 1.0;
+            const EXACT_FITS_I64: bool = $fits;
             const DIST_ZERO: i64 = 0;
             const DIST_UNSET: i64 = -1;
             #[inline]
@@ -142,6 +147,7 @@ impl Pixel for f32 {
         (self as f64 * F32_EXACT_SCALE) as i128
     }
     const EXACT_UNIT: f64 = 1.0 / F32_EXACT_SCALE;
+    const EXACT_FITS_I64: bool = false;
     const DIST_ZERO: f32 = 0.0;
     const DIST_UNSET: f32 = -1.0;
     #[inline]

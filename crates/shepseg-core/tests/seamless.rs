@@ -83,7 +83,7 @@ fn tiled<T: Pixel>(
         .max_spectral_diff
         .resolve(m, params.spect_dist_pcntile)
         .squared();
-    let joined = join_tiles(&parts, params.min_segment_size, thr, params.four_connected).unwrap();
+    let joined = join_tiles(parts, params.min_segment_size, thr, params.four_connected).unwrap();
     let mut out = Array2::<u32>::zeros((rows, cols));
     for ((_, mut labels, part), map) in done.into_iter().zip(&joined.maps) {
         relabel(&mut labels, map);

@@ -135,8 +135,7 @@ pub(crate) fn join_and_write<S: TileSink>(
         eprintln!("nodes {nodes} crossing {cross} ext {ext} adj {adj} singles_joined {sj} bytes {table_bytes}");
     }
     let joined =
-        join_tiles(&parts, min_segment_size, threshold_sq, four).map_err(PipelineError::Join)?;
-    drop(parts);
+        join_tiles(parts, min_segment_size, threshold_sq, four).map_err(PipelineError::Join)?;
     timings.join = t.elapsed();
     let Joined {
         maps,

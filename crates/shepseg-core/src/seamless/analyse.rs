@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ndarray::ArrayView3;
 
-use super::part::{CrossingPixel, NbrRef, TileFrame, TilePart, HALO};
+use super::part::{CrossingPixel, ExactSums, NbrRef, TileFrame, TilePart, HALO};
 use crate::clump::{clump_sized, find};
 use crate::eliminate::for_each_neighbour;
 use crate::error::CoreError;
@@ -526,6 +526,11 @@ fn table<T: Pixel>(
             }
         }
     }
+    let sum = if T::EXACT_FITS_I64 {
+        ExactSums::I64(sum.into_iter().map(|s| s as i64).collect())
+    } else {
+        ExactSums::I128(sum)
+    };
     let (adj_start, adj) = small_node_lists(labels, h, w, params, &size);
     let edge_nodes = [
         labels[..w].to_vec(),

@@ -1,9 +1,9 @@
 //! The join: tile tables into the whole image's segments, by a union-find over the tiles'
 //! nodes, then small-segment elimination on the segment graph and the final numbering.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use super::part::{NbrRef, TilePart};
+use super::part::{ExactSums, NbrRef, TilePart};
 use crate::clump::find;
 use crate::eliminate::{eliminate_small_graph, SegmentGraph};
 use crate::error::CoreError;
@@ -135,15 +135,15 @@ impl Nodes<'_> {
 /// default mode's whole-image result, whatever the tiles. `min_segment_size`, `threshold_sq`
 /// (maxSpectralDiff squared) and `four` are the job's.
 pub fn join_tiles(
-    parts: &[TilePart],
+    mut parts: Vec<TilePart>,
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
 ) -> Result<Joined, CoreError> {
-    let layout = Layout::of(parts)?;
+    let layout = Layout::of(&parts)?;
     let mut off = Vec::with_capacity(parts.len());
     let mut total = 0u64;
-    for p in parts {
+    for p in &parts {
         off.push(total as u32);
         total += p.nodes() as u64;
         if total >= u32::MAX as u64 {
@@ -152,7 +152,11 @@ pub fn join_tiles(
             ));
         }
     }
-    let nodes = Nodes { parts, off, layout };
+    let nodes = Nodes {
+        parts: &parts,
+        off,
+        layout,
+    };
     let mut parent = identity(total as usize + 1);
     let mut seam_pairs: Vec<(u32, u32)> = Vec::new();
     seams(&nodes, four, &mut parent, &mut seam_pairs);
@@ -165,8 +169,16 @@ pub fn join_tiles(
     let crossing_joined = crossing_singles(&nodes, &mut parent)?;
     let singles_joined =
         parts.iter().map(|p| p.singles_joined).sum::<u64>() + crossing_joined.len() as u64;
+    // The key of a single pixel that joined a segment does not count towards its order.
+    let mut voided = vec![false; parent.len()];
+    for &v in &crossing_joined {
+        voided[v as usize] = true;
+    }
+    drop(crossing_joined);
+    let Nodes { off, .. } = nodes;
 
-    // Segments: one per union-find root, ordered by key (the first pixel of its clumps).
+    // Segments: one per union-find root (`slot`), ordered by key (the first pixel of its
+    // clumps): IDs 1..n.
     for v in 0..parent.len() as u32 {
         parent[v as usize] = find(&mut parent, v);
     }
@@ -179,26 +191,18 @@ pub fn join_tiles(
             slot[r] = count;
         }
     }
-    let bands = parts[0].bands;
     let n = count as usize + 1;
-    let mut size = zeroed::<u64>(n);
-    let mut sum = zeroed::<i128>(n * bands);
-    let mut first = vec![u64::MAX; n];
     let mut key = vec![u64::MAX; n];
     for (k, p) in parts.iter().enumerate() {
-        for l in 1..p.size.len() {
-            let v = nodes.off[k] as usize + l;
-            let s = slot[parent[v] as usize] as usize;
-            size[s] += u64::from(p.size[l]);
-            for b in 0..bands {
-                sum[s * bands + b] += p.sum[l * bands + b];
-            }
-            first[s] = first[s].min(p.first[l]);
-            if !crossing_joined.contains(&(v as u32)) {
-                key[s] = key[s].min(p.key[l]);
+        let off = off[k] as usize;
+        for (l, &node_key) in p.key.iter().enumerate().skip(1) {
+            if !voided[off + l] {
+                let s = slot[parent[off + l] as usize] as usize;
+                key[s] = key[s].min(node_key);
             }
         }
     }
+    drop(voided);
     let mut order: Vec<u32> = (1..n as u32).collect();
     order.sort_unstable_by_key(|&s| key[s as usize]);
     if order.last().is_some_and(|&s| key[s as usize] == u64::MAX) {
@@ -206,74 +210,134 @@ pub fn join_tiles(
             "tile parts: a segment has no clump pixel".into(),
         ));
     }
-    // id_of[slot] = the segment's ID in key order.
+    drop(key);
     let mut id_of = zeroed::<u32>(n);
     for (rank, &s) in order.iter().enumerate() {
         id_of[s as usize] = rank as u32 + 1;
     }
-    let seg_of = |v: usize| id_of[slot[parent[v] as usize] as usize];
+    drop(order);
+    // From here on `parent[v]` is node `v`'s segment ID.
+    for v in parent.iter_mut() {
+        *v = id_of[slot[*v as usize] as usize];
+    }
+    drop((slot, id_of));
+
+    // Sizes, first pixels and sums by ID; each tile's sums freed once added.
+    let bands = parts[0].bands;
+    let mut size = zeroed::<u64>(n);
+    let mut first = vec![u64::MAX; n];
+    let mut sum = match &parts[0].sum {
+        ExactSums::I64(_) => ExactSums::I64(zeroed(n * bands)),
+        ExactSums::I128(_) => ExactSums::I128(zeroed(n * bands)),
+    };
+    for (k, p) in parts.iter_mut().enumerate() {
+        let off = off[k] as usize;
+        for l in 1..p.size.len() {
+            let id = parent[off + l] as usize;
+            size[id] += u64::from(p.size[l]);
+            first[id] = first[id].min(p.first[l]);
+        }
+        let ids = &parent[off..off + p.size.len()];
+        match (
+            &mut sum,
+            std::mem::replace(&mut p.sum, ExactSums::I64(Vec::new())),
+        ) {
+            (ExactSums::I64(to), ExactSums::I64(from)) => add_sums(to, &from, ids, bands),
+            (ExactSums::I128(to), ExactSums::I128(from)) => add_sums(to, &from, ids, bands),
+            _ => {
+                return Err(CoreError::InvalidParameter(
+                    "tile parts: sums of different widths".into(),
+                ))
+            }
+        }
+        p.first = Vec::new();
+        p.key = Vec::new();
+    }
     let mut g_size = zeroed::<u32>(n);
-    let mut g_sum = zeroed::<i128>(n * bands);
-    let mut g_first = vec![u64::MAX; n];
-    for s in 1..n {
-        let id = id_of[s] as usize;
-        g_size[id] = u32::try_from(size[s]).map_err(|_| {
+    for (g, &s) in g_size.iter_mut().zip(&size) {
+        *g = u32::try_from(s).map_err(|_| {
             CoreError::InvalidParameter(
                 "a segment has more than 4294967295 pixels, more than elimination can count".into(),
             )
         })?;
-        g_sum[id * bands..(id + 1) * bands].copy_from_slice(&sum[s * bands..(s + 1) * bands]);
-        g_first[id] = first[s];
     }
-    drop((size, sum, first, key, order));
+    drop(size);
 
-    // The small segments' neighbours: the tiles' lists and the seams, by segment ID.
+    // The small segments' neighbours, by ID: the tiles' lists and the seams, each list
+    // filled within its bound, then compacted with repeats dropped.
     let min = min_segment_size.min(u32::MAX as usize) as u32;
-    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let small = |id: u32| g_size[id as usize] < min;
+    let mut start = zeroed::<usize>(n + 1);
     for (k, p) in parts.iter().enumerate() {
+        let off = off[k] as usize;
         for l in 1..p.size.len() {
-            let (a, b) = (p.adj_start[l] as usize, p.adj_start[l + 1] as usize);
-            if a == b {
-                continue;
-            }
-            let s = seg_of(nodes.off[k] as usize + l);
-            if g_size[s as usize] >= min {
-                continue;
-            }
-            for &m in &p.adj[a..b] {
-                let t = seg_of(nodes.off[k] as usize + m as usize);
-                if t != s {
-                    pairs.push((s, t));
-                }
+            let len = (p.adj_start[l + 1] - p.adj_start[l]) as usize;
+            let s = parent[off + l];
+            if len > 0 && small(s) {
+                start[s as usize + 1] += len;
             }
         }
     }
     for &(a, b) in &seam_pairs {
-        let (s, t) = (seg_of(a as usize), seg_of(b as usize));
+        let (s, t) = (parent[a as usize], parent[b as usize]);
         if s != t {
-            if g_size[s as usize] < min {
-                pairs.push((s, t));
-            }
-            if g_size[t as usize] < min {
-                pairs.push((t, s));
-            }
+            start[s as usize + 1] += usize::from(small(s));
+            start[t as usize + 1] += usize::from(small(t));
         }
-    }
-    drop(seam_pairs);
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut start = zeroed::<usize>(n + 1);
-    for &(s, _) in &pairs {
-        start[s as usize + 1] += 1;
     }
     for i in 0..n {
         start[i + 1] += start[i];
     }
-    let adj: Vec<u32> = pairs.iter().map(|&(_, t)| t).collect();
-    drop(pairs);
+    let mut adj = zeroed::<u32>(start[n]);
+    let mut fill = start.clone();
+    for (k, p) in parts.iter_mut().enumerate() {
+        let off = off[k] as usize;
+        for l in 1..p.size.len() {
+            let (a, b) = (p.adj_start[l] as usize, p.adj_start[l + 1] as usize);
+            let s = parent[off + l];
+            if a == b || !small(s) {
+                continue;
+            }
+            for &m in &p.adj[a..b] {
+                adj[fill[s as usize]] = parent[off + m as usize];
+                fill[s as usize] += 1;
+            }
+        }
+        p.adj = Vec::new();
+        p.adj_start = Vec::new();
+    }
+    for &(a, b) in &seam_pairs {
+        let (s, t) = (parent[a as usize], parent[b as usize]);
+        if s != t {
+            for (x, y) in [(s, t), (t, s)] {
+                if small(x) {
+                    adj[fill[x as usize]] = y;
+                    fill[x as usize] += 1;
+                }
+            }
+        }
+    }
+    drop(seam_pairs);
+    let mut seen = zeroed::<u32>(n);
+    let mut end = 0usize;
+    for id in 1..n {
+        let (a, b) = (start[id], fill[id]);
+        start[id] = end;
+        for r in a..b {
+            let m = adj[r];
+            if m != id as u32 && seen[m as usize] != id as u32 {
+                seen[m as usize] = id as u32;
+                adj[end] = m;
+                end += 1;
+            }
+        }
+    }
+    start[n] = end;
+    adj.truncate(end);
+    drop((fill, seen));
     let graph = SegmentGraph {
         size: g_size.clone(),
-        sum: g_sum,
+        sum,
         unit: parts[0].unit,
         bands,
         start,
@@ -286,7 +350,7 @@ pub fn join_tiles(
     let mut surv_size = zeroed::<u64>(n);
     for id in 1..n {
         let r = roots[id] as usize;
-        surv_first[r] = surv_first[r].min(g_first[id]);
+        surv_first[r] = surv_first[r].min(first[id]);
         surv_size[r] += u64::from(g_size[id]);
     }
     let mut survivors: Vec<u32> = (1..n as u32)
@@ -305,7 +369,7 @@ pub fn join_tiles(
         .map(|(k, p)| {
             let mut m = zeroed::<u32>(p.size.len());
             for (l, slot_m) in m.iter_mut().enumerate().skip(1) {
-                let id = seg_of(nodes.off[k] as usize + l);
+                let id = parent[off[k] as usize + l];
                 *slot_m = final_id[roots[id as usize] as usize];
             }
             m
@@ -318,6 +382,16 @@ pub fn join_tiles(
         singles_joined,
         small_merged,
     })
+}
+
+/// Adds each node's sums (`from`, `bands` per node) to its segment's (`ids[node]`).
+fn add_sums<S: Copy + std::ops::AddAssign>(to: &mut [S], from: &[S], ids: &[u32], bands: usize) {
+    for (l, &id) in ids.iter().enumerate().skip(1) {
+        let id = id as usize;
+        for b in 0..bands {
+            to[id * bands + b] += from[l * bands + b];
+        }
+    }
 }
 
 /// Unites the sets of `a` and `b`.
@@ -394,7 +468,7 @@ enum Resolved {
 /// whole image's scans do it: in scan `k`, every such pixel not yet joined takes its
 /// spectrally nearest neighbour that is not a single pixel, or joined before scan `k` (ties
 /// to the first in elimination order). Returns the nodes of the pixels that joined.
-fn crossing_singles(nodes: &Nodes<'_>, parent: &mut [u32]) -> Result<HashSet<u32>, CoreError> {
+fn crossing_singles(nodes: &Nodes<'_>, parent: &mut [u32]) -> Result<Vec<u32>, CoreError> {
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut records = Vec::new();
     for (k, p) in nodes.parts.iter().enumerate() {

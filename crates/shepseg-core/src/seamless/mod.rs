@@ -27,7 +27,7 @@ mod part;
 
 pub use analyse::{analyse_tile, TileAnalysis};
 pub use join::{join_tiles, Joined};
-pub use part::{CrossingPixel, NbrRef, TileFrame, TilePart, HALO};
+pub use part::{CrossingPixel, ExactSums, NbrRef, TileFrame, TilePart, HALO};
 
 /// Relabels a tile's pixels (node IDs from [`analyse_tile`]) to final segment IDs through its
 /// map from [`join_tiles`]. A label beyond the map becomes 0.

@@ -52,6 +52,39 @@ impl TileFrame {
     }
 }
 
+/// Exact spectral sums ([`crate::Pixel::exact`]), `bands` per node: `i64` where the pixel
+/// type's sums fit it ([`crate::Pixel::EXACT_FITS_I64`]), else `i128`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ExactSums {
+    /// Sums of 16-bit and smaller pixel types.
+    I64(Vec<i64>),
+    /// Sums of wider types.
+    I128(Vec<i128>),
+}
+
+impl ExactSums {
+    /// Number of sums.
+    pub fn len(&self) -> usize {
+        match self {
+            ExactSums::I64(v) => v.len(),
+            ExactSums::I128(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            ExactSums::I64(v) => v.len() * 8,
+            ExactSums::I128(v) => v.len() * 16,
+        }
+    }
+}
+
 /// A neighbour of a single pixel whose fate the tile cannot decide alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NbrRef {
@@ -102,8 +135,8 @@ pub struct TilePart {
     pub unit: f64,
     /// Pixels per node.
     pub size: Vec<u32>,
-    /// Exact spectral sums per node, `bands` each ([`crate::Pixel::exact`]).
-    pub sum: Vec<i128>,
+    /// Exact spectral sums per node, `bands` each.
+    pub sum: ExactSums,
     /// Each node's first pixel in raster order (raster index).
     pub first: Vec<u64>,
     /// The first pixel of the node's clump pixels (not counting single pixels that joined
@@ -137,7 +170,7 @@ impl TilePart {
         let edges: usize = self.edge_nodes.iter().map(|e| e.len() * 8).sum();
         let crossing: usize = self.crossing.iter().map(|c| 24 + c.nbrs.len() * 24).sum();
         self.size.len() * 4
-            + self.sum.len() * 16
+            + self.sum.heap_bytes()
             + self.first.len() * 8
             + self.key.len() * 8
             + self.adj_start.len() * 4
