@@ -80,13 +80,33 @@ fn bad_input_gets_one_clear_line_and_no_output() {
     );
     fails(
         &dir,
-        &["segment", inp, out_s, "-l", "33"],
+        &["segment", inp, out_s, "-l", "33", "--pyshepseg-compat"],
         &["--overlap-size"],
     );
     fails(
         &dir,
-        &["segment", inp, out_s, "-t", "64", "-l", "64"],
+        &[
+            "segment",
+            inp,
+            out_s,
+            "-t",
+            "64",
+            "-l",
+            "64",
+            "--pyshepseg-compat",
+        ],
         &["--overlap-size", "--tile-size"],
+    );
+    // The default mode's tiles: any size from 1 up to what GDAL can address.
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-t", "0"],
+        &["--tile-size", "at least 1"],
+    );
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-t", "3000000000"],
+        &["--tile-size", "at most 2147483647"],
     );
     fails(
         &dir,
@@ -185,17 +205,7 @@ fn bad_input_gets_one_clear_line_and_no_output() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious");
-    let o = shepseg(&[
-        "segment",
-        inp,
-        out_s,
-        "-q",
-        "--overwrite",
-        "-t",
-        "256",
-        "-l",
-        "64",
-    ]);
+    let o = shepseg(&["segment", inp, out_s, "-q", "--overwrite", "-t", "256"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(Raster::open(&out).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -214,8 +224,6 @@ fn one_tile_equals_the_in_memory_core() {
         "--fixed-kmeans-init",
         "-t",
         "1024",
-        "-l",
-        "256",
         "--kmeans-out",
         model.to_str().unwrap(),
         "--json",
@@ -299,7 +307,7 @@ fn interrupted_job_leaves_nothing() {
             out.to_str().unwrap(),
             "-q",
         ])
-        .args(["-t", "512", "-l", "128", "--executor", "sequential"])
+        .args(["-t", "512", "--executor", "sequential"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -391,8 +399,6 @@ fn negative_numbers_are_option_values() {
         "-q",
         "-t",
         "256",
-        "-l",
-        "64",
         "--null-value",
         "-9999",
         "--json",
@@ -485,8 +491,6 @@ fn a_thousand_workers_cost_what_two_do() {
             "-q",
             "-t",
             "128",
-            "-l",
-            "32",
             "-w",
             w,
         ]);
@@ -542,16 +546,7 @@ fn a_missing_vrt_source_is_named() {
     let (vrt_s, out_s) = (vrt.to_str().unwrap(), out.to_str().unwrap());
     // The VRT reads while its source is there.
     let ok = dir.join("ok.tif");
-    let o = shepseg(&[
-        "segment",
-        vrt_s,
-        ok.to_str().unwrap(),
-        "-q",
-        "-t",
-        "256",
-        "-l",
-        "64",
-    ]);
+    let o = shepseg(&["segment", vrt_s, ok.to_str().unwrap(), "-q", "-t", "256"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_file(&source).unwrap();
     let source_s = source.to_str().unwrap();
@@ -577,8 +572,6 @@ fn a_missing_vrt_source_is_named() {
             model.to_str().unwrap(),
             "-t",
             "256",
-            "-l",
-            "64",
         ],
         &[source_s, vrt_s, "band 1"],
     );

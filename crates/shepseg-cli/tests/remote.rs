@@ -33,7 +33,7 @@ struct Fixture {
     reference: PathBuf,
 }
 
-const TILING: [&str; 4] = ["-t", "512", "-l", "128"];
+const TILING: [&str; 2] = ["-t", "512"];
 
 /// Writes the noisy crop.
 fn noisy_crop(path: &Path) {

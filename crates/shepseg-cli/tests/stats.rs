@@ -35,8 +35,6 @@ fn segmented(dir: &Path) -> PathBuf {
         s(&seg),
         "-t",
         "256",
-        "-l",
-        "64",
         "-q",
         "--fixed-kmeans-init",
         "--stats-bands",

@@ -246,9 +246,9 @@ fn find_singles<T: Pixel>(
         entry[k] = out_single;
     }
     let mut crossing = entry.clone();
-    for k in 0..pixels.len() {
+    for (k, &e) in entry.iter().enumerate() {
         let r = find(&mut parent, k as u32) as usize;
-        crossing[r] |= entry[k];
+        crossing[r] |= e;
     }
     for (k, &p) in pixels.iter().enumerate() {
         let r = find(&mut parent, k as u32) as usize;
@@ -354,9 +354,9 @@ fn eliminate_local_singles<T: Pixel>(
     // Steps from the nearest entry, through the tile's single pixels of crossing runs.
     let mut steps = vec![u32::MAX; n];
     let mut queue = std::collections::VecDeque::new();
-    for k in 0..n {
-        if singles.entry[k] {
-            steps[k] = 0;
+    for (k, (s, &e)) in steps.iter_mut().zip(&singles.entry).enumerate() {
+        if e {
+            *s = 0;
             queue.push_back(k);
         }
     }

@@ -210,6 +210,7 @@ mod tests {
             rows: 7,
             cols: 5,
             lz4: TileResult::pack_image(&img),
+            part: None,
             max_spectral_diff: 1.0,
             read_us: 0,
             segment_us: 0,
