@@ -10,7 +10,7 @@ use shepseg_core::seamless::{analyse_tile, join_tiles, relabel, TileFrame, TileP
 use shepseg_core::{segment, KMeansModel, MaxSpectralDiff, Pixel, SegmentParams};
 
 mod common;
-use common::{image, model, Rng};
+use common::{image, model, rng_at, Rng};
 
 /// Cuts `n` into 1 to 4 runs of random lengths (at least 1 each): the starts.
 fn cuts(rng: &mut Rng, n: usize) -> Vec<usize> {
@@ -83,7 +83,14 @@ fn tiled<T: Pixel>(
         .max_spectral_diff
         .resolve(m, params.spect_dist_pcntile)
         .squared();
-    let joined = join_tiles(parts, params.min_segment_size, thr, params.four_connected).unwrap();
+    let joined = join_tiles(
+        parts,
+        params.min_segment_size,
+        thr,
+        params.four_connected,
+        threads,
+    )
+    .unwrap();
     let mut out = Array2::<u32>::zeros((rows, cols));
     for ((_, mut labels, part), map) in done.into_iter().zip(&joined.maps) {
         relabel(&mut labels, map);
@@ -219,5 +226,34 @@ fn one_pixel_tiles_equal_the_whole_image() {
         let cs: Vec<usize> = (0..cols).collect();
         let got = tiled(&img, Some(0), &params, &m, (&rs, &cs), 2);
         assert_eq!(got, whole.segimg, "case {case}");
+    }
+}
+
+/// A large noisy image: passes with many thousands of segments of one size, whose merges
+/// are decided on several threads, give the whole image's result.
+#[test]
+fn many_small_segments_decided_on_threads_equal_the_whole_image() {
+    let mut rng = Rng(99);
+    let (rows, cols) = (600, 500);
+    let img = Array3::from_shape_fn((2, rows, cols), |(b, r, c)| {
+        ((r * 31 + c * 17 + b * 7) % 13) as u16 * 9 + (rng_at(b, r, c) % 40) as u16
+    });
+    let m = model(&mut rng, 2, 40);
+    let params = SegmentParams {
+        num_clusters: 40,
+        min_segment_size: 30,
+        ..Default::default()
+    };
+    let whole = segment(&img.view(), None, &params, Some(&m)).unwrap();
+    for threads in [1, 3] {
+        let got = tiled(
+            &img,
+            None,
+            &params,
+            &m,
+            (&[0, 128, 256], &[0, 200]),
+            threads,
+        );
+        assert_eq!(got, whole.segimg, "{threads} threads");
     }
 }

@@ -134,8 +134,8 @@ pub(crate) fn join_and_write<S: TileSink>(
         let sj: u64 = parts.iter().map(|p| p.singles_joined).sum();
         eprintln!("nodes {nodes} crossing {cross} ext {ext} adj {adj} singles_joined {sj} bytes {table_bytes}");
     }
-    let joined =
-        join_tiles(parts, min_segment_size, threshold_sq, four).map_err(PipelineError::Join)?;
+    let joined = join_tiles(parts, min_segment_size, threshold_sq, four, threads)
+        .map_err(PipelineError::Join)?;
     timings.join = t.elapsed();
     let Joined {
         maps,

@@ -15,6 +15,7 @@ use super::{relabel_map, Renumbering};
 use crate::clump::find;
 use crate::image::Img;
 use crate::mem::{identity, prefetch, zeroed};
+use crate::par::par_map;
 use crate::pixel::Pixel;
 use crate::seamless::ExactSums;
 
@@ -25,9 +26,9 @@ const PREFETCH_AHEAD: usize = 8;
 /// How segment spectra are summed, averaged and compared.
 pub(crate) trait Spectra {
     /// A segment's sum in one band.
-    type Sum: Copy + Default;
+    type Sum: Copy + Default + Send + Sync;
     /// A segment's mean in one band.
-    type Mean: Copy + Default;
+    type Mean: Copy + Default + Send + Sync;
     /// Whether ties go to the first neighbour listed (pyshepseg) rather than the smallest ID,
     /// and survivors are numbered by ID rather than by their first pixel.
     const PYSHEPSEG: bool;
@@ -327,6 +328,16 @@ fn raw_lists(
     }
 }
 
+/// The root of `a` in the union-find `parent`, without shortening paths (so that threads can
+/// share the links): merges link a segment straight to a root, so paths stay short.
+#[inline]
+fn root(parent: &[u32], mut a: u32) -> u32 {
+    while parent[a as usize] != a {
+        a = parent[a as usize];
+    }
+    a
+}
+
 impl<S: Spectra> Merger<S> {
     /// The state for `seg` once it is relabelled through `renumbering` (done here, by the
     /// first pass over the image).
@@ -408,7 +419,7 @@ impl<S: Spectra> Merger<S> {
     /// The neighbour segment `id` should merge into, or 0: the strictly larger neighbour with
     /// the nearest mean spectrum, if within the threshold; on ties the first met
     /// (pyshepseg's rule) or the smallest ID (the default mode's: no visiting order decides).
-    fn find_merge(&mut self, id: u32, thr: f64) -> u32 {
+    fn find_merge(&self, id: u32, thr: f64) -> u32 {
         let nb = self.bands;
         let own = self.size[id as usize];
         let i = id as usize;
@@ -417,7 +428,7 @@ impl<S: Spectra> Merger<S> {
         let mut s = id as usize;
         loop {
             for k in self.start[s]..self.start[s + 1] {
-                let c = find(&mut self.parent, self.adj[k]);
+                let c = root(&self.parent, self.adj[k]);
                 if c == id || c == best || self.size[c as usize] <= own {
                     continue;
                 }
@@ -439,6 +450,36 @@ impl<S: Spectra> Merger<S> {
         } else {
             best
         }
+    }
+
+    /// The merges of one pass over `ids` (the segments of one size), in their order: decided
+    /// from the state as it stands, so any split of the work gives the same list. Split over
+    /// the enclosing thread pool ([`crate::par`]) when the list is long.
+    fn pass_merges(&self, ids: &[u32], threshold_sq: f64) -> Vec<(u32, u32)> {
+        const CHUNK: usize = 8192;
+        let decide = |ids: &[u32]| {
+            let mut merges = Vec::new();
+            for (k, &id) in ids.iter().enumerate() {
+                if let Some(&ahead) = ids.get(k + 2 * PREFETCH_AHEAD) {
+                    self.prefetch_list(ahead);
+                }
+                if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
+                    self.prefetch_neighbours(ahead);
+                }
+                let m = self.find_merge(id, threshold_sq);
+                if m != 0 {
+                    merges.push((id, m));
+                }
+            }
+            merges
+        };
+        if ids.len() <= CHUNK {
+            return decide(ids);
+        }
+        par_map(ids.chunks(CHUNK).collect(), decide)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Asks the CPU to start loading segment `id`'s neighbour list, which
@@ -677,7 +718,6 @@ impl<S: Spectra> Merger<S> {
         let segs = self;
         let max_id = segs.size.len() as u32 - 1;
         let mut num_elim = 0;
-        let mut merges: Vec<(u32, u32)> = Vec::new();
         // The segments of each size below the minimum, so that a size's turn does not scan
         // every ID: filled in ID order here, and given each segment that grows to a later
         // small size by a merge; stale entries are dropped, and the list sorted, at the turn.
@@ -699,19 +739,7 @@ impl<S: Spectra> Merger<S> {
             let mut passes = 0;
             while prev_count != Some(ids.len()) && passes < MAX_PASSES {
                 prev_count = Some(ids.len());
-                merges.clear();
-                for (k, &id) in ids.iter().enumerate() {
-                    if let Some(&ahead) = ids.get(k + 2 * PREFETCH_AHEAD) {
-                        segs.prefetch_list(ahead);
-                    }
-                    if let Some(&ahead) = ids.get(k + PREFETCH_AHEAD) {
-                        segs.prefetch_neighbours(ahead);
-                    }
-                    let m = segs.find_merge(id, threshold_sq);
-                    if m != 0 {
-                        merges.push((id, m));
-                    }
-                }
+                let merges = segs.pass_merges(&ids, threshold_sq);
                 for (k, &(id, into)) in merges.iter().enumerate() {
                     if let Some(&(a, b)) = merges.get(k + PREFETCH_AHEAD) {
                         segs.prefetch_merge(a, b);

@@ -8,6 +8,7 @@ use crate::clump::find;
 use crate::eliminate::{eliminate_small_graph, SegmentGraph};
 use crate::error::CoreError;
 use crate::mem::{identity, zeroed};
+use crate::par::with_threads;
 
 /// What the join decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,12 +134,14 @@ impl Nodes<'_> {
 
 /// Joins the tables of every tile of one raster (any order) into its segmentation: the
 /// default mode's whole-image result, whatever the tiles. `min_segment_size`, `threshold_sq`
-/// (maxSpectralDiff squared) and `four` are the job's.
+/// (maxSpectralDiff squared) and `four` are the job's; small-segment elimination decides each
+/// pass's merges on `threads` threads (the result does not depend on how many).
 pub fn join_tiles(
     mut parts: Vec<TilePart>,
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
+    threads: usize,
 ) -> Result<Joined, CoreError> {
     let layout = Layout::of(&parts)?;
     let mut off = Vec::with_capacity(parts.len());
@@ -343,7 +346,9 @@ pub fn join_tiles(
         start,
         adj,
     };
-    let (small_merged, roots) = eliminate_small_graph(graph, min_segment_size, threshold_sq);
+    let (small_merged, roots) = with_threads(threads, || {
+        eliminate_small_graph(graph, min_segment_size, threshold_sq)
+    });
 
     // Final IDs: survivors in the order of their first pixel.
     let mut surv_first = vec![u64::MAX; n];

@@ -37,7 +37,7 @@ pub fn image<T: Pixel>(
 }
 
 /// Position-hashed noise (the closure above cannot borrow the generator).
-fn rng_at(b: usize, r: usize, c: usize) -> u64 {
+pub fn rng_at(b: usize, r: usize, c: usize) -> u64 {
     let mut x = (b as u64) << 40 ^ (r as u64) << 20 ^ c as u64;
     x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^ (x >> 29)
