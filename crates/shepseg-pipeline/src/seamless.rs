@@ -73,7 +73,10 @@ impl TileConsumer for Collector<'_> {
                 t.tile.col, t.tile.row
             )));
         }
-        let bytes: Vec<u8> = t.segimg.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut bytes = vec![0u8; t.segimg.len() * 4];
+        for (b, v) in bytes.chunks_exact_mut(4).zip(t.segimg.iter()) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
         self.images[index] = Some(lz4_flex::compress(&bytes));
         self.parts[index] = Some(*part);
         self.timings.stitching.record(start.elapsed());
@@ -161,10 +164,10 @@ pub(crate) fn join_and_write<S: TileSink>(
                         let n = window.xsize * window.ysize;
                         let bytes = lz4_flex::decompress(&lz4, n * 4)
                             .map_err(|e| StitchError::Output(format!("held tile: {e}")))?;
-                        let mut labels: Vec<u32> = bytes
-                            .chunks_exact(4)
-                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect();
+                        let mut labels = vec![0u32; n];
+                        for (l, c) in labels.iter_mut().zip(bytes.chunks_exact(4)) {
+                            *l = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        }
                         relabel(&mut labels, &map);
                         let block = Array2::from_shape_vec((window.ysize, window.xsize), labels)
                             .map_err(|e| StitchError::Output(e.to_string()))?;
