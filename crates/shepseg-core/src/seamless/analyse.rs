@@ -466,70 +466,39 @@ fn table<T: Pixel>(
 ) -> TilePart {
     let (h, w) = (pad.h, pad.w);
     let frame = pad.frame;
-    let mut count = zeroed::<u32>(next_label as usize);
-    for &l in labels.iter() {
-        count[l as usize] += 1;
-    }
+    // Nodes are numbered as their first pixel is met, so each one's first pixel is where it
+    // is created.
     let mut map = zeroed::<u32>(next_label as usize);
-    let mut n = 0u32;
-    for l in 1..next_label as usize {
-        if count[l] > 0 {
-            n += 1;
-            map[l] = n;
-        }
-    }
-    let nodes = n as usize + 1;
-    let mut size = zeroed::<u32>(nodes);
-    let mut first = vec![u64::MAX; nodes];
-    let mut key = vec![u64::MAX; nodes];
+    let mut size = vec![0u32];
+    let mut first = vec![u64::MAX];
+    let mut key = vec![u64::MAX];
     for i in 0..h {
         let row = &mut labels[i * w..(i + 1) * w];
         let st = &state[i * w..(i + 1) * w];
         for (j, (l, &s)) in row.iter_mut().zip(st).enumerate() {
-            let node = map[*l as usize];
-            *l = node;
-            if node == 0 {
+            if *l == 0 {
                 continue;
             }
-            let nd = node as usize;
-            size[nd] += 1;
-            if first[nd] == u64::MAX {
-                first[nd] = frame.pixel(i, j);
+            let mut nd = map[*l as usize] as usize;
+            if nd == 0 {
+                nd = size.len();
+                map[*l as usize] = nd as u32;
+                size.push(0);
+                first.push(frame.pixel(i, j));
+                key.push(u64::MAX);
             }
+            *l = nd as u32;
+            size[nd] += 1;
             if s != JOINED && key[nd] == u64::MAX {
                 key[nd] = frame.pixel(i, j);
             }
         }
     }
-    // Sums, band by band, a run of one node added in a register.
-    let bands = pad.img.bands;
-    let mut sum = zeroed::<i128>(nodes * bands);
-    let (cols, npix) = (pad.img.cols, pad.img.pixels());
-    for b in 0..bands {
-        for i in 0..h {
-            let at = b * npix + (i + HALO - pad.top) * cols + HALO - pad.left;
-            let data = &pad.img.data[at..at + w];
-            let row = &labels[i * w..(i + 1) * w];
-            let (mut cur, mut acc) = (0u32, 0i128);
-            for (&l, &v) in row.iter().zip(data) {
-                if l != cur {
-                    if cur != 0 {
-                        sum[cur as usize * bands + b] += acc;
-                    }
-                    cur = l;
-                    acc = 0;
-                }
-                acc += v.exact();
-            }
-            if cur != 0 {
-                sum[cur as usize * bands + b] += acc;
-            }
-        }
-    }
+    let nodes = size.len();
     let sum = if T::EXACT_FITS_I64 {
-        ExactSums::I64(sum.into_iter().map(|s| s as i64).collect())
+        ExactSums::I64(node_sums(pad, labels, nodes, |v: T| v.exact() as i64))
     } else {
-        ExactSums::I128(sum)
+        ExactSums::I128(node_sums(pad, labels, nodes, |v: T| v.exact()))
     };
     let (adj_start, adj) = small_node_lists(labels, h, w, params, &size);
     let edge_nodes = [
@@ -556,7 +525,7 @@ fn table<T: Pixel>(
     }
     TilePart {
         frame,
-        bands,
+        bands: pad.img.bands,
         unit: T::EXACT_UNIT,
         size,
         sum,
@@ -575,6 +544,42 @@ fn table<T: Pixel>(
         crossing,
         singles_joined,
     }
+}
+
+/// Each node's exact sums (`bands` per node), band by band, a run of one node added in a
+/// register.
+fn node_sums<T: Pixel, A: Copy + Default + std::ops::AddAssign>(
+    pad: &Padded<'_, T>,
+    labels: &[u32],
+    nodes: usize,
+    exact: impl Fn(T) -> A,
+) -> Vec<A> {
+    let (h, w) = (pad.h, pad.w);
+    let bands = pad.img.bands;
+    let mut sum = vec![A::default(); nodes * bands];
+    let (cols, npix) = (pad.img.cols, pad.img.pixels());
+    for b in 0..bands {
+        for i in 0..h {
+            let at = b * npix + (i + HALO - pad.top) * cols + HALO - pad.left;
+            let data = &pad.img.data[at..at + w];
+            let row = &labels[i * w..(i + 1) * w];
+            let (mut cur, mut acc) = (0u32, A::default());
+            for (&l, &v) in row.iter().zip(data) {
+                if l != cur {
+                    if cur != 0 {
+                        sum[cur as usize * bands + b] += acc;
+                    }
+                    cur = l;
+                    acc = A::default();
+                }
+                acc += exact(v);
+            }
+            if cur != 0 {
+                sum[cur as usize * bands + b] += acc;
+            }
+        }
+    }
+    sum
 }
 
 /// The neighbouring nodes, in the tile, of each node smaller than the minimum segment size
@@ -602,22 +607,46 @@ fn small_node_lists(
     }
     let mut raw = zeroed::<u32>(start[nodes]);
     let mut len = zeroed::<u32>(nodes);
+    let small = |n: u32| n != 0 && size[n as usize] < min;
+    let mut push = |a: u32, b: u32, raw: &mut [u32]| {
+        let k = start[a as usize] + len[a as usize] as usize;
+        raw[k] = b;
+        len[a as usize] += 1;
+    };
+    // Each pair of neighbouring pixels once (the neighbours after a pixel in raster order),
+    // listed both ways.
     for i in 0..h {
         for j in 0..w {
-            let a = labels[i * w + j] as usize;
-            if a == 0 || size[a] >= min {
+            let a = labels[i * w + j];
+            if a == 0 {
                 continue;
             }
-            let base = start[a];
-            let mut k = len[a] as usize;
-            for_each_neighbour(h, w, i, j, params.four_connected, |q| {
+            let mut pair = |q: usize, raw: &mut [u32]| {
                 let b = labels[q];
-                if b != 0 && b as usize != a {
-                    raw[base + k] = b;
-                    k += 1;
+                if b != 0 && b != a {
+                    if small(a) {
+                        push(a, b, raw);
+                    }
+                    if small(b) {
+                        push(b, a, raw);
+                    }
                 }
-            });
-            len[a] = k as u32;
+            };
+            if j + 1 < w {
+                pair(i * w + j + 1, &mut raw);
+            }
+            if i + 1 < h {
+                let down = (i + 1) * w + j;
+                pair(down, &mut raw);
+                if !params.four_connected {
+                    if j > 0 {
+                        pair(down - 1, &mut raw);
+                    }
+                    if j + 1 < w {
+                        pair(down + 1, &mut raw);
+                    }
+                }
+            }
         }
     }
     let mut seen = zeroed::<u32>(nodes);
