@@ -221,6 +221,16 @@ pub fn bench(args: &BenchPyshepsegArgs) -> anyhow::Result<()> {
     let (mut py_wall, mut py_rss, mut rs_wall, mut rs_rss) = (vec![], vec![], vec![], vec![]);
     let (mut py_segs, mut rs_segs) = (0u64, 0u64);
     for run in 1..=args.runs.max(1) {
+        // pyshepseg does not replace an output: an HFA file left by the previous run (with
+        // its colour table) made the next run fail with "Invalid number of colors".
+        for p in [
+            py_out.clone(),
+            PathBuf::from(format!("{}.aux.xml", py_out.display())),
+        ] {
+            if p.exists() {
+                std::fs::remove_file(&p).with_context(|| p.display().to_string())?;
+            }
+        }
         let mut cmd = Command::new(&args.python);
         cmd.args(["-c", RUN])
             .arg(&input)
