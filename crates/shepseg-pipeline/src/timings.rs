@@ -102,11 +102,18 @@ impl Timings {
                 self.sample_read.as_secs_f64()
             );
         }
+        // The seamless mode (a join took place) keeps and writes tiles where the other one
+        // stitches them.
+        let (keep, waited) = if self.join.is_zero() {
+            ("stitching", "stitcher waited")
+        } else {
+            ("keeping, writing", "waited for tiles")
+        };
         for (name, p) in [
             ("reading", &self.reading),
             ("segmentation", &self.segmentation),
-            ("stitching", &self.stitching),
-            ("stitcher waited", &self.stitch_wait),
+            (keep, &self.stitching),
+            (waited, &self.stitch_wait),
         ] {
             let (n, min, med, p95, max) = p.per_tile();
             out += &format!(
