@@ -469,9 +469,14 @@ fn table<T: Pixel>(
     // Nodes are numbered as their first pixel is met, so each one's first pixel is where it
     // is created.
     let mut map = zeroed::<u32>(next_label as usize);
-    let mut size = vec![0u32];
-    let mut first = vec![u64::MAX];
-    let mut key = vec![u64::MAX];
+    // At most one node per label: room for all, so the vectors never grow by copying.
+    let cap = next_label as usize;
+    let mut size = Vec::with_capacity(cap);
+    let mut first = Vec::with_capacity(cap);
+    let mut key = Vec::with_capacity(cap);
+    size.push(0u32);
+    first.push(u64::MAX);
+    key.push(u64::MAX);
     for i in 0..h {
         let row = &mut labels[i * w..(i + 1) * w];
         let st = &state[i * w..(i + 1) * w];
