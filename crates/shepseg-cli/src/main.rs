@@ -46,7 +46,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_args();
     // GDAL's own messages would add lines to ours; errors reach the user through shepseg's
     // one-line report, warnings only with SHEPSEG_GDAL_WARNINGS set.
     let show_warnings = std::env::var_os("SHEPSEG_GDAL_WARNINGS").is_some();
@@ -82,5 +82,26 @@ fn main() {
             .collect();
         eprintln!("shepseg: error: {}", msg.join(": "));
         std::process::exit(1);
+    }
+}
+
+/// The command line, or exit: help and version as clap prints them, a usage error on one
+/// line naming the option (clap's own adds a tip and a usage block), exit status 2.
+fn parse_args() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                eprintln!("shepseg: error: {first} (see --help)");
+                std::process::exit(2);
+            }
+        },
     }
 }

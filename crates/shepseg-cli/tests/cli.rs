@@ -103,6 +103,13 @@ fn bad_input_gets_one_clear_line_and_no_output() {
         &["segment", inp, out_s, "-t", "0"],
         &["--tile-size", "at least 1"],
     );
+    // clap's own errors too come on one line: a negative size, an unknown flag.
+    fails(
+        &dir,
+        &["segment", inp, out_s, "-t", "-5"],
+        &["--tile-size", "-5"],
+    );
+    fails(&dir, &["segment", inp, out_s, "--bogus"], &["--bogus"]);
     fails(
         &dir,
         &["segment", inp, out_s, "-t", "3000000000"],
