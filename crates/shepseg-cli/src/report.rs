@@ -44,6 +44,13 @@ pub fn json(
         "num_tiles": report.num_tiles,
         "executor": format!("{:?}", args.exec.executor).to_lowercase(),
         "seam_fallbacks": report.seam_fallbacks,
+        "seamless": report.seamless.map(|s| serde_json::json!({
+            "nodes": s.nodes,
+            "table_bytes": s.table_bytes,
+            "undecided_singles": s.undecided_singles,
+            "singles_joined": s.singles_joined,
+            "small_merged": s.small_merged,
+        })),
         // Valid pixels pyshepseg's rule had made null and the old default gave back: none
         // since the default mode never makes a valid pixel null. Kept for scripts.
         "rescued_pixels": 0,

@@ -131,3 +131,44 @@ fn an_overlap_is_ignored_with_a_warning() {
     assert_eq!(err.matches("--overlap-size is ignored").count(), 1, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The report says what the join held in the default mode, and nothing in compatibility mode.
+#[test]
+fn the_report_describes_the_join() {
+    let dir = tempdir("seamless-report");
+    for compat in [false, true] {
+        let (out, json) = (dir.join("seg.tif"), dir.join("report.json"));
+        let mut args: Vec<String> = vec![
+            "segment".into(),
+            rgbn().to_str().unwrap().into(),
+            out.to_str().unwrap().into(),
+            "-q".into(),
+            "--overwrite".into(),
+            "-t".into(),
+            "128".into(),
+            "--json".into(),
+            json.to_str().unwrap().into(),
+        ];
+        if compat {
+            args.extend(["--pyshepseg-compat".into(), "-l".into(), "32".into()]);
+        }
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = shepseg(&all);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let s = &r["seamless"];
+        if compat {
+            assert!(s.is_null(), "{s}");
+            assert_eq!(r["parameters"]["overlap_size"], 32);
+        } else {
+            let nodes = s["nodes"].as_u64().unwrap();
+            assert!(nodes >= r["num_segments"].as_u64().unwrap(), "{s}");
+            assert!(s["table_bytes"].as_u64().unwrap() > nodes * 20, "{s}");
+            assert!(s["undecided_singles"].as_u64().unwrap() < nodes, "{s}");
+            assert_eq!(r["parameters"]["overlap_size"], 0);
+            assert_eq!(r["parameters"]["tile_size"], 128);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -64,6 +64,10 @@ pub struct SeamlessReport {
     pub small_merged: usize,
     /// Bytes of the tiles' tables the join held.
     pub table_bytes: usize,
+    /// Pieces of segments (nodes) in the tables.
+    pub nodes: usize,
+    /// Single pixels the tiles left to the join (runs crossing tile edges).
+    pub undecided_singles: usize,
 }
 
 /// What a finished job reports.
@@ -395,6 +399,8 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 singles_joined: written.singles_joined,
                 small_merged: written.small_merged,
                 table_bytes: written.table_bytes,
+                nodes: written.nodes,
+                undecided_singles: written.undecided_singles,
             };
             (written.report, max_spectral_diff_used, Some(seamless))
         };

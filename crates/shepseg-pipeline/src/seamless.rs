@@ -96,6 +96,10 @@ pub(crate) struct Written {
     pub small_merged: usize,
     /// Bytes of the tiles' tables held for the join.
     pub table_bytes: usize,
+    /// Pieces of segments in the tables.
+    pub nodes: usize,
+    /// Single pixels the tiles left to the join.
+    pub undecided_singles: usize,
 }
 
 /// Joins the collected tiles and writes them through `sink`'s block preparation, `threads`
@@ -129,14 +133,11 @@ pub(crate) fn join_and_write<S: TileSink>(
         .map(|(k, p)| p.ok_or_else(|| missing(k)))
         .collect::<Result<Vec<_>, _>>()?;
     let table_bytes = parts.iter().map(TilePart::heap_bytes).sum();
-    if std::env::var_os("SHEPSEG_DEBUG_TABLES").is_some() {
-        let nodes: usize = parts.iter().map(|p| p.nodes()).sum();
-        let cross: usize = parts.iter().map(|p| p.crossing.len()).sum();
-        let ext: usize = parts.iter().map(|p| p.ext.len()).sum();
-        let adj: usize = parts.iter().map(|p| p.adj.len()).sum();
-        let sj: u64 = parts.iter().map(|p| p.singles_joined).sum();
-        eprintln!("nodes {nodes} crossing {cross} ext {ext} adj {adj} singles_joined {sj} bytes {table_bytes}");
-    }
+    let nodes = parts.iter().map(TilePart::nodes).sum();
+    let undecided_singles = parts
+        .iter()
+        .map(|p| p.crossing.iter().filter(|c| c.joined.is_none()).count())
+        .sum();
     let joined = join_tiles(parts, min_segment_size, threshold_sq, four, threads)
         .map_err(PipelineError::Join)?;
     timings.join = t.elapsed();
@@ -202,5 +203,7 @@ pub(crate) fn join_and_write<S: TileSink>(
         singles_joined,
         small_merged,
         table_bytes,
+        nodes,
+        undecided_singles,
     })
 }
