@@ -13,7 +13,7 @@ use ndarray::{Array2, Array3};
 use shepseg_core::{segment, KMeansModel, MaxSpectralDiff, Pixel, SegmentParams};
 
 mod common;
-use common::{image, model, Rng};
+use common::{random_case, Rng};
 
 /// The neighbours of `(r, c)` in the core's order (rows outer, columns inner), itself excluded.
 fn neighbours(rows: usize, cols: usize, r: usize, c: usize, four: bool) -> Vec<(usize, usize)> {
@@ -195,33 +195,8 @@ fn reference<T: Pixel>(
 
 fn check<T: Pixel>(case: u64, conv: impl Fn(u64) -> T, null: Option<T>) {
     let mut rng = Rng(case.wrapping_mul(7919) + 1);
-    let bands = 1 + rng.below(5) as usize;
-    let rows = 1 + rng.below(28) as usize;
-    let cols = 1 + rng.below(28) as usize;
-    let mut img = image(&mut rng, bands, rows, cols, &conv);
-    if let Some(n) = null {
-        for _ in 0..rng.below(12) {
-            let (r, c) = (
-                rng.below(rows as u64) as usize,
-                rng.below(cols as u64) as usize,
-            );
-            img[[rng.below(bands as u64) as usize, r, c]] = n;
-        }
-    }
-    let k = 2 + rng.below(8) as usize;
-    let m = model(&mut rng, bands, k);
-    let params = SegmentParams {
-        num_clusters: k,
-        min_segment_size: [2, 3, 5, 8, 13, 50][rng.below(6) as usize],
-        max_spectral_diff: [
-            MaxSpectralDiff::Auto,
-            MaxSpectralDiff::Unlimited,
-            MaxSpectralDiff::Value(4.0),
-            MaxSpectralDiff::Value(25.0),
-        ][rng.below(4) as usize],
-        four_connected: rng.below(2) == 0,
-        ..Default::default()
-    };
+    let (img, params, m) = random_case(&mut rng, (28, 12), conv, null);
+    let (bands, rows, cols) = img.dim();
     let expected = reference(&img, null, &params, &m);
     let got = segment(&img.view(), null, &params, Some(&m)).unwrap();
     assert_eq!(

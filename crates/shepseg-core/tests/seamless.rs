@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 
 use ndarray::{s, Array2, Array3};
 use shepseg_core::seamless::{analyse_tile, join_tiles, relabel, TileFrame, TilePart};
-use shepseg_core::{segment, KMeansModel, MaxSpectralDiff, Pixel, SegmentParams};
+use shepseg_core::{segment, KMeansModel, Pixel, SegmentParams};
 
 mod common;
-use common::{image, model, rng_at, Rng};
+use common::{image, model, random_case, rng_at, Rng};
 
 /// Cuts `n` into 1 to 4 runs of random lengths (at least 1 each): the starts.
 fn cuts(rng: &mut Rng, n: usize) -> Vec<usize> {
@@ -141,33 +141,8 @@ fn assert_connected(seg: &Array2<u32>, four: bool, what: &str) {
 
 fn check<T: Pixel>(case: u64, conv: impl Fn(u64) -> T, null: Option<T>) {
     let mut rng = Rng(case.wrapping_mul(104_729) + 3);
-    let bands = 1 + rng.below(5) as usize;
-    let rows = 1 + rng.below(40) as usize;
-    let cols = 1 + rng.below(40) as usize;
-    let mut img = image(&mut rng, bands, rows, cols, &conv);
-    if let Some(n) = null {
-        for _ in 0..rng.below(20) {
-            let (r, c) = (
-                rng.below(rows as u64) as usize,
-                rng.below(cols as u64) as usize,
-            );
-            img[[rng.below(bands as u64) as usize, r, c]] = n;
-        }
-    }
-    let k = 2 + rng.below(8) as usize;
-    let m = model(&mut rng, bands, k);
-    let params = SegmentParams {
-        num_clusters: k,
-        min_segment_size: [2, 3, 5, 8, 13, 50][rng.below(6) as usize],
-        max_spectral_diff: [
-            MaxSpectralDiff::Auto,
-            MaxSpectralDiff::Unlimited,
-            MaxSpectralDiff::Value(4.0),
-            MaxSpectralDiff::Value(25.0),
-        ][rng.below(4) as usize],
-        four_connected: rng.below(2) == 0,
-        ..Default::default()
-    };
+    let (img, params, m) = random_case(&mut rng, (40, 20), conv, null);
+    let (bands, rows, cols) = img.dim();
     let whole = segment(&img.view(), null, &params, Some(&m)).unwrap();
     let (rs, cs) = (cuts(&mut rng, rows), cuts(&mut rng, cols));
     let threads = 1 + rng.below(4) as usize;

@@ -11,25 +11,22 @@ use crate::timings::Timings;
 /// Called with (tiles done, tiles in all) once before the first tile and after each one.
 pub type Progress = Box<dyn FnMut(usize, usize)>;
 
-/// Pushes finished tiles into the stitcher and the sink, recording what each cost.
-pub(crate) struct StitchConsumer<'a, S> {
-    pub stitcher: ParallelStitcher,
-    pub sink: &'a mut S,
+/// What every consumer records of the tiles it takes: how long it waited for each, their
+/// reading and segmenting times, the maxSpectralDiff they used, and progress.
+pub(crate) struct TileLog<'a> {
     pub timings: &'a mut Timings,
-    pub progress: Option<&'a mut Progress>,
-    pub total: usize,
-    pub done: usize,
+    progress: Option<&'a mut Progress>,
+    total: usize,
+    done: usize,
     /// The maxSpectralDiff the tiles used (the same for every tile).
     pub max_spectral_diff_used: f64,
     /// When the previous tile was done with (or the tiles started).
     idle_since: Instant,
 }
 
-impl<'a, S: TileSink> StitchConsumer<'a, S> {
-    /// A consumer stitching into `sink`; reports progress 0 of `total` at once.
+impl<'a> TileLog<'a> {
+    /// A log of `total` tiles; reports progress 0 of `total` at once.
     pub fn new(
-        stitcher: ParallelStitcher,
-        sink: &'a mut S,
         timings: &'a mut Timings,
         mut progress: Option<&'a mut Progress>,
         total: usize,
@@ -38,8 +35,6 @@ impl<'a, S: TileSink> StitchConsumer<'a, S> {
             p(0, total);
         }
         Self {
-            stitcher,
-            sink,
             timings,
             progress,
             total,
@@ -49,12 +44,55 @@ impl<'a, S: TileSink> StitchConsumer<'a, S> {
         }
     }
 
+    /// Records tile `t`'s arrival; returns when the consumer started on it.
+    pub fn arrived(&mut self, t: &SegmentedTile) -> Instant {
+        let start = Instant::now();
+        self.timings.stitch_wait.record(start - self.idle_since);
+        self.timings.reading.record(t.read_time);
+        self.timings.segmentation.record(t.segment_time);
+        self.max_spectral_diff_used = t.max_spectral_diff;
+        start
+    }
+
+    /// Records that the consumer is done with a tile.
+    pub fn done(&mut self) {
+        self.idle_since = Instant::now();
+        self.done += 1;
+        if let Some(p) = self.progress.as_mut() {
+            p(self.done, self.total);
+        }
+    }
+}
+
+/// Pushes finished tiles into the stitcher and the sink, recording what each cost.
+pub(crate) struct StitchConsumer<'a, S> {
+    pub stitcher: ParallelStitcher,
+    pub sink: &'a mut S,
+    pub log: TileLog<'a>,
+}
+
+impl<'a, S: TileSink> StitchConsumer<'a, S> {
+    /// A consumer stitching into `sink`; reports progress 0 of `total` at once.
+    pub fn new(
+        stitcher: ParallelStitcher,
+        sink: &'a mut S,
+        timings: &'a mut Timings,
+        progress: Option<&'a mut Progress>,
+        total: usize,
+    ) -> Self {
+        Self {
+            stitcher,
+            sink,
+            log: TileLog::new(timings, progress, total),
+        }
+    }
+
     /// Stitches and writes the tiles still in flight (stitching time), then ends the stitch
     /// (finishing time, from the returned instant on).
     pub fn finish(mut self) -> Result<(shepseg_stitch::StitchReport, Instant), StitchError> {
         self.stitcher.flush(self.sink)?;
         for d in self.stitcher.take_serial_times() {
-            self.timings.stitching.record(d);
+            self.log.timings.stitching.record(d);
         }
         let finishing = Instant::now();
         Ok((self.stitcher.finish(self.sink)?, finishing))
@@ -64,21 +102,13 @@ impl<'a, S: TileSink> StitchConsumer<'a, S> {
 impl<S: TileSink> TileConsumer for StitchConsumer<'_, S> {
     type Error = StitchError;
     fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
-        let start = Instant::now();
-        self.timings.stitch_wait.record(start - self.idle_since);
-        self.timings.reading.record(t.read_time);
-        self.timings.segmentation.record(t.segment_time);
-        self.max_spectral_diff_used = t.max_spectral_diff;
+        self.log.arrived(&t);
         self.stitcher.push(t.segimg, self.sink)?;
         // The stitcher's own serial time per tile (its per-pixel work runs on its pool).
         for d in self.stitcher.take_serial_times() {
-            self.timings.stitching.record(d);
+            self.log.timings.stitching.record(d);
         }
-        self.idle_since = Instant::now();
-        self.done += 1;
-        if let Some(p) = self.progress.as_mut() {
-            p(self.done, self.total);
-        }
+        self.log.done();
         Ok(())
     }
 }

@@ -372,7 +372,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 num_tiles,
             );
             self.executor.run(&job, &mut consumer)?;
-            let max_spectral_diff_used = consumer.max_spectral_diff_used;
+            let max_spectral_diff_used = consumer.log.max_spectral_diff_used;
             let (stitched, finishing) = consumer.finish()?;
             output.finish(&stitched)?;
             timings.finishing = finishing.elapsed();
@@ -380,7 +380,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         } else {
             let mut collector = Collector::new(&grid, &mut timings, self.progress.as_mut());
             self.executor.run(&job, &mut collector)?;
-            let max_spectral_diff_used = collector.max_spectral_diff_used;
+            let max_spectral_diff_used = collector.log.max_spectral_diff_used;
             let threshold = params
                 .max_spectral_diff
                 .resolve(&model, params.spect_dist_pcntile);
@@ -395,14 +395,11 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             let finishing = Instant::now();
             output.finish(&written.report)?;
             timings.finishing = finishing.elapsed();
-            let seamless = SeamlessReport {
-                singles_joined: written.singles_joined,
-                small_merged: written.small_merged,
-                table_bytes: written.table_bytes,
-                nodes: written.nodes,
-                undecided_singles: written.undecided_singles,
-            };
-            (written.report, max_spectral_diff_used, Some(seamless))
+            (
+                written.report,
+                max_spectral_diff_used,
+                Some(written.seamless),
+            )
         };
 
         let stats = match &self.statistics {

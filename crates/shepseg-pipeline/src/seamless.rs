@@ -7,25 +7,21 @@ use std::time::{Duration, Instant};
 use ndarray::Array2;
 use shepseg_core::seamless::{join_tiles, relabel, Joined, TilePart};
 use shepseg_stitch::{StitchError, StitchReport, TileSink};
+use shepseg_tiling::packed::{pack_image, unpack_labels};
 use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid};
 
-use crate::consumer::Progress;
+use crate::consumer::{Progress, TileLog};
 use crate::error::PipelineError;
+use crate::job::SeamlessReport;
 use crate::timings::Timings;
 
 /// Keeps every finished tile's node image and table until all are in.
 pub(crate) struct Collector<'a> {
-    /// Each tile's node image, LZ4-compressed while it waits for the join (node IDs come in
-    /// runs, so this keeps the held images to a fraction of their size).
+    /// Each tile's node image, packed while it waits for the join.
     images: Vec<Option<Vec<u8>>>,
     parts: Vec<Option<TilePart>>,
     grid: &'a TileGrid,
-    timings: &'a mut Timings,
-    progress: Option<&'a mut Progress>,
-    done: usize,
-    /// The maxSpectralDiff the tiles used (the same for every tile).
-    pub max_spectral_diff_used: f64,
-    idle_since: Instant,
+    pub log: TileLog<'a>,
 }
 
 impl<'a> Collector<'a> {
@@ -33,21 +29,14 @@ impl<'a> Collector<'a> {
     pub fn new(
         grid: &'a TileGrid,
         timings: &'a mut Timings,
-        mut progress: Option<&'a mut Progress>,
+        progress: Option<&'a mut Progress>,
     ) -> Self {
         let total = grid.tiles().len();
-        if let Some(p) = progress.as_mut() {
-            p(0, total);
-        }
         Self {
             images: vec![None; total],
             parts: vec![None; total],
             grid,
-            timings,
-            progress,
-            done: 0,
-            max_spectral_diff_used: 0.0,
-            idle_since: Instant::now(),
+            log: TileLog::new(timings, progress, total),
         }
     }
 }
@@ -55,11 +44,7 @@ impl<'a> Collector<'a> {
 impl TileConsumer for Collector<'_> {
     type Error = StitchError;
     fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
-        let start = Instant::now();
-        self.timings.stitch_wait.record(start - self.idle_since);
-        self.timings.reading.record(t.read_time);
-        self.timings.segmentation.record(t.segment_time);
-        self.max_spectral_diff_used = t.max_spectral_diff;
+        let start = self.log.arrived(&t);
         let index = t.tile.row * self.grid.ncols() + t.tile.col;
         let part = t.part.ok_or_else(|| {
             StitchError::Output(format!(
@@ -73,18 +58,10 @@ impl TileConsumer for Collector<'_> {
                 t.tile.col, t.tile.row
             )));
         }
-        let mut bytes = vec![0u8; t.segimg.len() * 4];
-        for (b, v) in bytes.chunks_exact_mut(4).zip(t.segimg.iter()) {
-            b.copy_from_slice(&v.to_le_bytes());
-        }
-        self.images[index] = Some(lz4_flex::compress(&bytes));
+        self.images[index] = Some(pack_image(&t.segimg));
         self.parts[index] = Some(*part);
-        self.timings.stitching.record(start.elapsed());
-        self.idle_since = Instant::now();
-        self.done += 1;
-        if let Some(p) = self.progress.as_mut() {
-            p(self.done, self.parts.len());
-        }
+        self.log.timings.stitching.record(start.elapsed());
+        self.log.done();
         Ok(())
     }
 }
@@ -92,14 +69,7 @@ impl TileConsumer for Collector<'_> {
 /// What the join and the write did.
 pub(crate) struct Written {
     pub report: StitchReport,
-    pub singles_joined: u64,
-    pub small_merged: usize,
-    /// Bytes of the tiles' tables held for the join.
-    pub table_bytes: usize,
-    /// Pieces of segments in the tables.
-    pub nodes: usize,
-    /// Single pixels the tiles left to the join.
-    pub undecided_singles: usize,
+    pub seamless: SeamlessReport,
 }
 
 /// Joins the collected tiles and writes them through `sink`'s block preparation, `threads`
@@ -116,9 +86,9 @@ pub(crate) fn join_and_write<S: TileSink>(
         images,
         parts,
         grid,
-        timings,
-        ..
+        log,
     } = collector;
+    let timings = log.timings;
     let t = Instant::now();
     let missing =
         |k: usize| PipelineError::Output(StitchError::Output(format!("tile {k} never arrived")));
@@ -163,12 +133,9 @@ pub(crate) fn join_and_write<S: TileSink>(
                     s.spawn(move || {
                         let t = Instant::now();
                         let n = window.xsize * window.ysize;
-                        let bytes = lz4_flex::decompress(&lz4, n * 4)
-                            .map_err(|e| StitchError::Output(format!("held tile: {e}")))?;
-                        let mut labels = vec![0u32; n];
-                        for (l, c) in labels.iter_mut().zip(bytes.chunks_exact(4)) {
-                            *l = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                        }
+                        let mut labels = unpack_labels(&lz4, n).ok_or_else(|| {
+                            StitchError::Output(format!("held tile {window:?} is corrupt"))
+                        })?;
                         relabel(&mut labels, &map);
                         let block = Array2::from_shape_vec((window.ysize, window.xsize), labels)
                             .map_err(|e| StitchError::Output(e.to_string()))?;
@@ -200,10 +167,12 @@ pub(crate) fn join_and_write<S: TileSink>(
             fallbacks: 0,
             empty_ids: 0,
         },
-        singles_joined,
-        small_merged,
-        table_bytes,
-        nodes,
-        undecided_singles,
+        seamless: SeamlessReport {
+            singles_joined,
+            small_merged,
+            table_bytes,
+            nodes,
+            undecided_singles,
+        },
     })
 }

@@ -24,6 +24,7 @@
 pub mod error;
 pub mod exec;
 pub mod grid;
+pub mod packed;
 pub mod raster;
 pub mod rat;
 pub mod sample;

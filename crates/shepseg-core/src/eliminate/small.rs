@@ -73,25 +73,58 @@ impl Spectra for Float32Spectra {
     }
 }
 
-/// The default mode's arithmetic: exact integer sums ([`Pixel::exact`]), which any order of
-/// addition gives alike, and `f64` means and distances computed from them.
-pub(crate) struct ExactSpectra;
+/// An exact sum's integer type: `i128` holds any pixel type's, `i64` those of 16-bit and
+/// smaller types ([`Pixel::EXACT_FITS_I64`]) in half the memory; the values are the same.
+pub(crate) trait ExactSum:
+    Copy + Default + Send + Sync + std::ops::Add<Output = Self>
+{
+    /// A pixel's exact value ([`Pixel::exact`]) in this type.
+    fn of(v: i128) -> Self;
+    /// The sum as `f64`.
+    fn to_f64(self) -> f64;
+}
 
-impl Spectra for ExactSpectra {
-    type Sum = i128;
+impl ExactSum for i64 {
+    #[inline(always)]
+    fn of(v: i128) -> Self {
+        v as i64
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl ExactSum for i128 {
+    #[inline(always)]
+    fn of(v: i128) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// The default mode's arithmetic: exact integer sums ([`Pixel::exact`]) in `A`, which any
+/// order of addition gives alike, and `f64` means and distances computed from them.
+pub(crate) struct ExactSpectra<A>(std::marker::PhantomData<A>);
+
+impl<A: ExactSum> Spectra for ExactSpectra<A> {
+    type Sum = A;
     type Mean = f64;
     const PYSHEPSEG: bool = false;
     #[inline(always)]
-    fn add<T: Pixel>(sum: i128, v: T) -> i128 {
-        sum + v.exact()
+    fn add<T: Pixel>(sum: A, v: T) -> A {
+        sum + A::of(v.exact())
     }
     #[inline(always)]
-    fn join(a: i128, b: i128) -> i128 {
+    fn join(a: A, b: A) -> A {
         a + b
     }
     #[inline(always)]
-    fn mean(sum: i128, n: u32, unit: f64) -> f64 {
-        sum as f64 * unit / n as f64
+    fn mean(sum: A, n: u32, unit: f64) -> f64 {
+        sum.to_f64() * unit / n as f64
     }
     #[inline(always)]
     fn dist(a: &[f64], b: &[f64]) -> f64 {
@@ -101,32 +134,6 @@ impl Spectra for ExactSpectra {
             dist += d * d;
         }
         dist
-    }
-}
-
-/// [`ExactSpectra`] in `i64`, for pixel types whose exact sums fit it
-/// ([`Pixel::EXACT_FITS_I64`]): the same values, in half the memory.
-pub(crate) struct Exact64Spectra;
-
-impl Spectra for Exact64Spectra {
-    type Sum = i64;
-    type Mean = f64;
-    const PYSHEPSEG: bool = false;
-    #[inline(always)]
-    fn add<T: Pixel>(sum: i64, v: T) -> i64 {
-        sum + v.exact() as i64
-    }
-    #[inline(always)]
-    fn join(a: i64, b: i64) -> i64 {
-        a + b
-    }
-    #[inline(always)]
-    fn mean(sum: i64, n: u32, unit: f64) -> f64 {
-        sum as f64 * unit / n as f64
-    }
-    #[inline(always)]
-    fn dist(a: &[f64], b: &[f64]) -> f64 {
-        ExactSpectra::dist(a, b)
     }
 }
 
@@ -606,9 +613,9 @@ pub(crate) fn eliminate_small_segments_renumbered<T: Pixel>(
     if compat {
         eliminate_small::<Float32Spectra, T>(img, seg, renumbering, args)
     } else if T::EXACT_FITS_I64 {
-        eliminate_small::<Exact64Spectra, T>(img, seg, renumbering, args)
+        eliminate_small::<ExactSpectra<i64>, T>(img, seg, renumbering, args)
     } else {
-        eliminate_small::<ExactSpectra, T>(img, seg, renumbering, args)
+        eliminate_small::<ExactSpectra<i128>, T>(img, seg, renumbering, args)
     }
 }
 
@@ -666,8 +673,8 @@ pub(crate) fn eliminate_small_graph(
         threshold_sq,
     );
     match sum {
-        ExactSums::I64(sum) => graph_passes::<Exact64Spectra>(sum, args),
-        ExactSums::I128(sum) => graph_passes::<ExactSpectra>(sum, args),
+        ExactSums::I64(sum) => graph_passes::<ExactSpectra<i64>>(sum, args),
+        ExactSums::I128(sum) => graph_passes::<ExactSpectra<i128>>(sum, args),
     }
 }
 

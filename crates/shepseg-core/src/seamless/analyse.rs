@@ -7,7 +7,7 @@ use ndarray::ArrayView3;
 
 use super::part::{CrossingPixel, ExactSums, NbrRef, TileFrame, TilePart, HALO};
 use crate::clump::{clump_sized, find};
-use crate::eliminate::for_each_neighbour;
+use crate::eliminate::{for_each_neighbour, ExactSum};
 use crate::error::CoreError;
 use crate::image::Img;
 use crate::kmeans::KMeansModel;
@@ -501,9 +501,9 @@ fn table<T: Pixel>(
     }
     let nodes = size.len();
     let sum = if T::EXACT_FITS_I64 {
-        ExactSums::I64(node_sums(pad, labels, nodes, |v: T| v.exact() as i64))
+        ExactSums::I64(node_sums(pad, labels, nodes))
     } else {
-        ExactSums::I128(node_sums(pad, labels, nodes, |v: T| v.exact()))
+        ExactSums::I128(node_sums(pad, labels, nodes))
     };
     let (adj_start, adj) = small_node_lists(labels, h, w, params, &size);
     let edge_nodes = [
@@ -553,12 +553,7 @@ fn table<T: Pixel>(
 
 /// Each node's exact sums (`bands` per node), band by band, a run of one node added in a
 /// register.
-fn node_sums<T: Pixel, A: Copy + Default + std::ops::AddAssign>(
-    pad: &Padded<'_, T>,
-    labels: &[u32],
-    nodes: usize,
-    exact: impl Fn(T) -> A,
-) -> Vec<A> {
+fn node_sums<T: Pixel, A: ExactSum>(pad: &Padded<'_, T>, labels: &[u32], nodes: usize) -> Vec<A> {
     let (h, w) = (pad.h, pad.w);
     let bands = pad.img.bands;
     let mut sum = vec![A::default(); nodes * bands];
@@ -572,15 +567,17 @@ fn node_sums<T: Pixel, A: Copy + Default + std::ops::AddAssign>(
             for (&l, &v) in row.iter().zip(data) {
                 if l != cur {
                     if cur != 0 {
-                        sum[cur as usize * bands + b] += acc;
+                        let at = cur as usize * bands + b;
+                        sum[at] = sum[at] + acc;
                     }
                     cur = l;
                     acc = A::default();
                 }
-                acc += exact(v);
+                acc = acc + A::of(v.exact());
             }
             if cur != 0 {
-                sum[cur as usize * bands + b] += acc;
+                let at = cur as usize * bands + b;
+                sum[at] = sum[at] + acc;
             }
         }
     }

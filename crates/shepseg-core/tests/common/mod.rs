@@ -1,7 +1,7 @@
 //! Random test images shared by the integration tests.
 
 use ndarray::Array3;
-use shepseg_core::{KMeansModel, Pixel};
+use shepseg_core::{KMeansModel, MaxSpectralDiff, Pixel, SegmentParams};
 
 /// A deterministic generator for the test images.
 pub struct Rng(pub u64);
@@ -49,4 +49,42 @@ pub fn model(rng: &mut Rng, bands: usize, k: usize) -> KMeansModel {
         .map(|_| (0..bands).map(|_| rng.below(60) as f64).collect())
         .collect();
     KMeansModel::new(centres).unwrap()
+}
+
+/// A random test case: an image of 1-5 bands and up to `max_side` pixels a side, with up to
+/// `max_nulls` null values (with `null`), a model and default-mode parameters of every kind.
+pub fn random_case<T: Pixel>(
+    rng: &mut Rng,
+    (max_side, max_nulls): (u64, u64),
+    conv: impl Fn(u64) -> T,
+    null: Option<T>,
+) -> (Array3<T>, SegmentParams, KMeansModel) {
+    let bands = 1 + rng.below(5) as usize;
+    let rows = 1 + rng.below(max_side) as usize;
+    let cols = 1 + rng.below(max_side) as usize;
+    let mut img = image(rng, bands, rows, cols, &conv);
+    if let Some(n) = null {
+        for _ in 0..rng.below(max_nulls) {
+            let (r, c) = (
+                rng.below(rows as u64) as usize,
+                rng.below(cols as u64) as usize,
+            );
+            img[[rng.below(bands as u64) as usize, r, c]] = n;
+        }
+    }
+    let k = 2 + rng.below(8) as usize;
+    let m = model(rng, bands, k);
+    let params = SegmentParams {
+        num_clusters: k,
+        min_segment_size: [2, 3, 5, 8, 13, 50][rng.below(6) as usize],
+        max_spectral_diff: [
+            MaxSpectralDiff::Auto,
+            MaxSpectralDiff::Unlimited,
+            MaxSpectralDiff::Value(4.0),
+            MaxSpectralDiff::Value(25.0),
+        ][rng.below(4) as usize],
+        four_connected: rng.below(2) == 0,
+        ..Default::default()
+    };
+    (img, params, m)
 }

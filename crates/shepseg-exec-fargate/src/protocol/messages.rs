@@ -5,6 +5,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use shepseg_core::seamless::TilePart;
 use shepseg_core::{KMeansModel, SegmentParams};
+use shepseg_tiling::packed::{pack_image, unpack_labels};
 use shepseg_tiling::Window;
 
 use super::auth::Nonce;
@@ -85,13 +86,9 @@ pub struct TileResult {
 }
 
 impl TileResult {
-    /// Compresses a segment image.
+    /// Compresses a segment image ([`pack_image`]).
     pub fn pack_image(img: &Array2<u32>) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(img.len() * 4);
-        for v in img.iter() {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        lz4_flex::compress(&bytes)
+        pack_image(img)
     }
 
     /// Decompresses the segment image, checking it has `rows x cols` pixels.
@@ -99,17 +96,9 @@ impl TileResult {
         let (rows, cols) = (self.rows as usize, self.cols as usize);
         let n = rows
             .checked_mul(cols)
-            .and_then(|n| n.checked_mul(4))
             .ok_or_else(|| RemoteError::Protocol("tile size overflows".into()))?;
-        let bytes = lz4_flex::decompress(&self.lz4, n)
-            .map_err(|e| RemoteError::Protocol(format!("bad tile data: {e}")))?;
-        if bytes.len() != n {
-            return Err(RemoteError::Protocol("tile data has the wrong size".into()));
-        }
-        let values = bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let values = unpack_labels(&self.lz4, n)
+            .ok_or_else(|| RemoteError::Protocol("bad tile data".into()))?;
         Array2::from_shape_vec((rows, cols), values)
             .map_err(|e| RemoteError::Protocol(format!("bad tile shape: {e}")))
     }
