@@ -7,6 +7,7 @@
 mod executor;
 mod flags;
 mod interrupt;
+mod polygonize;
 mod report;
 mod segment;
 mod stats;
@@ -43,6 +44,9 @@ enum Command {
     Stats(Box<stats::StatsArgs>),
     /// Cut a window (or mask) of a segmentation into a new one, renumbered, with its table.
     Subset(Box<stats::SubsetArgs>),
+    /// Write a segmentation's segments as polygons (one feature per segment, with its
+    /// attribute-table columns) to a vector file.
+    Polygonize(Box<polygonize::PolygonizeArgs>),
 }
 
 fn main() {
@@ -60,6 +64,7 @@ fn main() {
         Command::Worker(args) => worker::run(&args),
         Command::Stats(args) => stats::run_stats(&args),
         Command::Subset(args) => stats::run_subset(&args),
+        Command::Polygonize(args) => polygonize::run(&args),
     };
     if interrupt::interrupted() {
         eprintln!("shepseg: interrupted; workers stopped, no output written");

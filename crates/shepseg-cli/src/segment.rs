@@ -103,6 +103,13 @@ pub struct SegmentArgs {
     pub stats_bands: Vec<usize>,
     #[command(flatten)]
     pub stats: crate::stats::StatsOptions,
+    /// After segmenting (and the statistics), write the segments as polygons to this vector
+    /// file, with the attribute table's columns.
+    #[arg(long)]
+    pub vector: Option<PathBuf>,
+    /// OGR driver of --vector (default: chosen by its extension).
+    #[arg(long, requires = "vector")]
+    pub vector_format: Option<String>,
 }
 
 impl SegmentArgs {
@@ -167,6 +174,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             colour_from_bands: args.stats.colour_bands(),
         });
     let model_in = args.model_in()?;
+    if let Some(v) = &args.vector {
+        crate::polygonize::check_vector_output(v, args.vector_format.as_deref(), args.overwrite)?;
+    }
     // Armed before the output is created: creating it (empty overviews included) takes a
     // while, and an interrupt then must not leave its folder behind.
     if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
@@ -227,6 +237,18 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         let j = crate::report::json(args, &report, workers.as_ref(), total)?;
         std::fs::write(p, serde_json::to_string_pretty(&j)?)
             .with_context(|| format!("--json {}", p.display()))?;
+    }
+    if let Some(v) = &args.vector {
+        crate::polygonize::run_request(&crate::polygonize::VectorRequest {
+            segfile: &args.output,
+            output: v,
+            format: args.vector_format.as_deref(),
+            columns: None,
+            workers: args.exec.local_threads().max(1),
+            overwrite: args.overwrite,
+            quiet: args.quiet,
+        })
+        .context("--vector")?;
     }
     Ok(())
 }

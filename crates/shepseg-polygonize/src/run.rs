@@ -1,0 +1,583 @@
+//! The polygonize job: strips read and traced on worker threads, assembled in order on the
+//! calling thread, features written on a writer thread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use gdal::Dataset;
+use shepseg_tiling::rat::{ColumnType, RatEditor, HISTOGRAM};
+
+use crate::error::PolygonizeError;
+use crate::geometry::{segment_wkb, GeoTransform};
+use crate::rings::{Assembler, AssemblerError};
+use crate::trace::{Strip, StripTrace};
+use crate::write::{FieldKind, FieldSpec, Value, VectorOutput};
+
+/// Highest segment ID handled: per-ID tables are indexed by ID.
+const MAX_ID: u64 = 1 << 28;
+/// Features handed to the writer at once.
+const BATCH: usize = 2048;
+
+/// What to polygonize and where.
+#[derive(Debug, Clone)]
+pub struct PolygonizeJob {
+    /// The segmentation (band 1 holds segment IDs; 0 and the nodata value are null).
+    pub segfile: PathBuf,
+    /// The vector output.
+    pub output: PathBuf,
+    /// OGR driver; `None` chooses by OUTPUT's extension.
+    pub driver: Option<String>,
+    /// Attribute-table columns to copy; `None` copies them all.
+    pub columns: Option<Vec<String>>,
+    /// Threads reading and tracing strips.
+    pub workers: usize,
+    /// Replace an existing OUTPUT.
+    pub overwrite: bool,
+    /// Rows per strip (0 chooses).
+    pub strip_rows: usize,
+}
+
+/// What the job did and how long each part took.
+#[derive(Debug, Clone, Default)]
+pub struct PolygonizeReport {
+    /// Features written (one per segment).
+    pub features: u64,
+    /// Of which MultiPolygons.
+    pub multipolygons: u64,
+    /// Vertices written (ring closures included).
+    pub vertices: u64,
+    /// Whether pixel counts were computed (no `Histogram` column to take them from).
+    pub counted: bool,
+    /// Counting pixels (when computed), wall time.
+    pub counting: Duration,
+    /// Reading strips, summed over the workers.
+    pub reading: Duration,
+    /// Tracing strips, summed over the workers.
+    pub tracing: Duration,
+    /// Joining strips and building geometries.
+    pub assembling: Duration,
+    /// The writer thread's time in OGR (closing and moving into place included).
+    pub writing: Duration,
+    /// The whole job, wall time.
+    pub total: Duration,
+}
+
+fn seg_err(path: &Path, message: impl Into<String>) -> PolygonizeError {
+    PolygonizeError::Segfile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The segment file's layout, as every reader needs it.
+struct Source {
+    path: PathBuf,
+    cols: usize,
+    rows: usize,
+    /// A nonzero nodata value, null like 0.
+    null: Option<u32>,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<(Self, Dataset), PolygonizeError> {
+        if !path.to_string_lossy().starts_with("/vsi") && !path.exists() {
+            return Err(seg_err(path, "no such file"));
+        }
+        let ds = Dataset::open(path).map_err(|e| seg_err(path, format!("cannot open: {e}")))?;
+        let band = ds
+            .rasterband(1)
+            .map_err(|_| seg_err(path, "has no raster band"))?;
+        let ty = band.band_type();
+        if !ty.is_integer() {
+            return Err(seg_err(
+                path,
+                format!(
+                    "not a segmentation: band 1 holds {} values, segment IDs are integers",
+                    ty.name()
+                ),
+            ));
+        }
+        let null = band
+            .no_data_value()
+            .filter(|v| v.fract() == 0.0 && *v > 0.0 && *v <= f64::from(u32::MAX))
+            .map(|v| v as u32);
+        let (cols, rows) = ds.raster_size();
+        if cols == 0 || rows == 0 || cols >= u32::MAX as usize || rows >= u32::MAX as usize {
+            return Err(seg_err(path, format!("unusable size {cols} x {rows}")));
+        }
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                cols,
+                rows,
+                null,
+            },
+            ds,
+        ))
+    }
+
+    /// Reads pixel rows `r0 - 1 ..= r1` (those in the image) into a strip buffer.
+    fn read_strip(
+        &self,
+        ds: &Dataset,
+        r0: usize,
+        r1: usize,
+        buf: &mut Vec<u32>,
+        row: &mut Vec<u32>,
+    ) -> Result<(), PolygonizeError> {
+        let w = self.cols + 2;
+        buf.clear();
+        buf.resize(Strip::rows_needed(r0, r1) * w, 0);
+        let first = r0.saturating_sub(1);
+        let end = (r1 + 1).min(self.rows);
+        let band = ds
+            .rasterband(1)
+            .map_err(|e| seg_err(&self.path, e.to_string()))?;
+        let n = end - first;
+        row.resize(n * self.cols, 0);
+        band.read_into_slice::<u32>(
+            (0, first as isize),
+            (self.cols, n),
+            (self.cols, n),
+            row,
+            None,
+        )
+        .map_err(|e| seg_err(&self.path, format!("reading rows {first}..{end}: {e}")))?;
+        for (k, src) in row.chunks_exact(self.cols).enumerate() {
+            let i = first + k + 1 - r0;
+            let dst = &mut buf[i * w + 1..i * w + 1 + self.cols];
+            dst.copy_from_slice(src);
+            if let Some(null) = self.null {
+                for v in dst.iter_mut().filter(|v| **v == null) {
+                    *v = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which strips may start: no more than `lead` ahead of the last one assembled.
+struct Gate {
+    next: AtomicUsize,
+    done: Mutex<usize>,
+    moved: Condvar,
+    stop: AtomicBool,
+    lead: usize,
+}
+
+impl Gate {
+    fn take(&self, total: usize) -> Option<usize> {
+        let k = self.next.fetch_add(1, Ordering::SeqCst);
+        if k >= total {
+            return None;
+        }
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while k >= *done + self.lead && !self.stop.load(Ordering::SeqCst) {
+            done = self.moved.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        (!self.stop.load(Ordering::SeqCst)).then_some(k)
+    }
+
+    fn advance(&self, done: usize) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = done;
+        self.moved.notify_all();
+    }
+
+    fn halt(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _guard = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        self.moved.notify_all();
+    }
+}
+
+/// The attribute-table columns to copy, and the pixel counts if it has them.
+struct Table {
+    fields: Vec<FieldSpec>,
+    values: Vec<(FieldKind, Vec<f64>)>,
+    counts: Option<Vec<u64>>,
+}
+
+fn read_table(
+    ds: &Dataset,
+    path: &Path,
+    wanted: Option<&[String]>,
+) -> Result<Table, PolygonizeError> {
+    let band = ds.rasterband(1).map_err(|e| seg_err(path, e.to_string()))?;
+    let editor = RatEditor::open(&band, true).map_err(PolygonizeError::Read)?;
+    let columns = editor.columns();
+    let rows = editor.rows();
+    let reserved = |n: &str| {
+        ["id", "pixels", "area"]
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(n))
+    };
+    let chosen: Vec<usize> = match wanted {
+        None => (0..columns.len())
+            .filter(|&c| !reserved(&columns[c].0))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                columns
+                    .iter()
+                    .position(|(name, _, _)| name == n)
+                    .filter(|_| !reserved(n))
+                    .ok_or_else(|| PolygonizeError::Column {
+                        path: path.to_path_buf(),
+                        column: n.clone(),
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut fields = Vec::new();
+    let mut values = Vec::new();
+    for c in chosen {
+        let (name, ty, _) = &columns[c];
+        let kind = match ty {
+            ColumnType::Real => FieldKind::Real,
+            ColumnType::Integer => FieldKind::Integer,
+        };
+        fields.push(FieldSpec {
+            name: name.clone(),
+            kind,
+        });
+        values.push((
+            kind,
+            editor.read(c, 0, rows).map_err(PolygonizeError::Read)?,
+        ));
+    }
+    let counts = match editor.find(HISTOGRAM) {
+        Some(c) if rows > 0 => Some(
+            editor
+                .read(c, 0, rows)
+                .map_err(PolygonizeError::Read)?
+                .into_iter()
+                .map(|v| if v > 0.0 { v as u64 } else { 0 })
+                .collect(),
+        ),
+        _ => None,
+    };
+    Ok(Table {
+        fields,
+        values,
+        counts,
+    })
+}
+
+/// Strip boundaries: `rows` split into strips of about `strip_rows`.
+fn strips(rows: usize, strip_rows: usize) -> Vec<(usize, usize)> {
+    let n = rows.div_ceil(strip_rows.max(1));
+    (0..n)
+        .map(|k| (k * strip_rows, ((k + 1) * strip_rows).min(rows)))
+        .collect()
+}
+
+/// Counts each segment's pixels, strips read on `workers` threads.
+fn count_pixels(
+    src: &Source,
+    workers: usize,
+    strip_rows: usize,
+) -> Result<Vec<u64>, PolygonizeError> {
+    let parts = strips(src.rows, strip_rows);
+    let next = AtomicUsize::new(0);
+    let results: Vec<Result<Vec<u64>, PolygonizeError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let ds = Dataset::open(&src.path)
+                        .map_err(|e| seg_err(&src.path, format!("cannot open: {e}")))?;
+                    let mut counts: Vec<u64> = Vec::new();
+                    let (mut buf, mut row) = (Vec::new(), Vec::new());
+                    loop {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&(r0, r1)) = parts.get(k) else {
+                            break;
+                        };
+                        src.read_strip(&ds, r0, r1, &mut buf, &mut row)?;
+                        let w = src.cols + 2;
+                        for i in 1..=(r1 - r0) {
+                            for &v in &buf[i * w + 1..i * w + 1 + src.cols] {
+                                if u64::from(v) >= MAX_ID {
+                                    return Err(too_high(&src.path, v));
+                                }
+                                let v = v as usize;
+                                if v >= counts.len() {
+                                    counts.resize(v + 1, 0);
+                                }
+                                counts[v] += 1;
+                            }
+                        }
+                    }
+                    Ok(counts)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(seg_err(&src.path, "a counting thread panicked")))
+            })
+            .collect()
+    });
+    let mut total: Vec<u64> = Vec::new();
+    for r in results {
+        let c = r?;
+        if c.len() > total.len() {
+            total.resize(c.len(), 0);
+        }
+        for (t, v) in total.iter_mut().zip(c) {
+            *t += v;
+        }
+    }
+    Ok(total)
+}
+
+fn too_high(path: &Path, v: u32) -> PolygonizeError {
+    seg_err(
+        path,
+        format!("segment ID {v} is above {MAX_ID}, the highest this polygonizer handles"),
+    )
+}
+
+/// Polygonizes `job.segfile` into `job.output`; `progress` hears (strips done, strips).
+pub fn polygonize(
+    job: &PolygonizeJob,
+    mut progress: Option<&mut dyn FnMut(usize, usize)>,
+) -> Result<PolygonizeReport, PolygonizeError> {
+    let start = Instant::now();
+    let mut report = PolygonizeReport::default();
+    let (src, ds) = Source::open(&job.segfile)?;
+    let workers = job.workers.max(1);
+    let strip_rows = if job.strip_rows > 0 {
+        job.strip_rows
+    } else {
+        (4_000_000 / src.cols).clamp(16, 1024)
+    };
+    let table = read_table(&ds, &src.path, job.columns.as_deref())?;
+    let gt = GeoTransform(ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]));
+    let srs = ds.spatial_ref().ok();
+    let mut output = {
+        let mut fields = vec![
+            FieldSpec {
+                name: "id".into(),
+                kind: FieldKind::Integer,
+            },
+            FieldSpec {
+                name: "pixels".into(),
+                kind: FieldKind::Integer,
+            },
+            FieldSpec {
+                name: "area".into(),
+                kind: FieldKind::Real,
+            },
+        ];
+        fields.extend(table.fields.iter().cloned());
+        VectorOutput::create(
+            &job.output,
+            job.driver.as_deref(),
+            job.overwrite,
+            srs.as_ref(),
+            &fields,
+        )?
+    };
+    drop(ds);
+    let counts = match table.counts {
+        Some(c) => c,
+        None => {
+            let t = Instant::now();
+            let c = count_pixels(&src, workers, strip_rows)?;
+            report.counting = t.elapsed();
+            report.counted = true;
+            c
+        }
+    };
+    let parts = strips(src.rows, strip_rows);
+    let total = parts.len();
+    let gate = Gate {
+        next: AtomicUsize::new(0),
+        done: Mutex::new(0),
+        moved: Condvar::new(),
+        stop: AtomicBool::new(false),
+        lead: 2 * workers + 2,
+    };
+    let pixel_area = gt.pixel_area();
+    let attrs = &table.values;
+    let (tx, rx) = mpsc::channel::<(
+        usize,
+        Result<(StripTrace, Duration, Duration), PolygonizeError>,
+    )>();
+    let (ftx, frx) = mpsc::sync_channel::<Vec<(Vec<Value>, Vec<u8>)>>(8);
+
+    let outcome: Result<(), PolygonizeError> = std::thread::scope(|s| {
+        // The writer.
+        let writer = s.spawn(
+            move || -> Result<(VectorOutput, Duration), PolygonizeError> {
+                let mut busy = Duration::ZERO;
+                for batch in frx {
+                    let t = Instant::now();
+                    for (values, wkb) in batch {
+                        output.write(&values, &wkb)?;
+                    }
+                    busy += t.elapsed();
+                }
+                Ok((output, busy))
+            },
+        );
+        // The strip workers.
+        for _ in 0..workers.min(total) {
+            let tx = tx.clone();
+            let (src, gate, parts) = (&src, &gate, &parts);
+            s.spawn(move || {
+                let ds = match Dataset::open(&src.path) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = tx.send((0, Err(seg_err(&src.path, format!("cannot open: {e}")))));
+                        return;
+                    }
+                };
+                let (mut buf, mut row) = (Vec::new(), Vec::new());
+                while let Some(k) = gate.take(total) {
+                    let (r0, r1) = parts[k];
+                    let t = Instant::now();
+                    let traced = src
+                        .read_strip(&ds, r0, r1, &mut buf, &mut row)
+                        .and_then(|()| {
+                            let read = t.elapsed();
+                            let t = Instant::now();
+                            let strip = Strip {
+                                labels: &buf,
+                                cols: src.cols,
+                                r0,
+                                r1,
+                                last: k + 1 == total,
+                            };
+                            strip
+                                .trace()
+                                .map(|tr| (tr, read, t.elapsed()))
+                                .map_err(|e| PolygonizeError::Assembly {
+                                    path: src.path.clone(),
+                                    message: e.0,
+                                })
+                        });
+                    let failed = traced.is_err();
+                    if tx.send((k, traced)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let assembled = (|| -> Result<(), PolygonizeError> {
+            let mut asm = Assembler::new(&counts);
+            let mut waiting: BTreeMap<usize, StripTrace> = BTreeMap::new();
+            let mut next_strip = 0;
+            let mut finished: HashMap<u32, (Vec<Value>, Vec<u8>)> = HashMap::new();
+            let mut next_id: usize = 1;
+            let mut batch = Vec::with_capacity(BATCH);
+            let asm_err = |e: AssemblerError| {
+                PolygonizeError::Assembly {
+                path: src.path.clone(),
+                message: match e {
+                    AssemblerError::CountMismatch {
+                        label,
+                        enclosed,
+                        count,
+                    } => format!(
+                        "segment {label} has {enclosed} pixels where the Histogram column says {count}: the attribute table does not describe this image"
+                    ),
+                    AssemblerError::Unfinished(m) => m,
+                },
+            }
+            };
+            while next_strip < total {
+                let Ok((k, traced)) = rx.recv() else {
+                    return Err(seg_err(&src.path, "the strip workers stopped"));
+                };
+                let (trace, read, took) = traced?;
+                report.reading += read;
+                report.tracing += took;
+                waiting.insert(k, trace);
+                while let Some(trace) = waiting.remove(&next_strip) {
+                    let t = Instant::now();
+                    next_strip += 1;
+                    gate.advance(next_strip);
+                    for (label, rings) in asm.add_strip(trace).map_err(asm_err)? {
+                        let mut wkb = Vec::new();
+                        let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
+                        report.multipolygons += u64::from(multi);
+                        report.vertices += segment_wkb(rings, &gt, &mut wkb) as u64;
+                        let pixels = counts[label as usize];
+                        let mut values = vec![
+                            Value::Integer(i64::from(label)),
+                            Value::Integer(pixels as i64),
+                            Value::Real(pixels as f64 * pixel_area),
+                        ];
+                        values.extend(attrs.iter().map(|(kind, col)| {
+                            match (col.get(label as usize), kind) {
+                                (Some(&v), FieldKind::Real) => Value::Real(v),
+                                (Some(&v), FieldKind::Integer) => Value::Integer(v as i64),
+                                (None, _) => Value::Null,
+                            }
+                        }));
+                        finished.insert(label, (values, wkb));
+                    }
+                    // In ID order: each finished segment waits for the lower IDs.
+                    while next_id < counts.len() {
+                        if counts[next_id] == 0 {
+                            next_id += 1;
+                            continue;
+                        }
+                        let Some(f) = finished.remove(&(next_id as u32)) else {
+                            break;
+                        };
+                        batch.push(f);
+                        next_id += 1;
+                        report.features += 1;
+                        if batch.len() == BATCH {
+                            if ftx.send(std::mem::take(&mut batch)).is_err() {
+                                return Ok(()); // the writer failed: its error follows
+                            }
+                            batch.reserve(BATCH);
+                        }
+                    }
+                    report.assembling += t.elapsed();
+                    if let Some(p) = progress.as_mut() {
+                        p(next_strip, total);
+                    }
+                }
+            }
+            asm.finish().map_err(asm_err)?;
+            if next_id < counts.len() {
+                return Err(asm_err(AssemblerError::CountMismatch {
+                    label: next_id as u32,
+                    enclosed: 0,
+                    count: counts[next_id],
+                }));
+            }
+            if !batch.is_empty() {
+                let _ = ftx.send(batch);
+            }
+            Ok(())
+        })();
+        gate.halt();
+        drop(ftx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(seg_err(&src.path, "the writer thread panicked")));
+        assembled?;
+        let (output, busy) = written?;
+        let t = Instant::now();
+        output.finish()?;
+        report.writing = busy + t.elapsed();
+        Ok(())
+    });
+    outcome?;
+    report.total = start.elapsed();
+    Ok(report)
+}
