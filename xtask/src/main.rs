@@ -9,9 +9,11 @@
 //! * `bench-workers`: sweeps worker counts to show where stitching becomes the limit;
 //! * `bench-stats`: per-segment statistics for each worker count;
 //! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA;
-//! * `bench-pyshepseg`: pyshepseg and `shepseg segment` side by side on the same image.
+//! * `bench-pyshepseg`: pyshepseg and `shepseg segment` side by side on the same image;
+//! * `bench-polygonize`: `shepseg polygonize`, `gdal_polygonize.py` and an `ogr2ogr` copy.
 
 mod bench_core;
+mod bench_polygonize;
 mod bench_pyshepseg;
 mod bench_segment;
 mod bench_stats;
@@ -47,6 +49,8 @@ enum Task {
     BenchFit(bench_segment::BenchFitArgs),
     /// Run pyshepseg (from a checkout) and `shepseg segment` side by side: wall, peak RSS, ratio.
     BenchPyshepseg(bench_pyshepseg::BenchPyshepsegArgs),
+    /// `shepseg polygonize` beside gdal_polygonize.py and an ogr2ogr copy, to FlatGeobuf.
+    BenchPolygonize(bench_polygonize::BenchPolygonizeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +64,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchRat(a) => bench_stats::bench_rat(&a),
         Task::BenchFit(a) => bench_segment::bench_fit(&a),
         Task::BenchPyshepseg(a) => bench_pyshepseg::bench(&a),
+        Task::BenchPolygonize(a) => bench_polygonize::bench(&a),
     }
 }

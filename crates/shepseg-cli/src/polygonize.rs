@@ -17,7 +17,7 @@ pub struct PolygonizeArgs {
     /// OGR driver (default: chosen by OUTPUT's extension).
     #[arg(short = 'f', long = "format")]
     pub format: Option<String>,
-    /// Attribute-table columns to copy, comma separated (default: all).
+    /// Attribute-table columns to copy, comma separated (default: all; "" for none).
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
     /// Threads reading and tracing (default: all cores).

@@ -221,6 +221,7 @@ fn read_table(
             .collect(),
         Some(names) => names
             .iter()
+            .filter(|n| !n.is_empty())
             .map(|n| {
                 columns
                     .iter()
@@ -358,6 +359,20 @@ pub fn polygonize(
     } else {
         (4_000_000 / src.cols).clamp(16, 1024)
     };
+    // Each block is read once or twice (where strips split it): GDAL's default cache (5% of
+    // memory) would keep every decoded block, growing with the image, for nothing. Enough
+    // for every worker's strip and the block rows around it, unless GDAL_CACHEMAX is given.
+    if gdal::config::get_config_option("GDAL_CACHEMAX", "")
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let block_rows = ds
+            .rasterband(1)
+            .map(|b| b.block_size().1)
+            .unwrap_or(256);
+        let bytes = workers * (strip_rows + 2 * block_rows) * src.cols * 4;
+        shepseg_tiling::set_block_cache(bytes.clamp(64 << 20, 1 << 30));
+    }
     let table = read_table(&ds, &src.path, job.columns.as_deref())?;
     let gt = GeoTransform(ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]));
     let srs = ds.spatial_ref().ok();

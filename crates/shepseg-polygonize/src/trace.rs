@@ -26,6 +26,48 @@ pub const W: u8 = 2;
 /// North (row - 1).
 pub const N: u8 = 3;
 
+/// [`TURNS`] flags: a way on exists, and the vertex is a saddle.
+const VALID: u8 = 8;
+const SADDLE: u8 = 4;
+
+/// Whether the segment has an edge leaving a vertex going `d`, given which of the four pixels
+/// around it are the segment's (`mask` bits: above left, above right, below left, below
+/// right): its pixel on the right of the edge, another on the left.
+const fn has_edge(mask: usize, d: u8) -> bool {
+    let (nw, ne, sw, se) = (mask & 1 != 0, mask & 2 != 0, mask & 4 != 0, mask & 8 != 0);
+    match d {
+        E => se && !ne,
+        S => sw && !se,
+        W => nw && !sw,
+        _ => ne && !nw,
+    }
+}
+
+/// The way on from a vertex, by its pixel mask and the direction of arrival: right if there
+/// is an edge, else straight, else left, with [`VALID`] and [`SADDLE`] set.
+const TURNS: [[u8; 4]; 16] = {
+    let mut t = [[0u8; 4]; 16];
+    let mut mask = 0;
+    while mask < 16 {
+        let mut d = 0u8;
+        while d < 4 {
+            let (right, left) = ((d + 1) % 4, (d + 3) % 4);
+            t[mask][d as usize] = if has_edge(mask, right) {
+                right | VALID | if has_edge(mask, left) { SADDLE } else { 0 }
+            } else if has_edge(mask, d) {
+                d | VALID
+            } else if has_edge(mask, left) {
+                left | VALID
+            } else {
+                0
+            };
+            d += 1;
+        }
+        mask += 1;
+    }
+    t
+};
+
 /// A vertex of the pixel grid: `(col, row)`.
 pub type Vertex = (u32, u32);
 
@@ -181,32 +223,25 @@ impl Strip<'_> {
         r >= self.r0 as i64 && (r < self.r1 as i64 || (self.last && r == self.r1 as i64))
     }
 
-    /// Whether `label` has a boundary edge leaving vertex `(c, r)` in direction `d` (the
-    /// segment on its right, anything else on its left).
-    #[inline]
-    fn edge(&self, c: i64, r: i64, d: u8, label: u32) -> bool {
-        let ((rc, rr), (lc, lr)) = match d {
-            E => ((c, r), (c, r - 1)),
-            S => ((c - 1, r), (c, r)),
-            W => ((c - 1, r - 1), (c - 1, r)),
-            _ => ((c, r - 1), (c - 1, r - 1)),
-        };
-        self.px(rc, rr) == label && self.px(lc, lr) != label
-    }
-
     /// The direction `label`'s boundary leaves vertex `(c, r)` by, having arrived going `d`
     /// (right first, see the module docs), and whether the vertex is a saddle.
     #[inline]
     fn turn(&self, c: i64, r: i64, d: u8, label: u32) -> Result<(u8, bool), TraceBroken> {
-        let right = (d + 1) % 4;
-        if self.edge(c, r, right, label) {
-            return Ok((right, self.edge(c, r, (d + 3) % 4, label)));
+        // The four pixels around the vertex, from the one above left.
+        let w = self.width();
+        let nw = (r - self.r0 as i64) as usize * w + c as usize;
+        let l = &self.labels;
+        let mask = usize::from(l[nw] == label)
+            | usize::from(l[nw + 1] == label) << 1
+            | usize::from(l[nw + w] == label) << 2
+            | usize::from(l[nw + w + 1] == label) << 3;
+        let t = TURNS[mask][usize::from(d)];
+        if t & VALID == 0 {
+            return Err(TraceBroken(format!(
+                "boundary of {label} ends at vertex ({c}, {r})"
+            )));
         }
-        [d, (d + 3) % 4]
-            .into_iter()
-            .find(|&nd| self.edge(c, r, nd, label))
-            .map(|nd| (nd, false))
-            .ok_or_else(|| TraceBroken(format!("boundary of {label} ends at vertex ({c}, {r})")))
+        Ok((t & 3, t & SADDLE != 0))
     }
 
     /// Traces the strip.
