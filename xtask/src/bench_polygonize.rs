@@ -146,7 +146,11 @@ pub fn bench(args: &BenchPolygonizeArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:<34} {s:>8.2} {sf:>9} {:>12.0} {:>9.0}",
-        format!("shepseg polygonize -w {} ({} runs)", args.workers, s_wall.len()),
+        format!(
+            "shepseg polygonize -w {} ({} runs)",
+            args.workers,
+            s_wall.len()
+        ),
         mib(&mut s_rss),
         size(&ours)
     );

@@ -2,8 +2,8 @@
 //! a worker killed mid-job, hostile connections, and the Fargate executor against moto's ECS
 //! server on loopback with this test playing the container runtime.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 use shepseg_exec_fargate::protocol::{
     decode, encode, random_bytes, read_frame_blocking, CoordMsg, WorkerMsg, PROTOCOL_VERSION,
 };
+
+mod common;
+
+use common::moto::{free_port, Moto};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -260,14 +264,6 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
     assert!(log.contains("lost"), "{log}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// True when the coordinator closed the connection (after an optional Refused message).
 fn closed_by_peer(s: &mut TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -364,165 +360,6 @@ fn hostile_connections_are_refused_and_the_job_goes_on() {
 
 // ---------------------------------------------------------------------------------------------
 // Fargate against moto.
-
-/// moto's server, started on a free loopback port and killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("SHEPSEG_MOTO_SERVER") {
-        return p.into();
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let candidates = [
-        home.join(".cache/shepseg/moto/bin/moto_server"),
-        PathBuf::from("/opt/moto/bin/moto_server"),
-    ];
-    candidates.into_iter().find(|p| p.exists()).expect(
-        "moto_server not found: run `bash .ci/setup` (it installs moto) or set SHEPSEG_MOTO_SERVER",
-    )
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = free_port();
-        let child = Command::new(moto_server_path())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let moto = Self { child, port };
-        let t = Instant::now();
-        while http(port, "GET", "/moto-api/", &[], "").map(|r| r.0) != Some(200) {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Keep tasks RUNNING until stopped, as real ones would be (moto otherwise advances a
-        // task's status on every DescribeTasks).
-        let (code, _) = http(
-            port,
-            "POST",
-            "/moto-api/state-manager/set-transition",
-            &[],
-            r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000}}"#,
-        )
-        .unwrap();
-        assert!(code < 300);
-        moto
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// An ECS JSON API call.
-    fn ecs(&self, action: &str, body: Value) -> Value {
-        let target = format!("AmazonEC2ContainerServiceV20141113.{action}");
-        let (code, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("X-Amz-Target", &target),
-                ("Authorization", &auth("ecs")),
-                ("X-Amz-Date", "20261125T000000Z"),
-            ],
-            &body.to_string(),
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{action}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// The first subnet of moto's default VPC (EC2 query API).
-    fn subnet(&self) -> String {
-        let (code, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Authorization", &auth("ec2")),
-                ("X-Amz-Date", "20261125T000000Z"),
-            ],
-            "Action=DescribeSubnets&Version=2016-11-15",
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{text}");
-        let start = text.find("<subnetId>").unwrap() + "<subnetId>".len();
-        let end = text[start..].find('<').unwrap();
-        text[start..start + end].to_string()
-    }
-}
-
-/// moto routes by the SigV4 credential scope and does not check signatures.
-fn auth(service: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential=testing/20261125/us-east-1/{service}/aws4_request, \
-         SignedHeaders=host;x-amz-date, Signature=00"
-    )
-}
-
-/// A minimal HTTP/1.1 request; returns status and body.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut r = rest;
-        while let Some((size, after)) = r.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 {
-                break;
-            }
-            out.push_str(after.get(..n)?);
-            r = after.get(n + 2..)?;
-        }
-        out
-    } else {
-        rest.to_string()
-    };
-    Some((code, body))
-}
 
 /// A container's environment.
 type Env = Vec<(String, String)>;

@@ -366,10 +366,7 @@ pub fn polygonize(
         .unwrap_or_default()
         .is_empty()
     {
-        let block_rows = ds
-            .rasterband(1)
-            .map(|b| b.block_size().1)
-            .unwrap_or(256);
+        let block_rows = ds.rasterband(1).map(|b| b.block_size().1).unwrap_or(256);
         let bytes = workers * (strip_rows + 2 * block_rows) * src.cols * 4;
         shepseg_tiling::set_block_cache(bytes.clamp(64 << 20, 1 << 30));
     }
