@@ -124,7 +124,8 @@ int_pixel!(u32, wide);
 int_pixel!(i32, wide);
 
 /// 2^40: `f32` values are summed exactly in units of 2^-40 (see [`Pixel::exact`]). With
-/// `i128` sums that holds any segment of up to 2^32 pixels of magnitude below 2^55.
+/// `i128` sums that holds any segment of up to 2^32 pixels of magnitude below 2^55 (larger
+/// magnitudes are clamped there).
 const F32_EXACT_SCALE: f64 = (1u64 << 40) as f64;
 
 impl Pixel for f32 {
@@ -143,8 +144,11 @@ impl Pixel for f32 {
     }
     #[inline]
     fn exact(self) -> i128 {
-        // Scaling by a power of two is exact in f64; `as` truncates toward zero.
-        (self as f64 * F32_EXACT_SCALE) as i128
+        // Scaling by a power of two is exact in f64; `as` truncates toward zero (and
+        // saturates). Magnitudes from 2^55 up (far beyond any reflectance or index) count as
+        // just under 2^55, so that sums of up to 2^32 pixels never overflow.
+        const LIMIT: i128 = (1 << 95) - 1;
+        ((self as f64 * F32_EXACT_SCALE) as i128).clamp(-LIMIT, LIMIT)
     }
     const EXACT_UNIT: f64 = 1.0 / F32_EXACT_SCALE;
     const EXACT_FITS_I64: bool = false;
@@ -161,8 +165,15 @@ impl Pixel for f32 {
         i64::from(d.to_bits())
     }
     fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
+        // pyshepseg's float32 arithmetic; where it overflows (a range wider than f32::MAX,
+        // on which pyshepseg's centres are infinite), the same in f64.
         let step = (max - min) / (k + 1) as f32;
-        min + (i + 1) as f32 * step
+        let c = min + (i + 1) as f32 * step;
+        if c.is_finite() {
+            return c;
+        }
+        let step = (max as f64 - min as f64) / (k + 1) as f64;
+        (min as f64 + (i + 1) as f64 * step) as f32
     }
 }
 

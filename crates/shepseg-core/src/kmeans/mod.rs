@@ -397,8 +397,11 @@ pub fn fit<T: Pixel>(
 
 /// pyshepseg's fixed initial centres (`diagonalClusterCentres`): `k` points evenly spaced on the
 /// diagonal of the sample's bounding box, one step in from each corner, in the pixel type
-/// (band-interleaved, `k x num_bands`). `sample` must hold at least one pixel.
+/// (band-interleaved, `k x num_bands`). Empty when `sample` holds no whole pixel.
 pub fn diagonal_init<T: Pixel>(sample: &[T], num_bands: usize, k: usize) -> Vec<T> {
+    if num_bands == 0 || sample.len() < num_bands {
+        return Vec::new();
+    }
     let (lo, hi) = band_min_max(sample, num_bands);
     (0..k)
         .flat_map(|i| (0..num_bands).map(move |b| (i, b)))

@@ -27,14 +27,22 @@ pub struct TileFrame {
 
 impl TileFrame {
     /// The window to read for this tile, `(row, col, rows, cols)`: the tile and [`HALO`]
-    /// pixels around it, cut at the raster's edges.
+    /// pixels around it, cut at the raster's edges (empty for a frame outside its raster).
     pub fn read_window(&self) -> (u64, u64, u64, u64) {
         let halo = HALO as u64;
         let r0 = self.row0.saturating_sub(halo);
         let c0 = self.col0.saturating_sub(halo);
-        let r1 = (self.row0 + self.rows + halo).min(self.raster_rows);
-        let c1 = (self.col0 + self.cols + halo).min(self.raster_cols);
-        (r0, c0, r1 - r0, c1 - c0)
+        let r1 = self
+            .row0
+            .saturating_add(self.rows)
+            .saturating_add(halo)
+            .min(self.raster_rows);
+        let c1 = self
+            .col0
+            .saturating_add(self.cols)
+            .saturating_add(halo)
+            .min(self.raster_cols);
+        (r0, c0, r1.saturating_sub(r0), c1.saturating_sub(c0))
     }
 
     /// The raster-order index of the tile's pixel `(i, j)` in the whole raster.
@@ -47,8 +55,15 @@ impl TileFrame {
     pub fn is_valid(&self) -> bool {
         self.rows > 0
             && self.cols > 0
-            && self.row0 + self.rows <= self.raster_rows
-            && self.col0 + self.cols <= self.raster_cols
+            && self
+                .row0
+                .checked_add(self.rows)
+                .is_some_and(|e| e <= self.raster_rows)
+            && self
+                .col0
+                .checked_add(self.cols)
+                .is_some_and(|e| e <= self.raster_cols)
+            && self.raster_rows.checked_mul(self.raster_cols).is_some()
     }
 }
 
