@@ -62,7 +62,7 @@ pub enum TilingError {
         band_type: String,
     },
     /// The chosen bands have different nodata values.
-    #[error("{}: band {band} has nodata {value:?} but band {first_band} has {first_value:?}; give one null value for all bands", path.display())]
+    #[error("{}: band {band} has nodata {} but band {first_band} has {}; give one null value for all bands", path.display(), nodata_text(*value), nodata_text(*first_value))]
     NullMismatch {
         /// The file.
         path: PathBuf,
@@ -113,4 +113,9 @@ pub enum TilingError {
     /// The segmentation itself failed.
     #[error(transparent)]
     Core(#[from] CoreError),
+}
+
+/// A band's nodata value as a user reads it: the number, or "none".
+fn nodata_text(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
