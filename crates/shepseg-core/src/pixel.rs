@@ -6,7 +6,8 @@
 //! in `float64` and rounded back (numpy's promotion of `float32` with `int32`/`uint32`). Keeping
 //! each of those rules here, per type, is what lets the core reproduce pyshepseg bit for bit.
 
-/// A pixel value type that shepseg can segment: `u8`, `u16`, `i16`, `u32`, `i32` or `f32`.
+/// A pixel value type that shepseg can segment: `u8`, `i8`, `u16`, `i16`, `u32`, `i32`,
+/// `u64`, `i64`, `f32` or `f64`.
 ///
 /// The trait is sealed; its methods encode the arithmetic pyshepseg applies to each type.
 pub trait Pixel:
@@ -15,7 +16,9 @@ pub trait Pixel:
     /// Accumulator of the single-pixel spectral distance (`i64` for integers, `f32` for floats).
     type Dist: Copy + PartialOrd + std::fmt::Debug;
 
-    /// The value as `f64`; exact for every supported type.
+    /// The value as `f64`: exact for every type but 64-bit integers beyond 2^53 (k-means and
+    /// means work in `f64`, as scikit-learn's and numpy's do; sums stay exact, see
+    /// [`Pixel::exact`]).
     fn to_f64(self) -> f64;
 
     /// Whether this value marks a null pixel, given the image's null value (`NaN` and the
@@ -62,11 +65,15 @@ pub trait Pixel:
 mod sealed {
     pub trait Sealed {}
     impl Sealed for u8 {}
+    impl Sealed for i8 {}
     impl Sealed for u16 {}
     impl Sealed for i16 {}
     impl Sealed for u32 {}
     impl Sealed for i32 {}
+    impl Sealed for u64 {}
+    impl Sealed for i64 {}
     impl Sealed for f32 {}
+    impl Sealed for f64 {}
 }
 
 macro_rules! int_pixel {
@@ -118,10 +125,64 @@ macro_rules! int_pixel {
 }
 
 int_pixel!(u8, small);
+int_pixel!(i8, small);
 int_pixel!(u16, small);
 int_pixel!(i16, small);
 int_pixel!(u32, wide);
 int_pixel!(i32, wide);
+
+/// 64-bit integers: numpy adds them to `float32` sums in `float64`; exact sums in `i128` (2^64
+/// x 2^32 pixels fit). The single-pixel distance saturates at `i64::MAX` instead of wrapping
+/// as pyshepseg's `int64` arithmetic does: differences that large are not spectra, and a
+/// saturated distance still orders the same in a tile as in the whole image.
+macro_rules! int64_pixel {
+    ($t:ty) => {
+        impl Pixel for $t {
+            type Dist = i64;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn is_null(self, null: Option<Self>) -> bool {
+                null == Some(self)
+            }
+            #[inline]
+            fn add_to_f32_sum(self, sum: f32) -> f32 {
+                (sum as f64 + self as f64) as f32
+            }
+            #[inline]
+            fn exact(self) -> i128 {
+                self as i128
+            }
+            const EXACT_UNIT: f64 = 1.0;
+            const EXACT_FITS_I64: bool = false;
+            const DIST_ZERO: i64 = 0;
+            const DIST_UNSET: i64 = -1;
+            #[inline]
+            fn add_sq_diff(acc: i64, a: Self, b: Self) -> i64 {
+                let d = (a as i128 - b as i128).unsigned_abs();
+                let sq = if d > 3_037_000_499 {
+                    i64::MAX
+                } else {
+                    (d * d) as i64
+                };
+                acc.saturating_add(sq)
+            }
+            #[inline]
+            fn dist_bits(d: i64) -> i64 {
+                d
+            }
+            fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
+                let step = max.wrapping_sub(min) as f64 / (k + 1) as f64;
+                (min as f64 + (i + 1) as f64 * step) as $t
+            }
+        }
+    };
+}
+
+int64_pixel!(u64);
+int64_pixel!(i64);
 
 /// 2^40: `f32` values are summed exactly in units of 2^-40 (see [`Pixel::exact`]). With
 /// `i128` sums that holds any segment of up to 2^32 pixels of magnitude below 2^55 (larger
@@ -174,6 +235,61 @@ impl Pixel for f32 {
         }
         let step = (max as f64 - min as f64) / (k + 1) as f64;
         (min as f64 + (i + 1) as f64 * step) as f32
+    }
+}
+
+/// `f64` magnitudes above this are null: no spectrum is that large (they are fill values such
+/// as -1.8e308), and k-means could not square them without overflowing.
+pub const F64_NULL_ABOVE: f64 = 1e100;
+
+impl Pixel for f64 {
+    type Dist = f64;
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn is_null(self, null: Option<Self>) -> bool {
+        self.is_nan() || self.abs() > F64_NULL_ABOVE || null == Some(self)
+    }
+    #[inline]
+    fn add_to_f32_sum(self, sum: f32) -> f32 {
+        // numpy: float32 + float64 is float64, stored back into the float32 array.
+        (sum as f64 + self) as f32
+    }
+    #[inline]
+    fn exact(self) -> i128 {
+        // As for `f32`: units of 2^-40, truncated toward zero (so each value's share of a
+        // sum, and hence the sum, does not depend on the order of addition), magnitudes
+        // from 2^55 clamped.
+        const LIMIT: i128 = (1 << 95) - 1;
+        ((self * F32_EXACT_SCALE) as i128).clamp(-LIMIT, LIMIT)
+    }
+    const EXACT_UNIT: f64 = 1.0 / F32_EXACT_SCALE;
+    const EXACT_FITS_I64: bool = false;
+    const DIST_ZERO: f64 = 0.0;
+    const DIST_UNSET: f64 = -1.0;
+    #[inline]
+    fn add_sq_diff(acc: f64, a: Self, b: Self) -> f64 {
+        let d = a - b;
+        acc + d * d
+    }
+    #[inline]
+    fn dist_bits(d: f64) -> i64 {
+        // Distances are never negative (or NaN: nulls are excluded), so the bits order as
+        // the values do.
+        d.to_bits() as i64
+    }
+    fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
+        let step = (max - min) / (k + 1) as f64;
+        let c = min + (i + 1) as f64 * step;
+        if c.is_finite() {
+            c
+        } else {
+            // A range wider than f64::MAX: in halves, which cannot overflow.
+            let step = (max / 2.0 - min / 2.0) / (k + 1) as f64;
+            (min / 2.0 + (i + 1) as f64 * step) * 2.0
+        }
     }
 }
 

@@ -26,27 +26,32 @@ macro_rules! ints {
         }
     )*};
 }
-ints!(u8, u16, i16, u32, i32);
+ints!(u8, i8, u16, i16, u32, i32, u64, i64);
 
-impl Interesting for f32 {
-    fn interesting() -> Vec<Self> {
-        vec![
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::MAX,
-            f32::MIN,
-            f32::MIN_POSITIVE,
-            1e-45,
-            -0.0,
-            0.0,
-            1.0,
-            2.5,
-            -3.0,
-            1e30,
-        ]
-    }
+macro_rules! floats {
+    ($($t:ident),*) => {$(
+        impl Interesting for $t {
+            fn interesting() -> Vec<Self> {
+                vec![
+                    $t::NAN,
+                    $t::INFINITY,
+                    $t::NEG_INFINITY,
+                    $t::MAX,
+                    $t::MIN,
+                    $t::MIN_POSITIVE,
+                    $t::from_bits(1),
+                    -0.0,
+                    0.0,
+                    1.0,
+                    2.5,
+                    -3.0,
+                    1e30,
+                ]
+            }
+        }
+    )*};
 }
+floats!(f32, f64);
 
 /// An image: a few of the type's interesting values, laid out in blobs (runs repeat), and a
 /// null that may or may not occur.
@@ -340,6 +345,10 @@ fuzz_type!(int16, i16);
 fuzz_type!(uint32, u32);
 fuzz_type!(int32, i32);
 fuzz_type!(float32, f32);
+fuzz_type!(int8, i8);
+fuzz_type!(uint64, u64);
+fuzz_type!(int64, i64);
+fuzz_type!(float64, f64);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

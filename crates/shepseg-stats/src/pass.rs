@@ -152,7 +152,14 @@ fn read_rows(
 ) -> Result<Vec<f64>, StatsError> {
     let b = ds.rasterband(band)?;
     let buf = b.read_as::<f64>((0, y0 as isize), (cols, h), (cols, h), None)?;
-    Ok(buf.into_shape_and_vec().1)
+    let mut v = buf.into_shape_and_vec().1;
+    if shepseg_tiling::raster::is_signed_byte(&b) {
+        // GDAL 3.6 reads signed bytes as unsigned.
+        for x in v.iter_mut().filter(|x| **x >= 128.0) {
+            *x -= 256.0;
+        }
+    }
+    Ok(v)
 }
 
 /// Groups one strip by segment and finishes the segments wholly inside it.

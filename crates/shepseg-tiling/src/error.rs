@@ -52,7 +52,7 @@ pub enum TilingError {
         first_type: String,
     },
     /// A pixel type shepseg does not segment.
-    #[error("{}: band {band} is {band_type}; supported types are Byte, UInt16, Int16, UInt32, Int32 and Float32", path.display())]
+    #[error("{}: band {band} is {band_type}; shepseg segments real-valued bands (Byte, signed Byte, UInt16, Int16, UInt32, Int32, UInt64, Int64, Float32, Float64), not complex ones", path.display())]
     UnsupportedType {
         /// The file.
         path: PathBuf,

@@ -32,6 +32,8 @@ pub struct Window {
 pub enum PixelType {
     /// Byte.
     U8,
+    /// Signed byte (GDAL 3.6's Byte with `PIXELTYPE=SIGNEDBYTE`).
+    I8,
     /// UInt16.
     U16,
     /// Int16.
@@ -40,8 +42,14 @@ pub enum PixelType {
     U32,
     /// Int32.
     I32,
+    /// UInt64.
+    U64,
+    /// Int64.
+    I64,
     /// Float32.
     F32,
+    /// Float64.
+    F64,
 }
 
 /// A `(bands, rows, cols)` array of one of the supported pixel types.
@@ -59,6 +67,39 @@ pub enum BandStack {
     I32(Array3<i32>),
     /// Float32 pixels.
     F32(Array3<f32>),
+    /// Signed byte pixels.
+    I8(Array3<i8>),
+    /// UInt64 pixels.
+    U64(Array3<u64>),
+    /// Int64 pixels.
+    I64(Array3<i64>),
+    /// Float64 pixels.
+    F64(Array3<f64>),
+}
+
+/// Whether `band` is a Byte band holding signed bytes (GDAL 3.6 has no Int8 type: it marks
+/// them with `PIXELTYPE=SIGNEDBYTE` and reads them as unsigned).
+pub fn is_signed_byte(band: &gdal::raster::RasterBand<'_>) -> bool {
+    use gdal::Metadata;
+    band.band_type() == GdalDataType::UInt8
+        && band
+            .metadata_item("PIXELTYPE", "IMAGE_STRUCTURE")
+            .as_deref()
+            == Some("SIGNEDBYTE")
+}
+
+/// A band's GDAL data type name, complex types included (which `GdalDataType` does not name).
+fn gdal_type_name(band: &gdal::raster::RasterBand<'_>) -> String {
+    // SAFETY: a valid band handle; GDAL returns a static name (or null).
+    unsafe {
+        let t = gdal_sys::GDALGetRasterDataType(band.c_rasterband());
+        let p = gdal_sys::GDALGetDataTypeName(t);
+        if p.is_null() {
+            "an unknown type".into()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
 }
 
 /// Sets GDAL's process-wide block cache to `bytes` (see [`Raster::block_cache_bytes`]).
@@ -242,45 +283,54 @@ impl Raster {
     }
 
     /// The common pixel type of `bands`; an error names the first band that differs or that
-    /// has an unsupported type.
+    /// has an unsupported type (complex types).
     pub fn pixel_type(&self, bands: &[usize]) -> Result<PixelType, TilingError> {
-        let mut first: Option<(usize, GdalDataType)> = None;
+        let mut first: Option<(usize, PixelType, String)> = None;
         for &b in bands {
-            let t = self.band(b)?.band_type();
-            match first {
-                None => first = Some((b, t)),
-                Some((fb, ft)) if ft != t => {
+            let band = self.band(b)?;
+            let t = band.band_type();
+            let (pt, name) = match t {
+                GdalDataType::UInt8 if is_signed_byte(&band) => {
+                    (PixelType::I8, "Int8 (signed Byte)".to_string())
+                }
+                GdalDataType::UInt8 => (PixelType::U8, t.name()),
+                GdalDataType::UInt16 => (PixelType::U16, t.name()),
+                GdalDataType::Int16 => (PixelType::I16, t.name()),
+                GdalDataType::UInt32 => (PixelType::U32, t.name()),
+                GdalDataType::Int32 => (PixelType::I32, t.name()),
+                GdalDataType::UInt64 => (PixelType::U64, t.name()),
+                GdalDataType::Int64 => (PixelType::I64, t.name()),
+                GdalDataType::Float32 => (PixelType::F32, t.name()),
+                GdalDataType::Float64 => (PixelType::F64, t.name()),
+                _ => {
+                    return Err(TilingError::UnsupportedType {
+                        path: self.path.clone(),
+                        band: b,
+                        band_type: gdal_type_name(&band),
+                    })
+                }
+            };
+            match &first {
+                None => first = Some((b, pt, name)),
+                Some((fb, ft, fname)) if *ft != pt => {
                     return Err(TilingError::MixedTypes {
                         path: self.path.clone(),
                         band: b,
-                        band_type: t.name(),
-                        first_band: fb,
-                        first_type: ft.name(),
+                        band_type: name,
+                        first_band: *fb,
+                        first_type: fname.clone(),
                     })
                 }
                 _ => {}
             }
         }
-        let (b, t) = first.ok_or_else(|| TilingError::NoSuchBand {
-            path: self.path.clone(),
-            band: 0,
-            count: self.band_count(),
-        })?;
-        Ok(match t {
-            GdalDataType::UInt8 => PixelType::U8,
-            GdalDataType::UInt16 => PixelType::U16,
-            GdalDataType::Int16 => PixelType::I16,
-            GdalDataType::UInt32 => PixelType::U32,
-            GdalDataType::Int32 => PixelType::I32,
-            GdalDataType::Float32 => PixelType::F32,
-            other => {
-                return Err(TilingError::UnsupportedType {
-                    path: self.path.clone(),
-                    band: b,
-                    band_type: other.name(),
-                })
-            }
-        })
+        first
+            .map(|(_, t, _)| t)
+            .ok_or_else(|| TilingError::NoSuchBand {
+                path: self.path.clone(),
+                band: 0,
+                count: self.band_count(),
+            })
     }
 
     /// The nodata value shared by `bands` (`None` if none has one); an error if they disagree.
@@ -385,6 +435,10 @@ impl Raster {
             PixelType::U32 => BandStack::U32(self.read(bands, window)?),
             PixelType::I32 => BandStack::I32(self.read(bands, window)?),
             PixelType::F32 => BandStack::F32(self.read(bands, window)?),
+            PixelType::I8 => BandStack::I8(self.read::<u8>(bands, window)?.mapv(|v| v as i8)),
+            PixelType::U64 => BandStack::U64(self.read(bands, window)?),
+            PixelType::I64 => BandStack::I64(self.read(bands, window)?),
+            PixelType::F64 => BandStack::F64(self.read(bands, window)?),
         })
     }
 
@@ -413,6 +467,41 @@ pub(crate) fn null_as<T: Pixel + NullCast>(null: Option<f64>) -> Result<Option<T
     }
 }
 
+/// Reading a window of bands in a pixel type: GDAL's own conversion, except for signed bytes,
+/// which GDAL 3.6 reads as unsigned and which are reinterpreted here.
+pub(crate) trait ReadAs: Sized {
+    fn read_window(
+        raster: &Raster,
+        bands: &[usize],
+        window: Window,
+    ) -> Result<Array3<Self>, TilingError>;
+}
+
+macro_rules! read_as_gdal {
+    ($($t:ty),*) => {$(
+        impl ReadAs for $t {
+            fn read_window(
+                raster: &Raster,
+                bands: &[usize],
+                window: Window,
+            ) -> Result<Array3<Self>, TilingError> {
+                raster.read::<$t>(bands, window)
+            }
+        }
+    )*};
+}
+read_as_gdal!(u8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+impl ReadAs for i8 {
+    fn read_window(
+        raster: &Raster,
+        bands: &[usize],
+        window: Window,
+    ) -> Result<Array3<Self>, TilingError> {
+        Ok(raster.read::<u8>(bands, window)?.mapv(|v| v as i8))
+    }
+}
+
 /// Exact conversion of a null value into a pixel type.
 pub(crate) trait NullCast: Sized {
     const NAME: &'static str;
@@ -435,6 +524,16 @@ null_cast_int!(u16, "UInt16");
 null_cast_int!(i16, "Int16");
 null_cast_int!(u32, "UInt32");
 null_cast_int!(i32, "Int32");
+null_cast_int!(i8, "Int8");
+null_cast_int!(u64, "UInt64");
+null_cast_int!(i64, "Int64");
+
+impl NullCast for f64 {
+    const NAME: &'static str = "Float64";
+    fn cast_exact(v: f64) -> Option<Self> {
+        Some(v)
+    }
+}
 
 impl NullCast for f32 {
     const NAME: &'static str = "Float32";
@@ -454,6 +553,10 @@ impl BandStack {
             BandStack::U32(a) => a.dim(),
             BandStack::I32(a) => a.dim(),
             BandStack::F32(a) => a.dim(),
+            BandStack::I8(a) => a.dim(),
+            BandStack::U64(a) => a.dim(),
+            BandStack::I64(a) => a.dim(),
+            BandStack::F64(a) => a.dim(),
         }
     }
 
@@ -479,6 +582,10 @@ impl BandStack {
             BandStack::U32(a) => run(a, null, params, model),
             BandStack::I32(a) => run(a, null, params, model),
             BandStack::F32(a) => run(a, null, params, model),
+            BandStack::I8(a) => run(a, null, params, model),
+            BandStack::U64(a) => run(a, null, params, model),
+            BandStack::I64(a) => run(a, null, params, model),
+            BandStack::F64(a) => run(a, null, params, model),
         }
     }
 
@@ -513,6 +620,10 @@ impl BandStack {
             BandStack::U32(a) => run(a, frame, null, params, model),
             BandStack::I32(a) => run(a, frame, null, params, model),
             BandStack::F32(a) => run(a, frame, null, params, model),
+            BandStack::I8(a) => run(a, frame, null, params, model),
+            BandStack::U64(a) => run(a, frame, null, params, model),
+            BandStack::I64(a) => run(a, frame, null, params, model),
+            BandStack::F64(a) => run(a, frame, null, params, model),
         }
     }
 }

@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use gdal::raster::GdalType;
 use shepseg_core::{fit, FitInfo, KMeansModel, Pixel, SegmentParams};
 
 use crate::error::TilingError;
-use crate::raster::{null_as, NullCast, PixelType, Raster, Window};
+use crate::raster::{null_as, NullCast, PixelType, Raster, ReadAs, Window};
 
 /// Block size of the sampled reads (pyshepseg's `TILESIZE`).
 const BLOCK: usize = 1024;
@@ -80,6 +79,10 @@ pub fn fit_whole_raster_threads(
         PixelType::U32 => fit_typed::<u32>(raster, bands, null, skip, params, threads)?,
         PixelType::I32 => fit_typed::<i32>(raster, bands, null, skip, params, threads)?,
         PixelType::F32 => fit_typed::<f32>(raster, bands, null, skip, params, threads)?,
+        PixelType::I8 => fit_typed::<i8>(raster, bands, null, skip, params, threads)?,
+        PixelType::U64 => fit_typed::<u64>(raster, bands, null, skip, params, threads)?,
+        PixelType::I64 => fit_typed::<i64>(raster, bands, null, skip, params, threads)?,
+        PixelType::F64 => fit_typed::<f64>(raster, bands, null, skip, params, threads)?,
     };
     Ok(WholeRasterFit {
         model,
@@ -89,7 +92,7 @@ pub fn fit_whole_raster_threads(
     })
 }
 
-fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
+fn fit_typed<T: Pixel + NullCast + ReadAs>(
     raster: &Raster,
     bands: &[usize],
     null: Option<f64>,
@@ -127,7 +130,7 @@ fn fit_typed<T: Pixel + NullCast + GdalType + Default>(
 /// through its own dataset (GDAL datasets are not shared between threads) and the runs joined
 /// in order: the same sample, with the decoding (on compressed inputs nearly all of the time,
 /// since every block holds sampled rows) spread over the threads.
-fn sample_threads<T: Pixel + GdalType + Default>(
+fn sample_threads<T: Pixel + ReadAs>(
     raster: &Raster,
     bands: &[usize],
     skip: usize,
@@ -172,7 +175,7 @@ fn sample_threads<T: Pixel + GdalType + Default>(
 /// Only the sampled rows are read, each across the whole width in one call: the same pixels as
 /// reading every 1024x1024 block and subsampling it, without copying the nine rows in ten (at the
 /// default sampling) that are dropped, and on a file stored in strips without decoding them.
-fn sample_typed<T: Pixel + GdalType + Default>(
+fn sample_typed<T: Pixel + ReadAs>(
     raster: &Raster,
     bands: &[usize],
     skip: usize,
@@ -192,7 +195,8 @@ fn sample_typed<T: Pixel + GdalType + Default>(
         let (yoff, ysize) = (by * BLOCK, BLOCK.min(rows - by * BLOCK));
         out.reserve(ysize.div_ceil(skip) * sampled_cols.len() * nb);
         for y in (yoff..yoff + ysize).step_by(skip) {
-            let row = raster.read::<T>(
+            let row = T::read_window(
+                raster,
                 bands,
                 Window {
                     xoff: 0,

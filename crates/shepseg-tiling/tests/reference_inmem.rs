@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use ndarray::Array2;
 use serde_json::Value;
 use shepseg_core::{
-    fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams, MaxSpectralDiff, SegmentParams,
+    fit, sample_pixels, KMeansInit, KMeansModel, KMeansParams, MaxSpectralDiff, Pixel,
+    SegmentParams,
 };
 use shepseg_tiling::{BandStack, Raster};
 
@@ -116,6 +117,10 @@ fn input_nulls(stack: &BandStack, null: Option<f64>) -> Array2<bool> {
         BandStack::U32(a) => fill!(a),
         BandStack::I32(a) => fill!(a),
         BandStack::F32(a) => fill!(a),
+        BandStack::I8(a) => fill!(a),
+        BandStack::U64(a) => fill!(a),
+        BandStack::I64(a) => fill!(a),
+        BandStack::F64(a) => fill!(a),
     }
     out
 }
@@ -194,6 +199,10 @@ macro_rules! with_stack {
             BandStack::U32($a) => $body,
             BandStack::I32($a) => $body,
             BandStack::F32($a) => $body,
+            BandStack::I8($a) => $body,
+            BandStack::U64($a) => $body,
+            BandStack::I64($a) => $body,
+            BandStack::F64($a) => $body,
         }
     };
 }
@@ -243,7 +252,7 @@ fn check_own_fit(name: &str, min_share: f64) {
             let s = sample_pixels(&a.view(), nv, p.cluster_subsample_pcnt).unwrap();
             let init: Vec<f64> = shepseg_core::diagonal_init(&s, bands, p.num_clusters)
                 .iter()
-                .map(|v| *v as f64)
+                .map(|v| v.to_f64())
                 .collect();
             // The fit itself must run on this sample too.
             let kp = KMeansParams {
