@@ -144,13 +144,21 @@ fn bad_input_gets_one_clear_line_and_no_output() {
         &["segment", mixed.to_str().unwrap(), out_s],
         &["mixed.img", "band 2", "nodata"],
     );
-    // An unsupported pixel type.
+    // An unsupported pixel type: complex numbers.
     let f64img = dir.join("double.tif");
     write_tif::<f64>(&f64img, &[vec![1.0; 100]], 10, 10, &[None]);
+    let complex = dir.join("complex.tif");
+    let st = Command::new("gdal_translate")
+        .args(["-q", "-ot", "CFloat32"])
+        .arg(&f64img)
+        .arg(&complex)
+        .status()
+        .unwrap();
+    assert!(st.success());
     fails(
         &dir,
-        &["segment", f64img.to_str().unwrap(), out_s],
-        &["double.tif", "Float64"],
+        &["segment", complex.to_str().unwrap(), out_s],
+        &["complex.tif", "band 1", "CFloat32"],
     );
     // An empty raster.
     let empty = dir.join("empty.vrt");

@@ -671,3 +671,134 @@ fn new_types_equal_their_twins() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Extreme option values on an ordinary image: each run segments or is refused in one line.
+#[test]
+fn extreme_options() {
+    let dir = tempdir("options");
+    let img = &images(Ty::UInt16)[0];
+    let input = write(&dir, Ty::UInt16, img);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = dir.join("out.tif");
+    let sets: &[&[&str]] = &[
+        &["-n", "1"],
+        &["-n", "100000"],
+        &["-n", "0"],
+        &["-s", "0"],
+        &["-s", "1000000000"],
+        &["-m", "0"],
+        &["-m", "1e300"],
+        &["-m", "-1"],
+        &["--spect-dist-pcntile", "0"],
+        &["--spect-dist-pcntile", "100"],
+        &["-c", "100"],
+        &["-c", "1e-9"],
+        &["-c", "0"],
+        &["-t", "1"],
+        &["-t", "64", "-w", "64"],
+        &["--null-value", "-9999"],
+        &["--null-value", "1e300"],
+        &["--seed", "18446744073709551615"],
+        &["--eight-way", "--pyshepseg-compat", "-t", "16", "-l", "4"],
+        &["--pyshepseg-compat", "-t", "64", "-l", "63"],
+    ];
+    for extra in sets {
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec!["segment".to_string(), s(&input), s(&out), "-q".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if run(&args, Some(&out), &format!("{extra:?}")) == End::Ok {
+            check_segmentation(&out, &format!("{extra:?}"), true);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A VRT whose source is gone, through every command: one line naming the source.
+#[test]
+fn vrt_with_a_missing_source() {
+    let dir = tempdir("vrt");
+    let img = &images(Ty::Int16)[0];
+    let src = write(&dir, Ty::Int16, img);
+    let vrt = dir.join("in.vrt");
+    let st = Command::new("gdal_translate")
+        .args(["-q", "-of", "VRT"])
+        .arg(&src)
+        .arg(&vrt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A segmentation of it first, as a VRT too, for stats, subset and polygonize.
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let seg = dir.join("seg.tif");
+    assert_eq!(
+        run(&["segment", &s(&vrt), &s(&seg), "-q"], Some(&seg), "vrt"),
+        End::Ok
+    );
+    let seg_vrt = dir.join("seg.vrt");
+    let st = Command::new("gdal_translate")
+        .args(["-q", "-of", "VRT"])
+        .arg(&seg)
+        .arg(&seg_vrt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(&src).unwrap();
+    let out = dir.join("out.tif");
+    let End::Refused(line) = run(&["segment", &s(&vrt), &s(&out), "-q"], Some(&out), "vrt") else {
+        panic!("segmented a VRT without its source")
+    };
+    let name = src.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(line.contains(&name), "names the missing source: {line}");
+    let End::Refused(line) = run(
+        &[
+            "stats",
+            &s(&seg),
+            &s(&vrt),
+            "-q",
+            "-b",
+            "1",
+            "--stat",
+            "mean",
+        ],
+        None,
+        "vrt stats",
+    ) else {
+        panic!("stats of a VRT without its source")
+    };
+    assert!(
+        line.contains(&name),
+        "stats names the missing source: {line}"
+    );
+    std::fs::remove_file(&seg).unwrap();
+    let _ = std::fs::remove_file(seg.with_extension("tif.aux.xml"));
+    for args in [
+        vec![
+            "subset".to_string(),
+            s(&seg_vrt),
+            s(&out),
+            "-q".into(),
+            "--srcwin".into(),
+            "0".into(),
+            "0".into(),
+            "5".into(),
+            "5".into(),
+        ],
+        vec![
+            "polygonize".to_string(),
+            s(&seg_vrt),
+            s(&dir.join("out.gpkg")),
+            "-q".into(),
+        ],
+    ] {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let End::Refused(line) = run(&a, None, "vrt") else {
+            panic!("{a:?} on a VRT without its source")
+        };
+        assert!(
+            line.contains("seg.tif"),
+            "{a:?} names the missing source: {line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
