@@ -802,3 +802,48 @@ fn vrt_with_a_missing_source() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 64-bit integers beyond 2^53 segment, but their statistics, which pass through f64, are
+/// refused in one line rather than rounded.
+#[test]
+fn huge_64_bit_statistics_are_refused_not_rounded() {
+    let dir = tempdir("huge64");
+    let vals: Vec<f64> = (0..400).map(|i| if i < 200 { 1e17 } else { 5.0 }).collect();
+    let img = Image {
+        name: "huge",
+        cols: 20,
+        rows: 20,
+        bands: vec![vals],
+        nodata: vec![None],
+        content: true,
+        refused: false,
+    };
+    let input = write(&dir, Ty::Int64, &img);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let seg = dir.join("seg.tif");
+    assert_eq!(
+        run(&["segment", &s(&input), &s(&seg), "-q"], Some(&seg), "huge"),
+        End::Ok
+    );
+    let End::Refused(line) = run(
+        &[
+            "stats",
+            &s(&seg),
+            &s(&input),
+            "-q",
+            "-b",
+            "1",
+            "--stat",
+            "mean",
+        ],
+        None,
+        "huge",
+    ) else {
+        panic!("statistics of values beyond 2^53 were rounded")
+    };
+    assert!(
+        line.contains("2^53") && line.contains("Int64-huge"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

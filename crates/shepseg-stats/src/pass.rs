@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use gdal::Dataset;
+use gdal::{Dataset, Metadata};
 
 use crate::error::{file_err, StatsError};
 use crate::spatial::{SegmentPixels, SpatialStat};
@@ -157,6 +157,22 @@ fn read_rows(
         // GDAL 3.6 reads signed bytes as unsigned.
         for x in v.iter_mut().filter(|x| **x >= 128.0) {
             *x -= 256.0;
+        }
+    }
+    if matches!(
+        b.band_type(),
+        gdal::raster::GdalDataType::Int64 | gdal::raster::GdalDataType::UInt64
+    ) {
+        // Values pass through f64: refuse, rather than round, those it cannot hold exactly.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        if let Some(x) = v.iter().find(|x| x.abs() > EXACT) {
+            return Err(file_err(
+                Path::new(&ds.description().unwrap_or_default()),
+                format!(
+                    "band {band} holds {x:.0}, beyond 2^53: statistics of 64-bit integers are \
+                     exact only up to 2^53"
+                ),
+            ));
         }
     }
     Ok(v)
