@@ -81,6 +81,39 @@ fn check_segmentation(path: &Path, case: &str, some_valid: bool) {
     }
 }
 
+/// Checks that a default-mode segmentation of `input` labels exactly its valid pixels: those
+/// whose every band is finite (and, in Float64, at most 1e100) and not its nodata value.
+fn check_valid_pixels(seg: &Path, input: &Path, case: &str) {
+    let ds = Dataset::open(input).unwrap();
+    let (c, r) = ds.raster_size();
+    let mut valid = vec![true; c * r];
+    for b in 1..=ds.raster_count() {
+        let band = ds.rasterband(b).unwrap();
+        let signed = shepseg_tiling::raster::is_signed_byte(&band);
+        let f64_band = band.band_type() == gdal::raster::GdalDataType::Float64;
+        let nodata = band.no_data_value();
+        let vals = band.read_as::<f64>((0, 0), (c, r), (c, r), None).unwrap();
+        for (ok, &v) in valid.iter_mut().zip(vals.data()) {
+            let v = if signed && v >= 128.0 { v - 256.0 } else { v };
+            let null = !v.is_finite() || Some(v) == nodata || (f64_band && v.abs() > 1e100);
+            *ok &= !null;
+        }
+    }
+    let out = Dataset::open(seg).unwrap();
+    let ids = out
+        .rasterband(1)
+        .unwrap()
+        .read_as::<u32>((0, 0), (c, r), (c, r), None)
+        .unwrap();
+    for (i, (&id, &ok)) in ids.data().iter().zip(&valid).enumerate() {
+        assert_eq!(
+            id != 0,
+            ok,
+            "{case}: pixel {i} valid {ok} but labelled {id}"
+        );
+    }
+}
+
 /// The pixel types GDAL 3.6 has, by name.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Ty {
@@ -432,6 +465,7 @@ fn every_command(dir: &Path, input: &Path, case: &str, expect_ok: bool, content:
             return;
         }
         check_segmentation(&seg, case, content);
+        check_valid_pixels(&seg, input, case);
         let bytes = std::fs::read(&seg).unwrap();
         if let Some(f) = &first {
             assert!(*f == bytes, "{case}: {ex} differs from sequential");
@@ -456,7 +490,11 @@ fn every_command(dir: &Path, input: &Path, case: &str, expect_ok: bool, content:
         case,
     );
     if expect_ok {
-        assert_eq!(end, End::Ok, "{case}: stats");
+        match end {
+            End::Ok => {}
+            // 64-bit extremes are beyond what statistics through f64 hold exactly.
+            End::Refused(line) => assert!(line.contains("2^53"), "{case}: stats: {line}"),
+        }
     }
     let sub = dir.join(format!("{case}-sub.tif"));
     let end = run(
