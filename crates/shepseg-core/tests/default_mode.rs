@@ -47,7 +47,7 @@ fn reference<T: Pixel>(
             0
         } else {
             let x: Vec<f64> = px(r, c).iter().map(|v| v.to_f64()).collect();
-            pred.nearest(&x, 0) as u32 + 1
+            pred.nearest(&x, 0).expect("finite pixel") as u32 + 1
         }
     });
     let mut seg = Array2::<u32>::zeros((rows, cols));

@@ -372,3 +372,39 @@ proptest! {
         prop_assert!(seg.iter().all(|&x| x <= n));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Models from any text; a model's nearest centre for any point and guess.
+    #[test]
+    fn models_and_nearest(text in ".{0,200}", c in centres(), x in proptest::collection::vec(any::<f64>(), 0..10), guess in any::<usize>()) {
+        let _ = KMeansModel::from_json(&text);
+        let _ = KMeansModel::from_json(&format!("{{\"cluster_centers\": {text}}}"));
+        if let Ok(m) = KMeansModel::new(c) {
+            if let Some(j) = m.predictor().nearest(&x, guess) {
+                prop_assert!(j < m.num_clusters());
+            }
+        }
+    }
+
+    /// Relabelling with any map; indexing any segmentation's pixels.
+    #[test]
+    fn relabel_and_locations(rows in 1usize..=64, cols in 1usize..=64, seed in any::<u64>(), map in proptest::collection::vec(any::<u32>(), 0..50)) {
+        let mut s = seed | 1;
+        let n = (rows * cols) as u64;
+        let labels: Vec<u32> = (0..rows * cols)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % (2 * n + 1)) as u32
+            })
+            .collect();
+        let mut relabelled = labels.clone();
+        shepseg_core::seamless::relabel(&mut relabelled, &map);
+        let img = Array2::from_shape_vec((rows, cols), labels).expect("shape");
+        let loc = shepseg_core::SegmentLocations::new(&img.view());
+        let total: usize = (1..=loc.num_segments()).map(|id| loc.size(id)).sum();
+        prop_assert_eq!(total, img.iter().filter(|&&v| v != 0).count());
+    }
+}

@@ -14,7 +14,7 @@
 //! use shepseg_core::KMeansModel;
 //! let model = KMeansModel::from_json(r#"{"cluster_centers": [[0.0, 0.0], [10.0, 10.0]]}"#).unwrap();
 //! let p = model.predictor();
-//! assert_eq!(p.nearest(&[9.0, 8.0], 0), 1);
+//! assert_eq!(p.nearest(&[9.0, 8.0], 0), Some(1));
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -469,7 +469,7 @@ mod tests {
         for _ in 0..20_000 {
             let x: Vec<f64> = (0..4).map(|_| (rng.next_f64() * 1000.0).floor()).collect();
             let guess = rng.below(40);
-            assert_eq!(p.nearest(&x, guess), brute(&m, &x));
+            assert_eq!(p.nearest(&x, guess), Some(brute(&m, &x)));
         }
     }
 
@@ -671,8 +671,8 @@ mod tests {
     fn ties_go_to_the_lowest_index() {
         let m = KMeansModel::new(vec![vec![2.0], vec![0.0], vec![2.0]]).unwrap();
         let p = m.predictor();
-        assert_eq!(p.nearest(&[1.0], 2), 0);
-        assert_eq!(p.nearest(&[2.0], 2), 0);
+        assert_eq!(p.nearest(&[1.0], 2), Some(0));
+        assert_eq!(p.nearest(&[2.0], 2), Some(0));
     }
 
     #[test]

@@ -65,9 +65,13 @@ impl Predictor {
     ///
     /// `guess` is any centre index, ideally the previous pixel's answer: only centres within
     /// twice the distance to it (plus a rounding margin) are scored, which on real imagery is a
-    /// handful of the k centres. The answer does not depend on `guess`.
-    pub fn nearest(&self, x: &[f64], guess: usize) -> usize {
-        self.nearest_inline::<0>(x, guess)
+    /// handful of the k centres. The answer does not depend on `guess`. `None` when `x` does
+    /// not hold one finite value per band.
+    pub fn nearest(&self, x: &[f64], guess: usize) -> Option<usize> {
+        if x.len() != self.num_bands || !x.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        Some(self.nearest_inline::<0>(x, guess))
     }
 
     /// [`Predictor::nearest`] with the band count `NB` fixed at compile time (0: at run time).
