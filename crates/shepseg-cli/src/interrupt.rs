@@ -1,4 +1,4 @@
-//! Ctrl-C: remove the output being built, so an interrupted job leaves nothing behind; with
+//! Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature): remove the output being built, so an interrupted job leaves nothing behind; with
 //! remote workers, first stop them and clean up what was created for them.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// Set on the first Ctrl-C when a job asked to stop gracefully (see [`graceful`]).
 static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-/// On Ctrl-C (or SIGTERM), remove `dir` and exit with status 130 — unless [`graceful`] was
+/// On Ctrl-C (or SIGTERM or SIGHUP), remove `dir` and exit with status 130 — unless [`graceful`] was
 /// called, in which case the first Ctrl-C only raises the cancel flag and the job cleans up
 /// itself; a second one exits at once.
 pub fn abandon_on_interrupt(dir: &Path) {

@@ -311,7 +311,18 @@ fn float_nan_pixels_are_null() {
 
 #[test]
 fn interrupted_job_leaves_nothing() {
-    let dir = tempdir("sigint");
+    for (sig, name) in [
+        (libc::SIGINT, "sigint"),
+        (libc::SIGTERM, "sigterm"),
+        (libc::SIGHUP, "sighup"),
+    ] {
+        interrupted_by(sig, name);
+    }
+}
+
+/// A job sent `sig` mid-run exits 130, saying so, and leaves nothing behind.
+fn interrupted_by(sig: libc::c_int, name: &str) {
+    let dir = tempdir(name);
     let out = dir.join("out.tif");
     let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
@@ -335,14 +346,14 @@ fn interrupted_job_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY: sending SIGINT to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
         Some(130),
-        "{err} signal {:?}",
+        "{name}: {err} signal {:?}",
         std::os::unix::process::ExitStatusExt::signal(&out.status)
     );
     assert!(err.contains("interrupted"), "{err}");
