@@ -1,5 +1,6 @@
-//! Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature): remove the output being built, so an interrupted job leaves nothing behind; with
-//! remote workers, first stop them and clean up what was created for them.
+//! Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature): remove the output being built,
+//! so an interrupted job leaves nothing behind; with remote workers, first stop them and clean
+//! up what was created for them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
