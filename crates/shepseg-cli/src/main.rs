@@ -8,6 +8,7 @@ mod executor;
 mod flags;
 mod interrupt;
 mod polygonize;
+mod progress;
 mod report;
 mod segment;
 mod stats;

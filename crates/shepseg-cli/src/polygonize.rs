@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_polygonize::{polygonize, PolygonizeError, PolygonizeJob, PolygonizeReport};
 
 /// Options of `shepseg polygonize`.
@@ -81,27 +80,8 @@ pub fn run_request(r: &VectorRequest<'_>) -> anyhow::Result<()> {
         overwrite: r.overwrite,
         strip_rows: 0,
     };
-    let show = !r.quiet && std::io::stderr().is_terminal();
-    let mut bar: Option<ProgressBar> = None;
-    let mut progress = |done: usize, total: usize| {
-        if !show {
-            return;
-        }
-        let b = bar.get_or_insert_with(|| {
-            let b = ProgressBar::new(total as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} strips  elapsed {elapsed}  ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b
-        });
-        b.set_position(done as u64);
-        if done == total {
-            b.finish_and_clear();
-        }
-    };
+    let mut progress =
+        crate::progress::progress_bar(!r.quiet && std::io::stderr().is_terminal(), "strips");
     let report = polygonize(&job, Some(&mut progress)).map_err(|e| flag_context(e, r))?;
     if !r.quiet {
         eprintln!("{}", summary(&report, r.output));

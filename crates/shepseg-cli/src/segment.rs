@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use shepseg_core::{KMeansModel, MaxSpectralDiff, SegmentParams};
 use shepseg_pipeline::{Statistics, TiledSegmentation};
 use shepseg_stitch::{GdalOutput, OutputOptions};
@@ -208,7 +207,10 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         })
         .threads(args.exec.local_threads())
         .statistics(statistics)
-        .on_progress(progress_bar(!args.quiet && std::io::stderr().is_terminal()));
+        .on_progress(crate::progress::progress_bar(
+            !args.quiet && std::io::stderr().is_terminal(),
+            "tiles",
+        ));
     let (report, workers) = args.exec.run(job, fargate, &args.config, args.quiet)?;
     if let Some(p) = &args.kmeans_out {
         std::fs::write(p, report.model.to_json())
@@ -251,28 +253,4 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .context("--vector")?;
     }
     Ok(())
-}
-
-/// A progress callback: a bar of tiles on stderr when `show`, created once the tiles start.
-fn progress_bar(show: bool) -> impl FnMut(usize, usize) {
-    let mut bar: Option<ProgressBar> = None;
-    move |done, total| {
-        if !show {
-            return;
-        }
-        let b = bar.get_or_insert_with(|| {
-            let b = ProgressBar::new(total as u64);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} tiles  elapsed {elapsed}  ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b
-        });
-        b.set_position(done as u64);
-        if done == total {
-            b.finish_and_clear();
-        }
-    }
 }

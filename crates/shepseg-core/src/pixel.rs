@@ -78,12 +78,17 @@ mod sealed {
 
 macro_rules! int_pixel {
     ($t:ty, small) => {
-        int_pixel!($t, |v: $t, sum: f32| sum + v as f32, true);
+        int_pixel!($t, |v: $t, sum: f32| sum + v as f32, true, wrapping_sq_diff);
     };
     ($t:ty, wide) => {
-        int_pixel!($t, |v: $t, sum: f32| (sum as f64 + v as f64) as f32, false);
+        int_pixel!(
+            $t,
+            |v: $t, sum: f32| (sum as f64 + v as f64) as f32,
+            false,
+            wrapping_sq_diff
+        );
     };
-    ($t:ty, $add:expr, $fits:expr) => {
+    ($t:ty, $add:expr, $fits:expr, $sq:ident) => {
         impl Pixel for $t {
             type Dist = i64;
             #[inline]
@@ -109,8 +114,7 @@ macro_rules! int_pixel {
             const DIST_UNSET: i64 = -1;
             #[inline]
             fn add_sq_diff(acc: i64, a: Self, b: Self) -> i64 {
-                let d = a as i64 - b as i64;
-                acc.wrapping_add(d.wrapping_mul(d))
+                $sq(acc, a as i128, b as i128)
             }
             #[inline]
             fn dist_bits(d: i64) -> i64 {
@@ -131,58 +135,42 @@ int_pixel!(i16, small);
 int_pixel!(u32, wide);
 int_pixel!(i32, wide);
 
-/// 64-bit integers: numpy adds them to `float32` sums in `float64`; exact sums in `i128` (2^64
-/// x 2^32 pixels fit). The single-pixel distance saturates at `i64::MAX` instead of wrapping
-/// as pyshepseg's `int64` arithmetic does: differences that large are not spectra, and a
-/// saturated distance still orders the same in a tile as in the whole image.
-macro_rules! int64_pixel {
-    ($t:ty) => {
-        impl Pixel for $t {
-            type Dist = i64;
-            #[inline]
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            #[inline]
-            fn is_null(self, null: Option<Self>) -> bool {
-                null == Some(self)
-            }
-            #[inline]
-            fn add_to_f32_sum(self, sum: f32) -> f32 {
-                (sum as f64 + self as f64) as f32
-            }
-            #[inline]
-            fn exact(self) -> i128 {
-                self as i128
-            }
-            const EXACT_UNIT: f64 = 1.0;
-            const EXACT_FITS_I64: bool = false;
-            const DIST_ZERO: i64 = 0;
-            const DIST_UNSET: i64 = -1;
-            #[inline]
-            fn add_sq_diff(acc: i64, a: Self, b: Self) -> i64 {
-                let d = (a as i128 - b as i128).unsigned_abs();
-                let sq = if d > 3_037_000_499 {
-                    i64::MAX
-                } else {
-                    (d * d) as i64
-                };
-                acc.saturating_add(sq)
-            }
-            #[inline]
-            fn dist_bits(d: i64) -> i64 {
-                d
-            }
-            fn diagonal_centre(min: Self, max: Self, i: usize, k: usize) -> Self {
-                let step = max.wrapping_sub(min) as f64 / (k + 1) as f64;
-                (min as f64 + (i + 1) as f64 * step) as $t
-            }
-        }
-    };
+/// pyshepseg's `int64` single-pixel distance, wrapping as numba's does (for up to 32-bit
+/// pixels it never wraps).
+#[inline]
+fn wrapping_sq_diff(acc: i64, a: i128, b: i128) -> i64 {
+    let d = (a - b) as i64;
+    acc.wrapping_add(d.wrapping_mul(d))
 }
 
-int64_pixel!(u64);
-int64_pixel!(i64);
+/// The distance for 64-bit pixels: saturating at `i64::MAX` instead of wrapping as pyshepseg's
+/// `int64` arithmetic does. Differences that large are not spectra, and a saturated distance
+/// still orders the same in a tile as in the whole image.
+#[inline]
+fn saturating_sq_diff(acc: i64, a: i128, b: i128) -> i64 {
+    let d = (a - b).unsigned_abs();
+    let sq = if d > 3_037_000_499 {
+        i64::MAX
+    } else {
+        (d * d) as i64
+    };
+    acc.saturating_add(sq)
+}
+
+// 64-bit integers: numpy adds them to `float32` sums in `float64`; exact sums in `i128` (2^64 x
+// 2^32 pixels fit).
+int_pixel!(
+    u64,
+    |v: u64, sum: f32| (sum as f64 + v as f64) as f32,
+    false,
+    saturating_sq_diff
+);
+int_pixel!(
+    i64,
+    |v: i64, sum: f32| (sum as f64 + v as f64) as f32,
+    false,
+    saturating_sq_diff
+);
 
 /// 2^40: `f32` values are summed exactly in units of 2^-40 (see [`Pixel::exact`]). With
 /// `i128` sums that holds any segment of up to 2^32 pixels of magnitude below 2^55 (larger
