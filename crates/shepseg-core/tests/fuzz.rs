@@ -408,3 +408,11 @@ proptest! {
         prop_assert_eq!(total, img.iter().filter(|&&v| v != 0).count());
     }
 }
+
+/// Found by the fuzz tests: a model centre far beyond any spectrum (-6e304) made every
+/// distance infinite and left valid pixels null. Such models are refused.
+#[test]
+fn absurd_model_centres_are_refused() {
+    assert!(KMeansModel::new(vec![vec![0.0, -6.1723726011721045e304]]).is_err());
+    assert!(KMeansModel::new(vec![vec![0.0, 1e100]]).is_ok());
+}

@@ -70,7 +70,8 @@ impl From<KMeansModel> for RawModel {
 
 impl KMeansModel {
     /// A model from its centres, one `Vec` of band values per cluster. Errors if there are no
-    /// centres, no bands, rows of different lengths or non-finite values.
+    /// centres, no bands, rows of different lengths, or values that are not finite or beyond
+    /// ±1e100 ([`crate::pixel::F64_NULL_ABOVE`]: distances to them could not be squared).
     pub fn new(centres: Vec<Vec<f64>>) -> Result<Self, CoreError> {
         let num_bands = centres.first().map(Vec::len).unwrap_or(0);
         if centres.is_empty() || num_bands == 0 {
@@ -84,9 +85,11 @@ impl KMeansModel {
                     c.len()
                 )));
             }
-            if c.iter().any(|v| !v.is_finite()) {
+            if c.iter()
+                .any(|v| !(v.is_finite() && v.abs() <= crate::pixel::F64_NULL_ABOVE))
+            {
                 return Err(CoreError::InvalidModel(format!(
-                    "centre {i} has a non-finite value"
+                    "centre {i} has a value that is not finite or beyond ±1e100"
                 )));
             }
             flat.extend_from_slice(c);
