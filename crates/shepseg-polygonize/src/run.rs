@@ -1,7 +1,7 @@
 //! The polygonize job: strips read and traced on worker threads, assembled in order on the
 //! calling thread, features written on a writer thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
@@ -13,7 +13,7 @@ use shepseg_tiling::rat::{ColumnType, RatEditor, HISTOGRAM};
 use crate::error::PolygonizeError;
 use crate::geometry::{segment_wkb, GeoTransform};
 use crate::rings::{Assembler, AssemblerError};
-use crate::trace::{Strip, StripTrace};
+use crate::trace::{Ring, Strip, StripTrace};
 use crate::write::{FieldKind, FieldSpec, Value, VectorOutput};
 
 /// Highest segment ID handled: per-ID tables are indexed by ID.
@@ -345,6 +345,84 @@ fn too_high(path: &Path, v: u32) -> PolygonizeError {
     )
 }
 
+/// A finished segment, ready for the writer.
+struct Feature {
+    label: u32,
+    values: Vec<Value>,
+    wkb: Vec<u8>,
+    multi: bool,
+    vertices: usize,
+}
+
+/// What a feature needs besides its rings: pixel counts, attribute columns, the geotransform.
+struct FeatureContext<'a> {
+    counts: &'a [u64],
+    attrs: &'a [(FieldKind, Vec<f64>)],
+    gt: GeoTransform,
+}
+
+impl FeatureContext<'_> {
+    /// Segment `label`'s feature from its rings (pinches already cut).
+    fn feature(&self, label: u32, rings: Vec<Ring>) -> Feature {
+        let mut wkb = Vec::new();
+        let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
+        let vertices = segment_wkb(rings, &self.gt, &mut wkb);
+        let pixels = self.counts.get(label as usize).copied().unwrap_or(0);
+        let mut values = vec![
+            Value::Integer(i64::from(label)),
+            Value::Integer(pixels as i64),
+            Value::Real(pixels as f64 * self.gt.pixel_area()),
+        ];
+        values.extend(
+            self.attrs
+                .iter()
+                .map(|(kind, col)| match (col.get(label as usize), kind) {
+                    (Some(&v), FieldKind::Real) => Value::Real(v),
+                    (Some(&v), FieldKind::Integer) => Value::Integer(v as i64),
+                    (None, _) => Value::Null,
+                }),
+        );
+        Feature {
+            label,
+            values,
+            wkb,
+            multi,
+            vertices,
+        }
+    }
+
+    /// Takes out of `trace` the segments that lie wholly inside its strip (no open chain, and
+    /// closed rings enclosing all their pixels) and makes their features, so that the strip
+    /// workers, in parallel, build most features and the assembler only those crossing strips.
+    fn finish_local(&self, trace: &mut StripTrace) -> Vec<Feature> {
+        let open: HashSet<u32> = trace.chains.iter().map(|c| c.label).collect();
+        let mut area: HashMap<u32, i64> = HashMap::new();
+        for r in trace.rings.iter().filter(|r| !open.contains(&r.label)) {
+            *area.entry(r.label).or_default() += r.area2;
+        }
+        let whole = |label: u32| {
+            area.get(&label).is_some_and(|&a| {
+                a > 0 && self.counts.get(label as usize).copied() == Some(a as u64 / 2)
+            })
+        };
+        let (local, rest): (Vec<Ring>, Vec<Ring>) = std::mem::take(&mut trace.rings)
+            .into_iter()
+            .partition(|r| whole(r.label));
+        trace.rings = rest;
+        let mut by_label: BTreeMap<u32, Vec<Ring>> = BTreeMap::new();
+        for r in local {
+            by_label
+                .entry(r.label)
+                .or_default()
+                .extend(r.split_pinches());
+        }
+        by_label
+            .into_iter()
+            .map(|(label, rings)| self.feature(label, rings))
+            .collect()
+    }
+}
+
 /// Polygonizes `job.segfile` into `job.output`; `progress` hears (strips done, strips).
 pub fn polygonize(
     job: &PolygonizeJob,
@@ -417,12 +495,14 @@ pub fn polygonize(
         stop: AtomicBool::new(false),
         lead: 2 * workers + 2,
     };
-    let pixel_area = gt.pixel_area();
     let attrs = &table.values;
-    let (tx, rx) = mpsc::channel::<(
-        usize,
-        Result<(StripTrace, Duration, Duration), PolygonizeError>,
-    )>();
+    let ctx = FeatureContext {
+        counts: &counts,
+        attrs,
+        gt,
+    };
+    type Traced = (StripTrace, Vec<Feature>, Duration, Duration);
+    let (tx, rx) = mpsc::channel::<(usize, Result<Traced, PolygonizeError>)>();
     let (ftx, frx) = mpsc::sync_channel::<Vec<(Vec<Value>, Vec<u8>)>>(8);
 
     let outcome: Result<(), PolygonizeError> = std::thread::scope(|s| {
@@ -443,7 +523,7 @@ pub fn polygonize(
         // The strip workers.
         for _ in 0..workers.min(total) {
             let tx = tx.clone();
-            let (src, gate, parts) = (&src, &gate, &parts);
+            let (src, gate, parts, ctx) = (&src, &gate, &parts, &ctx);
             s.spawn(move || {
                 let ds = match Dataset::open(&src.path) {
                     Ok(d) => d,
@@ -470,7 +550,10 @@ pub fn polygonize(
                             };
                             strip
                                 .trace()
-                                .map(|tr| (tr, read, t.elapsed()))
+                                .map(|mut tr| {
+                                    let local = ctx.finish_local(&mut tr);
+                                    (tr, local, read, t.elapsed())
+                                })
                                 .map_err(|e| PolygonizeError::Assembly {
                                     path: src.path.clone(),
                                     message: e.0,
@@ -511,33 +594,24 @@ pub fn polygonize(
                 let Ok((k, traced)) = rx.recv() else {
                     return Err(seg_err(&src.path, "the strip workers stopped"));
                 };
-                let (trace, read, took) = traced?;
+                let (trace, local, read, took) = traced?;
                 report.reading += read;
                 report.tracing += took;
+                for f in local {
+                    report.multipolygons += u64::from(f.multi);
+                    report.vertices += f.vertices as u64;
+                    finished.insert(f.label, (f.values, f.wkb));
+                }
                 waiting.insert(k, trace);
                 while let Some(trace) = waiting.remove(&next_strip) {
                     let t = Instant::now();
                     next_strip += 1;
                     gate.advance(next_strip);
                     for (label, rings) in asm.add_strip(trace).map_err(asm_err)? {
-                        let mut wkb = Vec::new();
-                        let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
-                        report.multipolygons += u64::from(multi);
-                        report.vertices += segment_wkb(rings, &gt, &mut wkb) as u64;
-                        let pixels = counts[label as usize];
-                        let mut values = vec![
-                            Value::Integer(i64::from(label)),
-                            Value::Integer(pixels as i64),
-                            Value::Real(pixels as f64 * pixel_area),
-                        ];
-                        values.extend(attrs.iter().map(|(kind, col)| {
-                            match (col.get(label as usize), kind) {
-                                (Some(&v), FieldKind::Real) => Value::Real(v),
-                                (Some(&v), FieldKind::Integer) => Value::Integer(v as i64),
-                                (None, _) => Value::Null,
-                            }
-                        }));
-                        finished.insert(label, (values, wkb));
+                        let f = ctx.feature(label, rings);
+                        report.multipolygons += u64::from(f.multi);
+                        report.vertices += f.vertices as u64;
+                        finished.insert(label, (f.values, f.wkb));
                     }
                     // In ID order: each finished segment waits for the lower IDs.
                     while next_id < counts.len() {
