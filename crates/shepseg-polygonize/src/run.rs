@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use gdal::Dataset;
 use shepseg_tiling::rat::{ColumnType, RatEditor, HISTOGRAM};
+use shepseg_tiling::Raster;
 
 use crate::error::PolygonizeError;
 use crate::geometry::{segment_wkb, GeoTransform};
@@ -82,11 +83,9 @@ struct Source {
 }
 
 impl Source {
-    fn open(path: &Path) -> Result<(Self, Dataset), PolygonizeError> {
-        if !path.to_string_lossy().starts_with("/vsi") && !path.exists() {
-            return Err(seg_err(path, "no such file"));
-        }
-        let ds = Dataset::open(path).map_err(|e| seg_err(path, format!("cannot open: {e}")))?;
+    fn open(path: &Path) -> Result<(Self, Raster), PolygonizeError> {
+        let raster = Raster::open(path)?;
+        let ds = raster.dataset();
         let band = ds
             .rasterband(1)
             .map_err(|_| seg_err(path, "has no raster band"))?;
@@ -115,7 +114,7 @@ impl Source {
                 rows,
                 null,
             },
-            ds,
+            raster,
         ))
     }
 
@@ -289,8 +288,8 @@ fn count_pixels(
         let handles: Vec<_> = (0..workers.max(1))
             .map(|_| {
                 s.spawn(|| {
-                    let ds = Dataset::open(&src.path)
-                        .map_err(|e| seg_err(&src.path, format!("cannot open: {e}")))?;
+                    let raster = Raster::open(&src.path)?;
+                    let ds = raster.dataset();
                     let mut counts: Vec<u64> = Vec::new();
                     let (mut buf, mut row) = (Vec::new(), Vec::new());
                     loop {
@@ -298,7 +297,7 @@ fn count_pixels(
                         let Some(&(r0, r1)) = parts.get(k) else {
                             break;
                         };
-                        src.read_strip(&ds, r0, r1, &mut buf, &mut row)?;
+                        src.read_strip(ds, r0, r1, &mut buf, &mut row)?;
                         let w = src.cols + 2;
                         for i in 1..=(r1 - r0) {
                             for &v in &buf[i * w + 1..i * w + 1 + src.cols] {
@@ -430,7 +429,8 @@ pub fn polygonize(
 ) -> Result<PolygonizeReport, PolygonizeError> {
     let start = Instant::now();
     let mut report = PolygonizeReport::default();
-    let (src, ds) = Source::open(&job.segfile)?;
+    let (src, raster) = Source::open(&job.segfile)?;
+    let ds = raster.dataset();
     let workers = job.workers.max(1);
     let strip_rows = if job.strip_rows > 0 {
         job.strip_rows
@@ -448,7 +448,7 @@ pub fn polygonize(
         let bytes = workers * (strip_rows + 2 * block_rows) * src.cols * 4;
         shepseg_tiling::set_block_cache(bytes.clamp(64 << 20, 1 << 30));
     }
-    let table = read_table(&ds, &src.path, job.columns.as_deref())?;
+    let table = read_table(ds, &src.path, job.columns.as_deref())?;
     let gt = GeoTransform(ds.geo_transform().unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]));
     let srs = ds.spatial_ref().ok();
     let mut output = {
@@ -475,7 +475,7 @@ pub fn polygonize(
             &fields,
         )?
     };
-    drop(ds);
+    drop(raster);
     let counts = match table.counts {
         Some(c) => c,
         None => {
@@ -525,19 +525,20 @@ pub fn polygonize(
             let tx = tx.clone();
             let (src, gate, parts, ctx) = (&src, &gate, &parts, &ctx);
             s.spawn(move || {
-                let ds = match Dataset::open(&src.path) {
-                    Ok(d) => d,
+                let raster = match Raster::open(&src.path) {
+                    Ok(r) => r,
                     Err(e) => {
-                        let _ = tx.send((0, Err(seg_err(&src.path, format!("cannot open: {e}")))));
+                        let _ = tx.send((0, Err(e.into())));
                         return;
                     }
                 };
+                let ds = raster.dataset();
                 let (mut buf, mut row) = (Vec::new(), Vec::new());
                 while let Some(k) = gate.take(total) {
                     let (r0, r1) = parts[k];
                     let t = Instant::now();
                     let traced = src
-                        .read_strip(&ds, r0, r1, &mut buf, &mut row)
+                        .read_strip(ds, r0, r1, &mut buf, &mut row)
                         .and_then(|()| {
                             let read = t.elapsed();
                             let t = Instant::now();

@@ -5,7 +5,7 @@
 //! Every `unsafe` block calls OGR with the layer and feature handles this writer owns, valid
 //! while its dataset is open.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use gdal::spatial_ref::SpatialRef;
@@ -390,21 +390,7 @@ fn upload(from: &Path, to: &Path) -> Result<(), PolygonizeError> {
     result
 }
 
-/// GDAL's last error message, or `fallback`.
+/// GDAL's last error message on this thread, or `fallback`.
 fn last_ogr_message(fallback: &str) -> String {
-    // SAFETY: this thread's last message, copied at once.
-    let msg = unsafe {
-        let p = gdal_sys::CPLGetLastErrorMsg();
-        if p.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
-    };
-    let msg = msg.lines().next().unwrap_or("").trim().to_string();
-    if msg.is_empty() {
-        fallback.to_string()
-    } else {
-        msg
-    }
+    shepseg_tiling::last_gdal_message().unwrap_or_else(|| fallback.to_string())
 }

@@ -36,5 +36,5 @@ pub use exec::{
     TileJob, TileWork,
 };
 pub use grid::{Tile, TileGrid};
-pub use raster::{set_block_cache, BandStack, PixelType, Raster, Window};
+pub use raster::{last_gdal_message, set_block_cache, BandStack, PixelType, Raster, Window};
 pub use sample::{fit_whole_raster, fit_whole_raster_threads, WholeRasterFit};

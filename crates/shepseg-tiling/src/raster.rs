@@ -109,7 +109,7 @@ pub fn set_block_cache(bytes: usize) {
 }
 
 /// GDAL's last error message on this thread, on one line; `None` if there is none.
-fn last_gdal_message() -> Option<String> {
+pub fn last_gdal_message() -> Option<String> {
     // SAFETY: CPLGetLastErrorMsg returns this thread's last message (an empty string when
     // there is none), valid until the next GDAL call on this thread; it is copied at once.
     let msg = unsafe {
