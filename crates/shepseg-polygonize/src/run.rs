@@ -118,7 +118,9 @@ impl Source {
         ))
     }
 
-    /// Reads pixel rows `r0 - 1 ..= r1` (those in the image) into a strip buffer.
+    /// Reads pixel rows `r0 - 1 .. r1` (those in the image) into a strip buffer; its last row,
+    /// `r1`, which the trace never reads, stays 0 (reading it could decode a row of blocks
+    /// the strip does not need).
     fn read_strip(
         &self,
         ds: &Dataset,
@@ -131,7 +133,7 @@ impl Source {
         buf.clear();
         buf.resize(Strip::rows_needed(r0, r1) * w, 0);
         let first = r0.saturating_sub(1);
-        let end = (r1 + 1).min(self.rows);
+        let end = r1.min(self.rows);
         let band = ds
             .rasterband(1)
             .map_err(|e| seg_err(&self.path, e.to_string()))?;

@@ -184,7 +184,8 @@ pub struct StripTrace {
 /// A strip of the segment image with the pixel rows its vertex rows need.
 pub struct Strip<'a> {
     /// Pixel rows `r0 - 1 ..= r1`, each `cols + 2` wide with a 0 column either side; rows
-    /// outside the image are 0. 0 is null: it gets no boundary of its own.
+    /// outside the image are 0, and row `r1` is never read (only the bottom strip's, which is
+    /// outside the image, matters). 0 is null: it gets no boundary of its own.
     pub labels: &'a [u32],
     /// Image width.
     pub cols: usize,
