@@ -83,6 +83,8 @@ impl StatsOptions {
             missing_value: self.missing_value,
             workers,
             strip_rows: 0,
+            column_names: Vec::new(),
+            cancel: None,
         }))
     }
 

@@ -91,10 +91,20 @@ impl FargateConfig {
         let is_toml = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        Self::parse(&text, is_toml, &path.display().to_string())
+    }
+
+    /// Parses a configuration given as text (TOML if `is_toml`, else JSON); `origin` names
+    /// where it came from in errors.
+    pub fn parse(text: &str, is_toml: bool, origin: &str) -> Result<Self, RemoteError> {
+        let err = |message: String| RemoteError::Config {
+            path: origin.to_string(),
+            message,
+        };
         let cfg: Self = if is_toml {
-            toml::from_str(&text).map_err(|e| err(e.message().to_string()))?
+            toml::from_str(text).map_err(|e| err(e.message().to_string()))?
         } else {
-            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+            serde_json::from_str(text).map_err(|e| err(e.to_string()))?
         };
         if cfg.container_image.trim().is_empty() {
             return Err(err("containerImage is empty".into()));

@@ -15,6 +15,8 @@ use crate::error::RemoteError;
 #[derive(Debug)]
 pub struct ProcessLauncher {
     program: PathBuf,
+    /// Arguments before `worker`.
+    prefix: Vec<String>,
     children: Vec<Child>,
     started: usize,
 }
@@ -23,8 +25,15 @@ impl ProcessLauncher {
     /// Workers run `program worker --connect HOST:PORT` (`program` is normally the `shepseg`
     /// binary itself).
     pub fn new(program: PathBuf) -> Self {
+        Self::with_prefix(program, Vec::new())
+    }
+
+    /// Workers run `program PREFIX... worker --connect HOST:PORT`: for a worker command that
+    /// is not a binary of its own, as `python -m shepseg worker`.
+    pub fn with_prefix(program: PathBuf, prefix: Vec<String>) -> Self {
         Self {
             program,
+            prefix,
             children: Vec::new(),
             started: 0,
         }
@@ -46,7 +55,8 @@ impl WorkerLauncher for ProcessLauncher {
         for _ in 0..count {
             self.started += 1;
             let mut cmd = Command::new(&self.program);
-            cmd.args(inv.args())
+            cmd.args(&self.prefix)
+                .args(inv.args())
                 .args(["--name", &format!("process-{}", self.started)])
                 .envs(inv.env())
                 .stdin(Stdio::null())

@@ -48,4 +48,25 @@ pub enum PipelineError {
     /// The per-segment statistics failed (the segmentation itself is complete).
     #[error("statistics: {0}")]
     Stats(#[from] StatsError),
+    /// The caller raised the job's cancel flag ([`crate::TiledSegmentation::cancel_flag`]).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<ExecError<crate::consumer::ConsumeError>> for PipelineError {
+    /// An executor's error, with the consumer's cancellation lifted out.
+    fn from(e: ExecError<crate::consumer::ConsumeError>) -> Self {
+        use crate::consumer::ConsumeError;
+        let e = match e {
+            ExecError::Consumer(ConsumeError::Cancelled) => return PipelineError::Cancelled,
+            ExecError::Consumer(ConsumeError::Stitch(s)) => ExecError::Consumer(s),
+            ExecError::Tile { col, row, cause } => ExecError::Tile { col, row, cause },
+            ExecError::Timeout { col, row, seconds } => ExecError::Timeout { col, row, seconds },
+            ExecError::Listen { addr, reason } => ExecError::Listen { addr, reason },
+            ExecError::NoWorkers { seconds } => ExecError::NoWorkers { seconds },
+            ExecError::Workers(w) => ExecError::Workers(w),
+            ExecError::Setup(s) => ExecError::Setup(s),
+        };
+        PipelineError::Exec(e)
+    }
 }

@@ -1,6 +1,8 @@
 //! [`TiledSegmentation`]: one tiled job, configured by a builder, run by [`TiledSegmentation::run`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shepseg_core::seamless::HALO;
@@ -12,7 +14,7 @@ use shepseg_tiling::{
     TileJob,
 };
 
-use crate::consumer::{Progress, StitchConsumer};
+use crate::consumer::{is_cancelled, Progress, StitchConsumer};
 use crate::error::PipelineError;
 use crate::seamless::{join_and_write, Collector};
 use crate::timings::Timings;
@@ -53,6 +55,7 @@ pub struct TiledSegmentation<E = SequentialExecutor> {
     executor: E,
     statistics: Option<Statistics>,
     progress: Option<Progress>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// What the default mode's seamless join did.
@@ -123,6 +126,7 @@ impl TiledSegmentation<SequentialExecutor> {
             executor: SequentialExecutor,
             statistics: None,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -146,6 +150,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             executor,
             statistics: self.statistics,
             progress: self.progress,
+            cancel: self.cancel,
         }
     }
 
@@ -246,6 +251,24 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         self
     }
 
+    /// A flag the caller raises (from any thread) to stop the job: it is checked before and
+    /// after the model fit, as each tile arrives and before the statistics, and the job then
+    /// ends with [`PipelineError::Cancelled`], leaving nothing at the output. Remote executors
+    /// have their own flag (give them the same one) to stop their workers.
+    pub fn cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Fails with [`PipelineError::Cancelled`] once the cancel flag is raised.
+    fn check_cancel(&self) -> Result<(), PipelineError> {
+        if is_cancelled(self.cancel.as_ref()) {
+            Err(PipelineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The executor, e.g. to read its own report after [`TiledSegmentation::run`].
     pub fn executor_ref(&self) -> &E {
         &self.executor
@@ -336,6 +359,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         output.add_metadata("SHEPSEG_PARAMETERS", &described.to_string());
 
         let mut timings = Timings::default();
+        self.check_cancel()?;
         let t = Instant::now();
         let (model, subsample_pcnt) = match self.model.take() {
             Some(m) => (m, None),
@@ -353,6 +377,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             }
         };
         timings.spectral_clusters = t.elapsed();
+        self.check_cancel()?;
 
         let job = TileJob {
             input: self.input.clone(),
@@ -370,6 +395,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 &mut timings,
                 self.progress.as_mut(),
                 num_tiles,
+                self.cancel.clone(),
             );
             self.executor.run(&job, &mut consumer)?;
             let max_spectral_diff_used = consumer.log.max_spectral_diff_used;
@@ -378,7 +404,12 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             timings.finishing = finishing.elapsed();
             (stitched, max_spectral_diff_used, None)
         } else {
-            let mut collector = Collector::new(&grid, &mut timings, self.progress.as_mut());
+            let mut collector = Collector::new(
+                &grid,
+                &mut timings,
+                self.progress.as_mut(),
+                self.cancel.clone(),
+            );
             self.executor.run(&job, &mut collector)?;
             let max_spectral_diff_used = collector.log.max_spectral_diff_used;
             let threshold = params
@@ -404,6 +435,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
 
         let stats = match &self.statistics {
             Some(s) => {
+                self.check_cancel()?;
                 let t = Instant::now();
                 let report = compute_stats(&self.output, &self.input, &s.request)?;
                 if let Some(rgb) = s.colour_from_bands {

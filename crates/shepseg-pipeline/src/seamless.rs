@@ -10,7 +10,7 @@ use shepseg_stitch::{StitchError, StitchReport, TileSink};
 use shepseg_tiling::packed::{pack_image, unpack_labels};
 use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid};
 
-use crate::consumer::{Progress, TileLog};
+use crate::consumer::{ConsumeError, Progress, TileLog};
 use crate::error::PipelineError;
 use crate::job::SeamlessReport;
 use crate::timings::Timings;
@@ -30,21 +30,22 @@ impl<'a> Collector<'a> {
         grid: &'a TileGrid,
         timings: &'a mut Timings,
         progress: Option<&'a mut Progress>,
+        cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ) -> Self {
         let total = grid.tiles().len();
         Self {
             images: vec![None; total],
             parts: vec![None; total],
             grid,
-            log: TileLog::new(timings, progress, total),
+            log: TileLog::new(timings, progress, total, cancel),
         }
     }
 }
 
 impl TileConsumer for Collector<'_> {
-    type Error = StitchError;
-    fn consume(&mut self, t: SegmentedTile) -> Result<(), StitchError> {
-        let start = self.log.arrived(&t);
+    type Error = ConsumeError;
+    fn consume(&mut self, t: SegmentedTile) -> Result<(), ConsumeError> {
+        let start = self.log.arrived(&t)?;
         let index = t.tile.row * self.grid.ncols() + t.tile.col;
         let part = t.part.ok_or_else(|| {
             StitchError::Output(format!(
@@ -56,7 +57,8 @@ impl TileConsumer for Collector<'_> {
             return Err(StitchError::Output(format!(
                 "tile ({}, {}) is not in the grid",
                 t.tile.col, t.tile.row
-            )));
+            ))
+            .into());
         }
         self.images[index] = Some(pack_image(&t.segimg));
         self.parts[index] = Some(*part);

@@ -23,6 +23,9 @@ pub enum StatsError {
     /// A GDAL call failed.
     #[error("{0}")]
     Gdal(String),
+    /// The caller raised the request's cancel flag.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<gdal::errors::GdalError> for StatsError {

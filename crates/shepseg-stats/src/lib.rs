@@ -49,6 +49,13 @@ pub struct StatsRequest {
     pub workers: usize,
     /// Rows read per strip (0: 256).
     pub strip_rows: usize,
+    /// Names of the band statistics' columns, one per band and statistic in that order
+    /// (each band's statistics, band after band), as pyshepseg's callers name them; empty:
+    /// `Band_{b}_{stat}` ([`Stat::column_name`]).
+    pub column_names: Vec<String>,
+    /// A flag the caller raises (from any thread) to stop the pass with
+    /// [`StatsError::Cancelled`]; columns already created keep what was written.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for StatsRequest {
@@ -61,6 +68,8 @@ impl Default for StatsRequest {
             missing_value: -9999.0,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             strip_rows: 0,
+            column_names: Vec::new(),
+            cancel: None,
         }
     }
 }
@@ -198,6 +207,23 @@ pub fn compute_stats(
     if !req.bands.is_empty() && req.stats.is_empty() {
         return Err(StatsError::BadOption("no statistic given".into()));
     }
+    let wanted = req.bands.len() * req.stats.len();
+    if !req.column_names.is_empty() && req.column_names.len() != wanted {
+        return Err(StatsError::BadOption(format!(
+            "{} column names given for {wanted} statistics",
+            req.column_names.len()
+        )));
+    }
+    for (i, n) in req.column_names.iter().enumerate() {
+        if n.trim().is_empty() {
+            return Err(StatsError::BadOption(format!("column name {n:?} is empty")));
+        }
+        if req.column_names[..i].contains(n) {
+            return Err(StatsError::BadOption(format!(
+                "column name {n} is given twice"
+            )));
+        }
+    }
     let mut seg = open_update(segfile)?;
     let raster = shepseg_tiling::Raster::open(image)?;
     let img = raster.dataset();
@@ -255,7 +281,11 @@ pub fn compute_stats(
             } else {
                 ColumnType::Integer
             };
-            names.push((s.column_name(b), ty));
+            let name = match req.column_names.get(names.len()) {
+                Some(n) => n.clone(),
+                None => s.column_name(b),
+            };
+            names.push((name, ty));
         }
     }
     for s in &req.spatial {
@@ -276,6 +306,7 @@ pub fn compute_stats(
         .geo_transform()
         .unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
     let ctx = pass::Ctx {
+        cancel: req.cancel.as_deref(),
         seg_path: segfile,
         img_path: image,
         bands: &bands,

@@ -62,6 +62,8 @@ impl Sample for f64 {
 
 /// What every worker needs.
 pub(crate) struct Ctx<'a> {
+    /// Raised by the caller to stop the pass.
+    pub cancel: Option<&'a AtomicBool>,
     pub seg_path: &'a Path,
     pub img_path: &'a Path,
     pub bands: &'a [usize],
@@ -489,6 +491,10 @@ pub(crate) fn run_pass<V: Sample>(
                 };
                 loop {
                     if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if ctx.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                        let _ = tx.send(StripOut::Failed(StatsError::Cancelled));
                         return;
                     }
                     let s = next.fetch_add(1, Ordering::Relaxed);

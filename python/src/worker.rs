@@ -1,0 +1,35 @@
+//! `run_worker`: a tile worker for the `processes` executor, started by the coordinator as
+//! `python -m shepseg worker --connect HOST:PORT` (shepseg/__main__.py).
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use shepseg_exec_fargate::{run_worker as run, Secret, WorkerOptions};
+
+use crate::error::{bad, raise};
+
+/// Works on the coordinator's tiles until it has no more; returns the tiles done.
+#[pyfunction]
+#[pyo3(signature = (connect, name, connect_timeout))]
+pub fn run_worker(
+    py: Python<'_>,
+    connect: String,
+    name: String,
+    connect_timeout: f64,
+) -> PyResult<usize> {
+    if !(connect_timeout.is_finite() && connect_timeout >= 0.0) {
+        return Err(bad(format!(
+            "connect_timeout must be a non-negative number of seconds, got {connect_timeout}"
+        )));
+    }
+    let secret = Secret::from_env().map_err(|e| raise("", &e))?;
+    let opts = WorkerOptions {
+        connect: connect.clone(),
+        name,
+        secret,
+        connect_timeout: Duration::from_secs_f64(connect_timeout),
+    };
+    let summary = crate::watch::run(py, crate::watch::OnInterrupt::Abandon, move || run(&opts))?
+        .map_err(|e| raise(&format!("worker for {connect}"), &e))?;
+    Ok(summary.tiles_done)
+}
