@@ -35,6 +35,8 @@ __all__ = [
     "subset",
     "polygonize",
     "raster_info",
+    "read_raster",
+    "read_table",
     "__version__",
 ]
 
@@ -466,3 +468,16 @@ def raster_info(path: PathLike) -> Dict[str, Any]:
     """Size (cols, rows), band count, and each band's nodata value and type, read through
     shepseg's GDAL."""
     return _native(_shepseg.raster_info, _path("path", path))
+
+
+def read_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> numpy.ndarray:
+    """Reads bands (from 1; default all) of a raster whole, as a (bands, rows, cols) array of
+    its own pixel type, through shepseg's GDAL: for scripts without GDAL's Python bindings."""
+    return _native(_shepseg.read_raster, _path("path", path), _counts("bands", bands))
+
+
+def read_table(segfile: PathLike, columns: Optional[Sequence[str]] = None) -> Dict[str, numpy.ndarray]:
+    """The attribute table of a segmentation: each column (all, or those named) as a numpy
+    array (int64 or float64), row ``i`` holding segment ``i``; ready for ``pandas.DataFrame``."""
+    cols = None if columns is None else _strings("columns", columns)
+    return _native(_shepseg.read_table, _path("segfile", segfile), cols)

@@ -63,3 +63,9 @@ def run_worker(connect: str, name: str, connect_timeout: float) -> int:
 
 def shepseg_simd() -> str:
     """The instruction set the core's kernels use here."""
+
+def read_raster(path: str, bands: List[int]) -> numpy.ndarray:
+    """Reads a raster's bands whole, as (bands, rows, cols) of its own type."""
+
+def read_table(path: str, columns: Optional[List[str]]) -> Dict[str, numpy.ndarray]:
+    """A segmentation's attribute table, column by column."""

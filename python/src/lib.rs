@@ -32,6 +32,8 @@ fn _shepseg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vector::polygonize, m)?)?;
     m.add_function(wrap_pyfunction!(info::raster_info, m)?)?;
     m.add_function(wrap_pyfunction!(info::gdal_driver_available, m)?)?;
+    m.add_function(wrap_pyfunction!(info::read_raster, m)?)?;
+    m.add_function(wrap_pyfunction!(info::read_table, m)?)?;
     m.add_function(wrap_pyfunction!(worker::run_worker, m)?)?;
     m.add_function(wrap_pyfunction!(shepseg_simd, m)?)?;
     Ok(())

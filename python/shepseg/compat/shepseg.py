@@ -4,7 +4,7 @@ import numpy
 
 import shepseg as _native
 
-from . import warn_mode
+from ._warn import warn_mode
 
 SegIdType = numpy.uint32
 SEGNULLVAL = 0

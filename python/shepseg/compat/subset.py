@@ -2,7 +2,7 @@
 
 import shepseg as _native
 
-from . import warn_once
+from ._warn import warn_once
 
 
 class PyShepSegSubsetError(_native.ShepsegError):

@@ -3,7 +3,7 @@ classes."""
 
 import shepseg as _native
 
-from . import warn_mode, warn_once
+from ._warn import warn_mode, warn_once
 from .shepseg import FittedKMeans
 
 DFLT_TEMPFILES_DRIVER = 'KEA'

@@ -1,0 +1,51 @@
+"""Ctrl-C during a tiled run raises KeyboardInterrupt within a second and leaves nothing at
+the output. (The job checks between tiles and around the k-means fit: a Ctrl-C during the fit
+takes effect when the fit ends, so the child here gives a model and goes straight to tiles.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy
+
+from conftest import write_envi
+
+CHILD = r'''
+import sys, time
+import numpy
+import shepseg
+infile, outfile = sys.argv[1], sys.argv[2]
+print("start", flush=True)
+try:
+    centres = numpy.random.default_rng(2).integers(0, 255, size=(60, 3)).astype(float)
+    shepseg.tiled_segment(infile, outfile, tile_size=256, executor="sequential",
+                          model=centres)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", time.time(), flush=True)
+'''
+
+
+def test_ctrl_c_stops_a_tiled_run_and_removes_its_output(tmp_path_factory):
+    # Noise: every tile is slow to segment (mostly single pixels), so the run lasts.
+    rng = numpy.random.default_rng(1)
+    noise = write_envi(tmp_path_factory.mktemp("noise") / "noise.img",
+                       rng.integers(0, 255, size=(3, 5000, 5000), dtype=numpy.uint8))
+    tmp_path = tmp_path_factory.mktemp("out")
+    out = tmp_path / "seg.tif"
+    p = subprocess.Popen([sys.executable, "-c", CHILD, noise, str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    # Inside the tiles, which take several seconds in all.
+    time.sleep(2.0)
+    sent = time.time()
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    words = stdout.split()
+    assert words and words[0] == "interrupted", (stdout, stderr)
+    delay = float(words[1]) - sent
+    print(f"KeyboardInterrupt {delay:.3f} s after SIGINT")
+    assert delay < 1.0
+    assert os.listdir(tmp_path) == []
