@@ -259,6 +259,15 @@ def _fargate_json(cfg: Any) -> Optional[str]:
     return text
 
 
+def _worker_command() -> List[str]:
+    """How the ``processes`` executor starts a worker: this interpreter running this package's
+    ``__main__`` (found where this package is, whatever the working directory holds)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from shepseg.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-c", code, here]
+
+
 def tiled_segment(infile: PathLike, outfile: PathLike, *, bands: Optional[Sequence[int]] = None,
                   null_value: Optional[float] = None, num_clusters: int = 60,
                   min_segment_size: int = 50, max_spectral_diff: Union[str, float] = "auto",
@@ -340,7 +349,7 @@ def tiled_segment(infile: PathLike, outfile: PathLike, *, bands: Optional[Sequen
         _count("tile_retries", tile_retries, 1), _number("barrier_timeout", barrier_timeout),
         _number("heartbeat_timeout", heartbeat_timeout),
         _counts("stats_bands", stats_bands), _strings("stats", stats), colour,
-        [sys.executable, "-m", "shepseg"], list(cfg.items()), _flag("verbose", verbose))
+        _worker_command(), list(cfg.items()), _flag("verbose", verbose))
     return json.loads(text)
 
 

@@ -1,7 +1,7 @@
 //! `segment`: pyshepseg's `doShepherdSegmentation` on a numpy array, any pixel type the core
 //! takes.
 
-use ndarray::{Array2, Array3};
+use ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
@@ -108,12 +108,13 @@ where
         })?),
         _ => None,
     };
-    let img: Array3<T> = arr.as_array().as_standard_layout().into_owned();
-    drop(arr);
-    let r = crate::watch::run(py, crate::watch::OnInterrupt::Abandon, move || {
-        core_segment(&img.view(), null, &params, model.as_ref())
-    })?
-    .map_err(|e| raise("", &e))?;
+    // The array's data is used where it is (no copy) when it is C-contiguous (the core copies
+    // any other layout), on this thread without the GIL. The core cannot be stopped half-way,
+    // so a Ctrl-C meanwhile is raised by Python as soon as the call returns.
+    let img = arr.as_array();
+    let r = py
+        .detach(move || core_segment(&img, null, &params, model.as_ref()))
+        .map_err(|e| raise("", &e))?;
     let t = r.timings;
     Ok(Outcome {
         segimg: r.segimg,

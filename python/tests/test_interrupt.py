@@ -35,7 +35,7 @@ def test_ctrl_c_stops_a_tiled_run_and_removes_its_output(tmp_path_factory):
                        rng.integers(0, 255, size=(3, 5000, 5000), dtype=numpy.uint8))
     tmp_path = tmp_path_factory.mktemp("out")
     out = tmp_path / "seg.tif"
-    p = subprocess.Popen([sys.executable, "-c", CHILD, noise, str(out)],
+    p = subprocess.Popen([sys.executable, "-c", CHILD, noise, str(out)], cwd=tmp_path,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "start"
     # Inside the tiles, which take several seconds in all.

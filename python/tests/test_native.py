@@ -1,5 +1,6 @@
 """The native API, ``import shepseg``, on real GeoTIFFs through GDAL."""
 
+import os
 import subprocess
 import sys
 
@@ -71,7 +72,8 @@ def test_every_executor_gives_the_same_output(rgbn, tmp_path):
     for executor, workers in (("sequential", None), ("threads", 3), ("processes", 2)):
         out = tmp_path / f"{executor}.tif"
         rep = shepseg.tiled_segment(rgbn.input, out, tile_size=128, executor=executor,
-                                    workers=workers, fixed_kmeans_init=True)
+                                    workers=workers, fixed_kmeans_init=True,
+                                    barrier_timeout=60)
         assert rep["executor"] == executor
         outs[executor] = shepseg.read_raster(out)[0]
         if executor == "processes":
@@ -121,8 +123,10 @@ def test_statistics_subset_polygonize_and_table(rgbn, tmp_path):
     assert v["features"] == n
 
 
-def test_worker_entry_point_refuses_bad_arguments():
+def test_worker_entry_point_refuses_a_bad_secret(tmp_path):
+    env = dict(os.environ, SHEPSEG_WORKER_SECRET="zz")
     r = subprocess.run([sys.executable, "-m", "shepseg", "worker", "--connect", "127.0.0.1:9",
-                        "--connect-timeout", "0"], capture_output=True, text=True,
-                       env={"SHEPSEG_WORKER_SECRET": "zz"})
-    assert r.returncode != 0
+                        "--connect-timeout", "0"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.startswith("shepseg worker: ") and "SHEPSEG_WORKER_SECRET" in r.stderr

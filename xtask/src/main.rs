@@ -15,6 +15,7 @@
 mod bench_core;
 mod bench_polygonize;
 mod bench_pyshepseg;
+mod bench_python;
 mod bench_segment;
 mod bench_stats;
 mod bench_workers;
@@ -51,6 +52,8 @@ enum Task {
     BenchPyshepseg(bench_pyshepseg::BenchPyshepsegArgs),
     /// `shepseg polygonize` beside gdal_polygonize.py and an ogr2ogr copy, to FlatGeobuf.
     BenchPolygonize(bench_polygonize::BenchPolygonizeArgs),
+    /// Benchmark the in-memory call from Python against the same call from Rust.
+    BenchPython(bench_python::BenchPythonArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchFit(a) => bench_segment::bench_fit(&a),
         Task::BenchPyshepseg(a) => bench_pyshepseg::bench(&a),
         Task::BenchPolygonize(a) => bench_polygonize::bench(&a),
+        Task::BenchPython(a) => bench_python::bench(&a),
     }
 }
