@@ -79,10 +79,11 @@ def _reference_table(case):
     return {k: numpy.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
-@pytest.mark.parametrize("compat", [False, True])
-def test_statistics_equal_pyshepseg(rgbn, tmp_path, compat):
+@pytest.mark.parametrize("name,compat", [("rgbn", False), ("rgbn", True), ("synth8000", False)])
+def test_statistics_equal_pyshepseg(request, tmp_path, name, compat):
+    rgbn = request.getfixturevalue(name)
     seg = rgbn.copy_of(rgbn.meta["stats"]["segmentation"], tmp_path)
-    for b in range(1, 5):
+    for b in rgbn.meta["bands"]:
         sel = [(f"b{b}_mean", "mean"), (f"b{b}_stddev", "stddev"), (f"b{b}_min", "min"),
                (f"b{b}_max", "max"), (f"b{b}_median", "median"), (f"b{b}_p25", "percentile", 25)]
         tilingstats.calcPerSegmentStatsTiled(rgbn.input, b, seg, sel, missingStatsValue=-9999,
@@ -197,3 +198,52 @@ def test_a_pyshepseg_script_runs_with_its_imports_changed(rgbn, tmp_path):
     assert len(t["Histogram"]) == n + 1
     for band in range(1, 5):
         assert f"Band{band}_Mean" in t and f"Band{band}_LQ" in t
+
+
+def test_pyshepseg_builtin_user_functions_match_shepsegs_own(rgbn, tmp_path):
+    seg = rgbn.copy_of(rgbn.meta["stats"]["segmentation"], tmp_path)
+    transform = numpy.array(shepseg.raster_info(rgbn.input)["geotransform"])
+    tilingstats.calcPerSegmentSpatialStatsTiled(
+        rgbn.input, 1, seg, [("e", tilingstats.GFT_Real), ("n", tilingstats.GFT_Real)],
+        tilingstats.userFuncMeanCoord, transform)
+    tilingstats.calcPerSegmentSpatialStatsTiled(
+        rgbn.input, 1, seg, [("edge", tilingstats.GFT_Integer)],
+        tilingstats.userFuncNumEdgePixels, True)
+    tilingstats.calcPerSegmentSpatialStatsTiled(
+        rgbn.input, 1, seg, [(f"v{d}", tilingstats.GFT_Real) for d in range(1, 4)],
+        tilingstats.userFuncVariogram, 3)
+    shepseg.stats(seg, rgbn.input, bands=[], stats=[], spatial_band=1,
+                  spatial=["meancoord", "edgepixels", "variogram:3"])
+    t = shepseg.read_table(seg)
+    assert numpy.allclose(t["e"][1:], t["Band_1_easting"][1:], rtol=1e-12)
+    assert numpy.allclose(t["n"][1:], t["Band_1_northing"][1:], rtol=1e-12)
+    assert numpy.array_equal(t["edge"][1:], t["Band_1_edgepixels"][1:])
+    for d in range(1, 4):
+        assert numpy.allclose(t[f"v{d}"][1:], t[f"variogram{d}"][1:], rtol=1e-9), d
+
+
+def test_fargate_configuration_errors_name_the_key(rgbn, tmp_path):
+    cfg = tiling.SegmentationConcurrencyConfig(
+        tiling.CONC_FARGATE, numWorkers=2, fargateCfg=tiling.FargateConfig(containerImage="img"))
+    with pytest.raises(shepseg.ShepsegError, match="subnet"):
+        tiling.doTiledShepherdSegmentation(rgbn.input, str(tmp_path / "s.tif"),
+                                           outputDriver="GTiff", concurrencyCfg=cfg)
+    assert os.listdir(tmp_path) == []
+
+
+def test_one_gdal_shared_with_osgeo(rgbn, tmp_path):
+    gdal = pytest.importorskip("osgeo.gdal")
+    img = gdal.Open(rgbn.input).ReadAsArray()
+    r = shepseg.segment(img, fixed_kmeans_init=True)
+    out = tmp_path / "seg.kea"
+    # The same k-means model: the tiled fit subsamples the file, not the array.
+    res = tiling.doTiledShepherdSegmentation(rgbn.input, str(out), kmeansObj=r.centres,
+                                             returnGDALDS=True)
+    rat = res.outDs.GetRasterBand(1).GetDefaultRAT()
+    assert rat.GetRowCount() == res.maxSegId + 1
+    assert res.outDs.GetDriver().ShortName == "HFA"
+    assert res.maxSegId == r.num_segments
+    assert (res.outDs.GetRasterBand(1).ReadAsArray() == r.segimg).all()
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "libgdal.so" in line}
+    assert len(libs) == 1, libs

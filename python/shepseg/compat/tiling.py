@@ -108,13 +108,13 @@ class FargateConfig:
     def as_dict(self):
         """The configuration as shepseg's ``fargate_config`` keys."""
         d = {
-            "containerImage": self.containerImage or "",
-            "subnet": self.subnet or "",
             "securityGroups": list(self.securityGroups or []),
             "cpu": str(self.cpu),
             "memory": str(self.memory),
         }
-        for key, value in (("taskRoleArn", self.taskRoleArn),
+        for key, value in (("containerImage", self.containerImage),
+                           ("subnet", self.subnet),
+                           ("taskRoleArn", self.taskRoleArn),
                            ("executionRoleArn", self.executionRoleArn),
                            ("cpuArchitecture", self.cpuArchitecture),
                            ("cloudwatchLogGroup", self.logGroup)):

@@ -174,3 +174,70 @@ def convertPtsInto2DArray(pts, imgNullVal):
     return tile
 
 
+
+
+def convertPtsInto2DMaskArray(pts, imgNullVal):
+    """A segment's points as a uint8 mask just covering them (1 where a point is), as
+    pyshepseg's helper."""
+    xs = numpy.fromiter((p.x for p in pts), dtype=numpy.int64, count=len(pts))
+    ys = numpy.fromiter((p.y for p in pts), dtype=numpy.int64, count=len(pts))
+    mask = numpy.zeros((ys.max() - ys.min() + 1, xs.max() - xs.min() + 1), dtype=numpy.uint8)
+    mask[ys - ys.min(), xs - xs.min()] = 1
+    return mask
+
+
+def userFuncMeanCoord(pts, imgNullVal, intArr, floatArr, transform):
+    """pyshepseg's mean coordinate of a segment's pixels (their top-left corners) through the
+    geotransform ``transform`` (the ``userParam``): easting and northing into ``floatArr``."""
+    xs = numpy.fromiter((p.x for p in pts), dtype=numpy.float64, count=len(pts))
+    ys = numpy.fromiter((p.y for p in pts), dtype=numpy.float64, count=len(pts))
+    t = transform
+    floatArr[0] = float(numpy.sum(t[0] + t[1] * xs + t[2] * ys)) / len(pts)
+    floatArr[1] = float(numpy.sum(t[3] + t[4] * xs + t[5] * ys)) / len(pts)
+
+
+def userFuncNumEdgePixels(pts, imgNullVal, intArr, floatArr, fourConnected):
+    """pyshepseg's number of edge pixels of a segment (``userParam``: fourConnected) into
+    ``intArr[0]``: pixels on the segment's bounding box or with a neighbour outside it. As in
+    pyshepseg, the 8-way test looks at the south-east neighbour twice and never at the
+    north-east one."""
+    mask = convertPtsInto2DMaskArray(pts, imgNullVal).astype(numpy.int64)
+    ysize, xsize = mask.shape
+    edge = mask.copy()
+    if ysize > 2 and xsize > 2:
+        c = mask[1:-1, 1:-1]
+        if fourConnected:
+            total = mask[:-2, 1:-1] + mask[2:, 1:-1] + mask[1:-1, :-2] + mask[1:-1, 2:]
+            full = 4
+        else:
+            total = (mask[:-2, :-2] + mask[:-2, 1:-1] + mask[2:, 2:] + mask[1:-1, :-2]
+                     + mask[1:-1, 2:] + mask[2:, :-2] + mask[2:, 1:-1] + mask[2:, 2:])
+            full = 8
+        edge[1:-1, 1:-1] = numpy.where((c == 1) & (total == full), 0, c)
+    intArr[0] = int(edge.sum())
+
+
+def userFuncVariogram(pts, imgNullVal, intArr, floatArr, maxDist):
+    """pyshepseg's variogram of a segment (``userParam``: maxDist) into ``floatArr[0:maxDist]``:
+    for each integer distance d, the root mean squared difference of pixel pairs at offsets
+    (dy, dx), both 1..maxDist, with int(sqrt(dx^2 + dy^2)) == d. Differences are taken in
+    float64 (pyshepseg takes them in the image's type, which wraps for unsigned images)."""
+    tile = convertPtsInto2DArray(pts, imgNullVal).astype(numpy.float64)
+    valid = convertPtsInto2DMaskArray(pts, imgNullVal).astype(bool)
+    if imgNullVal is not None:
+        valid &= tile != imgNullVal
+    ysize, xsize = tile.shape
+    counts = numpy.zeros(maxDist, dtype=numpy.int64)
+    sums = numpy.zeros(maxDist, dtype=numpy.float64)
+    for dy in range(1, maxDist + 1):
+        for dx in range(1, maxDist + 1):
+            d = int(numpy.sqrt(dy * dy + dx * dx))
+            if d > maxDist or dy >= ysize or dx >= xsize:
+                continue
+            both = valid[:-dy, :-dx] & valid[dy:, dx:]
+            diff = tile[:-dy, :-dx] - tile[dy:, dx:]
+            counts[d - 1] += int(both.sum())
+            sums[d - 1] += float((diff[both] ** 2).sum())
+    for n in range(maxDist):
+        if counts[n] > 0:
+            floatArr[n] = numpy.sqrt(sums[n] / counts[n])
