@@ -13,9 +13,12 @@ import numpy
 from conftest import write_envi
 
 CHILD = r'''
-import sys, time
+import signal, sys, time
 import numpy
 import shepseg
+# As in an interactive session: a parent that ignores SIGINT (a shell's background job)
+# would otherwise hand that on, and Python would never raise KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 infile, outfile = sys.argv[1], sys.argv[2]
 print("start", flush=True)
 try:
