@@ -151,10 +151,14 @@ def _max_spectral_diff(value: Any) -> Union[str, float]:
 
 
 def _centres(model: Any) -> Optional[numpy.ndarray]:
-    """Centres from an array, or from anything with ``cluster_centers_`` (scikit-learn's
-    KMeans)."""
+    """Centres from an array, from anything with ``cluster_centers_`` (scikit-learn's
+    KMeans), or from a report's ``kmeans`` entry (a dict with ``cluster_centers``)."""
     if model is None:
         return None
+    if isinstance(model, dict):
+        if "cluster_centers" not in model:
+            raise ShepsegError("model: a dict must have 'cluster_centers' (a report's 'kmeans')")
+        model = model["cluster_centers"]
     centres = getattr(model, "cluster_centers_", model)
     try:
         arr = numpy.ascontiguousarray(numpy.asarray(centres, dtype=numpy.float64))
@@ -194,7 +198,7 @@ def segment(img: numpy.ndarray, *, null_value: Optional[float] = None, num_clust
         Seed of the k-means++ initialisation (ignored with ``fixed_kmeans_init``).
     pyshepseg_compat : bool
         Reproduce pyshepseg bit for bit, defects included.
-    model : array or object with ``cluster_centers_``, optional
+    model : array, object with ``cluster_centers_``, or a report's ``kmeans``, optional
         k-means centres (clusters, bands) to use instead of fitting.
 
     Returns

@@ -27,6 +27,7 @@ def bad_calls(rgbn, tmp, float_raster):
         (lambda: shepseg.segment(GOOD, spect_dist_pcntile=101), "percentile"),
         (lambda: shepseg.segment(GOOD, model=[[1, 2], [3, 4]]), "model has 2 bands"),
         (lambda: shepseg.segment(GOOD, model="x"), "model"),
+        (lambda: shepseg.segment(GOOD, model={"centres": [[1]]}), "cluster_centers"),
         (lambda: shepseg.tiled_segment(str(tmp / "missing.tif"), out), "missing.tif"),
         (lambda: shepseg.tiled_segment(rgbn.input, out, executor="gpu"), "executor must be"),
         (lambda: shepseg.tiled_segment(rgbn.input, out, workers=0), "workers must be at least 1"),

@@ -58,7 +58,9 @@ def test_tiled_default_equals_whole_image_for_any_tile_size(rgbn, tmp_path):
     img = shepseg.read_raster(rgbn.input)
     first = shepseg.tiled_segment(rgbn.input, tmp_path / "a.tif", tile_size=100, workers=2)
     centres = numpy.asarray(first["kmeans"]["cluster_centers"])
-    whole = shepseg.segment(img, model=centres)
+    # A report's model goes straight back in.
+    whole = shepseg.segment(img, model=first["kmeans"])
+    assert numpy.array_equal(whole.centres, centres)
     for tile in (100, 128, 333, 1024):
         out = tmp_path / f"t{tile}.tif"
         rep = shepseg.tiled_segment(rgbn.input, out, tile_size=tile, model=centres)
