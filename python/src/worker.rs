@@ -28,6 +28,8 @@ pub fn run_worker(
         name,
         secret,
         connect_timeout: Duration::from_secs_f64(connect_timeout),
+        // Python's own signal handling applies: SIGTERM ends the process.
+        stop: None,
     };
     let summary = crate::watch::run(py, crate::watch::OnInterrupt::Abandon, move || run(&opts))?
         .map_err(|e| raise(&format!("worker for {connect}"), &e))?;

@@ -38,7 +38,7 @@ pub fn abandon_on_interrupt(dir: &Path) {
 /// Ends the process at once with `code`, without the exit handlers: other threads may be inside
 /// GDAL (workers, the threaded sample read), and GDAL's own teardown at exit must not race with
 /// them.
-fn exit_now(code: i32) -> ! {
+pub fn exit_now(code: i32) -> ! {
     #[cfg(unix)]
     // SAFETY: `_exit` ends the process; nothing runs after it, so no state can be observed
     // half-updated. The partial output was removed and the message written (stderr is

@@ -58,6 +58,7 @@ pub fn json(
         "workers": workers.map(|r| serde_json::json!({
             "joined": r.workers_joined,
             "lost": r.workers_lost,
+            "left": r.workers_left,
             "connections_refused": r.connections_refused,
             "tiles_requeued": r.tiles_requeued,
             "replacements": r.replacements,

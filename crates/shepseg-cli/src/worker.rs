@@ -1,5 +1,7 @@
 //! `shepseg worker`: a tile worker for the `processes` and `fargate` executors.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -37,12 +39,30 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "worker".into());
         format!("{host}:{}", std::process::id())
     });
-    run_worker(&WorkerOptions {
+    // SIGTERM (ECS stopping the task: a Spot interruption, a scale-in), SIGINT and SIGHUP:
+    // leave the job, handing the tile in hand back to the coordinator.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("cannot handle signals")?;
+    }
+    let summary = run_worker(&WorkerOptions {
         connect: args.connect.clone(),
-        name,
+        name: name.clone(),
         secret,
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+        stop: Some(stop),
     })
     .with_context(|| format!("worker for {}", args.connect))?;
+    if let Some(tile) = summary.left {
+        let what = match tile {
+            Some(t) => format!("tile {t} handed back"),
+            None => "no tile in hand".into(),
+        };
+        eprintln!("shepseg worker {name}: stopped by a signal; {what}");
+        // The tile thread may be inside GDAL: end without its exit-time teardown.
+        crate::interrupt::exit_now(0);
+    }
     Ok(())
 }

@@ -264,6 +264,34 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
     assert!(log.contains("lost"), "{log}");
 }
 
+#[test]
+fn a_worker_sent_sigterm_hands_its_tile_back_and_the_job_succeeds() {
+    let f = fixture("term");
+    let out = f.dir.join("term.tif");
+    // One attempt per tile: a tile lost with the worker would fail the job.
+    let run = Running::start(f.command(
+        &out,
+        &["--executor", "processes", "-w", "2", "--tile-retries", "1"],
+    ));
+    run.wait_for_line("joined", 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let workers = children(run.child.id());
+    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
+    let st = Command::new("kill")
+        .args(["-TERM", &workers[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    let r = report(&out);
+    assert_eq!(r["workers"]["left"], 1, "{log}");
+    assert_eq!(r["workers"]["lost"], 0, "{log}");
+    assert!(log.contains("stopped by a signal"), "{log}");
+    assert!(log.contains("left on a signal"), "{log}");
+}
+
 /// True when the coordinator closed the connection (after an optional Refused message).
 fn closed_by_peer(s: &mut TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -413,6 +441,13 @@ impl<'a> Runtime<'a> {
                 let arn = t["taskArn"].as_str().unwrap().to_string();
                 let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
                 if !self.task_definitions.contains(&td) {
+                    // Signals reach the worker, with a Spot notice's time to hand back.
+                    let d = self
+                        .moto
+                        .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
+                    let c = &d["taskDefinition"]["containerDefinitions"][0];
+                    assert_eq!(c["stopTimeout"], 120, "{d}");
+                    assert_eq!(c["linuxParameters"]["initProcessEnabled"], true, "{d}");
                     self.task_definitions.push(td);
                 }
                 let o = &t["overrides"]["containerOverrides"][0];

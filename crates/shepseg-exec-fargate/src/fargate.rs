@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, ContainerOverride,
-    CpuArchitecture, KeyValuePair, LaunchType, LogConfiguration, LogDriver, NetworkConfiguration,
-    NetworkMode, OsFamily, RuntimePlatform, Tag, TaskOverride,
+    CpuArchitecture, KeyValuePair, LaunchType, LinuxParameters, LogConfiguration, LogDriver,
+    NetworkConfiguration, NetworkMode, OsFamily, RuntimePlatform, Tag, TaskOverride,
 };
 use serde::Deserialize;
 use tokio::runtime::Handle;
@@ -25,6 +25,10 @@ use tokio::runtime::Handle;
 use crate::coordinator::{WorkerInvocation, WorkerLauncher};
 use crate::error::RemoteError;
 use crate::protocol::random_bytes;
+
+/// Seconds between SIGTERM and SIGKILL when ECS stops a worker's task (the most Fargate
+/// allows, and a Spot interruption's notice).
+const STOP_TIMEOUT_S: i32 = 120;
 
 /// The `--fargate-config` file (JSON or TOML), with pyshepseg's FargateConfig keys.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -223,7 +227,16 @@ impl FargateLauncher {
                 .name(CONTAINER_NAME)
                 .image(&cfg.container_image)
                 .essential(true)
-                .set_memory(cfg.memory_mib());
+                .set_memory(cfg.memory_mib())
+                // A stopping task's worker gets SIGTERM and this long (a Spot interruption's
+                // two minutes) before SIGKILL; it hands its tile back at once. The init
+                // process forwards the signal to the worker, which is not PID 1 then.
+                .stop_timeout(STOP_TIMEOUT_S)
+                .linux_parameters(
+                    LinuxParameters::builder()
+                        .init_process_enabled(true)
+                        .build(),
+                );
             if let Some(group) = &cfg.cloudwatch_log_group {
                 let mut opts = std::collections::HashMap::new();
                 opts.insert("awslogs-group".to_string(), group.clone());

@@ -2,8 +2,11 @@
 //! them itself through GDAL (holding a read permit from the coordinator), segments them with the
 //! job's model and parameters and sends them back compressed, until told there is no more work.
 //!
-//! The worker is plain blocking code: one thread speaks the protocol, a second sends heartbeats
-//! so the coordinator can tell a busy worker from a lost one.
+//! The worker is plain blocking code: one thread speaks the protocol and segments, a second
+//! sends heartbeats so the coordinator can tell a busy worker from a lost one, and watches the
+//! stop flag a signal raises: then it tells the coordinator it is leaving (its tile goes back
+//! to the queue, not counted as a failed attempt) and the worker returns at once, whatever the
+//! first thread is doing.
 
 use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,6 +36,8 @@ pub struct WorkerOptions {
     pub secret: Secret,
     /// How long to keep trying to connect (the coordinator may not be reachable at once).
     pub connect_timeout: Duration,
+    /// Raised (by a SIGTERM handler, say) to leave the job: the tile in hand is handed back.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What a worker did, for its exit message.
@@ -42,25 +47,18 @@ pub struct WorkerSummary {
     pub tiles_done: usize,
     /// Tiles that failed here.
     pub tiles_failed: usize,
+    /// The worker left on its stop flag; the tile it held, if any, was handed back.
+    pub left: Option<Option<u32>>,
 }
 
 /// Joins the coordinator and works until it has no more tiles.
 pub fn run_worker(opts: &WorkerOptions) -> Result<WorkerSummary, RemoteError> {
     let stream = connect(&opts.connect, opts.connect_timeout)?;
     stream.set_nodelay(true)?;
-    let mut reader = stream.try_clone()?;
+    let reader = stream.try_clone()?;
     let writer = Arc::new(Mutex::new(stream));
-    let send = |msg: &WorkerMsg| -> Result<(), RemoteError> {
-        let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-        write_msg_blocking(&mut *w, msg)
-    };
-    let mut recv = || -> Result<CoordMsg, RemoteError> {
-        let payload = read_frame_blocking(&mut reader, MAX_COORDINATOR_FRAME)?;
-        match decode::<CoordMsg>(&payload)? {
-            CoordMsg::Refused { reason } => Err(RemoteError::Refused(reason)),
-            m => Ok(m),
-        }
-    };
+    let send = sender(Arc::clone(&writer));
+    let mut recv = receiver(reader);
 
     send(&WorkerMsg::Hello {
         version: PROTOCOL_VERSION,
@@ -107,44 +105,88 @@ pub fn run_worker(opts: &WorkerOptions) -> Result<WorkerSummary, RemoteError> {
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 
-    // Heartbeats, from their own thread, while this one reads and segments.
-    let stop = Arc::new(AtomicBool::new(false));
-    let beat = {
-        let (writer, stop) = (Arc::clone(&writer), Arc::clone(&stop));
-        let every = Duration::from_millis((heartbeat_ms / 3).max(10));
-        std::thread::spawn(move || {
-            let mut last = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10).min(every));
-                if last.elapsed() >= every {
-                    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                    if write_msg_blocking(&mut *w, &WorkerMsg::Heartbeat).is_err() {
-                        return;
-                    }
-                    last = Instant::now();
-                }
+    // The tile loop on a thread of its own, so that a signal need not wait for a segmentation
+    // to end; this thread sends heartbeats and watches the stop flag.
+    let held = Arc::new(Mutex::new(None::<u32>));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    {
+        let held = Arc::clone(&held);
+        std::thread::Builder::new()
+            .name("shepseg-tiles".into())
+            .spawn(move || {
+                let _ = done_tx.send(work(&job, send, &mut recv, &held));
+            })?;
+    }
+    let every = Duration::from_millis((heartbeat_ms / 3).max(10));
+    let mut last = Instant::now();
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(10).min(every)) {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(RemoteError::Protocol("the tile thread vanished".into()))
             }
-        })
-    };
-
-    let result = work(&job, send, &mut recv);
-    stop.store(true, Ordering::Relaxed);
-    let _ = beat.join();
-    result
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if opts.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            let tile = *held.lock().unwrap_or_else(|e| e.into_inner());
+            write_msg_blocking(&mut *w, &WorkerMsg::Leaving { tile })?;
+            // The tile thread's next read or write fails; its work is abandoned.
+            let _ = w.shutdown(std::net::Shutdown::Both);
+            return Ok(WorkerSummary {
+                left: Some(tile),
+                ..WorkerSummary::default()
+            });
+        }
+        if last.elapsed() >= every {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            // A failed heartbeat means the connection is gone: the tile thread finds out too.
+            let _ = write_msg_blocking(&mut *w, &WorkerMsg::Heartbeat);
+            last = Instant::now();
+        }
+    }
 }
 
-/// The tile loop.
+/// Sends a message on the shared connection.
+fn sender(
+    writer: Arc<Mutex<std::net::TcpStream>>,
+) -> impl Fn(&WorkerMsg) -> Result<(), RemoteError> + Send + 'static {
+    move |msg: &WorkerMsg| {
+        let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+        write_msg_blocking(&mut *w, msg)
+    }
+}
+
+/// Receives the coordinator's next message; a refusal is an error.
+fn receiver(
+    mut reader: std::net::TcpStream,
+) -> impl FnMut() -> Result<CoordMsg, RemoteError> + Send + 'static {
+    move || {
+        let payload = read_frame_blocking(&mut reader, MAX_COORDINATOR_FRAME)?;
+        match decode::<CoordMsg>(&payload)? {
+            CoordMsg::Refused { reason } => Err(RemoteError::Refused(reason)),
+            m => Ok(m),
+        }
+    }
+}
+
+/// The tile loop; `held` is the tile in hand, for a worker that leaves.
 fn work(
     job: &JobSpec,
     send: impl Fn(&WorkerMsg) -> Result<(), RemoteError>,
     recv: &mut impl FnMut() -> Result<CoordMsg, RemoteError>,
+    held: &Mutex<Option<u32>>,
 ) -> Result<WorkerSummary, RemoteError> {
+    let hold = |t: Option<u32>| *held.lock().unwrap_or_else(|e| e.into_inner()) = t;
     let mut summary = WorkerSummary::default();
     let mut raster: Option<Raster> = None;
     loop {
         send(&WorkerMsg::Ready)?;
         let (tile, window) = match recv()? {
-            CoordMsg::Lease { tile, window } => (tile, Window::from(window)),
+            CoordMsg::Lease { tile, window } => {
+                hold(Some(tile));
+                (tile, Window::from(window))
+            }
             CoordMsg::NoMoreTiles => return Ok(summary),
             other => {
                 return Err(RemoteError::Protocol(format!(
@@ -211,10 +253,12 @@ fn work(
                     read_us,
                     segment_us: t1.elapsed().as_micros() as u64,
                 }))?;
+                hold(None);
                 summary.tiles_done += 1;
             }
             Err(error) => {
                 send(&WorkerMsg::TileFailed { tile, error })?;
+                hold(None);
                 summary.tiles_failed += 1;
             }
         }

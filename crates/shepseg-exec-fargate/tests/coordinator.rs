@@ -3,6 +3,7 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,10 @@ enum Behaviour {
     Real,
     /// Joins, takes a tile, then says nothing more (a hung or partitioned worker).
     Silent,
+    /// Joins, takes a tile and its read permit, then leaves as on SIGTERM, handing it back.
+    LeavesWithTile,
+    /// The real worker with its stop flag already raised (a signal came as it started).
+    Stopped,
 }
 
 /// Starts workers as threads of this process; the first `silent` of them go silent.
@@ -86,14 +91,20 @@ impl WorkerLauncher for ThreadLauncher {
             let name = format!("thread-{}", self.launched);
             self.handles.push(std::thread::spawn(move || {
                 let r = match behaviour {
-                    Behaviour::Real => run_worker(&WorkerOptions {
+                    Behaviour::Real | Behaviour::Stopped => run_worker(&WorkerOptions {
                         connect: inv.connect.clone(),
                         name,
                         secret: inv.secret.clone(),
                         connect_timeout: Duration::from_secs(5),
+                        stop: (behaviour == Behaviour::Stopped)
+                            .then(|| Arc::new(AtomicBool::new(true))),
                     })
-                    .map(|s| format!("done {}", s.tiles_done)),
+                    .map(|s| match s.left {
+                        Some(tile) => format!("left {tile:?}"),
+                        None => format!("done {}", s.tiles_done),
+                    }),
                     Behaviour::Silent => silent_worker(&inv),
+                    Behaviour::LeavesWithTile => leaving_worker(&inv),
                 };
                 outcomes
                     .lock()
@@ -113,8 +124,35 @@ impl WorkerLauncher for ThreadLauncher {
     }
 }
 
+/// Authenticates, takes one tile and its read permit, then leaves handing the tile back.
+fn leaving_worker(inv: &WorkerInvocation) -> Result<String, RemoteError> {
+    let mut s = joined(inv)?;
+    write_msg_blocking(&mut s, &WorkerMsg::Ready)?;
+    let CoordMsg::Lease { tile, .. } = decode(&read_frame_blocking(&mut s, 1 << 20)?)? else {
+        return Err(RemoteError::Protocol("no lease".into()));
+    };
+    write_msg_blocking(&mut s, &WorkerMsg::ReadRequest { tile })?;
+    let granted: CoordMsg = decode(&read_frame_blocking(&mut s, 1 << 20)?)?;
+    assert_eq!(granted, CoordMsg::ReadGranted { tile });
+    write_msg_blocking(&mut s, &WorkerMsg::Leaving { tile: Some(tile) })?;
+    Ok(format!("left with tile {tile}"))
+}
+
 /// Authenticates, takes one tile, then stays connected without a word for 30 s.
 fn silent_worker(inv: &WorkerInvocation) -> Result<String, RemoteError> {
+    let mut s = joined(inv)?;
+    write_msg_blocking(&mut s, &WorkerMsg::Ready)?;
+    let lease: CoordMsg = decode(&read_frame_blocking(&mut s, 1 << 20)?)?;
+    assert!(matches!(lease, CoordMsg::Lease { .. }), "{lease:?}");
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf = [0u8; 1];
+    use std::io::Read;
+    // The coordinator should hang up on us.
+    Ok(format!("silent: {:?}", s.read(&mut buf)))
+}
+
+/// Connects and authenticates by hand, as a worker; returns the connection after the welcome.
+fn joined(inv: &WorkerInvocation) -> Result<TcpStream, RemoteError> {
     let mut s = TcpStream::connect(&inv.connect)?;
     write_msg_blocking(
         &mut s,
@@ -135,14 +173,7 @@ fn silent_worker(inv: &WorkerInvocation) -> Result<String, RemoteError> {
         },
     )?;
     let _welcome: CoordMsg = decode(&read_frame_blocking(&mut s, 1 << 20)?)?;
-    write_msg_blocking(&mut s, &WorkerMsg::Ready)?;
-    let lease: CoordMsg = decode(&read_frame_blocking(&mut s, 1 << 20)?)?;
-    assert!(matches!(lease, CoordMsg::Lease { .. }), "{lease:?}");
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut buf = [0u8; 1];
-    use std::io::Read;
-    // The coordinator should hang up on us.
-    Ok(format!("silent: {:?}", s.read(&mut buf)))
+    Ok(s)
 }
 
 fn options(workers: usize) -> RemoteOptions {
@@ -273,4 +304,52 @@ fn no_more_workers_are_started_than_tiles() {
     for (a, b) in got.0.iter().zip(&expected.0) {
         assert_eq!(a.segimg, b.segimg, "tile {:?}", a.tile);
     }
+}
+
+#[test]
+fn a_worker_leaving_on_a_signal_hands_its_tile_back_without_a_failed_attempt() {
+    let job = rgbn_job();
+    let mut expected = Collect::default();
+    SequentialExecutor.run(&job, &mut expected).unwrap();
+    // One attempt per tile: a tile counted as failed would fail the job.
+    let launcher = ThreadLauncher::new(vec![Behaviour::LeavesWithTile, Behaviour::Stopped]);
+    let outcomes = Arc::clone(&launcher.outcomes);
+    let ex = RemoteExecutor::new(
+        RemoteOptions {
+            tile_retries: 1,
+            ..options(2)
+        },
+        launcher,
+        quiet(),
+    );
+    let mut got = Collect::default();
+    ex.run(&job, &mut got).unwrap();
+    assert_eq!(got.0.len(), expected.0.len());
+    for (a, b) in got.0.iter().zip(&expected.0) {
+        assert_eq!(a.segimg, b.segimg, "tile {:?}", a.tile);
+    }
+    let r = ex.report();
+    assert_eq!(r.workers_left, 2, "{r:?}");
+    assert_eq!(r.workers_lost, 0, "{r:?}");
+    assert!(r.tiles_requeued >= 1, "{r:?}");
+    assert!(
+        r.log
+            .iter()
+            .any(|l| l.contains("left on a signal and handed back tile")),
+        "{:?}",
+        r.log
+    );
+    // Both were replaced (a Spot task that is going away), and the replacements did the work.
+    assert!(r.replacements >= 2, "{r:?}");
+    drop(ex);
+    std::thread::sleep(Duration::from_millis(200));
+    let o = outcomes.lock().unwrap();
+    assert!(o.iter().any(|s| s.starts_with("left with tile")), "{o:?}");
+    // The stopped real worker leaves at its first look at the flag, with or without a tile.
+    assert!(
+        o.iter()
+            .any(|s| s == "left None" || s.starts_with("left Some(")),
+        "{o:?}"
+    );
+    assert!(o.iter().any(|s| s.starts_with("done")), "{o:?}");
 }

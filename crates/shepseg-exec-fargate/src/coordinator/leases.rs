@@ -15,11 +15,22 @@ use crate::protocol::{JobSpec, Secret};
 /// Events from the connection tasks to the calling thread.
 pub(super) enum Event {
     Joined(String),
-    Lost { name: String, reason: String },
+    Lost {
+        name: String,
+        reason: String,
+    },
+    /// A worker left on a signal; `tile` is the tile it handed back.
+    Left {
+        name: String,
+        tile: Option<usize>,
+    },
     Refused(String),
     Requeued,
     Tile(usize, Box<SegmentedTile>),
-    Fatal { index: usize, message: String },
+    Fatal {
+        index: usize,
+        message: String,
+    },
 }
 
 /// Lease bookkeeping shared by the connection tasks.
@@ -75,6 +86,14 @@ impl Shared {
             st.pending.insert(index);
             let _ = self.events.send(Event::Requeued);
         }
+        self.work.notify_waiters();
+    }
+
+    /// Puts a tile a leaving worker held back in the queue, without counting an attempt.
+    pub(super) fn hand_back(&self, st: &mut State, index: usize) {
+        st.leases.remove(&index);
+        st.pending.insert(index);
+        let _ = self.events.send(Event::Requeued);
         self.work.notify_waiters();
     }
 

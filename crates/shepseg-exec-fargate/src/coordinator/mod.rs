@@ -125,9 +125,11 @@ pub struct RemoteReport {
     pub workers_joined: usize,
     /// Workers lost mid-job (disconnected, crashed, silent).
     pub workers_lost: usize,
+    /// Workers that left on a signal, handing back their tile.
+    pub workers_left: usize,
     /// Connections refused (bad secret, garbage, wrong version, oversized frame).
     pub connections_refused: usize,
-    /// Tiles taken back from lost or failing workers and queued again.
+    /// Tiles taken back from lost, failing or leaving workers and queued again.
     pub tiles_requeued: usize,
     /// Replacement workers launched.
     pub replacements: usize,
@@ -354,13 +356,29 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
                     self.bump(|r| r.workers_joined += 1);
                     self.note(format!("worker {name} joined"));
                 }
-                Ok(Event::Lost { name, reason }) => {
+                Ok(ev @ (Event::Lost { .. } | Event::Left { .. })) => {
                     live = live.saturating_sub(1);
                     if live == 0 {
                         alone_since = Some(Instant::now());
                     }
-                    self.bump(|r| r.workers_lost += 1);
-                    self.note(format!("worker {name} lost: {reason}"));
+                    match ev {
+                        Event::Lost { name, reason } => {
+                            self.bump(|r| r.workers_lost += 1);
+                            self.note(format!("worker {name} lost: {reason}"));
+                        }
+                        Event::Left { name, tile } => {
+                            self.bump(|r| r.workers_left += 1);
+                            self.note(match tile {
+                                Some(i) => format!(
+                                    "worker {name} left on a signal and handed back tile {i}"
+                                ),
+                                None => format!("worker {name} left on a signal"),
+                            });
+                        }
+                        _ => {}
+                    }
+                    // A worker that left on a signal (a Spot interruption) is replaced as a
+                    // lost one is: its task is going away.
                     let replacements = self
                         .report
                         .lock()

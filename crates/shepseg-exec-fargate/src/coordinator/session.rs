@@ -88,13 +88,25 @@ async fn connection(socket: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Sh
             .map(|(&t, _)| t)
             .collect()
     };
-    if let Err(reason) = outcome {
-        let mut st = shared.lock();
-        for t in held {
-            shared.fail_attempt(&mut st, t, format!("worker {name} lost: {reason}"));
+    match outcome {
+        Ok(Ended::Done) => {}
+        Ok(Ended::Left) => {
+            let mut st = shared.lock();
+            for &t in &held {
+                shared.hand_back(&mut st, t);
+            }
+            drop(st);
+            let tile = held.first().copied();
+            let _ = shared.events.send(Event::Left { name, tile });
         }
-        drop(st);
-        let _ = shared.events.send(Event::Lost { name, reason });
+        Err(reason) => {
+            let mut st = shared.lock();
+            for t in held {
+                shared.fail_attempt(&mut st, t, format!("worker {name} lost: {reason}"));
+            }
+            drop(st);
+            let _ = shared.events.send(Event::Lost { name, reason });
+        }
     }
     shared.connections.fetch_sub(1, Ordering::SeqCst);
 }
@@ -156,20 +168,29 @@ async fn handshake(
     Ok(name.chars().take(100).collect())
 }
 
-/// Serves an authenticated worker. `Ok` when it was told there is no more work; `Err` with a
-/// reason when it was lost or misbehaved.
+/// How a worker's session ended well.
+enum Ended {
+    /// Told there is no more work.
+    Done,
+    /// Left on a signal: its leases go back to the queue, no attempt counted.
+    Left,
+}
+
+/// Serves an authenticated worker until it is told there is no more work or leaves; `Err`
+/// with a reason when it was lost or misbehaved.
 async fn serve(
     id: u64,
     shared: &Shared,
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     frames: &mut tokio::sync::mpsc::Receiver<Result<WorkerMsg, RemoteError>>,
     permit: &mut Option<OwnedSemaphorePermit>,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     let hb = shared.heartbeat;
     let owns = |tile: u32| shared.lock().leases.get(&(tile as usize)) == Some(&id);
     loop {
         match next_msg(frames, hb).await? {
             WorkerMsg::Heartbeat => {}
+            WorkerMsg::Leaving { .. } => return Ok(Ended::Left),
             WorkerMsg::Ready => loop {
                 let notified = shared.work.notified();
                 tokio::pin!(notified);
@@ -189,7 +210,7 @@ async fn serve(
                     }
                     Lease::Over => {
                         let _ = send_msg(writer, CoordMsg::NoMoreTiles).await;
-                        return Ok(());
+                        return Ok(Ended::Done);
                     }
                     Lease::Wait => {}
                 }
@@ -197,6 +218,7 @@ async fn serve(
                     _ = &mut notified => {}
                     m = next_msg(frames, hb) => match m? {
                         WorkerMsg::Heartbeat => {}
+                        WorkerMsg::Leaving { .. } => return Ok(Ended::Left),
                         other => return Err(format!("unexpected {} while waiting", kind(&other))),
                     },
                 }
@@ -212,6 +234,7 @@ async fn serve(
                         }
                         m = next_msg(frames, hb) => match m? {
                             WorkerMsg::Heartbeat => {}
+                            WorkerMsg::Leaving { .. } => return Ok(Ended::Left),
                             other => return Err(format!("unexpected {} while waiting to read", kind(&other))),
                         },
                     }
@@ -301,5 +324,6 @@ fn kind(m: &WorkerMsg) -> &'static str {
         WorkerMsg::TileDone(_) => "tile result",
         WorkerMsg::TileFailed { .. } => "tile failure",
         WorkerMsg::Heartbeat => "heartbeat",
+        WorkerMsg::Leaving { .. } => "leaving",
     }
 }

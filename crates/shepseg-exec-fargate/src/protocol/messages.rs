@@ -144,6 +144,13 @@ pub enum WorkerMsg {
     },
     /// Still alive.
     Heartbeat,
+    /// Stopping on a signal (SIGTERM: a Spot interruption, a scale-in, `docker stop`): the
+    /// leased tile, if any, goes back to the queue without counting as a failed attempt.
+    /// The connection closes after it.
+    Leaving {
+        /// The tile the worker held.
+        tile: Option<u32>,
+    },
 }
 
 /// Messages from the coordinator.
