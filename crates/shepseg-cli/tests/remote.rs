@@ -494,6 +494,40 @@ impl<'a> Runtime<'a> {
         }
     }
 
+    /// Stops every new task with `reason` instead of starting it, as ECS does when a task
+    /// cannot start (an image it cannot pull, a log group it cannot create).
+    fn fail_new_tasks(&mut self, reason: &str) {
+        let clusters = self.moto.ecs("ListClusters", json!({}));
+        for c in clusters["clusterArns"].as_array().unwrap() {
+            let c = c.as_str().unwrap().to_string();
+            if !c.contains("shepseg-") {
+                continue;
+            }
+            if !self.clusters.contains(&c) {
+                self.clusters.push(c.clone());
+            }
+            let tasks = self.moto.ecs("ListTasks", json!({"cluster": c}));
+            for a in tasks["taskArns"].as_array().unwrap() {
+                let arn = a.as_str().unwrap().to_string();
+                if self.started.contains(&arn) {
+                    continue;
+                }
+                let d = self
+                    .moto
+                    .ecs("DescribeTasks", json!({"cluster": c, "tasks": [arn]}));
+                let td = d["tasks"][0]["taskDefinitionArn"].as_str().unwrap();
+                if !self.task_definitions.iter().any(|t| t == td) {
+                    self.task_definitions.push(td.to_string());
+                }
+                self.moto.ecs(
+                    "StopTask",
+                    json!({"cluster": c, "task": arn, "reason": reason}),
+                );
+                self.started.push(arn);
+            }
+        }
+    }
+
     /// Starts tasks as they appear until the coordinator exits.
     fn serve_until_exit(&mut self, run: &mut Running, tamper: &dyn Fn(&mut Env)) {
         while run.child.try_wait().unwrap().is_none() {
@@ -689,6 +723,35 @@ fn a_lost_fargate_task_is_replaced_and_no_tile_is_lost() {
         );
         assert!(r["workers"]["replacements"].as_u64().unwrap() >= 1, "{log}");
         assert!(rt.started.len() >= 3, "a replacement task was run: {log}");
+    });
+}
+
+#[test]
+fn fargate_tasks_that_never_start_fail_the_job_with_ecs_reason() {
+    let reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s): \
+                  failed to resolve ref example.invalid/shepseg:test: not found";
+    fargate_job("fargate-pull", "pull.tif", &[], |_, out, mut run, rt| {
+        // The default barrier is 600 s: the job must not wait for it.
+        let t = Instant::now();
+        while run.child.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(60), "still waiting");
+            rt.fail_new_tasks(reason);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (ok, log) = run.finish();
+        assert!(!ok, "{log}");
+        let last = log.lines().last().unwrap_or("");
+        assert!(
+            last.contains("every worker stopped before joining"),
+            "{log}"
+        );
+        assert!(last.contains("CannotPullContainerError"), "{log}");
+        assert!(!out.exists(), "no output after a failed job");
+        assert_eq!(
+            rt.started.len(),
+            2,
+            "no task replaced before one joined: {log}"
+        );
     });
 }
 

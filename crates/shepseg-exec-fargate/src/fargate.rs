@@ -149,6 +149,8 @@ pub struct FargateLauncher {
     task_definition: Option<String>,
     tasks: Vec<String>,
     reported: HashSet<String>,
+    /// The log line of the last task seen stopped.
+    last_stop: Option<String>,
     last_poll: Option<Instant>,
     /// Reports gathered during cleanup, for the next `poll`.
     pending: Vec<String>,
@@ -165,6 +167,7 @@ impl FargateLauncher {
             task_definition: None,
             tasks: Vec::new(),
             reported: HashSet::new(),
+            last_stop: None,
             last_poll: None,
             pending: Vec::new(),
         }
@@ -385,11 +388,13 @@ impl FargateLauncher {
                         )
                     })
                     .collect();
-                lines.push(format!(
+                let line = format!(
                     "Fargate task {arn} stopped: {}; {}",
                     t.stopped_reason().unwrap_or("no reason given"),
                     codes.join(", ")
-                ));
+                );
+                self.last_stop = Some(line.clone());
+                lines.push(line);
                 self.reported.insert(arn);
             }
         }
@@ -497,6 +502,11 @@ impl WorkerLauncher for FargateLauncher {
             Err(e) => lines.push(format!("cannot describe Fargate tasks: {e}")),
         }
         lines
+    }
+
+    fn all_stopped(&self) -> Option<String> {
+        let all = !self.tasks.is_empty() && self.tasks.iter().all(|t| self.reported.contains(t));
+        all.then(|| self.last_stop.clone()).flatten()
     }
 
     fn shutdown(&mut self, rt: &Handle) -> Result<(), RemoteError> {

@@ -19,6 +19,8 @@ pub struct ProcessLauncher {
     prefix: Vec<String>,
     children: Vec<Child>,
     started: usize,
+    /// How the last worker to stop ended.
+    last_exit: Option<String>,
 }
 
 impl ProcessLauncher {
@@ -36,6 +38,7 @@ impl ProcessLauncher {
             prefix,
             children: Vec::new(),
             started: 0,
+            last_exit: None,
         }
     }
 
@@ -72,17 +75,31 @@ impl WorkerLauncher for ProcessLauncher {
 
     fn poll(&mut self, _rt: &Handle) -> Vec<String> {
         let mut lines = Vec::new();
+        let last = &mut self.last_exit;
         self.children.retain_mut(|c| match c.try_wait() {
             Ok(Some(status)) => {
+                let line = format!("worker process {} exited: {status}", c.id());
                 if !status.success() {
-                    lines.push(format!("worker process {} exited: {status}", c.id()));
+                    lines.push(line.clone());
                 }
+                *last = Some(line);
                 false
             }
             Ok(None) => true,
-            Err(_) => false,
+            Err(e) => {
+                *last = Some(format!("worker process {}: {e}", c.id()));
+                false
+            }
         });
         lines
+    }
+
+    fn all_stopped(&self) -> Option<String> {
+        if self.started > 0 && self.children.is_empty() {
+            self.last_exit.clone()
+        } else {
+            None
+        }
     }
 
     fn shutdown(&mut self, _rt: &Handle) -> Result<(), RemoteError> {

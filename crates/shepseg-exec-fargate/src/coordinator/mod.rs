@@ -66,6 +66,12 @@ pub trait WorkerLauncher: Send {
     ) -> Result<(), RemoteError>;
     /// Reports workers that stopped since the last call (exit codes, reasons), for the log.
     fn poll(&mut self, rt: &Handle) -> Vec<String>;
+    /// When every worker launched so far has stopped (as the last [`Self::poll`] saw), why
+    /// the last one did: while no worker has joined, the job fails at once with it rather
+    /// than waiting out the barrier. `None` while any may still be running.
+    fn all_stopped(&self) -> Option<String> {
+        None
+    }
     /// Stops every worker still running and frees what `launch` created. Called exactly once
     /// per job, on success and on failure.
     fn shutdown(&mut self, rt: &Handle) -> Result<(), RemoteError>;
@@ -413,6 +419,11 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             for line in launcher.poll(rt.handle()) {
                 self.note(line);
             }
+            if live == 0 && self.report().workers_joined == 0 {
+                if let Some(why) = launcher.all_stopped() {
+                    return Err(ExecError::Workers(never_joined(&why, &inv.connect)));
+                }
+            }
             if self
                 .cancel
                 .as_ref()
@@ -452,4 +463,29 @@ fn looks_secret(key: &str) -> bool {
     ["SECRET", "TOKEN", "PASSWORD", "KEY"]
         .iter()
         .any(|w| k.contains(w))
+}
+
+/// The error for workers that all stopped before one joined: `why` is the last stop's reason,
+/// with a hint when it looks like networking (workers dial `connect`).
+fn never_joined(why: &str, connect: &str) -> String {
+    let lower = why.to_ascii_lowercase();
+    let networking = [
+        "resourceinitializationerror",
+        "timeout",
+        "timed out",
+        "connect",
+        "network",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+        || lower.contains("exit code 1");
+    let hint = if networking {
+        format!(
+            " (if the workers cannot reach the coordinator: they dial {connect}; check that \
+             address and that the security groups and subnet let TCP through to it)"
+        )
+    } else {
+        String::new()
+    };
+    format!("every worker stopped before joining the job; the last: {why}{hint}")
 }
