@@ -16,7 +16,7 @@ use shepseg_exec_fargate::protocol::{
 
 mod common;
 
-use common::moto::{free_port, Moto};
+use common::moto::{free_port, Moto, RunTaskFaults};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -586,30 +586,34 @@ impl<'a> Runtime<'a> {
 }
 
 fn fargate_command(f: &Fixture, moto: &Moto, out: &Path, extra: &[&str]) -> Command {
+    fargate_command_with(f, moto, out, extra, |_| {})
+}
+
+/// [`fargate_command`] with the configuration changed by `edit` first.
+fn fargate_command_with(
+    f: &Fixture,
+    moto: &Moto,
+    out: &Path,
+    extra: &[&str],
+    edit: impl FnOnce(&mut Value),
+) -> Command {
     let cfg = f.dir.join("fargate.json");
-    std::fs::write(
-        &cfg,
-        json!({
-            "containerImage": "example.invalid/shepseg:test",
-            "subnet": moto.subnet(),
-            "securityGroups": ["sg-12345678"],
-            "cpu": "1 vCPU",
-            "memory": "2GB",
-            "cpuArchitecture": "X86_64",
-            "cloudwatchLogGroup": "/shepseg/test",
-            "tags": {"project": "shepseg-test"}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let mut args = vec![
-        "--executor",
-        "fargate",
-        "-w",
-        "2",
-        "--listen",
-        "127.0.0.1:0",
-    ];
+    let mut config = json!({
+        "containerImage": "example.invalid/shepseg:test",
+        "subnet": moto.subnet(),
+        "securityGroups": ["sg-12345678"],
+        "cpu": "1 vCPU",
+        "memory": "2GB",
+        "cpuArchitecture": "X86_64",
+        "cloudwatchLogGroup": "/shepseg/test",
+        "tags": {"project": "shepseg-test"}
+    });
+    edit(&mut config);
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    let mut args = vec!["--executor", "fargate", "--listen", "127.0.0.1:0"];
+    if !extra.contains(&"-w") {
+        args.extend(["-w", "2"]);
+    }
     args.extend_from_slice(extra);
     let mut c = f.command(out, &args);
     c.arg("--fargate-config")
@@ -753,6 +757,61 @@ fn fargate_tasks_that_never_start_fail_the_job_with_ecs_reason() {
             "no task replaced before one joined: {log}"
         );
     });
+}
+
+#[test]
+fn runtask_failures_are_reported_one_by_one_and_the_missing_tasks_retried() {
+    let moto = Moto::start();
+    // The first RunTask (3 tasks) starts one; two failures come back instead of the others.
+    let capacity = "Capacity is unavailable at this time. Please try again later or in a \
+                    different availability zone";
+    let proxy = RunTaskFaults::start(&moto, 1, &[capacity, "RESOURCE:ENI"]);
+    let f = fixture("fargate-runtask");
+    let out = f.dir.join("runtask.tif");
+    let mut c = fargate_command(&f, &moto, &out, &["-w", "3"]);
+    c.env("AWS_ENDPOINT_URL", proxy.url());
+    let mut run = Running::start(c);
+    let mut rt = Runtime::new(&moto);
+    rt.serve_until_exit(&mut run, &|_| {});
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    assert!(
+        log.contains(&format!("RunTask failure: {capacity}")),
+        "{log}"
+    );
+    assert!(log.contains("RunTask failure: RESOURCE:ENI"), "{log}");
+    assert!(
+        log.contains("asking for the 2 missing task(s) again"),
+        "{log}"
+    );
+    assert_eq!(rt.started.len(), 3, "the missing tasks were run: {log}");
+    assert_eq!(report(&out)["workers"]["joined"], 3, "{log}");
+    rt.assert_cleaned_up();
+}
+
+#[test]
+fn fargate_spot_capacity_providers_and_a_subnet_list() {
+    let moto = Moto::start();
+    let f = fixture("fargate-spot");
+    let out = f.dir.join("spot.tif");
+    let c = fargate_command_with(&f, &moto, &out, &[], |cfg| {
+        let subnet = cfg["subnet"].take();
+        cfg.as_object_mut().unwrap().remove("subnet");
+        cfg["subnets"] = json!([subnet]);
+        cfg["capacityProviderStrategy"] = json!([
+            {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+            {"capacityProvider": "FARGATE_SPOT", "weight": 4}
+        ]);
+    });
+    let mut run = Running::start(c);
+    let mut rt = Runtime::new(&moto);
+    rt.serve_until_exit(&mut run, &|_| {});
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    f.assert_same_as_threads(&out);
+    assert_eq!(rt.started.len(), 2, "{log}");
+    rt.assert_cleaned_up();
 }
 
 #[test]

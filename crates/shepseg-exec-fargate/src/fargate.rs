@@ -15,9 +15,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, ContainerOverride,
-    CpuArchitecture, KeyValuePair, LaunchType, LinuxParameters, LogConfiguration, LogDriver,
-    NetworkConfiguration, NetworkMode, OsFamily, RuntimePlatform, Tag, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, Compatibility,
+    ContainerDefinition, ContainerOverride, CpuArchitecture, KeyValuePair, LaunchType,
+    LinuxParameters, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, OsFamily,
+    RuntimePlatform, Tag, TaskOverride,
 };
 use serde::Deserialize;
 use tokio::runtime::Handle;
@@ -42,8 +43,19 @@ pub struct FargateConfig {
     /// IAM role ECS uses to pull the image and write logs.
     #[serde(default)]
     pub execution_role_arn: Option<String>,
-    /// Subnet for the tasks; it must route to the coordinator's port.
-    pub subnet: String,
+    /// Subnet for the tasks; it must route to the coordinator's port. `subnets` (several, in
+    /// different zones, as AWS advises) may be given instead or as well.
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// Subnets for the tasks, ECS picking among them (several zones ride out a zone's lack
+    /// of capacity).
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Capacity providers instead of the FARGATE launch type, e.g. FARGATE_SPOT with a FARGATE
+    /// base: `[{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+    /// {"capacityProvider": "FARGATE_SPOT", "weight": 4}]`.
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityProviderItem>,
     /// Security groups for the tasks.
     #[serde(default)]
     pub security_groups: Vec<String>,
@@ -72,6 +84,20 @@ pub struct FargateConfig {
     /// The worker program inside the image.
     #[serde(default = "default_program")]
     pub worker_program: String,
+}
+
+/// One entry of `capacityProviderStrategy`, as ECS names its fields.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProviderItem {
+    /// `FARGATE` or `FARGATE_SPOT` (or a cluster's own provider).
+    pub capacity_provider: String,
+    /// Relative share of the tasks.
+    #[serde(default)]
+    pub weight: i32,
+    /// Tasks to run on this provider before the weights apply.
+    #[serde(default)]
+    pub base: i32,
 }
 
 fn default_cpu() -> String {
@@ -113,6 +139,19 @@ impl FargateConfig {
         if cfg.container_image.trim().is_empty() {
             return Err(err("containerImage is empty".into()));
         }
+        if cfg.all_subnets().is_empty() {
+            return Err(err("subnet (or subnets) is required".into()));
+        }
+        if let Some(c) = cfg
+            .capacity_provider_strategy
+            .iter()
+            .find(|c| c.capacity_provider.trim().is_empty() || c.weight < 0 || c.base < 0)
+        {
+            return Err(err(format!(
+                "capacityProviderStrategy: bad entry {c:?} (a provider name, weight and base \
+                 of 0 or more)"
+            )));
+        }
         if let Some(a) = &cfg.cpu_architecture {
             if !matches!(a.as_str(), "X86_64" | "ARM64") {
                 return Err(err(format!(
@@ -121,6 +160,18 @@ impl FargateConfig {
             }
         }
         Ok(cfg)
+    }
+
+    /// `subnet` and `subnets`, without repeats.
+    pub fn all_subnets(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.subnet.iter().cloned().collect();
+        for s in &self.subnets {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        all.retain(|s| !s.trim().is_empty());
+        all
     }
 
     /// Container memory in MiB, from `memory` (`"4096"`, `"4 GB"`, `"4GB"`).
@@ -135,6 +186,12 @@ impl FargateConfig {
 
 /// The name of the worker container in the task definition.
 pub const CONTAINER_NAME: &str = "shepseg-worker";
+
+/// Times RunTask is asked again for tasks it could not start.
+const RUN_TASK_RETRIES: u32 = 5;
+
+/// The first pause before asking RunTask again; it doubles each time.
+const RUN_TASK_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How long shutdown waits for tasks to stop before deleting the cluster.
 const STOP_WAIT: Duration = Duration::from_secs(120);
@@ -210,6 +267,17 @@ impl FargateLauncher {
                     let out = client
                         .create_cluster()
                         .cluster_name(&name)
+                        // RunTask may only use the providers associated with the cluster.
+                        .set_capacity_providers(
+                            Some(
+                                self.config
+                                    .capacity_provider_strategy
+                                    .iter()
+                                    .map(|c| c.capacity_provider.clone())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .filter(|p| !p.is_empty()),
+                        )
                         .set_tags(Some(self.tags()).filter(|t| !t.is_empty()))
                         .send()
                         .await
@@ -305,7 +373,7 @@ impl FargateLauncher {
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
-                    .subnets(&self.config.subnet)
+                    .set_subnets(Some(self.config.all_subnets()))
                     .set_security_groups(Some(self.config.security_groups.clone()))
                     .assign_public_ip(if self.config.assign_public_ip {
                         AssignPublicIp::Enabled
@@ -316,14 +384,35 @@ impl FargateLauncher {
                     .map_err(|e| launch(&e.to_string()))?,
             )
             .build();
+        let strategy: Vec<CapacityProviderStrategyItem> = self
+            .config
+            .capacity_provider_strategy
+            .iter()
+            .map(|c| {
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&c.capacity_provider)
+                    .weight(c.weight)
+                    .base(c.base)
+                    .build()
+                    .map_err(|e| launch(&e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
         let mut left = count;
+        let mut retry = 0u32;
+        let mut failures: Vec<String> = Vec::new();
         while left > 0 {
             let batch = left.min(10);
-            let out = client
+            let mut req = client
                 .run_task()
                 .cluster(&cluster)
-                .task_definition(&taskdef)
-                .launch_type(LaunchType::Fargate)
+                .task_definition(&taskdef);
+            // The launch type and a capacity provider strategy exclude each other.
+            req = if strategy.is_empty() {
+                req.launch_type(LaunchType::Fargate)
+            } else {
+                req.set_capacity_provider_strategy(Some(strategy.clone()))
+            };
+            let out = req
                 .count(batch as i32)
                 .network_configuration(network.clone())
                 .overrides(
@@ -341,19 +430,51 @@ impl FargateLauncher {
                 .send()
                 .await
                 .map_err(|e| aws("RunTask", e))?;
+            let mut started = 0;
             for t in out.tasks() {
                 if let Some(arn) = t.task_arn() {
                     self.tasks.push(arn.to_string());
+                    started += 1;
                 }
             }
-            if let Some(f) = out.failures().first() {
-                return Err(launch(&format!(
-                    "RunTask failed: {} {}",
-                    f.reason().unwrap_or("?"),
-                    f.detail().unwrap_or("")
-                )));
+            // Every failure is reported; the tasks that started are kept and the missing
+            // ones asked for again, after a pause that doubles (capacity comes back, a zone
+            // recovers).
+            for f in out.failures() {
+                let line = format!(
+                    "RunTask failure: {}{}{}",
+                    f.reason().unwrap_or("no reason given"),
+                    f.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
+                    f.arn().map(|a| format!(" [{a}]")).unwrap_or_default()
+                );
+                self.pending.push(line.clone());
+                failures.push(line);
             }
-            left -= batch;
+            left -= started.min(batch);
+            if started < batch {
+                retry += 1;
+                if retry > RUN_TASK_RETRIES {
+                    let msg = format!(
+                        "RunTask started {} of {count} tasks after {RUN_TASK_RETRIES} retries; \
+                         last failure: {}",
+                        count - left,
+                        failures.last().map_or("none reported", String::as_str)
+                    );
+                    if count > left {
+                        // Some workers run: the job goes on with them.
+                        self.pending.push(msg);
+                        return Ok(());
+                    }
+                    return Err(launch(&msg));
+                }
+                let pause = RUN_TASK_BACKOFF * 2u32.pow(retry - 1);
+                self.pending.push(format!(
+                    "asking for the {} missing task(s) again in {:.1} s",
+                    batch - started.min(batch),
+                    pause.as_secs_f64()
+                ));
+                tokio::time::sleep(pause).await;
+            }
         }
         Ok(())
     }
@@ -569,13 +690,44 @@ mod tests {
     }
 
     #[test]
+    fn subnets_and_capacity_providers() {
+        let cfg = FargateConfig::parse(
+            r#"{"containerImage": "i", "subnet": "a", "subnets": ["b", "a", "c"],
+                "capacityProviderStrategy": [
+                    {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                    {"capacityProvider": "FARGATE_SPOT", "weight": 4}]}"#,
+            false,
+            "inline",
+        )
+        .unwrap();
+        assert_eq!(cfg.all_subnets(), ["a", "b", "c"]);
+        assert_eq!(
+            cfg.capacity_provider_strategy[1].capacity_provider,
+            "FARGATE_SPOT"
+        );
+        assert_eq!(cfg.capacity_provider_strategy[1].base, 0);
+    }
+
+    #[test]
     fn bad_configs_name_the_file_and_key() {
         for (name, text, want) in [
             ("missing.json", r#"{"subnet": "s"}"#, "containerImage"),
             (
                 "typo.json",
-                r#"{"containerImage": "i", "subnet": "s", "subnets": []}"#,
-                "subnets",
+                r#"{"containerImage": "i", "subnet": "s", "subnetz": []}"#,
+                "subnetz",
+            ),
+            ("nosubnet.json", r#"{"containerImage": "i"}"#, "subnet"),
+            (
+                "emptysubnets.json",
+                r#"{"containerImage": "i", "subnets": []}"#,
+                "subnet",
+            ),
+            (
+                "cap.json",
+                r#"{"containerImage": "i", "subnet": "s",
+                    "capacityProviderStrategy": [{"capacityProvider": "", "weight": 1}]}"#,
+                "capacityProviderStrategy",
             ),
             (
                 "arch.json",

@@ -214,3 +214,126 @@ impl Moto {
         ]
     }
 }
+
+/// An HTTP proxy in front of moto that makes the first RunTask calls fail in part, as ECS does
+/// when capacity or ENIs run short: the call is forwarded asking for fewer tasks, and the
+/// answer gets a `failures` entry for each one it lacks.
+pub struct RunTaskFaults {
+    port: u16,
+}
+
+impl RunTaskFaults {
+    /// Proxies to `moto`; the first `calls` RunTask calls start 1 task fewer than asked
+    /// (at least one), the shortfall reported with `reasons` (cycled).
+    pub fn start(moto: &Moto, calls: usize, reasons: &[&str]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = moto.port;
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(calls));
+        let reasons: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                let (left, reasons) = (std::sync::Arc::clone(&left), reasons.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_connection(conn, upstream, &left, &reasons);
+                });
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Serves one keep-alive client connection, request by request.
+fn proxy_connection(
+    mut conn: TcpStream,
+    upstream: u16,
+    left: &std::sync::atomic::AtomicUsize,
+    reasons: &[String],
+) -> Option<()> {
+    use std::sync::atomic::Ordering;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        // The request head, then its body by Content-Length.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let mut chunk = [0u8; 8192];
+            let n = conn.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split_whitespace();
+        let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + 4 + len {
+            let mut chunk = [0u8; 8192];
+            let n = conn.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let mut body = String::from_utf8_lossy(&buf[head_end + 4..head_end + 4 + len]).into_owned();
+        buf.drain(..head_end + 4 + len);
+        let run_task = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(".RunTask"));
+        let mut missing = 0;
+        if run_task {
+            let mut req: Value = serde_json::from_str(&body).ok()?;
+            let asked = req["count"].as_u64().unwrap_or(1);
+            if asked > 1
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+                    .is_ok()
+            {
+                missing = asked - 1;
+                req["count"] = Value::from(1);
+                body = req.to_string();
+            }
+        }
+        let fwd: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(k, _)| {
+                !["host", "content-length", "connection"].contains(&k.to_ascii_lowercase().as_str())
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (code, mut answer) = http(upstream, &method, &path, &fwd, &body)?;
+        if missing > 0 {
+            let mut v: Value = serde_json::from_str(&answer).ok()?;
+            let failures: Vec<Value> = (0..missing as usize)
+                .map(|i| {
+                    serde_json::json!({
+                        "reason": reasons[i % reasons.len()],
+                        "arn": format!("arn:aws:ecs:us-east-1:123456789012:task/missing-{i}"),
+                    })
+                })
+                .collect();
+            v["failures"] = Value::from(failures);
+            answer = v.to_string();
+        }
+        let reply = format!(
+            "HTTP/1.1 {code} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        conn.write_all(reply.as_bytes()).ok()?;
+    }
+}
