@@ -440,14 +440,24 @@ impl<'a> Runtime<'a> {
             for t in desc["tasks"].as_array().unwrap() {
                 let arn = t["taskArn"].as_str().unwrap().to_string();
                 let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
+                // Signals reach the worker, with a Spot notice's time to hand back; the
+                // secret comes from SSM through the task definition, as ECS would inject it.
+                let d = self
+                    .moto
+                    .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
+                let c = &d["taskDefinition"]["containerDefinitions"][0];
+                assert_eq!(c["stopTimeout"], 120, "{d}");
+                assert_eq!(c["linuxParameters"]["initProcessEnabled"], true, "{d}");
+                assert_eq!(c["secrets"][0]["name"], "SHEPSEG_WORKER_SECRET", "{d}");
+                let from = c["secrets"][0]["valueFrom"].as_str().unwrap();
+                let name = from.split_once(":parameter").map_or(from, |(_, n)| n);
+                let p = self.moto.ssm(
+                    "GetParameter",
+                    json!({"Name": name, "WithDecryption": true}),
+                );
+                assert_eq!(p["Parameter"]["Type"], "SecureString", "{p}");
+                let secret = p["Parameter"]["Value"].as_str().unwrap().to_string();
                 if !self.task_definitions.contains(&td) {
-                    // Signals reach the worker, with a Spot notice's time to hand back.
-                    let d = self
-                        .moto
-                        .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
-                    let c = &d["taskDefinition"]["containerDefinitions"][0];
-                    assert_eq!(c["stopTimeout"], 120, "{d}");
-                    assert_eq!(c["linuxParameters"]["initProcessEnabled"], true, "{d}");
                     self.task_definitions.push(td);
                 }
                 let o = &t["overrides"]["containerOverrides"][0];
@@ -460,7 +470,7 @@ impl<'a> Runtime<'a> {
                     .collect();
                 let mut env: Env = o["environment"]
                     .as_array()
-                    .unwrap()
+                    .map_or(&[][..], Vec::as_slice)
                     .iter()
                     .map(|kv| {
                         (
@@ -469,15 +479,19 @@ impl<'a> Runtime<'a> {
                         )
                     })
                     .collect();
-                let secret = env
-                    .iter()
-                    .find(|(k, _)| k == "SHEPSEG_WORKER_SECRET")
-                    .map(|(_, v)| v.clone())
-                    .expect("the secret travels in the environment");
+                assert!(
+                    !env.iter().any(|(k, v)| k == "SHEPSEG_WORKER_SECRET" || v == &secret),
+                    "the secret must not be in the overrides: {t}"
+                );
+                assert!(
+                    !t.to_string().contains(&secret),
+                    "DescribeTasks must not show the secret: {t}"
+                );
                 assert!(
                     !command.iter().any(|a| a.contains(&secret)),
                     "the secret must not be on the command line: {command:?}"
                 );
+                env.push(("SHEPSEG_WORKER_SECRET".into(), secret));
                 assert_eq!(command[0], "shepseg");
                 assert_eq!(command[1], "worker");
                 tamper(&mut env);
@@ -568,6 +582,11 @@ impl<'a> Runtime<'a> {
             );
             assert_eq!(running["taskArns"], json!([]), "tasks stopped");
         }
+        let params = self.moto.ssm(
+            "GetParametersByPath",
+            json!({"Path": "/shepseg", "Recursive": true}),
+        );
+        assert_eq!(params["Parameters"], json!([]), "secret parameter deleted");
         assert_eq!(self.task_definitions.len(), 1);
         for td in &self.task_definitions {
             let d = self

@@ -18,14 +18,14 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, Compatibility,
     ContainerDefinition, ContainerOverride, CpuArchitecture, KeyValuePair, LaunchType,
     LinuxParameters, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, OsFamily,
-    RuntimePlatform, Tag, TaskOverride,
+    RuntimePlatform, Secret as EcsSecret, Tag, TaskOverride,
 };
 use serde::Deserialize;
 use tokio::runtime::Handle;
 
 use crate::coordinator::{WorkerInvocation, WorkerLauncher};
 use crate::error::RemoteError;
-use crate::protocol::random_bytes;
+use crate::protocol::{random_bytes, Secret, SECRET_ENV};
 
 /// Seconds between SIGTERM and SIGKILL when ECS stops a worker's task (the most Fargate
 /// allows, and a Spot interruption's notice).
@@ -201,6 +201,9 @@ const STOP_WAIT: Duration = Duration::from_secs(120);
 pub struct FargateLauncher {
     config: FargateConfig,
     client: Option<aws_sdk_ecs::Client>,
+    ssm: Option<aws_sdk_ssm::Client>,
+    /// The job's SSM parameter holding the worker secret, once created.
+    parameter: Option<String>,
     cluster: Option<String>,
     created_cluster: bool,
     task_definition: Option<String>,
@@ -219,6 +222,8 @@ impl FargateLauncher {
         Self {
             config,
             client: None,
+            ssm: None,
+            parameter: None,
             cluster: None,
             created_cluster: false,
             task_definition: None,
@@ -243,8 +248,8 @@ impl FargateLauncher {
             .collect()
     }
 
-    /// Creates the client, the cluster and the task definition, once.
-    async fn ensure_setup(&mut self) -> Result<(), RemoteError> {
+    /// Creates the client, the cluster, the secret's parameter and the task definition, once.
+    async fn ensure_setup(&mut self, secret: &Secret) -> Result<(), RemoteError> {
         if self.client.is_none() {
             let http = aws_smithy_http_client::Builder::new()
                 .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -256,6 +261,7 @@ impl FargateLauncher {
                 .load()
                 .await;
             self.client = Some(aws_sdk_ecs::Client::new(&sdk));
+            self.ssm = Some(aws_sdk_ssm::Client::new(&sdk));
         }
         let client = self.client.clone().ok_or_else(|| launch("no client"))?;
         let tag = hex8();
@@ -293,6 +299,7 @@ impl FargateLauncher {
             }
         }
         if self.task_definition.is_none() {
+            let secret_arn = self.put_secret(&tag, secret).await?;
             let cfg = &self.config;
             let mut container = ContainerDefinition::builder()
                 .name(CONTAINER_NAME)
@@ -307,6 +314,15 @@ impl FargateLauncher {
                     LinuxParameters::builder()
                         .init_process_enabled(true)
                         .build(),
+                )
+                // ECS puts the secret in the worker's environment at start; it is in no
+                // task's overrides, so DescribeTasks does not show it.
+                .secrets(
+                    EcsSecret::builder()
+                        .name(SECRET_ENV)
+                        .value_from(secret_arn)
+                        .build()
+                        .map_err(|e| launch(&e.to_string()))?,
                 );
             if let Some(group) = &cfg.cloudwatch_log_group {
                 let mut opts = std::collections::HashMap::new();
@@ -355,8 +371,47 @@ impl FargateLauncher {
         Ok(())
     }
 
+    /// Stores the job secret as an SSM SecureString parameter `/shepseg/TAG/secret`; returns
+    /// its ARN for the task definition.
+    async fn put_secret(&mut self, tag: &str, secret: &Secret) -> Result<String, RemoteError> {
+        let ssm = self.ssm.clone().ok_or_else(|| launch("no SSM client"))?;
+        let name = format!("/shepseg/{tag}/secret");
+        let tags: Vec<aws_sdk_ssm::types::Tag> = self
+            .config
+            .tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| launch(&e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        ssm.put_parameter()
+            .name(&name)
+            .description("shepseg job secret for its workers; deleted when the job ends")
+            .value(secret.to_hex())
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .set_tags(Some(tags).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(|e| aws("SSM PutParameter", e))?;
+        self.parameter = Some(name.clone());
+        let out = ssm
+            .get_parameter()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| aws("SSM GetParameter", e))?;
+        Ok(out
+            .parameter()
+            .and_then(|p| p.arn())
+            .map_or(name, str::to_string))
+    }
+
     async fn run_tasks(&mut self, count: usize, inv: &WorkerInvocation) -> Result<(), RemoteError> {
-        self.ensure_setup().await?;
+        self.ensure_setup(&inv.secret).await?;
         let client = self.client.clone().ok_or_else(|| launch("no client"))?;
         let cluster = self.cluster.clone().ok_or_else(|| launch("no cluster"))?;
         let taskdef = self
@@ -365,9 +420,11 @@ impl FargateLauncher {
             .ok_or_else(|| launch("no task definition"))?;
         let mut command = vec![self.config.worker_program.clone()];
         command.extend(inv.args());
+        // The secret comes from the task definition's `secrets`, never from the overrides.
         let env: Vec<KeyValuePair> = inv
             .env()
             .into_iter()
+            .filter(|(k, _)| k != SECRET_ENV)
             .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
             .collect();
         let network = NetworkConfiguration::builder()
@@ -421,7 +478,7 @@ impl FargateLauncher {
                             ContainerOverride::builder()
                                 .name(CONTAINER_NAME)
                                 .set_command(Some(command.clone()))
-                                .set_environment(Some(env.clone()))
+                                .set_environment(Some(env.clone()).filter(|e| !e.is_empty()))
                                 .build(),
                         )
                         .build(),
@@ -571,6 +628,11 @@ impl FargateLauncher {
         match self.stopped_tasks().await {
             Ok(lines) => self.pending.extend(lines),
             Err(e) => errors.push(e.to_string()),
+        }
+        if let (Some(ssm), Some(name)) = (self.ssm.clone(), self.parameter.take()) {
+            if let Err(e) = ssm.delete_parameter().name(&name).send().await {
+                errors.push(aws("SSM DeleteParameter", e).to_string());
+            }
         }
         if let Some(td) = self.task_definition.take() {
             if let Err(e) = client

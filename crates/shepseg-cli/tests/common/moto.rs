@@ -96,6 +96,26 @@ impl Moto {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// An SSM JSON API call.
+    pub fn ssm(&self, action: &str, body: Value) -> Value {
+        let target = format!("AmazonSSM.{action}");
+        let (code, text) = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("X-Amz-Target", &target),
+                ("Authorization", &auth("ssm")),
+                ("X-Amz-Date", "20261125T000000Z"),
+            ],
+            &body.to_string(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{action}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// The first subnet of moto's default VPC (EC2 query API).
     pub fn subnet(&self) -> String {
         let (code, text) = http(
