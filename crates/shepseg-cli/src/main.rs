@@ -5,6 +5,7 @@
 //! with a raster attribute table.
 
 mod executor;
+mod fargate_cleanup;
 mod flags;
 mod interrupt;
 mod polygonize;
@@ -48,6 +49,9 @@ enum Command {
     /// Write a segmentation's segments as polygons (one feature per segment, with its
     /// attribute-table columns) to a vector file.
     Polygonize(Box<polygonize::PolygonizeArgs>),
+    /// Remove what Fargate jobs killed without their cleanup (SIGKILL) left in the AWS
+    /// account: shepseg's tasks, task definitions, secret parameters and private clusters.
+    FargateCleanup(fargate_cleanup::CleanupArgs),
 }
 
 fn main() {
@@ -66,6 +70,7 @@ fn main() {
         Command::Stats(args) => stats::run_stats(&args),
         Command::Subset(args) => stats::run_subset(&args),
         Command::Polygonize(args) => polygonize::run(&args),
+        Command::FargateCleanup(args) => fargate_cleanup::run(&args),
     };
     if interrupt::interrupted() {
         eprintln!("shepseg: interrupted; workers stopped, no output written");

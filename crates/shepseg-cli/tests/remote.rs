@@ -480,7 +480,8 @@ impl<'a> Runtime<'a> {
                     })
                     .collect();
                 assert!(
-                    !env.iter().any(|(k, v)| k == "SHEPSEG_WORKER_SECRET" || v == &secret),
+                    !env.iter()
+                        .any(|(k, v)| k == "SHEPSEG_WORKER_SECRET" || v == &secret),
                     "the secret must not be in the overrides: {t}"
                 );
                 assert!(
@@ -705,11 +706,19 @@ fn fargate_cleans_up_when_the_job_fails() {
 }
 
 #[test]
-fn fargate_cleans_up_on_ctrl_c() {
+fn fargate_cleans_up_on_ctrl_c_and_sigterm() {
+    for sig in ["-INT", "-TERM"] {
+        fargate_signalled(sig);
+    }
+}
+
+/// A Fargate job sent `sig` once its workers joined: it exits 130 with everything it made on
+/// AWS (cluster, task definition, tasks, secret parameter) and its partial output removed.
+fn fargate_signalled(sig: &str) {
     fargate_job("fargate-int", "int.tif", &[], |f, out, mut run, rt| {
         rt.serve_until_joined(&mut run, 2);
         let st = Command::new("kill")
-            .args(["-INT", &run.child.id().to_string()])
+            .args([sig, &run.child.id().to_string()])
             .status()
             .unwrap();
         assert!(st.success());
@@ -831,6 +840,51 @@ fn fargate_spot_capacity_providers_and_a_subnet_list() {
     f.assert_same_as_threads(&out);
     assert_eq!(rt.started.len(), 2, "{log}");
     rt.assert_cleaned_up();
+}
+
+#[test]
+fn fargate_cleanup_removes_what_a_sigkilled_coordinator_left() {
+    fargate_job("fargate-kill9", "kill9.tif", &[], |_, out, mut run, rt| {
+        rt.serve_until_joined(&mut run, 2);
+        // SIGKILL: the coordinator cannot clean up.
+        run.child.kill().unwrap();
+        run.child.wait().unwrap();
+        let cleanup = |older: &str| {
+            let o = Command::new(BIN)
+                .args(["fargate-cleanup", "--older-than", older])
+                .env("AWS_ENDPOINT_URL", rt.moto.url())
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_PROFILE")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                o.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text
+        };
+        // A job younger than an hour is left alone.
+        let young = cleanup("1");
+        assert!(
+            young.contains("0 tasks, 0 task definitions, 0 parameters, 0 clusters"),
+            "{young}"
+        );
+        let c = rt.clusters[0].clone();
+        let d = rt.moto.ecs("DescribeClusters", json!({"clusters": [c]}));
+        assert_eq!(d["clusters"][0]["status"], "ACTIVE", "{d}");
+        // Everything else goes: assert_cleaned_up checks, after this body.
+        let all = cleanup("0");
+        assert!(
+            all.contains("2 tasks, 1 task definitions, 1 parameters, 1 clusters"),
+            "{all}"
+        );
+        assert!(!out.exists());
+    });
 }
 
 #[test]

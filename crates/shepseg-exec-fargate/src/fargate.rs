@@ -187,6 +187,17 @@ impl FargateConfig {
 /// The name of the worker container in the task definition.
 pub const CONTAINER_NAME: &str = "shepseg-worker";
 
+/// The tag naming the job that created a resource.
+pub const JOB_TAG: &str = "shepseg:job";
+
+/// The tag with the Unix time a job started.
+pub const CREATED_TAG: &str = "shepseg:created";
+
+/// RunTask's `startedBy` for a job's tasks: `shepseg-JOB-CREATED`.
+pub fn started_by(job: &str, created: u64) -> String {
+    format!("shepseg-{job}-{created}")
+}
+
 /// Times RunTask is asked again for tasks it could not start.
 const RUN_TASK_RETRIES: u32 = 5;
 
@@ -200,6 +211,10 @@ const STOP_WAIT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct FargateLauncher {
     config: FargateConfig,
+    /// This job's ID: in its resources' names and tags (`shepseg:job`).
+    job: String,
+    /// When the job started (Unix seconds; tag `shepseg:created`), for `fargate-cleanup`.
+    created: u64,
     client: Option<aws_sdk_ecs::Client>,
     ssm: Option<aws_sdk_ssm::Client>,
     /// The job's SSM parameter holding the worker secret, once created.
@@ -221,6 +236,10 @@ impl FargateLauncher {
     pub fn new(config: FargateConfig) -> Self {
         Self {
             config,
+            job: hex8(),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             client: None,
             ssm: None,
             parameter: None,
@@ -240,10 +259,23 @@ impl FargateLauncher {
         self.cluster.as_deref()
     }
 
-    fn tags(&self) -> Vec<Tag> {
-        self.config
+    /// The configuration's tags and the job's own: `shepseg:job` and `shepseg:created`, by
+    /// which `fargate-cleanup` finds what a killed job left.
+    fn tag_pairs(&self) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = self
+            .config
             .tags
             .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        t.push((JOB_TAG.into(), self.job.clone()));
+        t.push((CREATED_TAG.into(), self.created.to_string()));
+        t
+    }
+
+    fn tags(&self) -> Vec<Tag> {
+        self.tag_pairs()
+            .into_iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect()
     }
@@ -251,20 +283,12 @@ impl FargateLauncher {
     /// Creates the client, the cluster, the secret's parameter and the task definition, once.
     async fn ensure_setup(&mut self, secret: &Secret) -> Result<(), RemoteError> {
         if self.client.is_none() {
-            let http = aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https();
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http)
-                .load()
-                .await;
+            let sdk = sdk_config().await;
             self.client = Some(aws_sdk_ecs::Client::new(&sdk));
             self.ssm = Some(aws_sdk_ssm::Client::new(&sdk));
         }
         let client = self.client.clone().ok_or_else(|| launch("no client"))?;
-        let tag = hex8();
+        let tag = self.job.clone();
         if self.cluster.is_none() {
             match &self.config.cluster {
                 Some(c) => self.cluster = Some(c.clone()),
@@ -328,6 +352,9 @@ impl FargateLauncher {
                 let mut opts = std::collections::HashMap::new();
                 opts.insert("awslogs-group".to_string(), group.clone());
                 opts.insert("awslogs-stream-prefix".to_string(), "shepseg".to_string());
+                // A missing group is created (the execution role needs logs:CreateLogGroup)
+                // rather than stopping every task at start.
+                opts.insert("awslogs-create-group".to_string(), "true".to_string());
                 if let Some(region) = client.config().region() {
                     opts.insert("awslogs-region".to_string(), region.to_string());
                 }
@@ -377,9 +404,8 @@ impl FargateLauncher {
         let ssm = self.ssm.clone().ok_or_else(|| launch("no SSM client"))?;
         let name = format!("/shepseg/{tag}/secret");
         let tags: Vec<aws_sdk_ssm::types::Tag> = self
-            .config
-            .tags
-            .iter()
+            .tag_pairs()
+            .into_iter()
             .map(|(k, v)| {
                 aws_sdk_ssm::types::Tag::builder()
                     .key(k)
@@ -484,6 +510,7 @@ impl FargateLauncher {
                         .build(),
                 )
                 .set_tags(Some(self.tags()).filter(|t| !t.is_empty()))
+                .started_by(started_by(&self.job, self.created))
                 .send()
                 .await
                 .map_err(|e| aws("RunTask", e))?;
@@ -566,8 +593,18 @@ impl FargateLauncher {
                         )
                     })
                     .collect();
+                // awslogs names a stream PREFIX/CONTAINER/TASK-ID.
+                let logs = self
+                    .config
+                    .cloudwatch_log_group
+                    .as_ref()
+                    .map(|g| {
+                        let id = arn.rsplit('/').next().unwrap_or(&arn);
+                        format!("; log: {g} shepseg/{CONTAINER_NAME}/{id}")
+                    })
+                    .unwrap_or_default();
                 let line = format!(
-                    "Fargate task {arn} stopped: {}; {}",
+                    "Fargate task {arn} stopped: {}; {}{logs}",
                     t.stopped_reason().unwrap_or("no reason given"),
                     codes.join(", ")
                 );
@@ -698,6 +735,20 @@ impl WorkerLauncher for FargateLauncher {
     }
 }
 
+/// The AWS SDK's settings from the environment (credential chain, region, endpoint), with
+/// rustls for HTTPS.
+pub(crate) async fn sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
 /// Eight random hex digits for resource names.
 fn hex8() -> String {
     random_bytes()
@@ -710,7 +761,7 @@ fn launch(msg: &str) -> RemoteError {
 }
 
 /// An AWS SDK error, with the service's message when there is one.
-fn aws<E: std::error::Error + 'static>(call: &str, e: E) -> RemoteError {
+pub(crate) fn aws<E: std::error::Error + 'static>(call: &str, e: E) -> RemoteError {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -10,8 +10,10 @@
 //! - [`worker`]: the worker's side (`shepseg worker --connect HOST:PORT`).
 //! - [`processes`]: [`ProcessLauncher`], workers as local child processes.
 //! - [`fargate`]: [`FargateLauncher`], workers as ECS Fargate tasks (aws-sdk-ecs).
+//! - [`cleanup`]: [`cleanup_leftovers`], what killed Fargate jobs left behind.
 #![deny(missing_docs)]
 
+pub mod cleanup;
 pub mod coordinator;
 pub mod error;
 pub mod fargate;
@@ -19,6 +21,7 @@ pub mod processes;
 pub mod protocol;
 pub mod worker;
 
+pub use cleanup::{cleanup_leftovers, CleanupReport};
 pub use coordinator::{
     RemoteExecutor, RemoteOptions, RemoteReport, WorkerInvocation, WorkerLauncher,
 };
