@@ -400,6 +400,10 @@ struct Runtime<'a> {
     workers: Vec<Child>,
     task_definitions: Vec<String>,
     clusters: Vec<String>,
+    /// The next this many new tasks are stopped as ECS stops one that cannot start.
+    fail_next: usize,
+    /// Start no worker for now (tasks stay pending).
+    hold: bool,
 }
 
 impl<'a> Runtime<'a> {
@@ -410,6 +414,8 @@ impl<'a> Runtime<'a> {
             workers: Vec::new(),
             task_definitions: Vec::new(),
             clusters: Vec::new(),
+            fail_next: 0,
+            hold: false,
         }
     }
 
@@ -439,17 +445,20 @@ impl<'a> Runtime<'a> {
                 .ecs("DescribeTasks", json!({"cluster": c, "tasks": arns}));
             for t in desc["tasks"].as_array().unwrap() {
                 let arn = t["taskArn"].as_str().unwrap().to_string();
+                if self.hold && self.fail_next == 0 {
+                    continue;
+                }
                 let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
                 // Signals reach the worker, with a Spot notice's time to hand back; the
                 // secret comes from SSM through the task definition, as ECS would inject it.
                 let d = self
                     .moto
                     .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
-                let c = &d["taskDefinition"]["containerDefinitions"][0];
-                assert_eq!(c["stopTimeout"], 120, "{d}");
-                assert_eq!(c["linuxParameters"]["initProcessEnabled"], true, "{d}");
-                assert_eq!(c["secrets"][0]["name"], "SHEPSEG_WORKER_SECRET", "{d}");
-                let from = c["secrets"][0]["valueFrom"].as_str().unwrap();
+                let def = &d["taskDefinition"]["containerDefinitions"][0];
+                assert_eq!(def["stopTimeout"], 120, "{d}");
+                assert_eq!(def["linuxParameters"]["initProcessEnabled"], true, "{d}");
+                assert_eq!(def["secrets"][0]["name"], "SHEPSEG_WORKER_SECRET", "{d}");
+                let from = def["secrets"][0]["valueFrom"].as_str().unwrap();
                 let name = from.split_once(":parameter").map_or(from, |(_, n)| n);
                 let p = self.moto.ssm(
                     "GetParameter",
@@ -496,6 +505,16 @@ impl<'a> Runtime<'a> {
                 assert_eq!(command[0], "shepseg");
                 assert_eq!(command[1], "worker");
                 tamper(&mut env);
+                if self.fail_next > 0 {
+                    self.fail_next -= 1;
+                    self.moto.ecs(
+                        "StopTask",
+                        json!({"cluster": c, "task": arn,
+                               "reason": "ResourceInitializationError: unable to pull secrets"}),
+                    );
+                    self.started.push(arn);
+                    continue;
+                }
                 let child = Command::new(BIN)
                     .args(&command[1..])
                     .envs(env)
@@ -885,6 +904,51 @@ fn fargate_cleanup_removes_what_a_sigkilled_coordinator_left() {
         );
         assert!(!out.exists());
     });
+}
+
+#[test]
+fn a_task_stopping_before_joining_is_replaced_once_workers_have_joined() {
+    let extra = ["--heartbeat-timeout", "2"];
+    fargate_job(
+        "fargate-unjoined",
+        "unjoined.tif",
+        &extra,
+        |f, out, mut run, rt| {
+            // Of the two tasks, the first never starts; the other's worker joins once the
+            // coordinator has seen the first stop.
+            rt.fail_next = 1;
+            rt.hold = true;
+            let t = Instant::now();
+            while !run
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("stopped: Resource"))
+            {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "the stop was not seen"
+                );
+                rt.step(&|_| {});
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            rt.hold = false;
+            rt.serve_until_exit(&mut run, &|_| {});
+            let (ok, log) = run.finish();
+            assert!(ok, "{log}");
+            f.assert_same_as_threads(out);
+            assert!(
+                log.contains("launched a replacement worker for one that stopped before joining"),
+                "{log}"
+            );
+            assert!(log.contains("ResourceInitializationError"), "{log}");
+            assert_eq!(rt.started.len(), 3, "the stopped task was replaced: {log}");
+            let r = report(out);
+            assert_eq!(r["workers"]["joined"], 2, "{log}");
+            assert_eq!(r["workers"]["replacements"], 1, "{log}");
+        },
+    );
 }
 
 #[test]

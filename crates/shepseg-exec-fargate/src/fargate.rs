@@ -724,6 +724,10 @@ impl WorkerLauncher for FargateLauncher {
         lines
     }
 
+    fn stopped(&self) -> usize {
+        self.reported.len()
+    }
+
     fn all_stopped(&self) -> Option<String> {
         let all = !self.tasks.is_empty() && self.tasks.iter().all(|t| self.reported.contains(t));
         all.then(|| self.last_stop.clone()).flatten()

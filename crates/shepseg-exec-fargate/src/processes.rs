@@ -94,6 +94,10 @@ impl WorkerLauncher for ProcessLauncher {
         lines
     }
 
+    fn stopped(&self) -> usize {
+        self.started - self.children.len()
+    }
+
     fn all_stopped(&self) -> Option<String> {
         if self.started > 0 && self.children.is_empty() {
             self.last_exit.clone()

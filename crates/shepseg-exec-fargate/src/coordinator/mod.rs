@@ -66,6 +66,10 @@ pub trait WorkerLauncher: Send {
     ) -> Result<(), RemoteError>;
     /// Reports workers that stopped since the last call (exit codes, reasons), for the log.
     fn poll(&mut self, rt: &Handle) -> Vec<String>;
+    /// Workers seen stopped so far (by the last [`Self::poll`]), joined or not.
+    fn stopped(&self) -> usize {
+        0
+    }
     /// When every worker launched so far has stopped (as the last [`Self::poll`] saw), why
     /// the last one did: while no worker has joined, the job fails at once with it rather
     /// than waiting out the barrier. `None` while any may still be running.
@@ -342,6 +346,11 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
         let n = tiles.len();
         let mut reorder = Reorder::new(n);
         let mut live = 0usize;
+        // Workers that stopped before joining, replaced so far.
+        let mut replaced_unjoined = 0usize;
+        let mut excess_since: Option<Instant> = None;
+        // Workers seen stopped while none had joined.
+        let mut stopped_unjoined = 0usize;
         let mut alone_since = Some(Instant::now());
         let mut last_progress = Instant::now();
         while !reorder.is_done() {
@@ -385,20 +394,7 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
                     }
                     // A worker that left on a signal (a Spot interruption) is replaced as a
                     // lost one is: its task is going away.
-                    let replacements = self
-                        .report
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .replacements;
-                    if replacements < self.options.max_replacements {
-                        match launcher.launch(rt.handle(), 1, inv) {
-                            Ok(()) => {
-                                self.bump(|r| r.replacements += 1);
-                                self.note("launched a replacement worker".into());
-                            }
-                            Err(e) => self.note(format!("cannot launch a replacement worker: {e}")),
-                        }
-                    }
+                    self.replace_one(launcher, rt, inv, "");
                 }
                 Ok(Event::Refused(line)) => {
                     self.bump(|r| r.connections_refused += 1);
@@ -419,10 +415,40 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             for line in launcher.poll(rt.handle()) {
                 self.note(line);
             }
-            if live == 0 && self.report().workers_joined == 0 {
+            let r = self.report();
+            if live == 0 && r.workers_joined == 0 {
                 if let Some(why) = launcher.all_stopped() {
                     return Err(ExecError::Workers(never_joined(&why, &inv.connect)));
                 }
+            }
+            // Once a worker has joined (so the image, network and secret work), a task that
+            // stopped before its worker joined is replaced too: those seen stopped while no
+            // worker had joined at once; later ones as stops beyond the sessions that ended,
+            // once that excess has lasted a heartbeat timeout (by then a joined worker's lost
+            // connection has been noticed).
+            if r.workers_joined == 0 {
+                stopped_unjoined = launcher.stopped();
+            }
+            let never = launcher
+                .stopped()
+                .saturating_sub(r.workers_lost + r.workers_left)
+                .max(stopped_unjoined);
+            if r.workers_joined > 0 {
+                while replaced_unjoined < stopped_unjoined {
+                    replaced_unjoined += 1;
+                    self.replace_one(launcher, rt, inv, " for one that stopped before joining");
+                }
+            }
+            if r.workers_joined == 0 || never <= replaced_unjoined {
+                excess_since = None;
+            } else if excess_since.get_or_insert_with(Instant::now).elapsed()
+                >= self.options.heartbeat_timeout
+            {
+                while replaced_unjoined < never {
+                    replaced_unjoined += 1;
+                    self.replace_one(launcher, rt, inv, " for one that stopped before joining");
+                }
+                excess_since = None;
             }
             if self
                 .cancel
@@ -454,6 +480,26 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
 
     fn bump(&self, f: impl FnOnce(&mut RemoteReport)) {
         f(&mut self.report.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Launches one replacement worker unless the limit is reached; `why` ends the log line.
+    fn replace_one(
+        &self,
+        launcher: &mut L,
+        rt: &tokio::runtime::Runtime,
+        inv: &WorkerInvocation,
+        why: &str,
+    ) {
+        if self.report().replacements >= self.options.max_replacements {
+            return;
+        }
+        match launcher.launch(rt.handle(), 1, inv) {
+            Ok(()) => {
+                self.bump(|r| r.replacements += 1);
+                self.note(format!("launched a replacement worker{why}"));
+            }
+            Err(e) => self.note(format!("cannot launch a replacement worker: {e}")),
+        }
     }
 }
 
