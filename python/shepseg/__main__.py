@@ -2,8 +2,9 @@
 executor='processes')``, which starts these itself."""
 
 import argparse
-import socket
 import os
+import signal
+import socket
 import sys
 
 from . import ShepsegError, _shepseg
@@ -19,14 +20,25 @@ def main(argv=None) -> int:
     w.add_argument("--connect-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     name = args.name or f"{socket.gethostname()}:{os.getpid()}"
+    # SIGTERM (a stopping container, a scale-in) and SIGHUP end the worker as Ctrl-C does:
+    # it tells the coordinator it is leaving, handing its tile back, and exits 0.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _leave)
     try:
         _shepseg.run_worker(args.connect, name, args.connect_timeout)
     except ShepsegError as e:
         print(f"shepseg worker: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        print(f"shepseg worker {name}: stopped by a signal; its tile handed back",
+              file=sys.stderr, flush=True)
+        # The abandoned tile thread may be inside GDAL: end without the exit-time teardown.
+        os._exit(0)
     return 0
+
+
+def _leave(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

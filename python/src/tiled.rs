@@ -225,6 +225,7 @@ fn report_json(
         "workers": workers.map(|w| serde_json::json!({
             "joined": w.workers_joined,
             "lost": w.workers_lost,
+            "left": w.workers_left,
             "connections_refused": w.connections_refused,
             "tiles_requeued": w.tiles_requeued,
             "replacements": w.replacements,

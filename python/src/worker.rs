@@ -1,6 +1,8 @@
 //! `run_worker`: a tile worker for the `processes` executor, started by the coordinator as
 //! `python -m shepseg worker --connect HOST:PORT` (shepseg/__main__.py).
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -23,15 +25,20 @@ pub fn run_worker(
         )));
     }
     let secret = Secret::from_env().map_err(|e| raise("", &e))?;
+    // A signal's exception (KeyboardInterrupt; `python -m shepseg worker` raises it on SIGTERM
+    // and SIGHUP too) raises this flag: the worker hands its tile back and returns, and the
+    // exception reaches the caller.
+    let stop = Arc::new(AtomicBool::new(false));
     let opts = WorkerOptions {
         connect: connect.clone(),
         name,
         secret,
         connect_timeout: Duration::from_secs_f64(connect_timeout),
-        // Python's own signal handling applies: SIGTERM ends the process.
-        stop: None,
+        stop: Some(Arc::clone(&stop)),
     };
-    let summary = crate::watch::run(py, crate::watch::OnInterrupt::Abandon, move || run(&opts))?
-        .map_err(|e| raise(&format!("worker for {connect}"), &e))?;
+    let summary = crate::watch::run(py, crate::watch::OnInterrupt::Cancel(stop), move || {
+        run(&opts)
+    })?
+    .map_err(|e| raise(&format!("worker for {connect}"), &e))?;
     Ok(summary.tiles_done)
 }

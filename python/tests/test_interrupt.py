@@ -52,3 +52,52 @@ def test_ctrl_c_stops_a_tiled_run_and_removes_its_output(tmp_path_factory):
     print(f"KeyboardInterrupt {delay:.3f} s after SIGINT")
     assert delay < 1.0
     assert os.listdir(tmp_path) == []
+
+
+def _children():
+    """Process IDs of this process's children."""
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def test_a_worker_sent_sigterm_hands_its_tile_back(tmp_path_factory):
+    import threading
+    import shepseg
+    rng = numpy.random.default_rng(3)
+    noise = write_envi(tmp_path_factory.mktemp("noise") / "noise.img",
+                       rng.integers(0, 255, size=(3, 3000, 3000), dtype=numpy.uint8))
+    centres = numpy.random.default_rng(2).integers(0, 255, size=(60, 3)).astype(float)
+    tmp_path = tmp_path_factory.mktemp("term")
+    out = tmp_path / "seg.tif"
+    before = set(_children())
+    result = {}
+
+    def job():
+        # One attempt per tile: a tile lost with the worker would fail the job.
+        result["report"] = shepseg.tiled_segment(
+            noise, out, tile_size=256, executor="processes", workers=2, model=centres,
+            tile_retries=1)
+
+    t = threading.Thread(target=job)
+    t.start()
+    deadline = time.time() + 30
+    while len(set(_children()) - before) < 2:
+        assert time.time() < deadline, "no workers started"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    worker = sorted(set(_children()) - before)[0]
+    os.kill(worker, signal.SIGTERM)
+    t.join(120)
+    report = result["report"]
+    assert report["workers"]["left"] == 1, report["workers"]
+    assert report["workers"]["lost"] == 0, report["workers"]
+    same = shepseg.tiled_segment(noise, tmp_path / "seq.tif", tile_size=256,
+                                 executor="sequential", model=centres)
+    assert same["num_segments"] == report["num_segments"]
+    assert (shepseg.read_raster(out) == shepseg.read_raster(tmp_path / "seq.tif")).all()
