@@ -126,20 +126,7 @@ pub fn stats(
         (None, false) => return Err(bad("user_columns need user_func")),
         (None, true) => {}
     }
-    let colour = match colour_from_bands {
-        None => None,
-        Some(c) => Some(
-            <[usize; 3]>::try_from(c.as_slice())
-                .map_err(|_| bad("colour_from_bands must name three bands"))?,
-        ),
-    };
-    if let Some(c) = colour {
-        if !parsed.contains(&Stat::Mean) || c.iter().any(|b| !bands.contains(b)) {
-            return Err(bad(
-                "colour_from_bands needs 'mean' of each of its bands among the statistics",
-            ));
-        }
-    }
+    let colour = colour_bands(colour_from_bands, &parsed, &bands)?;
     let request = StatsRequest {
         bands,
         stats: parsed,
@@ -170,4 +157,23 @@ pub fn stats(
         StatsError::Cancelled => ShepsegError::new_err("cancelled"),
         e => raise("", &e),
     })
+}
+
+/// `colour_from_bands` checked: three bands, each among `bands` with `mean` among `stats`.
+pub fn colour_bands(
+    colour_from_bands: Option<Vec<usize>>,
+    stats: &[Stat],
+    bands: &[usize],
+) -> PyResult<Option<[usize; 3]>> {
+    let Some(c) = colour_from_bands else {
+        return Ok(None);
+    };
+    let c = <[usize; 3]>::try_from(c.as_slice())
+        .map_err(|_| bad("colour_from_bands must name three bands"))?;
+    if !stats.contains(&Stat::Mean) || c.iter().any(|b| !bands.contains(b)) {
+        return Err(bad(
+            "colour_from_bands needs 'mean' of each of its bands among the statistics",
+        ));
+    }
+    Ok(Some(c))
 }

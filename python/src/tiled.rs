@@ -20,6 +20,7 @@ use shepseg_tiling::{ExecError, SequentialExecutor};
 
 use crate::error::{bad, raise, ShepsegError};
 use crate::inmem::{model, params};
+use crate::stats::colour_bands;
 
 /// Who segments the tiles and how.
 struct Exec {
@@ -353,20 +354,7 @@ pub fn tiled_segment(
             .iter()
             .map(|s| s.parse::<Stat>().map_err(|e| raise("stats", &e)))
             .collect::<PyResult<Vec<_>>>()?;
-        let colour = match colour_from_bands {
-            None => None,
-            Some(c) => Some(
-                <[usize; 3]>::try_from(c.as_slice())
-                    .map_err(|_| bad("colour_from_bands must name three bands"))?,
-            ),
-        };
-        if let Some(c) = colour {
-            if !parsed.contains(&Stat::Mean) || c.iter().any(|b| !stats_bands.contains(b)) {
-                return Err(bad(
-                    "colour_from_bands needs 'mean' of each of its bands among the statistics",
-                ));
-            }
-        }
+        let colour = colour_bands(colour_from_bands, &parsed, &stats_bands)?;
         Some((
             StatsRequest {
                 bands: stats_bands,

@@ -199,6 +199,20 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Once both workers of `run` (a 2-worker processes job) have joined and are at work, sends
+/// one of them `sig` (`kill`'s option).
+fn signal_a_worker(run: &Running, sig: &str) {
+    run.wait_for_line("joined", 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let workers = children(run.child.id());
+    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
+    let st = Command::new("kill")
+        .args([sig, &workers[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 #[test]
 fn worker_processes_give_the_threads_output() {
     let f = fixture("procs");
@@ -242,16 +256,8 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
     let f = fixture("kill");
     let out = f.dir.join("kill.tif");
     let run = Running::start(f.command(&out, &["--executor", "processes", "-w", "2"]));
-    run.wait_for_line("joined", 2);
-    std::thread::sleep(Duration::from_millis(300));
-    let workers = children(run.child.id());
-    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
     // SIGKILL: no chance to say goodbye; the coordinator sees the connection drop.
-    let st = Command::new("kill")
-        .args(["-9", &workers[0].to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal_a_worker(&run, "-9");
     let (ok, log) = run.finish();
     assert!(ok, "{log}");
     f.assert_same_as_threads(&out);
@@ -273,15 +279,7 @@ fn a_worker_sent_sigterm_hands_its_tile_back_and_the_job_succeeds() {
         &out,
         &["--executor", "processes", "-w", "2", "--tile-retries", "1"],
     ));
-    run.wait_for_line("joined", 2);
-    std::thread::sleep(Duration::from_millis(300));
-    let workers = children(run.child.id());
-    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
-    let st = Command::new("kill")
-        .args(["-TERM", &workers[0].to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    signal_a_worker(&run, "-TERM");
     let (ok, log) = run.finish();
     assert!(ok, "{log}");
     f.assert_same_as_threads(&out);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_ecs::types::{ClusterField, DesiredStatus, TaskDefinitionStatus};
 
 use crate::error::RemoteError;
-use crate::fargate::{aws, sdk_config, CREATED_TAG, JOB_TAG};
+use crate::fargate::{aws, sdk_config, CREATED_TAG, JOB_TAG, STOP_WAIT};
 
 /// What a cleanup removed (each entry a resource's ARN or name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,9 +23,6 @@ pub struct CleanupReport {
     /// Private clusters deleted.
     pub clusters: Vec<String>,
 }
-
-/// How long to wait for stopped tasks to leave a cluster before deleting it.
-const STOP_WAIT: Duration = Duration::from_secs(120);
 
 /// Removes what shepseg jobs started at least `older_than` ago left behind (all of it with
 /// `Duration::ZERO`: only when no job is running). Uses the AWS SDK's settings from the
@@ -63,21 +60,14 @@ async fn cleanup(older_than: Duration) -> Result<CleanupReport, RemoteError> {
     let mut report = CleanupReport::default();
 
     // Every cluster: shepseg's tasks in any of them, and shepseg's private clusters.
-    let mut clusters = Vec::new();
-    let mut next = None;
-    loop {
-        let out = ecs
-            .list_clusters()
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(|e| aws("ListClusters", e))?;
-        clusters.extend(out.cluster_arns().iter().cloned());
-        next = out.next_token().map(str::to_string);
-        if next.is_none() {
-            break;
-        }
-    }
+    let clusters: Vec<String> = ecs
+        .list_clusters()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(|e| aws("ListClusters", e))?;
     let mut doomed = Vec::new();
     for chunk in clusters.chunks(100) {
         let out = ecs
@@ -104,23 +94,16 @@ async fn cleanup(older_than: Duration) -> Result<CleanupReport, RemoteError> {
         }
     }
     for cluster in &clusters {
-        let mut arns = Vec::new();
-        let mut next = None;
-        loop {
-            let out = ecs
-                .list_tasks()
-                .cluster(cluster)
-                .desired_status(DesiredStatus::Running)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| aws("ListTasks", e))?;
-            arns.extend(out.task_arns().iter().cloned());
-            next = out.next_token().map(str::to_string);
-            if next.is_none() {
-                break;
-            }
-        }
+        let arns: Vec<String> = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(DesiredStatus::Running)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| aws("ListTasks", e))?;
         for chunk in arns.chunks(100) {
             let out = ecs
                 .describe_tasks()
@@ -149,28 +132,19 @@ async fn cleanup(older_than: Duration) -> Result<CleanupReport, RemoteError> {
 
     // Task definitions of the shepseg-worker-JOB families (matched here rather than with
     // familyPrefix, which moto takes as an exact family).
-    let mut defs = Vec::new();
-    let mut next = None;
-    loop {
-        let out = ecs
-            .list_task_definitions()
-            .status(TaskDefinitionStatus::Active)
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(|e| aws("ListTaskDefinitions", e))?;
-        defs.extend(
-            out.task_definition_arns()
-                .iter()
-                .filter(|a| a.contains(":task-definition/shepseg-worker-"))
-                .cloned(),
-        );
-        next = out.next_token().map(str::to_string);
-        if next.is_none() {
-            break;
-        }
-    }
-    for td in defs {
+    let defs: Vec<String> = ecs
+        .list_task_definitions()
+        .status(TaskDefinitionStatus::Active)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(|e| aws("ListTaskDefinitions", e))?;
+    for td in defs
+        .into_iter()
+        .filter(|a| a.contains(":task-definition/shepseg-worker-"))
+    {
         let out = ecs
             .describe_task_definition()
             .task_definition(&td)
@@ -192,30 +166,24 @@ async fn cleanup(older_than: Duration) -> Result<CleanupReport, RemoteError> {
     }
 
     // The job secrets under /shepseg/.
-    let mut next = None;
-    loop {
-        let out = ssm
-            .get_parameters_by_path()
-            .path("/shepseg")
-            .recursive(true)
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(|e| aws("SSM GetParametersByPath", e))?;
-        for p in out.parameters() {
-            let created = p.last_modified_date().map(|t| t.secs().max(0) as u64);
-            if let (true, Some(name)) = (old_enough(created, older_than), p.name()) {
-                ssm.delete_parameter()
-                    .name(name)
-                    .send()
-                    .await
-                    .map_err(|e| aws("SSM DeleteParameter", e))?;
-                report.parameters.push(name.to_string());
-            }
-        }
-        next = out.next_token().map(str::to_string);
-        if next.is_none() {
-            break;
+    let pages: Vec<_> = ssm
+        .get_parameters_by_path()
+        .path("/shepseg")
+        .recursive(true)
+        .into_paginator()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(|e| aws("SSM GetParametersByPath", e))?;
+    for p in pages.iter().flat_map(|page| page.parameters()) {
+        let created = p.last_modified_date().map(|t| t.secs().max(0) as u64);
+        if let (true, Some(name)) = (old_enough(created, older_than), p.name()) {
+            ssm.delete_parameter()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| aws("SSM DeleteParameter", e))?;
+            report.parameters.push(name.to_string());
         }
     }
 

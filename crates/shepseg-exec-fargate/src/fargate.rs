@@ -205,7 +205,7 @@ const RUN_TASK_RETRIES: u32 = 5;
 const RUN_TASK_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How long shutdown waits for tasks to stop before deleting the cluster.
-const STOP_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(120);
 
 /// Starts workers as ECS Fargate tasks; see the module docs.
 #[derive(Debug)]

@@ -78,27 +78,18 @@ impl Moto {
 
     /// An ECS JSON API call.
     pub fn ecs(&self, action: &str, body: Value) -> Value {
-        let target = format!("AmazonEC2ContainerServiceV20141113.{action}");
-        let (code, text) = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("X-Amz-Target", &target),
-                ("Authorization", &auth("ecs")),
-                ("X-Amz-Date", "20261125T000000Z"),
-            ],
-            &body.to_string(),
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{action}: {text}");
-        serde_json::from_str(&text).unwrap()
+        self.json_api("ecs", "AmazonEC2ContainerServiceV20141113", action, body)
     }
 
     /// An SSM JSON API call.
     pub fn ssm(&self, action: &str, body: Value) -> Value {
-        let target = format!("AmazonSSM.{action}");
+        self.json_api("ssm", "AmazonSSM", action, body)
+    }
+
+    /// A call to one of the AWS JSON 1.1 APIs: `service` for the credential scope, `prefix` of
+    /// the target header.
+    fn json_api(&self, service: &str, prefix: &str, action: &str, body: Value) -> Value {
+        let target = format!("{prefix}.{action}");
         let (code, text) = http(
             self.port,
             "POST",
@@ -106,7 +97,7 @@ impl Moto {
             &[
                 ("Content-Type", "application/x-amz-json-1.1"),
                 ("X-Amz-Target", &target),
-                ("Authorization", &auth("ssm")),
+                ("Authorization", &auth(service)),
                 ("X-Amz-Date", "20261125T000000Z"),
             ],
             &body.to_string(),

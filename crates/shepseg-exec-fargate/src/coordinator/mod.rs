@@ -147,6 +147,14 @@ pub struct RemoteReport {
     pub log: Vec<String>,
 }
 
+/// The counters of a [`RemoteReport`] the job loop reads as it goes.
+struct Counts {
+    workers_joined: usize,
+    workers_lost: usize,
+    workers_left: usize,
+    replacements: usize,
+}
+
 /// A [`TileExecutor`] whose workers connect over TCP; see the module docs.
 pub struct RemoteExecutor<L> {
     options: RemoteOptions,
@@ -181,6 +189,17 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The report's counters, without its log.
+    fn counts(&self) -> Counts {
+        let r = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        Counts {
+            workers_joined: r.workers_joined,
+            workers_lost: r.workers_lost,
+            workers_left: r.workers_left,
+            replacements: r.replacements,
+        }
     }
 
     fn note(&self, line: String) {
@@ -415,7 +434,8 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
             for line in launcher.poll(rt.handle()) {
                 self.note(line);
             }
-            let r = self.report();
+            // The counters only: `report()` would clone the whole log every 100 ms.
+            let r = self.counts();
             if live == 0 && r.workers_joined == 0 {
                 if let Some(why) = launcher.all_stopped() {
                     return Err(ExecError::Workers(never_joined(&why, &inv.connect)));
@@ -490,7 +510,7 @@ impl<L: WorkerLauncher> RemoteExecutor<L> {
         inv: &WorkerInvocation,
         why: &str,
     ) {
-        if self.report().replacements >= self.options.max_replacements {
+        if self.counts().replacements >= self.options.max_replacements {
             return;
         }
         match launcher.launch(rt.handle(), 1, inv) {
