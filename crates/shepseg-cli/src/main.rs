@@ -23,6 +23,19 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas,
+/// and the kernel then zeroes 2 MiB at every first touch of a tile's fresh arrays: a fifth of a
+/// segmentation's CPU time, measured (`clear_page_erms`), and 3.5 s of system time where 1.4 s
+/// remain without them on the 10000x10000 benchmark.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches only this process's flags;
+    // if the kernel refuses, nothing changes.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// The command line.
 #[derive(Parser)]
 #[command(
@@ -55,6 +68,7 @@ enum Command {
 }
 
 fn main() {
+    no_transparent_huge_pages();
     let cli = parse_args();
     // GDAL's own messages would add lines to ours; errors reach the user through shepseg's
     // one-line report, warnings only with SHEPSEG_GDAL_WARNINGS set.
