@@ -3,7 +3,8 @@
 //! A [`TileExecutor`] that segments tiles on local worker threads. Each worker opens its own GDAL
 //! dataset (datasets are not `Sync`), takes the next tile in the order the stitcher needs them,
 //! reads it holding one of at most `max_concurrent_reads` read permits, segments it, and sends it
-//! back. The calling thread puts finished tiles in order and pushes them to the consumer, so
+//! back; blocks of the input that several tiles read are decoded once for all workers
+//! ([`shepseg_tiling::SharedBlocks`]). The calling thread puts finished tiles in order and pushes them to the consumer, so
 //! stitching starts with the first tile and overlaps segmentation. Which tile may start and the
 //! hand-over in order are the executors' shared contract ([`Gate`], [`Reorder`]): a worker may
 //! not start a tile more than `workers + max_waiting` ahead of the last tile consumed, so memory
@@ -23,8 +24,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use shepseg_tiling::{
-    read_tile, segment_read, ExecError, Gate, Raster, Reorder, Tile, TileConsumer, TileExecutor,
-    TileFailure, TileJob, TilingError,
+    read_tile, segment_read, shared_blocks, ExecError, Gate, Raster, Reorder, Tile, TileConsumer,
+    TileExecutor, TileFailure, TileJob, TilingError,
 };
 
 /// Local worker threads; see the crate docs.
@@ -254,6 +255,12 @@ impl TileExecutor for ThreadsExecutor {
         consumer: &mut C,
     ) -> Result<(), ExecError<C::Error>> {
         let gate = Gate::for_grid(&job.grid, self.workers, self.max_waiting);
+        // Blocks that several tiles' windows touch are decoded once for all workers, not once
+        // per worker's dataset. Without a first dataset here, the workers report the error.
+        let shared = match Raster::open(&job.input) {
+            Ok(r) if self.workers > 1 => shared_blocks(&r, job),
+            _ => None,
+        };
         self.map_in_order(
             &job.input,
             &gate,
@@ -261,7 +268,7 @@ impl TileExecutor for ThreadsExecutor {
             |raster, tile, permits| {
                 let read = {
                     let _permit = permits.acquire();
-                    read_tile(raster, job, tile)
+                    read_tile(raster, job, tile, shared.as_ref())
                 };
                 segment_read(job, tile, raster.size(), read?)
             },

@@ -108,6 +108,48 @@ pub fn set_block_cache(bytes: usize) {
     unsafe { gdal_sys::GDALSetCacheMax64(i64::try_from(bytes).unwrap_or(i64::MAX)) };
 }
 
+/// Something that reads a window of bands as any GDAL type: a [`Raster`], or a
+/// [`crate::SharedBlocks`] with the raster it reads through.
+pub(crate) trait ReadTyped {
+    /// Reads `window` of `bands` as `T`.
+    fn read_typed<T: Copy + GdalType + Default + Send + Sync + 'static>(
+        &self,
+        bands: &[usize],
+        window: Window,
+    ) -> Result<Array3<T>, TilingError>;
+}
+
+impl ReadTyped for Raster {
+    fn read_typed<T: Copy + GdalType + Default + Send + Sync + 'static>(
+        &self,
+        bands: &[usize],
+        window: Window,
+    ) -> Result<Array3<T>, TilingError> {
+        self.read(bands, window)
+    }
+}
+
+/// Reads `window` of `bands`, whose common type is `pt`, through `r`.
+pub(crate) fn read_stack_with<R: ReadTyped>(
+    r: &R,
+    pt: PixelType,
+    bands: &[usize],
+    window: Window,
+) -> Result<BandStack, TilingError> {
+    Ok(match pt {
+        PixelType::U8 => BandStack::U8(r.read_typed(bands, window)?),
+        PixelType::U16 => BandStack::U16(r.read_typed(bands, window)?),
+        PixelType::I16 => BandStack::I16(r.read_typed(bands, window)?),
+        PixelType::U32 => BandStack::U32(r.read_typed(bands, window)?),
+        PixelType::I32 => BandStack::I32(r.read_typed(bands, window)?),
+        PixelType::F32 => BandStack::F32(r.read_typed(bands, window)?),
+        PixelType::I8 => BandStack::I8(r.read_typed::<u8>(bands, window)?.mapv(|v| v as i8)),
+        PixelType::U64 => BandStack::U64(r.read_typed(bands, window)?),
+        PixelType::I64 => BandStack::I64(r.read_typed(bands, window)?),
+        PixelType::F64 => BandStack::F64(r.read_typed(bands, window)?),
+    })
+}
+
 /// GDAL's last error message on this thread, on one line; `None` if there is none.
 pub fn last_gdal_message() -> Option<String> {
     // SAFETY: CPLGetLastErrorMsg returns this thread's last message (an empty string when
@@ -367,56 +409,9 @@ impl Raster {
         bands: &[usize],
         window: Window,
     ) -> Result<Array3<T>, TilingError> {
-        let (cols, rows) = self.size();
-        if window.xoff + window.xsize > cols || window.yoff + window.ysize > rows {
-            return Err(TilingError::WindowOutside {
-                path: self.path.clone(),
-                window,
-                cols,
-                rows,
-            });
-        }
         let plane = window.xsize * window.ysize;
         let mut data = vec![T::default(); bands.len() * plane];
-        for &b in bands {
-            // Checks the band exists, with a clear error, before the raw read.
-            self.band(b)?;
-        }
-        let read_err = |reason: String| TilingError::Read {
-            path: self.path.clone(),
-            band: bands.first().copied().unwrap_or(0),
-            reason,
-        };
-        let to_i32 = |v: usize| i32::try_from(v).map_err(|e| read_err(e.to_string()));
-        let band_map: Vec<i32> = bands.iter().map(|&b| to_i32(b)).collect::<Result<_, _>>()?;
-        let size = std::mem::size_of::<T>();
-        // SAFETY: clears this thread's last GDAL error, so that a failure below reports its own.
-        unsafe { gdal_sys::CPLErrorReset() };
-        // One read of all bands: GDAL decodes each block once, however the file interleaves them.
-        // SAFETY: `data` holds bands x rows x cols values of type T, laid out band-sequential with
-        // the pixel, line and band spacing given; the band numbers were checked above.
-        let err = unsafe {
-            gdal_sys::GDALDatasetRasterIO(
-                self.ds.c_dataset(),
-                gdal_sys::GDALRWFlag::GF_Read,
-                to_i32(window.xoff)?,
-                to_i32(window.yoff)?,
-                to_i32(window.xsize)?,
-                to_i32(window.ysize)?,
-                data.as_mut_ptr() as *mut std::ffi::c_void,
-                to_i32(window.xsize)?,
-                to_i32(window.ysize)?,
-                T::gdal_ordinal(),
-                to_i32(bands.len())?,
-                band_map.as_ptr() as *mut i32,
-                to_i32(size)?,
-                to_i32(size * window.xsize)?,
-                to_i32(size * plane)?,
-            )
-        };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(self.read_failure(bands, window, last_gdal_message()));
-        }
+        self.read_into(bands, window, &mut data, (0, window.xsize, plane))?;
         Array3::from_shape_vec((bands.len(), window.ysize, window.xsize), data).map_err(|e| {
             TilingError::Read {
                 path: self.path.clone(),
@@ -426,20 +421,84 @@ impl Raster {
         })
     }
 
+    /// Reads `window` of `bands` into `buf`, band-sequential: the pixel at column `x`, row
+    /// `y` of the window in the `k`-th band goes to `offset + k * band_step + y * line + x`.
+    /// So a window can land inside a larger array (a block inside a tile's).
+    pub(crate) fn read_into<T: Copy + GdalType>(
+        &self,
+        bands: &[usize],
+        window: Window,
+        buf: &mut [T],
+        (offset, line, band_step): (usize, usize, usize),
+    ) -> Result<(), TilingError> {
+        let (cols, rows) = self.size();
+        if window.xoff + window.xsize > cols || window.yoff + window.ysize > rows {
+            return Err(TilingError::WindowOutside {
+                path: self.path.clone(),
+                window,
+                cols,
+                rows,
+            });
+        }
+        for &b in bands {
+            // Checks the band exists, with a clear error, before the raw read.
+            self.band(b)?;
+        }
+        let read_err = |reason: String| TilingError::Read {
+            path: self.path.clone(),
+            band: bands.first().copied().unwrap_or(0),
+            reason,
+        };
+        if window.xsize == 0 || window.ysize == 0 || bands.is_empty() {
+            return Ok(());
+        }
+        let last =
+            offset + (bands.len() - 1) * band_step + (window.ysize - 1) * line + window.xsize;
+        if line < window.xsize || last > buf.len() {
+            return Err(read_err(format!(
+                "a buffer of {} values cannot hold the window {window:?}",
+                buf.len()
+            )));
+        }
+        let to_i32 = |v: usize| i32::try_from(v).map_err(|e| read_err(e.to_string()));
+        let to_i64 = |v: usize| i64::try_from(v).map_err(|e| read_err(e.to_string()));
+        let band_map: Vec<i32> = bands.iter().map(|&b| to_i32(b)).collect::<Result<_, _>>()?;
+        let size = std::mem::size_of::<T>();
+        // SAFETY: clears this thread's last GDAL error, so that a failure below reports its own.
+        unsafe { gdal_sys::CPLErrorReset() };
+        // One read of all bands: GDAL decodes each block once, however the file interleaves them.
+        // SAFETY: every value GDAL writes, at `offset + k * band_step + y * line + x` for the
+        // window's bands, rows and columns, lies inside `buf` (checked above: `last` is one
+        // past the greatest); the band numbers were checked above.
+        let err = unsafe {
+            gdal_sys::GDALDatasetRasterIOEx(
+                self.ds.c_dataset(),
+                gdal_sys::GDALRWFlag::GF_Read,
+                to_i32(window.xoff)?,
+                to_i32(window.yoff)?,
+                to_i32(window.xsize)?,
+                to_i32(window.ysize)?,
+                buf.as_mut_ptr().add(offset) as *mut std::ffi::c_void,
+                to_i32(window.xsize)?,
+                to_i32(window.ysize)?,
+                T::gdal_ordinal(),
+                to_i32(bands.len())?,
+                band_map.as_ptr() as *mut i32,
+                to_i64(size)?,
+                to_i64(size * line)?,
+                to_i64(size * band_step)?,
+                std::ptr::null_mut(),
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(self.read_failure(bands, window, last_gdal_message()));
+        }
+        Ok(())
+    }
+
     /// Reads `window` of `bands` in their own (common) pixel type.
     pub fn read_stack(&self, bands: &[usize], window: Window) -> Result<BandStack, TilingError> {
-        Ok(match self.pixel_type(bands)? {
-            PixelType::U8 => BandStack::U8(self.read(bands, window)?),
-            PixelType::U16 => BandStack::U16(self.read(bands, window)?),
-            PixelType::I16 => BandStack::I16(self.read(bands, window)?),
-            PixelType::U32 => BandStack::U32(self.read(bands, window)?),
-            PixelType::I32 => BandStack::I32(self.read(bands, window)?),
-            PixelType::F32 => BandStack::F32(self.read(bands, window)?),
-            PixelType::I8 => BandStack::I8(self.read::<u8>(bands, window)?.mapv(|v| v as i8)),
-            PixelType::U64 => BandStack::U64(self.read(bands, window)?),
-            PixelType::I64 => BandStack::I64(self.read(bands, window)?),
-            PixelType::F64 => BandStack::F64(self.read(bands, window)?),
-        })
+        read_stack_with(self, self.pixel_type(bands)?, bands, window)
     }
 
     /// The whole raster as a window.

@@ -28,6 +28,7 @@ use shepseg_core::{KMeansModel, SegmentParams};
 use crate::error::TilingError;
 use crate::grid::{Tile, TileGrid};
 use crate::raster::{BandStack, Raster, Window};
+use crate::shared_blocks::SharedBlocks;
 pub use order::{Gate, Reorder};
 
 /// Everything a worker needs to segment any tile of one job.
@@ -282,17 +283,33 @@ pub fn work_on(
     })
 }
 
-/// Reads one tile's bands (with the halo the mode needs) with an open raster; returns them
-/// and the time taken.
+/// Reads one tile's bands (with the halo the mode needs) with an open raster, through
+/// `shared` blocks when several threads read the job's tiles; returns them and the time taken.
 pub fn read_tile(
     raster: &Raster,
     job: &TileJob,
     tile: Tile,
+    shared: Option<&SharedBlocks>,
 ) -> Result<(BandStack, Duration), TilingError> {
     let t = Instant::now();
     let window = read_window(&job.params, tile.window, raster.size());
-    let stack = raster.read_stack(&job.bands, window)?;
+    let stack = match shared {
+        Some(s) => s.read_stack(raster, &job.bands, window)?,
+        None => raster.read_stack(&job.bands, window)?,
+    };
     Ok((stack, t.elapsed()))
+}
+
+/// The blocks the job's tile reads share (see [`SharedBlocks`]), for threads that each read
+/// through their own dataset of the input; `None` if they share none.
+pub fn shared_blocks(raster: &Raster, job: &TileJob) -> Option<SharedBlocks> {
+    let windows: Vec<Window> = job
+        .grid
+        .tiles()
+        .iter()
+        .map(|t| read_window(&job.params, t.window, raster.size()))
+        .collect();
+    SharedBlocks::for_windows(raster, &job.bands, &windows)
 }
 
 /// Segments (or analyses) a tile read by [`read_tile`] from a raster of `raster_size`
@@ -328,7 +345,12 @@ pub fn segment_tile(
     job: &TileJob,
     tile: Tile,
 ) -> Result<SegmentedTile, TilingError> {
-    segment_read(job, tile, raster.size(), read_tile(raster, job, tile)?)
+    segment_read(
+        job,
+        tile,
+        raster.size(),
+        read_tile(raster, job, tile, None)?,
+    )
 }
 
 /// One worker, in the calling thread.
