@@ -36,6 +36,23 @@ fn no_transparent_huge_pages() {
     }
 }
 
+/// mimalloc's `purge_delay` option (its index in mimalloc 2's and 3's `mi_option_t`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Has mimalloc give freed memory back to the system 100 ms after it is freed instead of its
+/// default 1 s. The tiles free hundreds of megabytes that the seamless join then allocates
+/// again in other shapes, and within a second both counted: 1.3-1.5 GiB peak RSS on the
+/// 10000x10000 benchmark at `-w 2`, 1.15 GiB with 100 ms, wall time within the noise. A
+/// delay other than the default set through `MIMALLOC_PURGE_DELAY` is left alone.
+fn shorter_purge_delay() {
+    // SAFETY: reads and sets one of mimalloc's integer options, which it synchronises.
+    unsafe {
+        if libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) == 1000 {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100);
+        }
+    }
+}
+
 /// The command line.
 #[derive(Parser)]
 #[command(
@@ -69,6 +86,7 @@ enum Command {
 
 fn main() {
     no_transparent_huge_pages();
+    shorter_purge_delay();
     let cli = parse_args();
     // GDAL's own messages would add lines to ours; errors reach the user through shepseg's
     // one-line report, warnings only with SHEPSEG_GDAL_WARNINGS set.
