@@ -45,6 +45,48 @@ pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync
     }
 }
 
+/// `(a(), b())`: both at once on the pool of the enclosing [`with_threads`], else one after
+/// the other on this thread.
+pub(crate) fn par_join<RA: Send, RB: Send>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    if PARALLEL.with(Cell::get) {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
+/// Sorts `v` by `key` on the pool of the enclosing [`with_threads`], else on this thread.
+/// Unstable: callers' keys are distinct, so the order is the same either way.
+pub(crate) fn par_sort_by_key<T: Send, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K + Sync) {
+    if PARALLEL.with(Cell::get) {
+        v.par_sort_unstable_by_key(key);
+    } else {
+        v.sort_unstable_by_key(key);
+    }
+}
+
+/// Calls `f(first, chunk)` for each `size`-long chunk of `v` (`first`: the chunk's first
+/// index), on the pool of the enclosing [`with_threads`], else on this thread.
+pub(crate) fn par_chunks_mut<T: Send>(
+    v: &mut [T],
+    size: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let size = size.max(1);
+    if PARALLEL.with(Cell::get) {
+        v.par_chunks_mut(size)
+            .enumerate()
+            .for_each(|(k, c)| f(k * size, c));
+    } else {
+        v.chunks_mut(size)
+            .enumerate()
+            .for_each(|(k, c)| f(k * size, c));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +99,27 @@ mod tests {
             assert_eq!(out, (0..100).map(|i| i * i).collect::<Vec<_>>());
         }
         assert!(with_threads(4, || par_map(Vec::<u8>::new(), |v| v)).is_empty());
+    }
+
+    #[test]
+    fn join_sort_and_chunks_give_the_serial_results() {
+        for threads in [1, 2, 4] {
+            let (a, b, sorted, squares) = with_threads(threads, || {
+                let (a, b) = par_join(|| 6 * 7, || "b");
+                let mut v: Vec<u64> = (0..10_000).map(|i| (i * 7919) % 10_007).collect();
+                par_sort_by_key(&mut v, |&x| std::cmp::Reverse(x));
+                let mut sq = vec![0usize; 1000];
+                par_chunks_mut(&mut sq, 64, |first, c| {
+                    for (k, x) in c.iter_mut().enumerate() {
+                        *x = (first + k) * (first + k);
+                    }
+                });
+                (a, b, v, sq)
+            });
+            assert_eq!((a, b), (42, "b"));
+            assert!(sorted.windows(2).all(|w| w[0] >= w[1]));
+            assert!(squares.iter().enumerate().all(|(i, &x)| x == i * i));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{relabel_map, Renumbering};
 use crate::clump::find;
 use crate::image::Img;
 use crate::mem::{identity, prefetch, zeroed};
-use crate::par::par_map;
+use crate::par::{par_chunks_mut, par_map};
 use crate::pixel::Pixel;
 use crate::seamless::ExactSums;
 
@@ -695,8 +695,18 @@ fn graph_passes<S: Spectra<Mean = f64>>(
     let n = size.len();
     let pixels: u64 = size.iter().map(|&s| u64::from(s)).sum();
     let min_size = min_segment_size.min(u32::MAX as usize) as u32;
+    // Every segment's mean, on the enclosing pool: each from its own sum alone.
+    let mut mean = zeroed::<S::Mean>(n * bands);
+    par_chunks_mut(&mut mean, 65536 * bands, |first, chunk| {
+        for (k, m) in chunk.iter_mut().enumerate() {
+            let id = (first + k) / bands;
+            if id > 0 {
+                *m = S::mean(sum[first + k], size[id], unit);
+            }
+        }
+    });
     let mut segs = Merger::<S> {
-        mean: zeroed(n * bands),
+        mean,
         unit,
         parent: identity(n),
         next: zeroed(n),
@@ -708,9 +718,6 @@ fn graph_passes<S: Spectra<Mean = f64>>(
         start,
         adj,
     };
-    for id in 1..n {
-        segs.update_mean(id);
-    }
     let limit = (min_segment_size as u64).min(pixels + 1) as usize;
     let num_elim = segs.run_passes(limit, threshold_sq);
     let roots = (0..n as u32).map(|id| find(&mut segs.parent, id)).collect();

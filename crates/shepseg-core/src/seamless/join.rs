@@ -8,7 +8,7 @@ use crate::clump::find;
 use crate::eliminate::{eliminate_small_graph, SegmentGraph};
 use crate::error::CoreError;
 use crate::mem::{identity, zeroed};
-use crate::par::with_threads;
+use crate::par::{par_join, par_map, par_sort_by_key, with_threads};
 
 /// What the join decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,14 +134,26 @@ impl Nodes<'_> {
 
 /// Joins the tables of every tile of one raster (any order) into its segmentation: the
 /// default mode's whole-image result, whatever the tiles. `min_segment_size`, `threshold_sq`
-/// (maxSpectralDiff squared) and `four` are the job's; small-segment elimination decides each
-/// pass's merges on `threads` threads (the result does not depend on how many).
+/// (maxSpectralDiff squared) and `four` are the job's; the steps that split over segments or
+/// tiles run on `threads` threads (the result does not depend on how many).
 pub fn join_tiles(
-    mut parts: Vec<TilePart>,
+    parts: Vec<TilePart>,
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
     threads: usize,
+) -> Result<Joined, CoreError> {
+    with_threads(threads, move || {
+        join(parts, min_segment_size, threshold_sq, four)
+    })
+}
+
+/// [`join_tiles`] on the enclosing pool.
+fn join(
+    mut parts: Vec<TilePart>,
+    min_segment_size: usize,
+    threshold_sq: f64,
+    four: bool,
 ) -> Result<Joined, CoreError> {
     let layout = Layout::of(&parts)?;
     let mut off = Vec::with_capacity(parts.len());
@@ -207,7 +219,7 @@ pub fn join_tiles(
     }
     drop(voided);
     let mut order: Vec<u32> = (1..n as u32).collect();
-    order.sort_unstable_by_key(|&s| key[s as usize]);
+    par_sort_by_key(&mut order, |&s| key[s as usize]);
     if order.last().is_some_and(|&s| key[s as usize] == u64::MAX) {
         return Err(CoreError::InvalidParameter(
             "tile parts: a segment has no clump pixel".into(),
@@ -225,34 +237,51 @@ pub fn join_tiles(
     }
     drop((slot, id_of));
 
-    // Sizes, first pixels and sums by ID; each tile's sums freed once added.
+    // Sizes and first pixels by ID, and beside them the sums, each tile's freed once added.
     let bands = parts[0].bands;
-    let mut size = zeroed::<u64>(n);
-    let mut first = vec![u64::MAX; n];
-    let mut sum = match &parts[0].sum {
-        ExactSums::I64(_) => ExactSums::I64(zeroed(n * bands)),
-        ExactSums::I128(_) => ExactSums::I128(zeroed(n * bands)),
-    };
-    for (k, p) in parts.iter_mut().enumerate() {
-        let off = off[k] as usize;
-        for l in 1..p.size.len() {
-            let id = parent[off + l] as usize;
-            size[id] += u64::from(p.size[l]);
-            first[id] = first[id].min(p.first[l]);
-        }
-        let ids = &parent[off..off + p.size.len()];
-        match (
-            &mut sum,
-            std::mem::replace(&mut p.sum, ExactSums::I64(Vec::new())),
-        ) {
-            (ExactSums::I64(to), ExactSums::I64(from)) => add_sums(to, &from, ids, bands),
-            (ExactSums::I128(to), ExactSums::I128(from)) => add_sums(to, &from, ids, bands),
-            _ => {
-                return Err(CoreError::InvalidParameter(
-                    "tile parts: sums of different widths".into(),
-                ))
+    let tile_sums: Vec<ExactSums> = parts
+        .iter_mut()
+        .map(|p| std::mem::replace(&mut p.sum, ExactSums::I64(Vec::new())))
+        .collect();
+    let ids_of = |k: usize| &parent[off[k] as usize..off[k] as usize + parts[k].size.len()];
+    let ((size, first), sum) = par_join(
+        || {
+            let mut size = zeroed::<u64>(n);
+            let mut first = vec![u64::MAX; n];
+            for (k, p) in parts.iter().enumerate() {
+                for (l, &id) in ids_of(k).iter().enumerate().skip(1) {
+                    let id = id as usize;
+                    size[id] += u64::from(p.size[l]);
+                    first[id] = first[id].min(p.first[l]);
+                }
             }
-        }
+            (size, first)
+        },
+        || {
+            let mut sum = match tile_sums.first() {
+                Some(ExactSums::I128(_)) => ExactSums::I128(zeroed(n * bands)),
+                _ => ExactSums::I64(zeroed(n * bands)),
+            };
+            for (k, from) in tile_sums.into_iter().enumerate() {
+                match (&mut sum, from) {
+                    (ExactSums::I64(to), ExactSums::I64(from)) => {
+                        add_sums(to, &from, ids_of(k), bands)
+                    }
+                    (ExactSums::I128(to), ExactSums::I128(from)) => {
+                        add_sums(to, &from, ids_of(k), bands)
+                    }
+                    _ => {
+                        return Err(CoreError::InvalidParameter(
+                            "tile parts: sums of different widths".into(),
+                        ))
+                    }
+                }
+            }
+            Ok(sum)
+        },
+    );
+    let sum = sum?;
+    for p in parts.iter_mut() {
         p.first = Vec::new();
         p.key = Vec::new();
     }
@@ -346,9 +375,7 @@ pub fn join_tiles(
         start,
         adj,
     };
-    let (small_merged, roots) = with_threads(threads, || {
-        eliminate_small_graph(graph, min_segment_size, threshold_sq)
-    });
+    let (small_merged, roots) = eliminate_small_graph(graph, min_segment_size, threshold_sq);
 
     // Final IDs: survivors in the order of their first pixel.
     let mut surv_first = vec![u64::MAX; n];
@@ -368,18 +395,14 @@ pub fn join_tiles(
         final_id[r as usize] = rank as u32 + 1;
         histogram[rank + 1] = surv_size[r as usize];
     }
-    let maps = parts
-        .iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let mut m = zeroed::<u32>(p.size.len());
-            for (l, slot_m) in m.iter_mut().enumerate().skip(1) {
-                let id = parent[off[k] as usize + l];
-                *slot_m = final_id[roots[id as usize] as usize];
-            }
-            m
-        })
-        .collect();
+    let maps = par_map(parts.iter().enumerate().collect(), |(k, p)| {
+        let mut m = zeroed::<u32>(p.size.len());
+        for (l, slot_m) in m.iter_mut().enumerate().skip(1) {
+            let id = parent[off[k] as usize + l];
+            *slot_m = final_id[roots[id as usize] as usize];
+        }
+        m
+    });
     Ok(Joined {
         maps,
         num_segments: survivors.len() as u32,
