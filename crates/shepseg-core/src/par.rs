@@ -45,19 +45,6 @@ pub(crate) fn par_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync
     }
 }
 
-/// `(a(), b())`: both at once on the pool of the enclosing [`with_threads`], else one after
-/// the other on this thread.
-pub(crate) fn par_join<RA: Send, RB: Send>(
-    a: impl FnOnce() -> RA + Send,
-    b: impl FnOnce() -> RB + Send,
-) -> (RA, RB) {
-    if PARALLEL.with(Cell::get) {
-        rayon::join(a, b)
-    } else {
-        (a(), b())
-    }
-}
-
 /// Sorts `v` by `key` on the pool of the enclosing [`with_threads`], else on this thread.
 /// Unstable: callers' keys are distinct, so the order is the same either way.
 pub(crate) fn par_sort_by_key<T: Send, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K + Sync) {
@@ -102,10 +89,9 @@ mod tests {
     }
 
     #[test]
-    fn join_sort_and_chunks_give_the_serial_results() {
+    fn sort_and_chunks_give_the_serial_results() {
         for threads in [1, 2, 4] {
-            let (a, b, sorted, squares) = with_threads(threads, || {
-                let (a, b) = par_join(|| 6 * 7, || "b");
+            let (sorted, squares) = with_threads(threads, || {
                 let mut v: Vec<u64> = (0..10_000).map(|i| (i * 7919) % 10_007).collect();
                 par_sort_by_key(&mut v, |&x| std::cmp::Reverse(x));
                 let mut sq = vec![0usize; 1000];
@@ -114,9 +100,8 @@ mod tests {
                         *x = (first + k) * (first + k);
                     }
                 });
-                (a, b, v, sq)
+                (v, sq)
             });
-            assert_eq!((a, b), (42, "b"));
             assert!(sorted.windows(2).all(|w| w[0] >= w[1]));
             assert!(squares.iter().enumerate().all(|(i, &x)| x == i * i));
         }

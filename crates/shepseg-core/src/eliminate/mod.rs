@@ -28,7 +28,8 @@ use crate::mem::zeroed;
 pub(crate) use neighbours::for_each_neighbour;
 pub(crate) use single::eliminate_single_pixels_sized;
 pub(crate) use small::{
-    eliminate_small_graph, eliminate_small_segments_renumbered, ExactSum, SegmentGraph,
+    eliminate_small_graph, eliminate_small_segments_renumbered, ExactSum, GraphElimination,
+    SegmentGraph,
 };
 
 /// Pixel counts per segment ID (index 0 counts the null pixels).

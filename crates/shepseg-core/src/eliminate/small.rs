@@ -170,6 +170,8 @@ struct Merger<S: Spectra> {
     tail: Vec<u32>,
     min_size: u32,
     bands: usize,
+    /// Tie order when not empty: the lower rank wins a tie instead of the lower ID.
+    rank: Vec<u64>,
 }
 
 /// The most neighbour slots a connected set of `size` pixels can have outside itself: each of
@@ -407,6 +409,7 @@ impl<S: Spectra> Merger<S> {
             tail: identity(n),
             min_size,
             bands: nb,
+            rank: Vec::new(),
         };
         for id in 1..n {
             s.update_mean(id);
@@ -441,7 +444,7 @@ impl<S: Spectra> Merger<S> {
                 }
                 let c_mean = &self.mean[c as usize * nb..(c as usize + 1) * nb];
                 let dist = S::dist(&self.mean[i * nb..(i + 1) * nb], c_mean);
-                let tie_won = !S::PYSHEPSEG && dist == best_dist && c < best;
+                let tie_won = !S::PYSHEPSEG && dist == best_dist && self.before(c, best);
                 if best == 0 || dist < best_dist || tie_won {
                     best_dist = dist;
                     best = c;
@@ -456,6 +459,16 @@ impl<S: Spectra> Merger<S> {
             0
         } else {
             best
+        }
+    }
+
+    /// Whether segment `a` wins a tie with segment `b` (the default mode's rule).
+    #[inline]
+    fn before(&self, a: u32, b: u32) -> bool {
+        if self.rank.is_empty() {
+            a < b
+        } else {
+            self.rank[a as usize] < self.rank[b as usize]
         }
     }
 
@@ -633,10 +646,13 @@ fn eliminate_small<S: Spectra, T: Pixel>(
     (num_elim, n)
 }
 
-/// A segment graph for [`eliminate_small_graph`]: per segment ID (index 0 unused, size 0) its
-/// pixel count, its exact spectral sums (`bands` per ID, in units of `unit`) and, for the
-/// segments smaller than the minimum size, its neighbours (`adj[start[id]..start[id + 1]]`,
-/// no repeats, neither 0 nor `id`).
+/// A segment graph for [`eliminate_small_graph`]: entries (index 0 unused) with their sizes,
+/// exact sums (`bands` per entry) and neighbour lists (`adj[start[e]..start[e + 1]]`, by
+/// entry). An entry is a segment (its own `parent`, size > 0), a piece of one (`parent`: the
+/// segment; size 0), or only a further neighbour list of a segment (size 0). `links` puts
+/// each such piece or list in its segment's chain, so that the segment's neighbours are its
+/// list and theirs. Ties between equally near neighbours go to the lower `rank` (the
+/// segment's first clump pixel in raster order).
 pub(crate) struct SegmentGraph {
     pub size: Vec<u32>,
     pub sum: ExactSums,
@@ -644,17 +660,72 @@ pub(crate) struct SegmentGraph {
     pub bands: usize,
     pub start: Vec<usize>,
     pub adj: Vec<u32>,
+    pub parent: Vec<u32>,
+    /// `(segment, entry)`: the entry's list is also the segment's.
+    pub links: Vec<(u32, u32)>,
+    pub rank: Vec<u64>,
+}
+
+/// What [`eliminate_small_graph`] did.
+pub(crate) struct GraphElimination {
+    /// Merges done.
+    pub merged: usize,
+    /// Each entry's surviving segment.
+    pub roots: Vec<u32>,
+    /// Each surviving segment's size (0 for the other entries).
+    pub size: Vec<u32>,
 }
 
 /// The default mode's small-segment elimination on a segment graph rather than an image (the
 /// tiled pipeline's, whose segments span tiles): the same passes as the whole-image
-/// elimination, so the same merges when the graph is the image's with IDs in the same order.
-/// Returns the merges done and each ID's surviving segment.
+/// elimination, so the same merges when the graph is the image's (ranks in its ID order).
 pub(crate) fn eliminate_small_graph(
     graph: SegmentGraph,
     min_segment_size: usize,
     threshold_sq: f64,
-) -> (usize, Vec<u32>) {
+) -> GraphElimination {
+    match graph.sum {
+        ExactSums::I64(_) => {
+            graph_passes::<ExactSpectra<i64>>(graph, min_segment_size, threshold_sq)
+        }
+        ExactSums::I128(_) => {
+            graph_passes::<ExactSpectra<i128>>(graph, min_segment_size, threshold_sq)
+        }
+    }
+}
+
+/// The sums of `sum`, which must be `S`'s.
+trait FromExact: Sized {
+    fn from_exact(sum: ExactSums) -> Vec<Self>;
+}
+
+impl FromExact for i64 {
+    fn from_exact(sum: ExactSums) -> Vec<Self> {
+        match sum {
+            ExactSums::I64(v) => v,
+            ExactSums::I128(_) => Vec::new(),
+        }
+    }
+}
+
+impl FromExact for i128 {
+    fn from_exact(sum: ExactSums) -> Vec<Self> {
+        match sum {
+            ExactSums::I128(v) => v,
+            ExactSums::I64(_) => Vec::new(),
+        }
+    }
+}
+
+/// [`eliminate_small_graph`] in `S`'s arithmetic.
+fn graph_passes<S: Spectra<Mean = f64>>(
+    graph: SegmentGraph,
+    min_segment_size: usize,
+    threshold_sq: f64,
+) -> GraphElimination
+where
+    S::Sum: FromExact,
+{
     let SegmentGraph {
         size,
         sum,
@@ -662,36 +733,11 @@ pub(crate) fn eliminate_small_graph(
         bands,
         start,
         adj,
+        parent,
+        links,
+        rank,
     } = graph;
-    let args = (
-        size,
-        unit,
-        bands,
-        start,
-        adj,
-        min_segment_size,
-        threshold_sq,
-    );
-    match sum {
-        ExactSums::I64(sum) => graph_passes::<ExactSpectra<i64>>(sum, args),
-        ExactSums::I128(sum) => graph_passes::<ExactSpectra<i128>>(sum, args),
-    }
-}
-
-/// [`eliminate_small_graph`] in `S`'s arithmetic.
-#[allow(clippy::type_complexity)]
-fn graph_passes<S: Spectra<Mean = f64>>(
-    sum: Vec<S::Sum>,
-    (size, unit, bands, start, adj, min_segment_size, threshold_sq): (
-        Vec<u32>,
-        f64,
-        usize,
-        Vec<usize>,
-        Vec<u32>,
-        usize,
-        f64,
-    ),
-) -> (usize, Vec<u32>) {
+    let sum = S::Sum::from_exact(sum);
     let n = size.len();
     let pixels: u64 = size.iter().map(|&s| u64::from(s)).sum();
     let min_size = min_segment_size.min(u32::MAX as usize) as u32;
@@ -700,28 +746,41 @@ fn graph_passes<S: Spectra<Mean = f64>>(
     par_chunks_mut(&mut mean, 65536 * bands, |first, chunk| {
         for (k, m) in chunk.iter_mut().enumerate() {
             let id = (first + k) / bands;
-            if id > 0 {
+            if id > 0 && size[id] > 0 {
                 *m = S::mean(sum[first + k], size[id], unit);
             }
         }
     });
+    let mut next = zeroed::<u32>(n);
+    let mut tail = identity(n);
+    for &(seg, entry) in &links {
+        let last = tail[seg as usize] as usize;
+        next[last] = entry;
+        tail[seg as usize] = tail[entry as usize];
+    }
+    drop(links);
     let mut segs = Merger::<S> {
         mean,
         unit,
-        parent: identity(n),
-        next: zeroed(n),
-        tail: identity(n),
+        parent,
+        next,
+        tail,
         min_size,
         bands,
         size,
         sum,
         start,
         adj,
+        rank,
     };
     let limit = (min_segment_size as u64).min(pixels + 1) as usize;
-    let num_elim = segs.run_passes(limit, threshold_sq);
-    let roots = (0..n as u32).map(|id| find(&mut segs.parent, id)).collect();
-    (num_elim, roots)
+    let merged = segs.run_passes(limit, threshold_sq);
+    let roots = (0..n as u32).map(|id| root(&segs.parent, id)).collect();
+    GraphElimination {
+        merged,
+        roots,
+        size: segs.size,
+    }
 }
 
 impl<S: Spectra> Merger<S> {

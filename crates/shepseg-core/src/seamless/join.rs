@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use super::part::{ExactSums, NbrRef, TilePart};
 use crate::clump::find;
-use crate::eliminate::{eliminate_small_graph, SegmentGraph};
+use crate::eliminate::{eliminate_small_graph, GraphElimination, SegmentGraph};
 use crate::error::CoreError;
 use crate::mem::{identity, zeroed};
-use crate::par::{par_join, par_map, par_sort_by_key, with_threads};
+use crate::par::{par_map, par_sort_by_key, with_threads};
 
 /// What the join decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,222 +184,234 @@ fn join(
     let crossing_joined = crossing_singles(&nodes, &mut parent)?;
     let singles_joined =
         parts.iter().map(|p| p.singles_joined).sum::<u64>() + crossing_joined.len() as u64;
-    // The key of a single pixel that joined a segment does not count towards its order.
-    let mut voided = vec![false; parent.len()];
-    for &v in &crossing_joined {
-        voided[v as usize] = true;
-    }
-    drop(crossing_joined);
     let Nodes { off, .. } = nodes;
-
-    // Segments: one per union-find root (`slot`), ordered by key (the first pixel of its
-    // clumps): IDs 1..n.
-    for v in 0..parent.len() as u32 {
+    let total = parent.len();
+    for v in 0..total as u32 {
         parent[v as usize] = find(&mut parent, v);
     }
-    let mut slot = zeroed::<u32>(parent.len());
-    let mut count = 0u32;
-    for &r in &parent[1..] {
-        let r = r as usize;
-        if slot[r] == 0 {
-            count += 1;
-            slot[r] = count;
+
+    // The graph's entries are the nodes themselves (each tile's table copied into its own
+    // range, on the pool), then one neighbour list per segment that a tile border touches.
+    // A node that is not its segment's root hands its size and sums to the root and stays as
+    // a piece of it; so nothing is renumbered, and a tile's nodes stay close in memory.
+    let bands = parts[0].bands;
+    let unit = parts[0].unit;
+    let wide = matches!(parts[0].sum, ExactSums::I128(_));
+    let ends: Vec<usize> = (0..parts.len())
+        .map(|k| off[k] as usize + parts[k].size.len())
+        .collect();
+    let mut adj_base = Vec::with_capacity(parts.len() + 1);
+    adj_base.push(0usize);
+    for p in &parts {
+        adj_base.push(adj_base[adj_base.len() - 1] + p.adj.len());
+    }
+    let tile_adj = adj_base[parts.len()];
+
+    // Seam neighbours, by segment: the extra lists.
+    let mut extra: Vec<(u32, u32)> = Vec::with_capacity(2 * seam_pairs.len());
+    for &(a, b) in &seam_pairs {
+        let (s, t) = (parent[a as usize], parent[b as usize]);
+        if s != t {
+            extra.push((s, t));
+            extra.push((t, s));
         }
     }
-    let n = count as usize + 1;
-    let mut key = vec![u64::MAX; n];
-    for (k, p) in parts.iter().enumerate() {
-        let off = off[k] as usize;
-        for (l, &node_key) in p.key.iter().enumerate().skip(1) {
-            if !voided[off + l] {
-                let s = slot[parent[off + l] as usize] as usize;
-                key[s] = key[s].min(node_key);
-            }
-        }
-    }
-    drop(voided);
-    let mut order: Vec<u32> = (1..n as u32).collect();
-    par_sort_by_key(&mut order, |&s| key[s as usize]);
-    if order.last().is_some_and(|&s| key[s as usize] == u64::MAX) {
+    drop(seam_pairs);
+    extra.sort_unstable();
+    extra.dedup();
+    let mut extra_owner: Vec<u32> = extra.iter().map(|e| e.0).collect();
+    extra_owner.dedup();
+    let entries = total + extra_owner.len();
+    if entries >= u32::MAX as usize {
         return Err(CoreError::InvalidParameter(
-            "tile parts: a segment has no clump pixel".into(),
+            "tile parts: more than 4294967294 segment pieces in all; use larger tiles".into(),
         ));
     }
-    drop(key);
-    let mut id_of = zeroed::<u32>(n);
-    for (rank, &s) in order.iter().enumerate() {
-        id_of[s as usize] = rank as u32 + 1;
-    }
-    drop(order);
-    // From here on `parent[v]` is node `v`'s segment ID.
-    for v in parent.iter_mut() {
-        *v = id_of[slot[*v as usize] as usize];
-    }
-    drop((slot, id_of));
 
-    // Sizes and first pixels by ID, and beside them the sums, each tile's freed once added.
-    let bands = parts[0].bands;
-    let tile_sums: Vec<ExactSums> = parts
-        .iter_mut()
-        .map(|p| std::mem::replace(&mut p.sum, ExactSums::I64(Vec::new())))
-        .collect();
-    let ids_of = |k: usize| &parent[off[k] as usize..off[k] as usize + parts[k].size.len()];
-    let ((size, first), sum) = par_join(
-        || {
-            let mut size = zeroed::<u64>(n);
-            let mut first = vec![u64::MAX; n];
-            for (k, p) in parts.iter().enumerate() {
-                for (l, &id) in ids_of(k).iter().enumerate().skip(1) {
-                    let id = id as usize;
-                    size[id] += u64::from(p.size[l]);
-                    first[id] = first[id].min(p.first[l]);
-                }
+    let mut size = zeroed::<u32>(entries);
+    let mut first = vec![u64::MAX; total];
+    let mut key = vec![u64::MAX; entries];
+    let mut start = zeroed::<usize>(entries + 1);
+    let mut adj = zeroed::<u32>(tile_adj + extra.len());
+    let mut sum = if wide {
+        ExactSums::I128(zeroed(entries * bands))
+    } else {
+        ExactSums::I64(zeroed(entries * bands))
+    };
+    {
+        // Tile `k`'s nodes are entries off[k] + 1 ..= off[k] + nodes; its lists go to
+        // adj[adj_base[k]..adj_base[k + 1]].
+        let node_bounds: Vec<usize> = ends.to_vec();
+        let sizes = split_at_ends(&mut size[1..], &node_bounds, 1);
+        let firsts = split_at_ends(&mut first[1..], &node_bounds, 1);
+        let keys = split_at_ends(&mut key[1..], &node_bounds, 1);
+        let starts = split_at_ends(&mut start[1..], &node_bounds, 1);
+        let adjs = split_at_ends(&mut adj[..tile_adj], &adj_base[1..], 0);
+        let sums = match &mut sum {
+            ExactSums::I64(v) => SumSlices::I64(split_at_ends(
+                &mut v[bands..],
+                &scaled(&node_bounds, bands),
+                bands,
+            )),
+            ExactSums::I128(v) => SumSlices::I128(split_at_ends(
+                &mut v[bands..],
+                &scaled(&node_bounds, bands),
+                bands,
+            )),
+        };
+        let sums: Vec<SumSlice<'_>> = match sums {
+            SumSlices::I64(v) => v.into_iter().map(SumSlice::I64).collect(),
+            SumSlices::I128(v) => v.into_iter().map(SumSlice::I128).collect(),
+        };
+        let items: Vec<_> = parts
+            .iter_mut()
+            .zip(sizes)
+            .zip(firsts)
+            .zip(keys)
+            .zip(starts)
+            .zip(adjs)
+            .zip(sums)
+            .enumerate()
+            .map(|(k, ((((((p, sz), fi), ke), st), ad), su))| (k, p, sz, fi, ke, st, ad, su))
+            .collect();
+        let copied = par_map(items, |(k, p, sz, fi, ke, st, ad, su)| {
+            // A list runs from its node's start to the next node's; node 0 has none.
+            let starts = &p.adj_start;
+            let lists_fit = starts.len() == p.size.len() + 1
+                && starts[..2] == [0, 0]
+                && starts.windows(2).all(|w| w[0] <= w[1])
+                && starts[starts.len() - 1] as usize == p.adj.len()
+                && p.adj.iter().all(|&m| m != 0 && (m as usize) < p.size.len());
+            if !lists_fit {
+                return false;
             }
-            (size, first)
-        },
-        || {
-            let mut sum = match tile_sums.first() {
-                Some(ExactSums::I128(_)) => ExactSums::I128(zeroed(n * bands)),
-                _ => ExactSums::I64(zeroed(n * bands)),
+            sz.copy_from_slice(&p.size[1..]);
+            fi.copy_from_slice(&p.first[1..]);
+            ke.copy_from_slice(&p.key[1..]);
+            let base = adj_base[k];
+            for (d, &a) in st.iter_mut().zip(&starts[1..]) {
+                *d = base + a as usize;
+            }
+            let o = off[k];
+            for (d, &m) in ad.iter_mut().zip(&p.adj) {
+                *d = o + m;
+            }
+            let ok = match (su, &p.sum) {
+                (SumSlice::I64(to), ExactSums::I64(from)) => {
+                    to.copy_from_slice(&from[bands..]);
+                    true
+                }
+                (SumSlice::I128(to), ExactSums::I128(from)) => {
+                    to.copy_from_slice(&from[bands..]);
+                    true
+                }
+                _ => false,
             };
-            for (k, from) in tile_sums.into_iter().enumerate() {
-                match (&mut sum, from) {
-                    (ExactSums::I64(to), ExactSums::I64(from)) => {
-                        add_sums(to, &from, ids_of(k), bands)
-                    }
-                    (ExactSums::I128(to), ExactSums::I128(from)) => {
-                        add_sums(to, &from, ids_of(k), bands)
-                    }
-                    _ => {
-                        return Err(CoreError::InvalidParameter(
-                            "tile parts: sums of different widths".into(),
-                        ))
-                    }
-                }
-            }
-            Ok(sum)
-        },
-    );
-    let sum = sum?;
-    for p in parts.iter_mut() {
-        p.first = Vec::new();
-        p.key = Vec::new();
+            p.sum = ExactSums::I64(Vec::new());
+            p.first = Vec::new();
+            p.key = Vec::new();
+            p.adj = Vec::new();
+            p.adj_start = Vec::new();
+            ok
+        });
+        if copied.contains(&false) {
+            return Err(CoreError::InvalidParameter(
+                "tile parts: neighbour lists that do not fit, or sums of different widths".into(),
+            ));
+        }
     }
-    let mut g_size = zeroed::<u32>(n);
-    for (g, &s) in g_size.iter_mut().zip(&size) {
-        *g = u32::try_from(s).map_err(|_| {
+    // The extra lists, after the tiles' own.
+    let mut links: Vec<(u32, u32)> = Vec::new();
+    {
+        let mut e = total;
+        let mut pos = tile_adj;
+        start[total] = tile_adj;
+        let mut k = 0;
+        while k < extra.len() {
+            let owner = extra[k].0;
+            while k < extra.len() && extra[k].0 == owner {
+                adj[pos] = extra[k].1;
+                pos += 1;
+                k += 1;
+            }
+            start[e + 1] = pos;
+            links.push((owner, e as u32));
+            e += 1;
+        }
+    }
+    drop(extra);
+    // A single pixel that joined a segment across tiles does not count towards its order.
+    for &v in &crossing_joined {
+        key[v as usize] = u64::MAX;
+    }
+    drop(crossing_joined);
+    // Pieces hand their size, sums, first pixel and key to their segment.
+    for v in 1..total {
+        let r = parent[v] as usize;
+        if r == v {
+            continue;
+        }
+        size[r] = size[r].checked_add(size[v]).ok_or_else(|| {
             CoreError::InvalidParameter(
                 "a segment has more than 4294967295 pixels, more than elimination can count".into(),
             )
         })?;
-    }
-    drop(size);
-
-    // The small segments' neighbours, by ID: the tiles' lists and the seams, each list
-    // filled within its bound, then compacted with repeats dropped.
-    let min = min_segment_size.min(u32::MAX as usize) as u32;
-    let small = |id: u32| g_size[id as usize] < min;
-    let mut start = zeroed::<usize>(n + 1);
-    for (k, p) in parts.iter().enumerate() {
-        let off = off[k] as usize;
-        for l in 1..p.size.len() {
-            let len = (p.adj_start[l + 1] - p.adj_start[l]) as usize;
-            let s = parent[off + l];
-            if len > 0 && small(s) {
-                start[s as usize + 1] += len;
-            }
+        size[v] = 0;
+        first[r] = first[r].min(first[v]);
+        key[r] = key[r].min(key[v]);
+        match &mut sum {
+            ExactSums::I64(s) => move_sums(s, v, r, bands),
+            ExactSums::I128(s) => move_sums(s, v, r, bands),
         }
+        links.push((r as u32, v as u32));
     }
-    for &(a, b) in &seam_pairs {
-        let (s, t) = (parent[a as usize], parent[b as usize]);
-        if s != t {
-            start[s as usize + 1] += usize::from(small(s));
-            start[t as usize + 1] += usize::from(small(t));
-        }
+    if (1..total).any(|v| parent[v] as usize == v && key[v] == u64::MAX) {
+        return Err(CoreError::InvalidParameter(
+            "tile parts: a segment has no clump pixel".into(),
+        ));
     }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
-    let mut adj = zeroed::<u32>(start[n]);
-    let mut fill = start.clone();
-    for (k, p) in parts.iter_mut().enumerate() {
-        let off = off[k] as usize;
-        for l in 1..p.size.len() {
-            let (a, b) = (p.adj_start[l] as usize, p.adj_start[l + 1] as usize);
-            let s = parent[off + l];
-            if a == b || !small(s) {
-                continue;
-            }
-            for &m in &p.adj[a..b] {
-                adj[fill[s as usize]] = parent[off + m as usize];
-                fill[s as usize] += 1;
-            }
-        }
-        p.adj = Vec::new();
-        p.adj_start = Vec::new();
-    }
-    for &(a, b) in &seam_pairs {
-        let (s, t) = (parent[a as usize], parent[b as usize]);
-        if s != t {
-            for (x, y) in [(s, t), (t, s)] {
-                if small(x) {
-                    adj[fill[x as usize]] = y;
-                    fill[x as usize] += 1;
-                }
-            }
-        }
-    }
-    drop(seam_pairs);
-    let mut seen = zeroed::<u32>(n);
-    let mut end = 0usize;
-    for id in 1..n {
-        let (a, b) = (start[id], fill[id]);
-        start[id] = end;
-        for r in a..b {
-            let m = adj[r];
-            if m != id as u32 && seen[m as usize] != id as u32 {
-                seen[m as usize] = id as u32;
-                adj[end] = m;
-                end += 1;
-            }
-        }
-    }
-    start[n] = end;
-    adj.truncate(end);
-    drop((fill, seen));
+    // Links in entry order, so that a segment's chain is its pieces', then its extra lists.
+    links.sort_unstable_by_key(|&(_, e)| e);
+    let mut graph_parent: Vec<u32> = parent;
+    graph_parent.extend(total as u32..entries as u32);
     let graph = SegmentGraph {
-        size: g_size.clone(),
+        size,
         sum,
-        unit: parts[0].unit,
+        unit,
         bands,
         start,
         adj,
+        parent: graph_parent,
+        links,
+        rank: key,
     };
-    let (small_merged, roots) = eliminate_small_graph(graph, min_segment_size, threshold_sq);
+    let GraphElimination {
+        merged: small_merged,
+        roots,
+        size: final_size,
+    } = eliminate_small_graph(graph, min_segment_size, threshold_sq);
 
     // Final IDs: survivors in the order of their first pixel.
-    let mut surv_first = vec![u64::MAX; n];
-    let mut surv_size = zeroed::<u64>(n);
-    for id in 1..n {
-        let r = roots[id] as usize;
-        surv_first[r] = surv_first[r].min(first[id]);
-        surv_size[r] += u64::from(g_size[id]);
+    for v in 1..total {
+        let r = roots[v] as usize;
+        if r != v {
+            first[r] = first[r].min(first[v]);
+        }
     }
-    let mut survivors: Vec<u32> = (1..n as u32)
-        .filter(|&id| roots[id as usize] == id)
+    let mut survivors: Vec<u32> = (1..total as u32)
+        .filter(|&v| roots[v as usize] == v && final_size[v as usize] > 0)
         .collect();
-    survivors.sort_unstable_by_key(|&r| surv_first[r as usize]);
-    let mut final_id = zeroed::<u32>(n);
+    par_sort_by_key(&mut survivors, |&r| first[r as usize]);
+    let mut final_id = zeroed::<u32>(total);
     let mut histogram = vec![0u64; survivors.len() + 1];
     for (rank, &r) in survivors.iter().enumerate() {
         final_id[r as usize] = rank as u32 + 1;
-        histogram[rank + 1] = surv_size[r as usize];
+        histogram[rank + 1] = u64::from(final_size[r as usize]);
     }
     let maps = par_map(parts.iter().enumerate().collect(), |(k, p)| {
         let mut m = zeroed::<u32>(p.size.len());
         for (l, slot_m) in m.iter_mut().enumerate().skip(1) {
-            let id = parent[off[k] as usize + l];
-            *slot_m = final_id[roots[id as usize] as usize];
+            *slot_m = final_id[roots[off[k] as usize + l] as usize];
         }
         m
     });
@@ -412,13 +424,47 @@ fn join(
     })
 }
 
-/// Adds each node's sums (`from`, `bands` per node) to its segment's (`ids[node]`).
-fn add_sums<S: Copy + std::ops::AddAssign>(to: &mut [S], from: &[S], ids: &[u32], bands: usize) {
-    for (l, &id) in ids.iter().enumerate().skip(1) {
-        let id = id as usize;
-        for b in 0..bands {
-            to[id * bands + b] += from[l * bands + b];
-        }
+/// A tile's range of the sums, in either width.
+enum SumSlice<'a> {
+    I64(&'a mut [i64]),
+    I128(&'a mut [i128]),
+}
+
+/// Every tile's range of the sums.
+enum SumSlices<'a> {
+    I64(Vec<&'a mut [i64]>),
+    I128(Vec<&'a mut [i128]>),
+}
+
+/// `v` (which starts at index `first`) cut before each of `ends` (exclusive ends, in the
+/// indices `v` started at): the consecutive ranges.
+fn split_at_ends<'a, T>(mut v: &'a mut [T], ends: &[usize], first: usize) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(ends.len());
+    let mut at = first;
+    for &e in ends {
+        let (head, rest) = std::mem::take(&mut v).split_at_mut(e - at);
+        out.push(head);
+        v = rest;
+        at = e;
+    }
+    out
+}
+
+/// `ends` times `k`.
+fn scaled(ends: &[usize], k: usize) -> Vec<usize> {
+    ends.iter().map(|&e| e * k).collect()
+}
+
+/// Adds entry `from`'s sums to entry `to`'s and clears them.
+fn move_sums<S: Copy + Default + std::ops::AddAssign>(
+    s: &mut [S],
+    from: usize,
+    to: usize,
+    bands: usize,
+) {
+    for b in 0..bands {
+        let x = std::mem::take(&mut s[from * bands + b]);
+        s[to * bands + b] += x;
     }
 }
 
