@@ -2,13 +2,17 @@
 //! join the tables ([`shepseg_core::seamless::join_tiles`]), then relabel every tile to final
 //! IDs, in parallel, and write it.
 
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 use shepseg_core::seamless::{join_tiles, relabel, Joined, TilePart};
-use shepseg_stitch::{StitchError, StitchReport, TileSink};
+use shepseg_stitch::{BlockPrep, OutputBlock, StitchError, StitchReport, TileSink};
 use shepseg_tiling::packed::{pack_image, unpack_labels};
-use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid};
+use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid, Window};
 
 use crate::consumer::{ConsumeError, Progress, TileLog};
 use crate::error::PipelineError;
@@ -74,8 +78,8 @@ pub(crate) struct Written {
     pub seamless: SeamlessReport,
 }
 
-/// Joins the collected tiles and writes them through `sink`'s block preparation, `threads`
-/// tiles at a time; records the join's time and each tile's relabelling and writing.
+/// Joins the collected tiles and writes them through `sink`'s block preparation on `threads`
+/// threads; records the join's time and each tile's relabelling and writing.
 pub(crate) fn join_and_write<S: TileSink>(
     collector: Collector<'_>,
     min_segment_size: usize,
@@ -123,45 +127,7 @@ pub(crate) fn join_and_write<S: TileSink>(
 
     let prep = sink.block_prep();
     let windows: Vec<_> = grid.tiles().iter().map(|t| t.window).collect();
-    let mut work: Vec<_> = tiles.into_iter().zip(maps).zip(windows).collect();
-    let batch = threads.max(1);
-    while !work.is_empty() {
-        let rest = work.split_off(batch.min(work.len()));
-        let prepared: Vec<Result<(_, Duration), StitchError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = work
-                .drain(..)
-                .map(|((lz4, map), window)| {
-                    let prep = &prep;
-                    s.spawn(move || {
-                        let t = Instant::now();
-                        let n = window.xsize * window.ysize;
-                        let mut labels = unpack_labels(&lz4, n).ok_or_else(|| {
-                            StitchError::Output(format!("held tile {window:?} is corrupt"))
-                        })?;
-                        relabel(&mut labels, &map);
-                        let block = Array2::from_shape_vec((window.ysize, window.xsize), labels)
-                            .map_err(|e| StitchError::Output(e.to_string()))?;
-                        Ok((prep.prepare(window, block)?, t.elapsed()))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(StitchError::Output("a relabelling thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for p in prepared {
-            let (block, took) = p?;
-            let t = Instant::now();
-            sink.write(block)?;
-            timings.stitching.record(took + t.elapsed());
-        }
-        work = rest;
-    }
+    relabel_and_write(tiles, maps, &windows, threads, &prep, sink, timings)?;
     Ok(Written {
         report: StitchReport {
             histogram,
@@ -177,4 +143,115 @@ pub(crate) fn join_and_write<S: TileSink>(
             undecided_singles,
         },
     })
+}
+
+/// A tile's packed node image and its map to final IDs.
+type HeldTile = (Vec<u8>, Vec<u32>);
+
+/// One tile relabelled and prepared for the sink, and the time it took.
+type Prepared = Result<(OutputBlock, Duration), StitchError>;
+
+/// Relabels every tile through its map and prepares its block on `threads` threads, while
+/// this thread writes the blocks in tile order as they come: the writes overlap the
+/// relabelling instead of waiting for a batch. At most a few blocks per thread wait to be
+/// written.
+fn relabel_and_write<S: TileSink>(
+    tiles: Vec<Vec<u8>>,
+    maps: Vec<Vec<u32>>,
+    windows: &[Window],
+    threads: usize,
+    prep: &BlockPrep,
+    sink: &mut S,
+    timings: &mut Timings,
+) -> Result<(), PipelineError> {
+    let n = tiles.len();
+    let threads = threads.max(1).min(n.max(1));
+    let ahead = 4 * threads;
+    let work: Vec<Mutex<Option<HeldTile>>> = tiles
+        .into_iter()
+        .zip(maps)
+        .map(|w| Mutex::new(Some(w)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    // Blocks written so far, and whether the writer stopped (so the others stop too).
+    let written = (Mutex::new((0usize, false)), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, Prepared)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (work, next, written) = (&work, &next, &written);
+            s.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    return;
+                }
+                {
+                    let mut w = written.0.lock().unwrap_or_else(|e| e.into_inner());
+                    while !w.1 && k >= w.0 + ahead {
+                        w = written.1.wait(w).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if w.1 {
+                        return;
+                    }
+                }
+                let taken = work[k].lock().unwrap_or_else(|e| e.into_inner()).take();
+                // Every tile is answered, even by a panic, so that the writer never waits for
+                // one that cannot come.
+                let prepared = match taken {
+                    Some((lz4, map)) => catch_unwind(AssertUnwindSafe(|| {
+                        relabel_one(&lz4, &map, windows[k], prep)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(StitchError::Output("a relabelling thread panicked".into()))
+                    }),
+                    None => Err(StitchError::Output(format!("tile {k} was taken twice"))),
+                };
+                if tx.send((k, prepared)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let result = (|| {
+            let mut waiting: BTreeMap<usize, Prepared> = BTreeMap::new();
+            for k in 0..n {
+                let p = loop {
+                    if let Some(p) = waiting.remove(&k) {
+                        break p;
+                    }
+                    match rx.recv() {
+                        Ok((j, p)) => {
+                            waiting.insert(j, p);
+                        }
+                        Err(_) => {
+                            return Err(StitchError::Output("a relabelling thread stopped".into()))
+                        }
+                    }
+                };
+                let (block, took) = p?;
+                let t = Instant::now();
+                sink.write(block)?;
+                timings.stitching.record(took + t.elapsed());
+                written.0.lock().unwrap_or_else(|e| e.into_inner()).0 = k + 1;
+                written.1.notify_all();
+            }
+            Ok(())
+        })();
+        written.0.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        written.1.notify_all();
+        result
+    })?;
+    Ok(())
+}
+
+/// Tile `window`'s node image (packed) relabelled through `map` and prepared for the sink.
+fn relabel_one(lz4: &[u8], map: &[u32], window: Window, prep: &BlockPrep) -> Prepared {
+    let t = Instant::now();
+    let n = window.xsize * window.ysize;
+    let mut labels = unpack_labels(lz4, n)
+        .ok_or_else(|| StitchError::Output(format!("held tile {window:?} is corrupt")))?;
+    relabel(&mut labels, map);
+    let block = Array2::from_shape_vec((window.ysize, window.xsize), labels)
+        .map_err(|e| StitchError::Output(e.to_string()))?;
+    Ok((prep.prepare(window, block)?, t.elapsed()))
 }
