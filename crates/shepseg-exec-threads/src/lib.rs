@@ -20,7 +20,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use shepseg_tiling::{
@@ -256,11 +256,8 @@ impl TileExecutor for ThreadsExecutor {
     ) -> Result<(), ExecError<C::Error>> {
         let gate = Gate::for_grid(&job.grid, self.workers, self.max_waiting);
         // Blocks that several tiles' windows touch are decoded once for all workers, not once
-        // per worker's dataset. Without a first dataset here, the workers report the error.
-        let shared = match Raster::open(&job.input) {
-            Ok(r) if self.workers > 1 => shared_blocks(&r, job),
-            _ => None,
-        };
+        // per worker's dataset; the first worker to read sets the sharing up with its own.
+        let shared = OnceLock::new();
         self.map_in_order(
             &job.input,
             &gate,
@@ -268,6 +265,7 @@ impl TileExecutor for ThreadsExecutor {
             |raster, tile, permits| {
                 let read = {
                     let _permit = permits.acquire();
+                    let shared = shared.get_or_init(|| shared_blocks(raster, job));
                     read_tile(raster, job, tile, shared.as_ref())
                 };
                 segment_read(job, tile, raster.size(), read?)

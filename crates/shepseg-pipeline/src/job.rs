@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shepseg_core::seamless::HALO;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_stats::{colour::colour_from_columns, compute_stats, Stat, StatsReport, StatsRequest};
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher, TileSink};
@@ -316,15 +315,9 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             let widest = grid.tiles().iter().map(|t| t.window.xsize).max();
             // No more tiles are read at once than there are tiles.
             let readers = self.executor.concurrency().min(num_tiles).max(cores);
-            let mut bytes = raster.block_cache_bytes(widest.unwrap_or(cols), readers);
-            if !params.pyshepseg_compat {
-                // A seamless tile's halo reaches into the blocks of the tiles around it: with
-                // the file's blocks of a whole row of tiles (and its halo) cached, the next
-                // row of tiles finds them decoded (1.9 s less decoding of 6.6 s on the
-                // 10000 x 10000 benchmark).
-                bytes = bytes.max(raster.block_rows_bytes(tile_size + 2 * HALO, readers));
-            }
-            set_block_cache(bytes);
+            // Blocks that several tiles read (a seamless tile's halo, compatibility mode's
+            // overlaps) are kept by the executors' `SharedBlocks`, not by this cache.
+            set_block_cache(raster.block_cache_bytes(widest.unwrap_or(cols), readers));
         }
         if let Some(m) = &self.model {
             if m.num_bands() != bands.len() {

@@ -243,21 +243,6 @@ impl Raster {
         need.clamp(64 << 20, 1 << 30)
     }
 
-    /// A GDAL block cache size (bytes) holding the file's blocks for `rows` pixel rows across
-    /// the whole raster, plus one block row per reader: what reads whose windows overlap the
-    /// row of windows before them need to find those blocks decoded. At most 1 GiB.
-    pub fn block_rows_bytes(&self, rows: usize, readers: usize) -> usize {
-        let (cols, _) = self.size();
-        let Ok(band) = self.ds.rasterband(1) else {
-            return 256 << 20;
-        };
-        let (bw, bh) = band.block_size();
-        let sample = usize::from(band.band_type().bytes());
-        let row = cols.div_ceil(bw.max(1)) * bw * bh * sample * self.band_count();
-        let block_rows = rows.div_ceil(bh.max(1)) + 1 + readers.max(1);
-        block_rows.saturating_mul(row).min(1 << 30)
-    }
-
     /// Number of bands.
     pub fn band_count(&self) -> usize {
         self.ds.raster_count()

@@ -82,11 +82,9 @@ impl SharedBlocks {
         let (cols, rows) = raster.size();
         let blocks_across = cols.div_ceil(bw);
         let mut left: HashMap<usize, u32> = HashMap::new();
-        for w in windows.iter().filter(|w| w.xsize > 0 && w.ysize > 0) {
-            for by in w.yoff / bh..=(w.yoff + w.ysize - 1) / bh {
-                for bx in w.xoff / bw..=(w.xoff + w.xsize - 1) / bw {
-                    *left.entry(by * blocks_across + bx).or_default() += 1;
-                }
+        for &w in windows {
+            for (bx, by) in blocks_of(w, (bw, bh)) {
+                *left.entry(by * blocks_across + bx).or_default() += 1;
             }
         }
         left.retain(|_, n| *n > 1);
@@ -182,34 +180,31 @@ impl SharedBlocks {
         }
         let plane = w.xsize * w.ysize;
         let mut data = vec![T::default(); bands.len() * plane];
-        let (bw, bh) = self.block;
-        for by in w.yoff / bh..=(w.yoff + w.ysize - 1) / bh {
-            for bx in w.xoff / bw..=(w.xoff + w.xsize - 1) / bw {
-                let id = by * self.blocks_across + bx;
-                let b = self.block_window(bx, by);
-                let part = intersection(b, w);
-                let to = (part.yoff - w.yoff) * w.xsize + (part.xoff - w.xoff);
-                let decoded = match self.take(id) {
-                    Use::Direct => {
-                        raster.read_into(bands, part, &mut data, (to, w.xsize, plane))?;
-                        continue;
-                    }
-                    Use::Ready(block) => block,
-                    Use::Decode(guard) => {
-                        let area = b.xsize * b.ysize;
-                        let mut pixels = vec![T::default(); bands.len() * area];
-                        raster.read_into(bands, b, &mut pixels, (0, b.xsize, area))?;
-                        let block: Block = Arc::new(pixels);
-                        guard.publish(block.clone());
-                        block
-                    }
-                };
-                match decoded.downcast_ref::<Vec<T>>() {
-                    Some(pixels) => copy_part(pixels, b, part, &mut data, w, bands.len()),
-                    None => raster.read_into(bands, part, &mut data, (to, w.xsize, plane))?,
+        for (bx, by) in blocks_of(w, self.block) {
+            let id = by * self.blocks_across + bx;
+            let b = self.block_window(bx, by);
+            let part = intersection(b, w);
+            let to = (part.yoff - w.yoff) * w.xsize + (part.xoff - w.xoff);
+            let decoded = match self.take(id) {
+                Use::Direct => {
+                    raster.read_into(bands, part, &mut data, (to, w.xsize, plane))?;
+                    continue;
                 }
-                self.used(id);
+                Use::Ready(block) => block,
+                Use::Decode(guard) => {
+                    let area = b.xsize * b.ysize;
+                    let mut pixels = vec![T::default(); bands.len() * area];
+                    raster.read_into(bands, b, &mut pixels, (0, b.xsize, area))?;
+                    let block: Block = Arc::new(pixels);
+                    guard.publish(block.clone());
+                    block
+                }
+            };
+            match decoded.downcast_ref::<Vec<T>>() {
+                Some(pixels) => copy_part(pixels, b, part, &mut data, w, bands.len()),
+                None => raster.read_into(bands, part, &mut data, (to, w.xsize, plane))?,
             }
+            self.used(id);
         }
         Array3::from_shape_vec((bands.len(), w.ysize, w.xsize), data).map_err(|e| {
             TilingError::Read {
@@ -254,6 +249,20 @@ impl ReadTyped for Through<'_> {
     ) -> Result<Array3<T>, TilingError> {
         self.0.read(self.1, bands, window)
     }
+}
+
+/// The blocks (column, row) of a grid of `(bw, bh)` blocks that window `w` touches.
+fn blocks_of(w: Window, (bw, bh): (usize, usize)) -> impl Iterator<Item = (usize, usize)> {
+    let empty = w.xsize == 0 || w.ysize == 0;
+    let span = |off: usize, size: usize, b: usize| {
+        if empty {
+            0..0
+        } else {
+            off / b..(off + size).div_ceil(b)
+        }
+    };
+    let (xs, ys) = (span(w.xoff, w.xsize, bw), span(w.yoff, w.ysize, bh));
+    ys.flat_map(move |by| xs.clone().map(move |bx| (bx, by)))
 }
 
 /// The pixels in both `a` and `b` (which overlap).

@@ -283,8 +283,8 @@ pub fn work_on(
     })
 }
 
-/// Reads one tile's bands (with the halo the mode needs) with an open raster, through
-/// `shared` blocks when several threads read the job's tiles; returns them and the time taken.
+/// Reads one tile's bands (with the halo the mode needs) with an open raster, through the
+/// job's `shared` blocks if it has them; returns them and the time taken.
 pub fn read_tile(
     raster: &Raster,
     job: &TileJob,
@@ -300,8 +300,8 @@ pub fn read_tile(
     Ok((stack, t.elapsed()))
 }
 
-/// The blocks the job's tile reads share (see [`SharedBlocks`]), for threads that each read
-/// through their own dataset of the input; `None` if they share none.
+/// The blocks the job's tile reads share (see [`SharedBlocks`]), for the threads of one
+/// process that read them, each through its own dataset; `None` if they share none.
 pub fn shared_blocks(raster: &Raster, job: &TileJob) -> Option<SharedBlocks> {
     let windows: Vec<Window> = job
         .grid
@@ -339,20 +339,6 @@ pub fn segment_read(
     })
 }
 
-/// Reads and segments one tile with an open raster.
-pub fn segment_tile(
-    raster: &Raster,
-    job: &TileJob,
-    tile: Tile,
-) -> Result<SegmentedTile, TilingError> {
-    segment_read(
-        job,
-        tile,
-        raster.size(),
-        read_tile(raster, job, tile, None)?,
-    )
-}
-
 /// One worker, in the calling thread.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SequentialExecutor;
@@ -364,8 +350,10 @@ impl TileExecutor for SequentialExecutor {
         consumer: &mut C,
     ) -> Result<(), ExecError<C::Error>> {
         let raster = Raster::open(&job.input).map_err(ExecError::Setup)?;
+        let shared = shared_blocks(&raster, job);
         for &tile in job.grid.tiles() {
-            let done = segment_tile(&raster, job, tile)
+            let done = read_tile(&raster, job, tile, shared.as_ref())
+                .and_then(|read| segment_read(job, tile, raster.size(), read))
                 .map_err(|e| ExecError::tile(tile, TileFailure::Error(e)))?;
             consumer.consume(done).map_err(ExecError::Consumer)?;
         }
