@@ -174,6 +174,21 @@ struct Merger<S: Spectra> {
     rank: Vec<u64>,
 }
 
+/// Every segment's mean (`bands` each; 0 for ID 0 and empty entries), on the enclosing pool:
+/// each from its own sum alone, as [`Merger::update_mean`] computes it.
+fn means<S: Spectra>(sum: &[S::Sum], size: &[u32], bands: usize, unit: f64) -> Vec<S::Mean> {
+    let mut mean = zeroed::<S::Mean>(size.len() * bands);
+    par_chunks_mut(&mut mean, 65536 * bands, |first, chunk| {
+        for (k, m) in chunk.iter_mut().enumerate() {
+            let id = (first + k) / bands;
+            if id > 0 && size[id] > 0 {
+                *m = S::mean(sum[first + k], size[id], unit);
+            }
+        }
+    });
+    mean
+}
+
 /// The most neighbour slots a connected set of `size` pixels can have outside itself: each of
 /// its pixels has 4 (8-way: 8), and each of the at least `size - 1` adjacent pairs that
 /// connect it takes two of them. That bounds a segment's neighbour list before its repeats
@@ -400,7 +415,7 @@ impl<S: Spectra> Merger<S> {
         let mut s = Merger {
             size,
             sum,
-            mean: zeroed(n * nb),
+            mean: Vec::new(),
             unit: T::EXACT_UNIT,
             parent: identity(n),
             start,
@@ -411,9 +426,7 @@ impl<S: Spectra> Merger<S> {
             bands: nb,
             rank: Vec::new(),
         };
-        for id in 1..n {
-            s.update_mean(id);
-        }
+        s.mean = means::<S>(&s.sum, &s.size, nb, s.unit);
         s
     }
 
@@ -680,55 +693,30 @@ pub(crate) struct GraphElimination {
 /// tiled pipeline's, whose segments span tiles): the same passes as the whole-image
 /// elimination, so the same merges when the graph is the image's (ranks in its ID order).
 pub(crate) fn eliminate_small_graph(
+    mut graph: SegmentGraph,
+    min_segment_size: usize,
+    threshold_sq: f64,
+) -> GraphElimination {
+    match std::mem::replace(&mut graph.sum, ExactSums::I64(Vec::new())) {
+        ExactSums::I64(sum) => {
+            graph_passes::<ExactSpectra<i64>>(sum, graph, min_segment_size, threshold_sq)
+        }
+        ExactSums::I128(sum) => {
+            graph_passes::<ExactSpectra<i128>>(sum, graph, min_segment_size, threshold_sq)
+        }
+    }
+}
+
+/// [`eliminate_small_graph`] in `S`'s arithmetic, with the graph's sums taken out as `sum`.
+fn graph_passes<S: Spectra<Mean = f64>>(
+    sum: Vec<S::Sum>,
     graph: SegmentGraph,
     min_segment_size: usize,
     threshold_sq: f64,
 ) -> GraphElimination {
-    match graph.sum {
-        ExactSums::I64(_) => {
-            graph_passes::<ExactSpectra<i64>>(graph, min_segment_size, threshold_sq)
-        }
-        ExactSums::I128(_) => {
-            graph_passes::<ExactSpectra<i128>>(graph, min_segment_size, threshold_sq)
-        }
-    }
-}
-
-/// The sums of `sum`, which must be `S`'s.
-trait FromExact: Sized {
-    fn from_exact(sum: ExactSums) -> Vec<Self>;
-}
-
-impl FromExact for i64 {
-    fn from_exact(sum: ExactSums) -> Vec<Self> {
-        match sum {
-            ExactSums::I64(v) => v,
-            ExactSums::I128(_) => Vec::new(),
-        }
-    }
-}
-
-impl FromExact for i128 {
-    fn from_exact(sum: ExactSums) -> Vec<Self> {
-        match sum {
-            ExactSums::I128(v) => v,
-            ExactSums::I64(_) => Vec::new(),
-        }
-    }
-}
-
-/// [`eliminate_small_graph`] in `S`'s arithmetic.
-fn graph_passes<S: Spectra<Mean = f64>>(
-    graph: SegmentGraph,
-    min_segment_size: usize,
-    threshold_sq: f64,
-) -> GraphElimination
-where
-    S::Sum: FromExact,
-{
     let SegmentGraph {
         size,
-        sum,
+        sum: _,
         unit,
         bands,
         start,
@@ -737,20 +725,10 @@ where
         links,
         rank,
     } = graph;
-    let sum = S::Sum::from_exact(sum);
     let n = size.len();
     let pixels: u64 = size.iter().map(|&s| u64::from(s)).sum();
     let min_size = min_segment_size.min(u32::MAX as usize) as u32;
-    // Every segment's mean, on the enclosing pool: each from its own sum alone.
-    let mut mean = zeroed::<S::Mean>(n * bands);
-    par_chunks_mut(&mut mean, 65536 * bands, |first, chunk| {
-        for (k, m) in chunk.iter_mut().enumerate() {
-            let id = (first + k) / bands;
-            if id > 0 && size[id] > 0 {
-                *m = S::mean(sum[first + k], size[id], unit);
-            }
-        }
-    });
+    let mean = means::<S>(&sum, &size, bands, unit);
     let mut next = zeroed::<u32>(n);
     let mut tail = identity(n);
     for &(seg, entry) in &links {

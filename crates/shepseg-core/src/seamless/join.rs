@@ -219,9 +219,7 @@ fn join(
     drop(seam_pairs);
     extra.sort_unstable();
     extra.dedup();
-    let mut extra_owner: Vec<u32> = extra.iter().map(|e| e.0).collect();
-    extra_owner.dedup();
-    let entries = total + extra_owner.len();
+    let entries = total + extra.chunk_by(|a, b| a.0 == b.0).count();
     if entries >= u32::MAX as usize {
         return Err(CoreError::InvalidParameter(
             "tile parts: more than 4294967294 segment pieces in all; use larger tiles".into(),
@@ -241,27 +239,21 @@ fn join(
     {
         // Tile `k`'s nodes are entries off[k] + 1 ..= off[k] + nodes; its lists go to
         // adj[adj_base[k]..adj_base[k + 1]].
-        let node_bounds: Vec<usize> = ends.to_vec();
-        let sizes = split_at_ends(&mut size[1..], &node_bounds, 1);
-        let firsts = split_at_ends(&mut first[1..], &node_bounds, 1);
-        let keys = split_at_ends(&mut key[1..], &node_bounds, 1);
-        let starts = split_at_ends(&mut start[1..], &node_bounds, 1);
+        let sizes = split_at_ends(&mut size[1..], &ends, 1);
+        let firsts = split_at_ends(&mut first[1..], &ends, 1);
+        let keys = split_at_ends(&mut key[1..], &ends, 1);
+        let starts = split_at_ends(&mut start[1..], &ends, 1);
         let adjs = split_at_ends(&mut adj[..tile_adj], &adj_base[1..], 0);
-        let sums = match &mut sum {
-            ExactSums::I64(v) => SumSlices::I64(split_at_ends(
-                &mut v[bands..],
-                &scaled(&node_bounds, bands),
-                bands,
-            )),
-            ExactSums::I128(v) => SumSlices::I128(split_at_ends(
-                &mut v[bands..],
-                &scaled(&node_bounds, bands),
-                bands,
-            )),
-        };
-        let sums: Vec<SumSlice<'_>> = match sums {
-            SumSlices::I64(v) => v.into_iter().map(SumSlice::I64).collect(),
-            SumSlices::I128(v) => v.into_iter().map(SumSlice::I128).collect(),
+        let sum_ends: Vec<usize> = ends.iter().map(|&e| e * bands).collect();
+        let sums: Vec<SumSlice<'_>> = match &mut sum {
+            ExactSums::I64(v) => split_at_ends(&mut v[bands..], &sum_ends, bands)
+                .into_iter()
+                .map(SumSlice::I64)
+                .collect(),
+            ExactSums::I128(v) => split_at_ends(&mut v[bands..], &sum_ends, bands)
+                .into_iter()
+                .map(SumSlice::I128)
+                .collect(),
         };
         let items: Vec<_> = parts
             .iter_mut()
@@ -430,12 +422,6 @@ enum SumSlice<'a> {
     I128(&'a mut [i128]),
 }
 
-/// Every tile's range of the sums.
-enum SumSlices<'a> {
-    I64(Vec<&'a mut [i64]>),
-    I128(Vec<&'a mut [i128]>),
-}
-
 /// `v` (which starts at index `first`) cut before each of `ends` (exclusive ends, in the
 /// indices `v` started at): the consecutive ranges.
 fn split_at_ends<'a, T>(mut v: &'a mut [T], ends: &[usize], first: usize) -> Vec<&'a mut [T]> {
@@ -448,11 +434,6 @@ fn split_at_ends<'a, T>(mut v: &'a mut [T], ends: &[usize], first: usize) -> Vec
         at = e;
     }
     out
-}
-
-/// `ends` times `k`.
-fn scaled(ends: &[usize], k: usize) -> Vec<usize> {
-    ends.iter().map(|&e| e * k).collect()
 }
 
 /// Adds entry `from`'s sums to entry `to`'s and clears them.
