@@ -2,9 +2,7 @@
 //! join the tables ([`shepseg_core::seamless::join_tiles`]), then relabel every tile to final
 //! IDs, in parallel, and write it.
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ use ndarray::Array2;
 use shepseg_core::seamless::{join_tiles, relabel, Joined, TilePart};
 use shepseg_stitch::{BlockPrep, OutputBlock, StitchError, StitchReport, TileSink};
 use shepseg_tiling::packed::{pack_image, unpack_labels};
-use shepseg_tiling::{SegmentedTile, TileConsumer, TileGrid, Window};
+use shepseg_tiling::{Reorder, SegmentedTile, TileConsumer, TileGrid, Window};
 
 use crate::consumer::{ConsumeError, Progress, TileLog};
 use crate::error::PipelineError;
@@ -145,9 +143,6 @@ pub(crate) fn join_and_write<S: TileSink>(
     })
 }
 
-/// A tile's packed node image and its map to final IDs.
-type HeldTile = (Vec<u8>, Vec<u32>);
-
 /// One tile relabelled and prepared for the sink, and the time it took.
 type Prepared = Result<(OutputBlock, Duration), StitchError>;
 
@@ -167,24 +162,20 @@ fn relabel_and_write<S: TileSink>(
     let n = tiles.len();
     let threads = threads.max(1).min(n.max(1));
     let ahead = 4 * threads;
-    let work: Vec<Mutex<Option<HeldTile>>> = tiles
-        .into_iter()
-        .zip(maps)
-        .map(|w| Mutex::new(Some(w)))
-        .collect();
-    let next = AtomicUsize::new(0);
+    // The tiles in order, each taken once.
+    let queue = Mutex::new(tiles.into_iter().zip(maps).enumerate());
     // Blocks written so far, and whether the writer stopped (so the others stop too).
     let written = (Mutex::new((0usize, false)), Condvar::new());
     let (tx, rx) = mpsc::channel::<(usize, Prepared)>();
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (work, next, written) = (&work, &next, &written);
+            let (queue, written) = (&queue, &written);
             s.spawn(move || loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
+                let Some((k, (lz4, map))) = queue.lock().unwrap_or_else(|e| e.into_inner()).next()
+                else {
                     return;
-                }
+                };
                 {
                     let mut w = written.0.lock().unwrap_or_else(|e| e.into_inner());
                     while !w.1 && k >= w.0 + ahead {
@@ -194,46 +185,37 @@ fn relabel_and_write<S: TileSink>(
                         return;
                     }
                 }
-                let taken = work[k].lock().unwrap_or_else(|e| e.into_inner()).take();
                 // Every tile is answered, even by a panic, so that the writer never waits for
                 // one that cannot come.
-                let prepared = match taken {
-                    Some((lz4, map)) => catch_unwind(AssertUnwindSafe(|| {
-                        relabel_one(&lz4, &map, windows[k], prep)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(StitchError::Output("a relabelling thread panicked".into()))
-                    }),
-                    None => Err(StitchError::Output(format!("tile {k} was taken twice"))),
-                };
+                let prepared = catch_unwind(AssertUnwindSafe(|| {
+                    relabel_one(&lz4, &map, windows[k], prep)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(StitchError::Output("a relabelling thread panicked".into()))
+                });
                 if tx.send((k, prepared)).is_err() {
                     return;
                 }
             });
         }
         drop(tx);
-        let result = (|| {
-            let mut waiting: BTreeMap<usize, Prepared> = BTreeMap::new();
-            for k in 0..n {
-                let p = loop {
-                    if let Some(p) = waiting.remove(&k) {
-                        break p;
-                    }
-                    match rx.recv() {
-                        Ok((j, p)) => {
-                            waiting.insert(j, p);
-                        }
-                        Err(_) => {
-                            return Err(StitchError::Output("a relabelling thread stopped".into()))
-                        }
-                    }
-                };
-                let (block, took) = p?;
-                let t = Instant::now();
-                sink.write(block)?;
-                timings.stitching.record(took + t.elapsed());
-                written.0.lock().unwrap_or_else(|e| e.into_inner()).0 = k + 1;
-                written.1.notify_all();
+        let mut write = |p: Prepared| -> Result<(), StitchError> {
+            let (block, took) = p?;
+            let t = Instant::now();
+            sink.write(block)?;
+            timings.stitching.record(took + t.elapsed());
+            Ok(())
+        };
+        let mut order = Reorder::new(n);
+        let result = (|| -> Result<(), StitchError> {
+            while !order.is_done() {
+                let (k, p) = rx
+                    .recv()
+                    .map_err(|_| StitchError::Output("a relabelling thread stopped".into()))?;
+                if order.finished(k, p, &mut write)? > 0 {
+                    written.0.lock().unwrap_or_else(|e| e.into_inner()).0 = order.consumed();
+                    written.1.notify_all();
+                }
             }
             Ok(())
         })();
