@@ -417,7 +417,10 @@ impl<'a> Runtime<'a> {
         }
     }
 
-    fn step(&mut self, tamper: &dyn Fn(&mut Env)) {
+    /// The tasks of the jobs' clusters that have not been started or stopped here yet, with
+    /// their cluster (clusters are remembered for the clean-up check).
+    fn new_tasks(&mut self) -> Vec<(String, Value)> {
+        let mut found = Vec::new();
         let clusters = self.moto.ecs("ListClusters", json!({}));
         for c in clusters["clusterArns"].as_array().unwrap() {
             let c = c.as_str().unwrap().to_string();
@@ -442,121 +445,111 @@ impl<'a> Runtime<'a> {
                 .moto
                 .ecs("DescribeTasks", json!({"cluster": c, "tasks": arns}));
             for t in desc["tasks"].as_array().unwrap() {
-                let arn = t["taskArn"].as_str().unwrap().to_string();
-                if self.hold && self.fail_next == 0 {
-                    continue;
-                }
-                let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
-                // Signals reach the worker, with a Spot notice's time to hand back; the
-                // secret comes from SSM through the task definition, as ECS would inject it.
-                let d = self
-                    .moto
-                    .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
-                let def = &d["taskDefinition"]["containerDefinitions"][0];
-                assert_eq!(def["stopTimeout"], 120, "{d}");
-                assert_eq!(def["linuxParameters"]["initProcessEnabled"], true, "{d}");
-                assert_eq!(def["secrets"][0]["name"], "SHEPSEG_WORKER_SECRET", "{d}");
-                let from = def["secrets"][0]["valueFrom"].as_str().unwrap();
-                let name = from.split_once(":parameter").map_or(from, |(_, n)| n);
-                let p = self.moto.ssm(
-                    "GetParameter",
-                    json!({"Name": name, "WithDecryption": true}),
-                );
-                assert_eq!(p["Parameter"]["Type"], "SecureString", "{p}");
-                let secret = p["Parameter"]["Value"].as_str().unwrap().to_string();
-                if !self.task_definitions.contains(&td) {
-                    self.task_definitions.push(td);
-                }
-                let o = &t["overrides"]["containerOverrides"][0];
-                assert_eq!(o["name"], "shepseg-worker");
-                let command: Vec<String> = o["command"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect();
-                let mut env: Env = o["environment"]
-                    .as_array()
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .map(|kv| {
-                        (
-                            kv["name"].as_str().unwrap().to_string(),
-                            kv["value"].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect();
-                assert!(
-                    !env.iter()
-                        .any(|(k, v)| k == "SHEPSEG_WORKER_SECRET" || v == &secret),
-                    "the secret must not be in the overrides: {t}"
-                );
-                assert!(
-                    !t.to_string().contains(&secret),
-                    "DescribeTasks must not show the secret: {t}"
-                );
-                assert!(
-                    !command.iter().any(|a| a.contains(&secret)),
-                    "the secret must not be on the command line: {command:?}"
-                );
-                env.push(("SHEPSEG_WORKER_SECRET".into(), secret));
-                assert_eq!(command[0], "shepseg");
-                assert_eq!(command[1], "worker");
-                tamper(&mut env);
-                if self.fail_next > 0 {
-                    self.fail_next -= 1;
-                    self.moto.ecs(
-                        "StopTask",
-                        json!({"cluster": c, "task": arn,
-                               "reason": "ResourceInitializationError: unable to pull secrets"}),
-                    );
-                    self.started.push(arn);
-                    continue;
-                }
-                let child = Command::new(BIN)
-                    .args(&command[1..])
-                    .envs(env)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                self.workers.push(child);
-                self.started.push(arn);
+                found.push((c.clone(), t.clone()));
             }
+        }
+        found
+    }
+
+    fn step(&mut self, tamper: &dyn Fn(&mut Env)) {
+        for (c, t) in self.new_tasks() {
+            let arn = t["taskArn"].as_str().unwrap().to_string();
+            if self.hold && self.fail_next == 0 {
+                continue;
+            }
+            let td = t["taskDefinitionArn"].as_str().unwrap().to_string();
+            // Signals reach the worker, with a Spot notice's time to hand back; the
+            // secret comes from SSM through the task definition, as ECS would inject it.
+            let d = self
+                .moto
+                .ecs("DescribeTaskDefinition", json!({"taskDefinition": td}));
+            let def = &d["taskDefinition"]["containerDefinitions"][0];
+            assert_eq!(def["stopTimeout"], 120, "{d}");
+            assert_eq!(def["linuxParameters"]["initProcessEnabled"], true, "{d}");
+            assert_eq!(def["secrets"][0]["name"], "SHEPSEG_WORKER_SECRET", "{d}");
+            let from = def["secrets"][0]["valueFrom"].as_str().unwrap();
+            let name = from.split_once(":parameter").map_or(from, |(_, n)| n);
+            let p = self.moto.ssm(
+                "GetParameter",
+                json!({"Name": name, "WithDecryption": true}),
+            );
+            assert_eq!(p["Parameter"]["Type"], "SecureString", "{p}");
+            let secret = p["Parameter"]["Value"].as_str().unwrap().to_string();
+            if !self.task_definitions.contains(&td) {
+                self.task_definitions.push(td);
+            }
+            let o = &t["overrides"]["containerOverrides"][0];
+            assert_eq!(o["name"], "shepseg-worker");
+            let command: Vec<String> = o["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            let mut env: Env = o["environment"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .map(|kv| {
+                    (
+                        kv["name"].as_str().unwrap().to_string(),
+                        kv["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            assert!(
+                !env.iter()
+                    .any(|(k, v)| k == "SHEPSEG_WORKER_SECRET" || v == &secret),
+                "the secret must not be in the overrides: {t}"
+            );
+            assert!(
+                !t.to_string().contains(&secret),
+                "DescribeTasks must not show the secret: {t}"
+            );
+            assert!(
+                !command.iter().any(|a| a.contains(&secret)),
+                "the secret must not be on the command line: {command:?}"
+            );
+            env.push(("SHEPSEG_WORKER_SECRET".into(), secret));
+            assert_eq!(command[0], "shepseg");
+            assert_eq!(command[1], "worker");
+            tamper(&mut env);
+            if self.fail_next > 0 {
+                self.fail_next -= 1;
+                self.moto.ecs(
+                    "StopTask",
+                    json!({"cluster": c, "task": arn,
+                           "reason": "ResourceInitializationError: unable to pull secrets"}),
+                );
+                self.started.push(arn);
+                continue;
+            }
+            let child = Command::new(BIN)
+                .args(&command[1..])
+                .envs(env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.workers.push(child);
+            self.started.push(arn);
         }
     }
 
     /// Stops every new task with `reason` instead of starting it, as ECS does when a task
     /// cannot start (an image it cannot pull, a log group it cannot create).
     fn fail_new_tasks(&mut self, reason: &str) {
-        let clusters = self.moto.ecs("ListClusters", json!({}));
-        for c in clusters["clusterArns"].as_array().unwrap() {
-            let c = c.as_str().unwrap().to_string();
-            if !c.contains("shepseg-") {
-                continue;
+        for (c, t) in self.new_tasks() {
+            let arn = t["taskArn"].as_str().unwrap().to_string();
+            let td = t["taskDefinitionArn"].as_str().unwrap();
+            if !self.task_definitions.iter().any(|d| d == td) {
+                self.task_definitions.push(td.to_string());
             }
-            if !self.clusters.contains(&c) {
-                self.clusters.push(c.clone());
-            }
-            let tasks = self.moto.ecs("ListTasks", json!({"cluster": c}));
-            for a in tasks["taskArns"].as_array().unwrap() {
-                let arn = a.as_str().unwrap().to_string();
-                if self.started.contains(&arn) {
-                    continue;
-                }
-                let d = self
-                    .moto
-                    .ecs("DescribeTasks", json!({"cluster": c, "tasks": [arn]}));
-                let td = d["tasks"][0]["taskDefinitionArn"].as_str().unwrap();
-                if !self.task_definitions.iter().any(|t| t == td) {
-                    self.task_definitions.push(td.to_string());
-                }
-                self.moto.ecs(
-                    "StopTask",
-                    json!({"cluster": c, "task": arn, "reason": reason}),
-                );
-                self.started.push(arn);
-            }
+            self.moto.ecs(
+                "StopTask",
+                json!({"cluster": c, "task": arn, "reason": reason}),
+            );
+            self.started.push(arn);
         }
     }
 
