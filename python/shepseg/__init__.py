@@ -462,9 +462,11 @@ def subset(segfile: PathLike, outfile: PathLike, *,
 
 def polygonize(segfile: PathLike, output: PathLike, *, driver: Optional[str] = None,
                columns: Optional[Sequence[str]] = None, workers: Optional[int] = None,
-               overwrite: bool = False) -> Dict[str, Any]:
+               overwrite: bool = False, simplify: Optional[float] = None) -> Dict[str, Any]:
     """The segments as polygons, one feature per segment with its attribute-table columns:
     ``shepseg polygonize``. The driver comes from ``output``'s extension unless given.
+    ``simplify`` (map units) simplifies every shared edge once, so neighbours still share
+    their edges and every polygon stays valid.
 
     Returns
     -------
@@ -474,7 +476,7 @@ def polygonize(segfile: PathLike, output: PathLike, *, driver: Optional[str] = N
     cols = None if columns is None else _strings("columns", columns)
     return _native(_shepseg.polygonize, _path("segfile", segfile), _path("output", output),
                    driver, cols, _optional(lambda n, v: _count(n, v, 1), "workers", workers),
-                   _flag("overwrite", overwrite))
+                   _flag("overwrite", overwrite), _optional(_number, "simplify", simplify))
 
 
 def raster_info(path: PathLike) -> Dict[str, Any]:

@@ -49,7 +49,7 @@ def subset(segfile: str, outfile: str, srcwin: Optional[Tuple[int, int, int, int
 
 def polygonize(segfile: str, output: str, driver: Optional[str],
                columns: Optional[List[str]], workers: Optional[int],
-               overwrite: bool) -> Dict[str, Any]:
+               overwrite: bool, simplify: Optional[float]) -> Dict[str, Any]:
     """Writes one feature per segment; counts and seconds."""
 
 def raster_info(path: str) -> Dict[str, Any]:

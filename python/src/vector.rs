@@ -11,7 +11,8 @@ use crate::error::{bad, raise};
 
 /// Writes one feature per segment of `segfile` to `output`; returns counts and timings.
 #[pyfunction]
-#[pyo3(signature = (segfile, output, driver, columns, workers, overwrite))]
+#[pyo3(signature = (segfile, output, driver, columns, workers, overwrite, simplify))]
+#[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments
 pub fn polygonize<'py>(
     py: Python<'py>,
     segfile: PathBuf,
@@ -20,6 +21,7 @@ pub fn polygonize<'py>(
     columns: Option<Vec<String>>,
     workers: Option<usize>,
     overwrite: bool,
+    simplify: Option<f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let workers = match workers {
         Some(0) => return Err(bad("workers must be at least 1")),
@@ -35,6 +37,7 @@ pub fn polygonize<'py>(
         workers,
         overwrite,
         strip_rows: 0,
+        simplify,
     };
     let r = crate::watch::run(py, crate::watch::OnInterrupt::Wait, move || {
         run_polygonize(&job, None)
@@ -50,6 +53,7 @@ pub fn polygonize<'py>(
         )),
         PolygonizeError::Driver { .. } => raise("driver", &e),
         PolygonizeError::Column { .. } => raise("columns", &e),
+        PolygonizeError::Tolerance(_) => raise("simplify", &e),
         _ => raise("", &e),
     })?;
     let d = PyDict::new(py);

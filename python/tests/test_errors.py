@@ -44,6 +44,8 @@ def bad_calls(rgbn, tmp, float_raster):
         (lambda: shepseg.stats(rgbn.input, rgbn.input, user_func=print), "user_func needs user_columns"),
         (lambda: shepseg.subset(rgbn.input, out), "exactly one of"),
         (lambda: shepseg.polygonize(float_raster, str(tmp / "v.gpkg")), "float.img"),
+        (lambda: shepseg.polygonize(rgbn.input, str(tmp / "v.gpkg"), simplify=-1), "simplify"),
+        (lambda: shepseg.polygonize(rgbn.input, str(tmp / "v.gpkg"), simplify="x"), "simplify"),
         (lambda: shepseg.read_raster(str(tmp / "nothing.tif")), "nothing.tif"),
         (lambda: tiling.SegmentationConcurrencyConfig("CONC_MAGIC"), "CONC_MAGIC"),
     ]

@@ -25,6 +25,10 @@ pub struct PolygonizeArgs {
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    /// Simplify the polygons to this tolerance in map units (Douglas-Peucker on each edge
+    /// that two segments share, once, so that they still share it and stay valid).
+    #[arg(long, value_name = "TOLERANCE", allow_negative_numbers = true)]
+    pub simplify: Option<f64>,
     /// No progress bar or report.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -38,6 +42,7 @@ pub struct VectorRequest<'a> {
     pub columns: Option<Vec<String>>,
     pub workers: usize,
     pub overwrite: bool,
+    pub simplify: Option<f64>,
     pub quiet: bool,
 }
 
@@ -61,6 +66,7 @@ pub fn run(args: &PolygonizeArgs) -> anyhow::Result<()> {
         columns: args.columns.clone(),
         workers: workers(args.workers)?,
         overwrite: args.overwrite,
+        simplify: args.simplify,
         quiet: args.quiet,
     };
     run_request(&r)
@@ -79,6 +85,7 @@ pub fn run_request(r: &VectorRequest<'_>) -> anyhow::Result<()> {
         workers: r.workers,
         overwrite: r.overwrite,
         strip_rows: 0,
+        simplify: r.simplify,
     };
     let mut progress =
         crate::progress::progress_bar(!r.quiet && std::io::stderr().is_terminal(), "strips");
@@ -102,6 +109,7 @@ fn flag_context(e: PolygonizeError, r: &VectorRequest<'_>) -> anyhow::Error {
             anyhow::Error::new(e).context("--format")
         }
         PolygonizeError::Column { .. } => anyhow::Error::new(e).context("--columns"),
+        PolygonizeError::Tolerance(_) => anyhow::Error::new(e).context("--simplify"),
         _ => anyhow::Error::new(e),
     }
 }

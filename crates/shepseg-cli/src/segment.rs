@@ -109,6 +109,15 @@ pub struct SegmentArgs {
     /// OGR driver of --vector (default: chosen by its extension).
     #[arg(long, requires = "vector")]
     pub vector_format: Option<String>,
+    /// Simplify --vector's polygons to this tolerance in map units (as `polygonize
+    /// --simplify`).
+    #[arg(
+        long,
+        requires = "vector",
+        value_name = "TOLERANCE",
+        allow_negative_numbers = true
+    )]
+    pub vector_simplify: Option<f64>,
 }
 
 impl SegmentArgs {
@@ -175,6 +184,11 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     let model_in = args.model_in()?;
     if let Some(v) = &args.vector {
         crate::polygonize::check_vector_output(v, args.vector_format.as_deref(), args.overwrite)?;
+    }
+    if let Some(t) = args.vector_simplify {
+        if !(t.is_finite() && t > 0.0) {
+            anyhow::bail!("--vector-simplify {t}: must be a positive, finite number of map units");
+        }
     }
     // Armed before the output is created: creating it (empty overviews included) takes a
     // while, and an interrupt then must not leave its folder behind.
@@ -248,6 +262,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             columns: None,
             workers: args.exec.local_threads().max(1),
             overwrite: args.overwrite,
+            simplify: args.vector_simplify,
             quiet: args.quiet,
         })
         .context("--vector")?;

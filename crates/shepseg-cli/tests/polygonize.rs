@@ -162,6 +162,69 @@ fn segment_writes_polygons_after_the_statistics() {
     let err = one_line_error(&out);
     assert!(err.contains("--vector"), "{err}");
     nothing_at(&seg2);
+    // So is a bad simplification tolerance.
+    let out = shepseg(&[
+        "segment",
+        rgbn().to_str().unwrap(),
+        seg2.to_str().unwrap(),
+        "--vector",
+        dir.join("segs2.fgb").to_str().unwrap(),
+        "--vector-simplify",
+        "-2",
+    ]);
+    let err = one_line_error(&out);
+    assert!(err.contains("--vector-simplify"), "{err}");
+    nothing_at(&seg2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The vertex count in `shepseg polygonize`'s report.
+fn reported_vertices(out: &std::process::Output) -> u64 {
+    let report = String::from_utf8_lossy(&out.stderr);
+    let line = report.lines().next().unwrap_or_default();
+    let at = line
+        .find(" vertices)")
+        .unwrap_or_else(|| panic!("{report}"));
+    let digits: String = line[..at]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.chars().rev().collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn simplify_keeps_every_segment_with_fewer_vertices() {
+    let dir = tempdir("poly-simplify");
+    let seg = fixture_seg();
+    let exact = dir.join("exact.gpkg");
+    let simple = dir.join("simple.gpkg");
+    let out = shepseg(&["polygonize", seg.to_str().unwrap(), exact.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let exact_vertices = reported_vertices(&out);
+    // The fixture's pixels are 5 map units: 1.5 pixels of tolerance.
+    let out = shepseg(&[
+        "polygonize",
+        seg.to_str().unwrap(),
+        simple.to_str().unwrap(),
+        "--simplify",
+        "7.5",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let simple_vertices = reported_vertices(&out);
+    assert!(
+        simple_vertices * 2 < exact_vertices,
+        "{simple_vertices} vertices simplified, {exact_vertices} exact"
+    );
+    assert_eq!(
+        layer_info(simple.to_str().unwrap()).0,
+        layer_info(exact.to_str().unwrap()).0
+    );
+    let ds = Dataset::open(&simple).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    for f in layer.features() {
+        assert!(f.geometry().unwrap().is_valid());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -257,6 +320,21 @@ fn bad_input_one_line_nothing_at_output() {
     ]));
     assert!(err.contains("--columns") && err.contains("Nope"), "{err}");
     nothing_at(&out_path);
+    // A tolerance that is not a positive number.
+    for bad in ["0", "-1", "nan", "inf"] {
+        let err = one_line_error(&shepseg(&[
+            "polygonize",
+            seg.to_str().unwrap(),
+            out_path.to_str().unwrap(),
+            "--simplify",
+            bad,
+        ]));
+        assert!(
+            err.contains("--simplify") && err.contains("tolerance"),
+            "{err}"
+        );
+        nothing_at(&out_path);
+    }
     // A missing segmentation.
     let err = one_line_error(&shepseg(&[
         "polygonize",

@@ -13,6 +13,9 @@ pub enum PolygonizeError {
         /// What is wrong.
         message: String,
     },
+    /// The simplification tolerance is not a positive number of map units.
+    #[error("simplification tolerance {0}: must be a positive, finite number of map units")]
+    Tolerance(f64),
     /// OUTPUT exists and may not be replaced.
     #[error("{0}: already exists")]
     Exists(PathBuf),

@@ -62,12 +62,16 @@ fn inner_pixel(ring: &[Vertex]) -> (i64, i64) {
     (mx - dy, my + dx)
 }
 
-/// Appends the WKB (little-endian) of a segment's `rings` to `out`; returns the number of
-/// vertices written.
-pub fn segment_wkb(mut rings: Vec<Ring>, gt: &GeoTransform, out: &mut Vec<u8>) -> usize {
-    let mirrors = gt.mirrors();
-    let (mut outers, holes): (Vec<Ring>, Vec<Ring>) = rings.drain(..).partition(|r| r.area2 > 0);
-    outers.sort_by_key(|r| r.verts.first().map(|&(c, r)| (r, c)));
+/// A segment's rings as polygons: each outer ring with the holes it holds (the innermost
+/// outer ring around each hole). Needs the rings as traced (rectilinear). Every ring starts at
+/// its lowest vertex (row, then column) and rings are in that order, so the geometry does
+/// not depend on how the image was cut into strips.
+pub fn polygons(mut rings: Vec<Ring>) -> Vec<(Ring, Vec<Ring>)> {
+    for r in &mut rings {
+        r.start_lowest();
+    }
+    rings.sort_by_key(|r| r.verts.first().map(|&(c, r)| (r, c)));
+    let (outers, holes): (Vec<Ring>, Vec<Ring>) = rings.drain(..).partition(|r| r.area2 > 0);
     let mut polys: Vec<(Ring, Vec<Ring>)> = outers.into_iter().map(|o| (o, Vec::new())).collect();
     if polys.len() == 1 {
         polys[0].1 = holes;
@@ -85,6 +89,20 @@ pub fn segment_wkb(mut rings: Vec<Ring>, gt: &GeoTransform, out: &mut Vec<u8>) -
             }
         }
     }
+    polys
+}
+
+/// Appends the WKB (little-endian) of a segment's `rings` to `out`; returns the number of
+/// vertices written.
+pub fn segment_wkb(rings: Vec<Ring>, gt: &GeoTransform, out: &mut Vec<u8>) -> usize {
+    polygons_wkb(&polygons(rings), gt, out)
+}
+
+/// Appends the WKB (little-endian) of `polys` ([`polygons`], possibly simplified since) to
+/// `out`, a Polygon for one and a MultiPolygon for more; returns the number of vertices
+/// written.
+pub fn polygons_wkb(polys: &[(Ring, Vec<Ring>)], gt: &GeoTransform, out: &mut Vec<u8>) -> usize {
+    let mirrors = gt.mirrors();
     let mut vertices = 0;
     let ring_wkb = |ring: &Ring, out: &mut Vec<u8>| {
         let n = ring.verts.len();
@@ -116,13 +134,13 @@ pub fn segment_wkb(mut rings: Vec<Ring>, gt: &GeoTransform, out: &mut Vec<u8>) -
             vertices += ring_wkb(h, out);
         }
     };
-    if polys.len() == 1 {
-        polygon(&polys[0], out);
+    if let [one] = polys {
+        polygon(one, out);
     } else {
         out.push(1);
         out.extend_from_slice(&6u32.to_le_bytes());
         out.extend_from_slice(&(polys.len() as u32).to_le_bytes());
-        for p in &polys {
+        for p in polys {
             polygon(p, out);
         }
     }

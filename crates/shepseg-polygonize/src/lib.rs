@@ -11,7 +11,9 @@
 
 pub mod error;
 pub mod geometry;
+pub mod labels;
 pub mod rings;
+pub mod simplify;
 pub mod trace;
 pub mod write;
 

@@ -12,8 +12,10 @@ use shepseg_tiling::rat::{ColumnType, RatEditor, HISTOGRAM};
 use shepseg_tiling::Raster;
 
 use crate::error::PolygonizeError;
-use crate::geometry::{segment_wkb, GeoTransform};
+use crate::geometry::{polygons, polygons_wkb, GeoTransform};
+use crate::labels::{RasterLabels, StripLabels};
 use crate::rings::{Assembler, AssemblerError};
+use crate::simplify::{Labels, Simplifier};
 use crate::trace::{Ring, Strip, StripTrace};
 use crate::write::{FieldKind, FieldSpec, Value, VectorOutput};
 
@@ -39,6 +41,9 @@ pub struct PolygonizeJob {
     pub overwrite: bool,
     /// Rows per strip (0 chooses).
     pub strip_rows: usize,
+    /// Simplify to this tolerance in map units, every shared edge kept shared (`None`: exact
+    /// pixel edges).
+    pub simplify: Option<f64>,
 }
 
 /// What the job did and how long each part took.
@@ -360,14 +365,25 @@ struct FeatureContext<'a> {
     counts: &'a [u64],
     attrs: &'a [(FieldKind, Vec<f64>)],
     gt: GeoTransform,
+    simplifier: Option<Simplifier>,
 }
 
 impl FeatureContext<'_> {
-    /// Segment `label`'s feature from its rings (pinches already cut).
-    fn feature(&self, label: u32, rings: Vec<Ring>) -> Feature {
+    /// Segment `label`'s feature from its rings (pinches already cut); `labels` are read
+    /// around them when simplifying.
+    fn feature(&self, label: u32, rings: Vec<Ring>, labels: &mut dyn Labels) -> Feature {
         let mut wkb = Vec::new();
         let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
-        let vertices = segment_wkb(rings, &self.gt, &mut wkb);
+        let mut polys = polygons(rings);
+        if let Some(s) = &self.simplifier {
+            for (outer, holes) in &mut polys {
+                *outer = s.ring(labels, outer);
+                for h in holes.iter_mut() {
+                    *h = s.ring(labels, h);
+                }
+            }
+        }
+        let vertices = polygons_wkb(&polys, &self.gt, &mut wkb);
         let pixels = self.counts.get(label as usize).copied().unwrap_or(0);
         let mut values = vec![
             Value::Integer(i64::from(label)),
@@ -395,7 +411,7 @@ impl FeatureContext<'_> {
     /// Takes out of `trace` the segments that lie wholly inside its strip (no open chain, and
     /// closed rings enclosing all their pixels) and makes their features, so that the strip
     /// workers, in parallel, build most features and the assembler only those crossing strips.
-    fn finish_local(&self, trace: &mut StripTrace) -> Vec<Feature> {
+    fn finish_local(&self, trace: &mut StripTrace, labels: &mut StripLabels) -> Vec<Feature> {
         let open: HashSet<u32> = trace.chains.iter().map(|c| c.label).collect();
         let mut area: HashMap<u32, i64> = HashMap::new();
         for r in trace.rings.iter().filter(|r| !open.contains(&r.label)) {
@@ -419,7 +435,7 @@ impl FeatureContext<'_> {
         }
         by_label
             .into_iter()
-            .map(|(label, rings)| self.feature(label, rings))
+            .map(|(label, rings)| self.feature(label, rings, labels))
             .collect()
     }
 }
@@ -431,6 +447,11 @@ pub fn polygonize(
 ) -> Result<PolygonizeReport, PolygonizeError> {
     let start = Instant::now();
     let mut report = PolygonizeReport::default();
+    if let Some(t) = job.simplify {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(PolygonizeError::Tolerance(t));
+        }
+    }
     let (src, raster) = Source::open(&job.segfile)?;
     let ds = raster.dataset();
     let workers = job.workers.max(1);
@@ -502,6 +523,7 @@ pub fn polygonize(
         counts: &counts,
         attrs,
         gt,
+        simplifier: job.simplify.map(|t| Simplifier::new(t, gt)),
     };
     type Traced = (StripTrace, Vec<Feature>, Duration, Duration);
     let (tx, rx) = mpsc::channel::<(usize, Result<Traced, PolygonizeError>)>();
@@ -554,7 +576,12 @@ pub fn polygonize(
                             strip
                                 .trace()
                                 .map(|mut tr| {
-                                    let local = ctx.finish_local(&mut tr);
+                                    let mut labels = StripLabels {
+                                        buf: &buf,
+                                        cols: src.cols,
+                                        r0,
+                                    };
+                                    let local = ctx.finish_local(&mut tr, &mut labels);
                                     (tr, local, read, t.elapsed())
                                 })
                                 .map_err(|e| PolygonizeError::Assembly {
@@ -572,6 +599,19 @@ pub fn polygonize(
         drop(tx);
 
         let assembled = (|| -> Result<(), PolygonizeError> {
+            // Segments that span strips read their labels from the file (when simplifying).
+            let labels_raster = match ctx.simplifier {
+                Some(_) => Some(Raster::open(&src.path)?),
+                None => None,
+            };
+            let mut file_labels = labels_raster
+                .as_ref()
+                .map(|r| RasterLabels::new(r.dataset(), src.cols, src.rows, src.null));
+            let mut no_labels = StripLabels {
+                buf: &[],
+                cols: src.cols,
+                r0: 0,
+            };
             let mut asm = Assembler::new(&counts);
             let mut waiting: BTreeMap<usize, StripTrace> = BTreeMap::new();
             let mut next_strip = 0;
@@ -611,10 +651,17 @@ pub fn polygonize(
                     next_strip += 1;
                     gate.advance(next_strip);
                     for (label, rings) in asm.add_strip(trace).map_err(asm_err)? {
-                        let f = ctx.feature(label, rings);
+                        let labels: &mut dyn Labels = match file_labels.as_mut() {
+                            Some(l) => l,
+                            None => &mut no_labels,
+                        };
+                        let f = ctx.feature(label, rings, labels);
                         report.multipolygons += u64::from(f.multi);
                         report.vertices += f.vertices as u64;
                         finished.insert(label, (f.values, f.wkb));
+                    }
+                    if let Some(e) = file_labels.as_mut().and_then(|l| l.error.take()) {
+                        return Err(seg_err(&src.path, e));
                     }
                     // In ID order: each finished segment waits for the lower IDs.
                     while next_id < counts.len() {

@@ -97,6 +97,14 @@ impl Ring {
         }
     }
 
+    /// The same ring starting at its lowest vertex in (row, col) order, so that it is written
+    /// the same however it was traced.
+    pub fn start_lowest(&mut self) {
+        if let Some(s) = (0..self.verts.len()).min_by_key(|&i| (self.verts[i].1, self.verts[i].0)) {
+            self.verts.rotate_left(s);
+        }
+    }
+
     /// The ring cut at every vertex it passes twice into simple rings (itself if it passes
     /// none twice). A saddle vertex is a corner of each ring through it.
     pub fn split_pinches(self) -> Vec<Ring> {

@@ -51,6 +51,16 @@ fn read_u32(path: &Path) -> (Vec<u32>, usize, usize, [f64; 6]) {
 }
 
 fn run(seg: &Path, out: &Path, strip_rows: usize, workers: usize) {
+    run_simplified(seg, out, strip_rows, workers, None);
+}
+
+fn run_simplified(
+    seg: &Path,
+    out: &Path,
+    strip_rows: usize,
+    workers: usize,
+    simplify: Option<f64>,
+) -> u64 {
     polygonize(
         &PolygonizeJob {
             segfile: seg.to_path_buf(),
@@ -60,10 +70,12 @@ fn run(seg: &Path, out: &Path, strip_rows: usize, workers: usize) {
             workers,
             overwrite: true,
             strip_rows,
+            simplify,
         },
         None,
     )
-    .unwrap_or_else(|e| panic!("polygonize {}: {e}", seg.display()));
+    .unwrap_or_else(|e| panic!("polygonize {}: {e}", seg.display()))
+    .vertices
 }
 
 /// `gdal_rasterize` of `vector`'s `id` onto `seg`'s grid.
@@ -127,6 +139,115 @@ fn check_features(vector: &Path, labels: &[u32], null: Option<u32>, pixel_area: 
     assert_eq!(seen, counts.len(), "one feature per segment");
 }
 
+/// Each feature's `id` and WKB, by ID.
+fn features_by_id(vector: &Path) -> std::collections::BTreeMap<i64, Vec<u8>> {
+    let ds = Dataset::open(vector).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    layer
+        .features()
+        .map(|f| {
+            let id = f.field_as_integer64(0).unwrap().unwrap();
+            (id, f.geometry().unwrap().wkb().unwrap())
+        })
+        .collect()
+}
+
+/// The union of `geoms` (pairwise, as a balanced tree), its area and its ring count.
+fn union_of(mut geoms: Vec<gdal::vector::Geometry>) -> (f64, usize) {
+    while geoms.len() > 1 {
+        let mut next = Vec::with_capacity(geoms.len().div_ceil(2));
+        let mut it = geoms.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => a.union(&b).expect("union"),
+                None => a,
+            });
+        }
+        geoms = next;
+    }
+    let Some(u) = geoms.pop() else {
+        return (0.0, 0);
+    };
+    let polygon_rings = |g: &gdal::vector::GeometryRef<'_>| g.geometry_count();
+    let rings = match gdal::vector::geometry_type_flatten(u.geometry_type()) {
+        gdal::vector::OGRwkbGeometryType::wkbPolygon => u.geometry_count(),
+        _ => (0..u.geometry_count())
+            .map(|i| polygon_rings(&u.get_geometry(i)))
+            .sum(),
+    };
+    (u.area(), rings)
+}
+
+/// Checks a simplified output against the exact one: one valid feature per segment, no
+/// overlaps (the union's area is the sum of the areas), no gaps (the union has the same rings
+/// as the exact polygons' union), and no more vertices.
+fn check_simplified(simplified: &Path, exact: &Path, vertices: (u64, u64), what: &str) {
+    let read = |p: &Path| -> Vec<gdal::vector::Geometry> {
+        let ds = Dataset::open(p).unwrap();
+        let mut layer = ds.layer(0).unwrap();
+        layer
+            .features()
+            .map(|f| f.geometry().unwrap().clone())
+            .collect()
+    };
+    let (simple, full) = (read(simplified), read(exact));
+    assert_eq!(simple.len(), full.len(), "{what}: one feature per segment");
+    let mut sum = 0.0;
+    for g in &simple {
+        assert!(g.is_valid(), "{what}: invalid {}", g.wkt().unwrap());
+        assert!(g.area() > 0.0, "{what}: empty {}", g.wkt().unwrap());
+        sum += g.area();
+    }
+    let (area, rings) = union_of(simple);
+    let (_, full_rings) = union_of(full);
+    assert!(
+        (area - sum).abs() <= 1e-9 * sum,
+        "{what}: union {area} against a sum of {sum}: polygons overlap"
+    );
+    assert_eq!(rings, full_rings, "{what}: the union's rings changed");
+    assert!(
+        vertices.0 <= vertices.1,
+        "{what}: {} vertices simplified, {} exact",
+        vertices.0,
+        vertices.1
+    );
+}
+
+/// Simplified at a few tolerances: valid, sharing edges (see [`check_simplified`]), and the
+/// same features for any strip height and thread count. Returns the vertices written at each
+/// tolerance, and exactly.
+fn check_simplify(
+    name: &str,
+    seg: &Path,
+    strips: &[(usize, usize)],
+    tolerances: &[f64],
+) -> (Vec<u64>, u64) {
+    let mut counts = Vec::new();
+    let dir = tempdir(&format!("{name}-simplify"));
+    let exact = dir.join("exact.fgb");
+    let exact_vertices = run_simplified(seg, &exact, 0, 1, None);
+    for &tol in tolerances {
+        let mut first: Option<std::collections::BTreeMap<i64, Vec<u8>>> = None;
+        for &(strip_rows, workers) in strips {
+            let out = dir.join(format!("simple-{tol}-{strip_rows}-{workers}.gpkg"));
+            let v = run_simplified(seg, &out, strip_rows, workers, Some(tol));
+            let what =
+                format!("{name}: tolerance {tol}, strips of {strip_rows}, {workers} threads");
+            let got = features_by_id(&out);
+            match &first {
+                None => {
+                    check_simplified(&out, &exact, (v, exact_vertices), &what);
+                    counts.push(v);
+                    first = Some(got);
+                }
+                Some(f) => assert!(f == &got, "{what}: differs from the first run"),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (counts, exact_vertices)
+}
+
 fn check_image(name: &str, labels: &[u32], cols: usize, rows: usize, null: Option<u32>) {
     let dir = tempdir(name);
     let seg = dir.join("seg.tif");
@@ -146,6 +267,8 @@ fn check_image(name: &str, labels: &[u32], cols: usize, rows: usize, null: Optio
         );
         check_features(&out, labels, null, 900.0);
     }
+    let (simple, exact) = check_simplify(name, &seg, &[(0, 1), (1, 2), (3, 3)], &[45.0, 200.0]);
+    assert!(simple.iter().all(|&v| v <= exact));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -260,6 +383,13 @@ fn random_images_any_strips_and_threads() {
             "case {case}: {cols}x{rows}, strips of {strip_rows}, {workers} threads"
         );
         check_features(&out, &labels, None, 900.0);
+        let tol = 15.0 + rng.below(100) as f64;
+        check_simplify(
+            &format!("random{case}"),
+            &seg,
+            &[(0, 1), (strip_rows, workers)],
+            &[tol],
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -288,4 +418,23 @@ fn every_fixture_segmentation() {
         check_features(&out, &labels, None, pixel_area);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn simplified_fixture_polygons_stay_valid_and_shared() {
+    // The real aerial image's segmentation (515x403, 0.5 m pixels... in its own units):
+    // one and a half and four pixels of tolerance.
+    let seg = fixture("rgbn/rgbn_inmem_minseg50.tif");
+    let (_, _, _, gt) = read_u32(&seg);
+    let px = gt[1].abs();
+    let (simple, exact) = check_simplify(
+        "rgbn",
+        &seg,
+        &[(0, 1), (37, 2), (5, 3)],
+        &[1.5 * px, 4.0 * px],
+    );
+    assert!(
+        simple[0] < exact && simple[1] < simple[0],
+        "vertices {simple:?} against {exact} exact"
+    );
 }

@@ -1,0 +1,111 @@
+//! Where the simplifier reads labels: a traced strip's own buffer, or the segment file through
+//! a small cache of blocks (for segments assembled from several strips).
+
+use std::collections::{HashMap, VecDeque};
+
+use gdal::Dataset;
+
+use crate::simplify::Labels;
+
+/// A strip buffer as [`crate::trace::Strip`] has it: pixel rows `r0 - 1 ..= r1`, each
+/// `cols + 2` wide with a 0 column either side; nulls already 0.
+pub struct StripLabels<'a> {
+    /// The buffer.
+    pub buf: &'a [u32],
+    /// Image width.
+    pub cols: usize,
+    /// First vertex row of the strip.
+    pub r0: usize,
+}
+
+impl Labels for StripLabels<'_> {
+    #[inline]
+    fn label(&mut self, col: i64, row: i64) -> u32 {
+        let w = self.cols as i64 + 2;
+        let r = row - self.r0 as i64 + 1;
+        if col < -1 || col > self.cols as i64 || r < 0 {
+            return 0;
+        }
+        self.buf
+            .get((r * w + col + 1) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Square blocks of the segment file kept at once.
+const BLOCK: i64 = 256;
+const BLOCKS_KEPT: usize = 256;
+
+/// Band 1 of a segment file, read in blocks on demand, the oldest dropped first.
+pub struct RasterLabels<'a> {
+    ds: &'a Dataset,
+    cols: i64,
+    rows: i64,
+    null: Option<u32>,
+    blocks: HashMap<(i64, i64), Vec<u32>>,
+    order: VecDeque<(i64, i64)>,
+    /// The first read that failed (its pixels read as 0); the caller must check.
+    pub error: Option<String>,
+}
+
+impl<'a> RasterLabels<'a> {
+    /// Labels of `ds` (`cols` x `rows`), `null` read as 0.
+    pub fn new(ds: &'a Dataset, cols: usize, rows: usize, null: Option<u32>) -> Self {
+        Self {
+            ds,
+            cols: cols as i64,
+            rows: rows as i64,
+            null,
+            blocks: HashMap::new(),
+            order: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    fn read(&mut self, key: (i64, i64)) -> Vec<u32> {
+        let (c0, r0) = (key.0 * BLOCK, key.1 * BLOCK);
+        let (w, h) = (
+            (self.cols - c0).min(BLOCK) as usize,
+            (self.rows - r0).min(BLOCK) as usize,
+        );
+        let mut buf = vec![0u32; w * h];
+        let read = self.ds.rasterband(1).and_then(|b| {
+            b.read_into_slice::<u32>((c0 as isize, r0 as isize), (w, h), (w, h), &mut buf, None)
+        });
+        if let Err(e) = read {
+            self.error
+                .get_or_insert(format!("reading rows {r0}..{}: {e}", r0 + h as i64));
+            buf.fill(0);
+        }
+        if let Some(null) = self.null {
+            buf.iter_mut().filter(|v| **v == null).for_each(|v| *v = 0);
+        }
+        buf
+    }
+}
+
+impl Labels for RasterLabels<'_> {
+    fn label(&mut self, col: i64, row: i64) -> u32 {
+        if col < 0 || row < 0 || col >= self.cols || row >= self.rows {
+            return 0;
+        }
+        let key = (col / BLOCK, row / BLOCK);
+        if !self.blocks.contains_key(&key) {
+            if self.order.len() >= BLOCKS_KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.blocks.remove(&old);
+                }
+            }
+            let block = self.read(key);
+            self.blocks.insert(key, block);
+            self.order.push_back(key);
+        }
+        let w = (self.cols - key.0 * BLOCK).min(BLOCK);
+        self.blocks
+            .get(&key)
+            .and_then(|b| b.get(((row % BLOCK) * w + col % BLOCK) as usize))
+            .copied()
+            .unwrap_or(0)
+    }
+}
