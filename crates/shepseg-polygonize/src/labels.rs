@@ -45,6 +45,8 @@ pub struct RasterLabels<'a> {
     null: Option<u32>,
     blocks: HashMap<(i64, i64), Vec<u32>>,
     order: VecDeque<(i64, i64)>,
+    /// The block read last (most reads fall in the same one) and its width.
+    last: Option<((i64, i64), Vec<u32>, i64)>,
     /// The first read that failed (its pixels read as 0); the caller must check.
     pub error: Option<String>,
 }
@@ -59,6 +61,7 @@ impl<'a> RasterLabels<'a> {
             null,
             blocks: HashMap::new(),
             order: VecDeque::new(),
+            last: None,
             error: None,
         }
     }
@@ -91,21 +94,31 @@ impl Labels for RasterLabels<'_> {
             return 0;
         }
         let key = (col / BLOCK, row / BLOCK);
-        if !self.blocks.contains_key(&key) {
-            if self.order.len() >= BLOCKS_KEPT {
-                if let Some(old) = self.order.pop_front() {
-                    self.blocks.remove(&old);
-                }
+        let at = |w: i64| ((row % BLOCK) * w + col % BLOCK) as usize;
+        if let Some((k, block, w)) = &self.last {
+            if *k == key {
+                return block.get(at(*w)).copied().unwrap_or(0);
             }
-            let block = self.read(key);
-            self.blocks.insert(key, block);
-            self.order.push_back(key);
         }
+        // Put the last block back among the others, and take this one out.
+        if let Some((k, block, _)) = self.last.take() {
+            self.blocks.insert(k, block);
+        }
+        let block = match self.blocks.remove(&key) {
+            Some(b) => b,
+            None => {
+                if self.order.len() >= BLOCKS_KEPT {
+                    if let Some(old) = self.order.pop_front() {
+                        self.blocks.remove(&old);
+                    }
+                }
+                self.order.push_back(key);
+                self.read(key)
+            }
+        };
         let w = (self.cols - key.0 * BLOCK).min(BLOCK);
-        self.blocks
-            .get(&key)
-            .and_then(|b| b.get(((row % BLOCK) * w + col % BLOCK) as usize))
-            .copied()
-            .unwrap_or(0)
+        let v = block.get(at(w)).copied().unwrap_or(0);
+        self.last = Some((key, block, w));
+        v
     }
 }

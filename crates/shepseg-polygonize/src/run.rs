@@ -371,7 +371,7 @@ struct FeatureContext<'a> {
 impl FeatureContext<'_> {
     /// Segment `label`'s feature from its rings (pinches already cut); `labels` are read
     /// around them when simplifying.
-    fn feature(&self, label: u32, rings: Vec<Ring>, labels: &mut dyn Labels) -> Feature {
+    fn feature<L: Labels + ?Sized>(&self, label: u32, rings: Vec<Ring>, labels: &mut L) -> Feature {
         let mut wkb = Vec::new();
         let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
         let mut polys = polygons(rings);

@@ -19,8 +19,6 @@
 //! for an arc that closes on itself), so no ring collapses. The result is valid wherever the
 //! unsimplified rings are.
 
-use std::collections::HashSet;
-
 use crate::geometry::GeoTransform;
 use crate::trace::{Ring, Vertex};
 
@@ -43,7 +41,7 @@ fn orient(a: Pt, b: Pt, c: Pt) -> i128 {
 }
 
 /// Whether `v` is a node: three or more labels around it, or two meeting diagonally.
-fn is_node(l: &mut dyn Labels, (x, y): Pt) -> bool {
+fn is_node<L: Labels + ?Sized>(l: &mut L, (x, y): Pt) -> bool {
     let (nw, ne, sw, se) = (
         l.label(x - 1, y - 1),
         l.label(x, y - 1),
@@ -87,23 +85,41 @@ impl Simplifier {
         }
     }
 
-    /// The map distance from `x` to the line through `p` and `q` (to `p` when they are equal).
-    fn distance(&self, p: Pt, q: Pt, x: Pt) -> f64 {
+    /// The map length of grid vector `(dx, dy)`.
+    fn map_len(&self, dx: i64, dy: i64) -> f64 {
         let g = &self.gt.0;
-        let map = |dx: i64, dy: i64| {
-            let (dx, dy) = (dx as f64, dy as f64);
-            (g[1] * dx + g[2] * dy).hypot(g[4] * dx + g[5] * dy)
-        };
+        let (dx, dy) = (dx as f64, dy as f64);
+        (g[1] * dx + g[2] * dy).hypot(g[4] * dx + g[5] * dy)
+    }
+
+    /// The point of `run` farthest from the line through `p` and `q` (from `p` when they are
+    /// equal), the first of equals, and its map distance. Exact comparisons on the grid where
+    /// the map distance is proportional to a grid quantity.
+    fn farthest(&self, p: Pt, q: Pt, run: &[Pt]) -> (usize, f64) {
         if p == q {
-            return map(x.0 - p.0, x.1 - p.1);
+            let mut best = (0, -1.0f64);
+            for (m, &x) in run.iter().enumerate() {
+                let d = self.map_len(x.0 - p.0, x.1 - p.1);
+                if d > best.1 {
+                    best = (m, d);
+                }
+            }
+            return best;
         }
-        let len = map(q.0 - p.0, q.1 - p.1);
-        self.det * (orient(p, q, x).unsigned_abs() as f64) / len
+        let mut best = (0, 0u128);
+        for (m, &x) in run.iter().enumerate() {
+            let c = orient(p, q, x).unsigned_abs();
+            if c > best.1 || m == 0 {
+                best = (m, c);
+            }
+        }
+        let len = self.map_len(q.0 - p.0, q.1 - p.1);
+        (best.0, self.det * best.1 as f64 / len)
     }
 
     /// `ring` simplified, with its direction (and so the sign of its area) kept, starting at
     /// its lowest vertex.
-    pub fn ring(&self, labels: &mut dyn Labels, ring: &Ring) -> Ring {
+    pub fn ring<L: Labels + ?Sized>(&self, labels: &mut L, ring: &Ring) -> Ring {
         let n = ring.verts.len();
         if n < 4 {
             return ring.clone();
@@ -171,7 +187,7 @@ impl Simplifier {
 
     /// The vertices kept of the arc `pts` (first and last included), in its own direction,
     /// computed in the canonical direction.
-    fn arc(&self, labels: &mut dyn Labels, pts: &[Pt], shape: Shape) -> Vec<Pt> {
+    fn arc<L: Labels + ?Sized>(&self, labels: &mut L, pts: &[Pt], shape: Shape) -> Vec<Pt> {
         let n = pts.len();
         if n <= 2 {
             return pts.to_vec();
@@ -200,7 +216,12 @@ impl Simplifier {
     }
 
     /// Which vertices of `pts` Douglas-Peucker keeps, with the topology check.
-    fn douglas_peucker(&self, labels: &mut dyn Labels, pts: &[Pt], shape: Shape) -> Vec<bool> {
+    fn douglas_peucker<L: Labels + ?Sized>(
+        &self,
+        labels: &mut L,
+        pts: &[Pt],
+        shape: Shape,
+    ) -> Vec<bool> {
         let n = pts.len();
         let mut keep = vec![false; n];
         keep[0] = true;
@@ -215,15 +236,8 @@ impl Simplifier {
                 continue;
             }
             let (p, q) = (pts[i], pts[j]);
-            let mut k = i + 1;
-            let mut far = -1.0f64;
-            for (m, &x) in pts.iter().enumerate().take(j).skip(i + 1) {
-                let d = self.distance(p, q, x);
-                if d > far {
-                    far = d;
-                    k = m;
-                }
-            }
+            let (k, far) = self.farthest(p, q, &pts[i + 1..j]);
+            let k = i + 1 + k;
             if force == 0 && far <= self.tol && chord_clear(labels, &pts[i..=j]) {
                 continue;
             }
@@ -269,7 +283,7 @@ fn drop_collinear(mut pts: Vec<Pt>) -> Vec<Pt> {
 /// Whether the chord from `run`'s first vertex to its last may replace it: no boundary edge
 /// of `labels` other than the run's own meets the closed region between the chord and the
 /// run, or the chord, except at the chord's two ends.
-fn chord_clear(labels: &mut dyn Labels, run: &[Pt]) -> bool {
+fn chord_clear<L: Labels + ?Sized>(labels: &mut L, run: &[Pt]) -> bool {
     let (p, q) = (run[0], run[run.len() - 1]);
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (p.0, p.0, p.1, p.1);
     for &(x, y) in run {
@@ -278,20 +292,29 @@ fn chord_clear(labels: &mut dyn Labels, run: &[Pt]) -> bool {
         ymin = ymin.min(y);
         ymax = ymax.max(y);
     }
-    // The run's own unit edges: (col, row, vertical).
-    let mut own: HashSet<(i64, i64, bool)> = HashSet::new();
+    // The run's own unit edges, per vertex row: horizontal spans `[x0, x1)` along the row,
+    // and the columns of vertical edges down from it.
+    let height = (ymax - ymin + 1) as usize;
+    let mut spans: Vec<Vec<(i64, i64)>> = vec![Vec::new(); height];
+    let mut downs: Vec<Vec<i64>> = vec![Vec::new(); height];
     for w in run.windows(2) {
         let (a, b) = (w[0], w[1]);
         if a.1 == b.1 {
-            for x in a.0.min(b.0)..a.0.max(b.0) {
-                own.insert((x, a.1, false));
-            }
+            spans[(a.1 - ymin) as usize].push((a.0.min(b.0), a.0.max(b.0)));
         } else {
             for y in a.1.min(b.1)..a.1.max(b.1) {
-                own.insert((a.0, y, true));
+                downs[(y - ymin) as usize].push(a.0);
             }
         }
     }
+    let own_h = |x: i64, y: i64| {
+        spans[(y - ymin) as usize]
+            .iter()
+            .any(|&(x0, x1)| x >= x0 && x < x1)
+    };
+    let own_v =
+        |x: i64, y: i64| (ymin..ymax).contains(&y) && downs[(y - ymin) as usize].contains(&x);
+    let bbox = (xmin, xmax, ymin, ymax);
     // The region lies in the run's convex hull, so within its bounding box and within the
     // run's widest horizontal reach from the chord's line.
     let band = (q.1 != p.1).then(|| {
@@ -323,15 +346,15 @@ fn chord_clear(labels: &mut dyn Labels, run: &[Pt]) -> bool {
             // The horizontal edge from (x, y) to (x + 1, y).
             if y >= ymin
                 && labels.label(x, y - 1) != here
-                && !own.contains(&(x, y, false))
-                && meets(run, (x, y), (x + 1, y))
+                && !own_h(x, y)
+                && meets(run, bbox, (x, y), (x + 1, y))
             {
                 return false;
             }
             // The vertical edge from (x, y) to (x, y + 1).
             if labels.label(x - 1, y) != here
-                && !own.contains(&(x, y, true))
-                && meets(run, (x, y), (x, y + 1))
+                && !own_v(x, y)
+                && meets(run, bbox, (x, y), (x, y + 1))
             {
                 return false;
             }
@@ -342,11 +365,13 @@ fn chord_clear(labels: &mut dyn Labels, run: &[Pt]) -> bool {
 
 /// Whether the unit edge `u w` meets the closed region between `run` and its chord anywhere
 /// but at the chord's ends.
-fn meets(run: &[Pt], u: Pt, w: Pt) -> bool {
+fn meets(run: &[Pt], bbox: (i64, i64, i64, i64), u: Pt, w: Pt) -> bool {
     let (p, q) = (run[0], run[run.len() - 1]);
+    let (x0, x1, y0, y1) = bbox;
+    let boxed = |e: Pt| e.0 >= x0 && e.0 <= x1 && e.1 >= y0 && e.1 <= y1;
     if [u, w]
         .iter()
-        .any(|&e| e != p && e != q && in_region(run, e))
+        .any(|&e| e != p && e != q && boxed(e) && in_region(run, e))
     {
         return true;
     }
