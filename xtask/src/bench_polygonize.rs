@@ -31,9 +31,10 @@ pub struct BenchPolygonizeArgs {
     gdal_runs: usize,
 }
 
+/// The median (NaN for no runs: `--gdal-runs 0` reuses an earlier GDAL output).
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn remove(p: &Path) {
