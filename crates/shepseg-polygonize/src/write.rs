@@ -99,12 +99,7 @@ pub fn output_exists(path: &Path) -> bool {
     if !is_virtual(path) {
         return path.exists();
     }
-    let Ok(c) = CString::new(path.to_string_lossy().as_bytes()) else {
-        return false;
-    };
-    let mut stat = std::mem::MaybeUninit::<gdal_sys::VSIStatBufL>::zeroed();
-    // SAFETY: a NUL-terminated path and a stat buffer GDAL fills.
-    unsafe { gdal_sys::VSIStatL(c.as_ptr(), stat.as_mut_ptr()) == 0 }
+    shepseg_tiling::vsi::stat(path).is_some()
 }
 
 /// The folder a vector output is built in: beside OUTPUT, hidden (`.NAME.shepseg-partial`),

@@ -29,6 +29,7 @@ pub mod raster;
 pub mod rat;
 pub mod sample;
 pub mod shared_blocks;
+pub mod vsi;
 
 pub use error::TilingError;
 pub use exec::{
