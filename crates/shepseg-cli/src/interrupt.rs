@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// The folder to remove on interrupt, if any.
 static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
 
+/// What an interrupt keeps for `--resume`: the work directory and the command to continue.
+static KEPT: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
+
 /// Set on the first Ctrl-C when a job asked to stop gracefully (see [`graceful`]).
 static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -30,9 +33,34 @@ pub fn abandon_on_interrupt(dir: &Path) {
         if let Some(dir) = PARTIAL.lock().ok().and_then(|mut p| p.take()) {
             let _ = std::fs::remove_dir_all(dir);
         }
-        eprintln!("shepseg: interrupted; no output written");
+        eprintln!("shepseg: interrupted; no output written{}", kept_note());
         exit_now(130);
     });
+}
+
+/// On an interrupt, `dir` (a job's work directory) is kept and the message gives `command`
+/// to continue the job.
+pub fn keep_on_interrupt(dir: &Path, command: &str) {
+    if let Ok(mut k) = KEPT.lock() {
+        *k = Some((dir.to_path_buf(), command.to_string()));
+    }
+}
+
+/// "; work directory ... kept: continue with ...", if a work directory exists to continue
+/// from, else nothing. Its lock is released: this process is about to end.
+pub fn kept_note() -> String {
+    let Some((dir, command)) = KEPT.lock().ok().and_then(|k| k.clone()) else {
+        return String::new();
+    };
+    if !dir.join("job.json").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return String::new();
+    }
+    let _ = std::fs::remove_file(dir.join("lock"));
+    format!(
+        "; work directory {} kept, continue with: {command}",
+        dir.display()
+    )
 }
 
 /// Ends the process at once with `code`, without the exit handlers: other threads may be inside

@@ -105,7 +105,10 @@ fn main() {
         Command::FargateCleanup(args) => fargate_cleanup::run(&args),
     };
     if interrupt::interrupted() {
-        eprintln!("shepseg: interrupted; workers stopped, no output written");
+        eprintln!(
+            "shepseg: interrupted; workers stopped, no output written{}",
+            interrupt::kept_note()
+        );
         std::process::exit(130);
     }
     if let Err(e) = result {

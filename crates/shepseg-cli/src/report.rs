@@ -42,6 +42,7 @@ pub fn json(
         "kmeans": serde_json::from_str::<serde_json::Value>(&report.model.to_json())?,
         "num_segments": report.num_segments,
         "num_tiles": report.num_tiles,
+        "tiles_resumed": report.tiles_resumed,
         "executor": format!("{:?}", args.exec.executor).to_lowercase(),
         "seam_fallbacks": report.seam_fallbacks,
         "seamless": report.seamless.map(|s| serde_json::json!({

@@ -89,6 +89,15 @@ pub struct SegmentArgs {
     /// No progress bar or report.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Where the job keeps its model and finished tiles while it runs, so that `--resume` can
+    /// continue it after a crash or an interrupt [default: .OUTPUT.shepseg-work beside
+    /// OUTPUT]. Removed when OUTPUT is complete.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Continue the job the work directory holds (same INPUT, OUTPUT and parameters): its
+    /// finished tiles are not segmented again.
+    #[arg(long)]
+    pub resume: bool,
     /// Write a JSON report (parameters, model, segments, timings) to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -195,6 +204,24 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
         crate::interrupt::abandon_on_interrupt(&dir);
     }
+    let work_dir = if params.pyshepseg_compat {
+        if args.resume || args.work_dir.is_some() {
+            let flag = if args.resume {
+                "--resume"
+            } else {
+                "--work-dir"
+            };
+            anyhow::bail!("{flag}: resuming needs the default mode, not --pyshepseg-compat");
+        }
+        None
+    } else {
+        args.work_dir
+            .clone()
+            .or_else(|| shepseg_pipeline::default_work_dir(&args.output))
+    };
+    if let Some(dir) = &work_dir {
+        crate::interrupt::keep_on_interrupt(dir, &resume_command());
+    }
     if args.overlap_size.is_some() && !params.pyshepseg_compat && !args.quiet {
         eprintln!(
             "warning: --overlap-size is ignored: the default mode's tiles need no overlap \
@@ -220,12 +247,33 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             overwrite: args.overwrite,
         })
         .threads(args.exec.local_threads())
+        .work_dir(work_dir.clone())
+        .resume(args.resume)
         .statistics(statistics)
         .on_progress(crate::progress::progress_bar(
             !args.quiet && std::io::stderr().is_terminal(),
             "tiles",
         ));
-    let (report, workers) = args.exec.run(job, fargate, &args.config, args.quiet)?;
+    let tiles_before = work_dir.as_deref().map_or(0, tile_count);
+    let (report, workers) = match args.exec.run(job, fargate, &args.config, args.quiet) {
+        Ok(r) => r,
+        Err(e) => {
+            // Tiles finished by this run are kept: say how to continue, on the error's one
+            // line (not when the run was refused before segmenting, e.g. by --resume).
+            let kept = work_dir.as_deref().filter(|d| tile_count(d) > tiles_before);
+            return Err(match kept {
+                Some(d) => e.context(format!(
+                    "finished tiles kept in {}; continue with: {}",
+                    d.display(),
+                    resume_command()
+                )),
+                None => e,
+            });
+        }
+    };
+    if report.resume_started_afresh && !args.quiet {
+        eprintln!("--resume: no job to resume in the work directory; started afresh");
+    }
     if let Some(p) = &args.kmeans_out {
         std::fs::write(p, report.model.to_json())
             .with_context(|| format!("--kmeans-out {}", p.display()))?;
@@ -235,11 +283,16 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         let (cols, rows) = report.size;
         match &report.seamless {
             Some(s) => eprintln!(
-                "{} segments in {} tiles ({cols} x {rows} pixels, tiles of {}); join held \
+                "{} segments in {} tiles ({cols} x {rows} pixels, tiles of {}{}); join held \
                  {:.1} MiB of tile tables",
                 report.num_segments,
                 report.num_tiles,
                 report.tile_size,
+                if report.tiles_resumed > 0 {
+                    format!(", {} resumed", report.tiles_resumed)
+                } else {
+                    String::new()
+                },
                 s.table_bytes as f64 / (1 << 20) as f64
             ),
             None => eprintln!(
@@ -268,4 +321,41 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .context("--vector")?;
     }
     Ok(())
+}
+
+/// The finished tiles in the work directory `dir`.
+fn tile_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("tile-") && n.ends_with(".bin")
+            })
+            .count()
+    })
+}
+
+/// This command line with `--resume` (once), for the messages that say how to continue.
+fn resume_command() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--resume") {
+        args.push("--resume".into());
+    }
+    if let Some(first) = args.first_mut() {
+        *first = "shepseg".into();
+    }
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -17,6 +17,7 @@ use shepseg_exec_fargate::protocol::{
 mod common;
 
 use common::moto::{free_port, Moto, RunTaskFaults};
+use common::noisy_crop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -38,37 +39,6 @@ struct Fixture {
 }
 
 const TILING: [&str; 2] = ["-t", "512"];
-
-/// Writes the noisy crop.
-fn noisy_crop(path: &Path) {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
-    let ds = gdal::Dataset::open(&src).unwrap();
-    let (n, off) = (2000usize, 3000isize);
-    let out = gdal::DriverManager::get_driver_by_name("GTiff")
-        .unwrap()
-        .create_with_band_type::<u16, _>(path, n, n, 3)
-        .unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for b in 1..=3 {
-        let band = ds.rasterband(b).unwrap();
-        let mut buf = band
-            .read_as::<u16>((off, off), (n, n), (n, n), None)
-            .unwrap();
-        for v in buf.data_mut() {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            if *v != 65535 {
-                let noise = ((state >> 33) % 801) as i32 - 400;
-                *v = (*v as i32 + noise).clamp(0, 65534) as u16;
-            }
-        }
-        let mut ob = out.rasterband(b).unwrap();
-        ob.set_no_data_value(Some(65535.0)).unwrap();
-        ob.write((0, 0), (n, n), &mut buf).unwrap();
-    }
-}
 
 fn fixture(name: &str) -> Fixture {
     let dir = tempdir(name);

@@ -48,6 +48,35 @@ pub enum PipelineError {
     /// The per-segment statistics failed (the segmentation itself is complete).
     #[error("statistics: {0}")]
     Stats(#[from] StatsError),
+    /// The work directory cannot be used.
+    #[error("work directory {}: {message}", path.display())]
+    WorkDir {
+        /// The work directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Resuming: the work directory belongs to a job with other settings or another input.
+    #[error("cannot resume from {}: {what}", path.display())]
+    ResumeMismatch {
+        /// The work directory.
+        path: PathBuf,
+        /// What differs.
+        what: String,
+    },
+    /// Another coordinator is using the work directory.
+    #[error("work directory {} is in use by process {pid} on {host}", path.display())]
+    WorkDirLocked {
+        /// The work directory.
+        path: PathBuf,
+        /// The process holding it.
+        pid: String,
+        /// Its host.
+        host: String,
+    },
+    /// Resuming needs the default mode: compatibility mode stitches tiles as they come.
+    #[error("resuming a job needs the default mode, not pyshepseg compatibility")]
+    ResumeCompat,
     /// The caller raised the job's cancel flag ([`crate::TiledSegmentation::cancel_flag`]).
     #[error("cancelled")]
     Cancelled,

@@ -17,6 +17,7 @@ use crate::consumer::{is_cancelled, Progress, StitchConsumer};
 use crate::error::PipelineError;
 use crate::seamless::{join_and_write, Collector};
 use crate::timings::Timings;
+use crate::workdir::{default_work_dir, JobSettings, WorkDir};
 
 /// The default mode's tile size: small enough that two workers share a 10000 x 10000 image
 /// evenly (81 tiles), large enough that the halo and the tables' edges stay a few percent.
@@ -55,6 +56,8 @@ pub struct TiledSegmentation<E = SequentialExecutor> {
     statistics: Option<Statistics>,
     progress: Option<Progress>,
     cancel: Option<Arc<AtomicBool>>,
+    work_dir: Option<PathBuf>,
+    resume: bool,
 }
 
 /// What the default mode's seamless join did.
@@ -77,8 +80,14 @@ pub struct SeamlessReport {
 pub struct SegmentationReport {
     /// Segments in the output (IDs 1..=N).
     pub num_segments: u32,
-    /// Tiles segmented.
+    /// Tiles in the grid.
     pub num_tiles: usize,
+    /// Of which finished by an earlier run and taken from the work directory.
+    pub tiles_resumed: usize,
+    /// Resuming was asked for but the work directory held no job, so the job started afresh.
+    pub resume_started_afresh: bool,
+    /// The work directory used (removed once the output was complete).
+    pub work_dir: Option<PathBuf>,
     /// The tile size used.
     pub tile_size: usize,
     /// The overlap used (0 in the default mode).
@@ -126,6 +135,8 @@ impl TiledSegmentation<SequentialExecutor> {
             statistics: None,
             progress: None,
             cancel: None,
+            work_dir: None,
+            resume: false,
         }
     }
 }
@@ -150,6 +161,8 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             statistics: self.statistics,
             progress: self.progress,
             cancel: self.cancel,
+            work_dir: self.work_dir,
+            resume: self.resume,
         }
     }
 
@@ -259,6 +272,24 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         self
     }
 
+    /// Where the job records its model and finished tiles (default mode), so that it can be
+    /// resumed (default: a hidden folder beside the output, see [`default_work_dir`]; none for
+    /// `/vsi…` outputs). It is removed once the output is complete, and kept, with its
+    /// finished tiles, when the job fails or is killed.
+    pub fn work_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.work_dir = dir;
+        self
+    }
+
+    /// Continue the job the work directory holds: its model and finished tiles are used, and
+    /// only the other tiles are segmented; the output is the same as an uninterrupted run's.
+    /// Fails with [`PipelineError::ResumeMismatch`] if the input or a setting changed; starts
+    /// afresh (and says so in the report) if there is no job to resume.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
     /// Fails with [`PipelineError::Cancelled`] once the cancel flag is raised.
     fn check_cancel(&self) -> Result<(), PipelineError> {
         if is_cancelled(self.cancel.as_ref()) {
@@ -332,6 +363,51 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             &OutputGeometry::of(raster.dataset()),
             &self.output_options,
         )?;
+        // The work directory (default mode only): its lock is taken, and with `resume` its
+        // model and finished tiles read, once the output could be created (so a run refused for an existing output clears nothing).
+        if params.pyshepseg_compat && (self.resume || self.work_dir.is_some()) {
+            return Err(PipelineError::ResumeCompat);
+        }
+        let settings = JobSettings::new(
+            &self.input,
+            &raster,
+            &bands,
+            null,
+            tile_size,
+            self.subsample_pcnt,
+            &params,
+        );
+        let work_path = if params.pyshepseg_compat {
+            None
+        } else {
+            self.work_dir
+                .clone()
+                .or_else(|| default_work_dir(&self.output))
+        };
+        let mut work = WorkGuard(None);
+        let mut resumed_tiles = Vec::new();
+        let mut resumed_model = None;
+        let mut resume_started_afresh = false;
+        if let Some(p) = &work_path {
+            let opened = WorkDir::open(p, &settings, &grid, self.resume)?;
+            work.0 = Some(opened.dir);
+            resume_started_afresh = opened.started_afresh;
+            if let Some((m, pcnt)) = opened.model {
+                if let Some(given) = &self.model {
+                    if *given != m {
+                        return Err(PipelineError::ResumeMismatch {
+                            path: p.clone(),
+                            what: "the k-means model given differs from the one its tiles used"
+                                .into(),
+                        });
+                    }
+                }
+                resumed_model = Some((m, pcnt));
+                resumed_tiles = opened.tiles;
+            }
+        } else if self.resume {
+            resume_started_afresh = true;
+        }
         // How the output was made, so that a reader can tell the modes apart.
         output.add_metadata("SHEPSEG_VERSION", env!("CARGO_PKG_VERSION"));
         output.add_metadata(
@@ -354,9 +430,10 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         let mut timings = Timings::default();
         self.check_cancel()?;
         let t = Instant::now();
-        let (model, subsample_pcnt) = match self.model.take() {
-            Some(m) => (m, None),
-            None => {
+        let (model, subsample_pcnt) = match (resumed_model, self.model.take()) {
+            (Some(resumed), _) => resumed,
+            (None, Some(m)) => (m, None),
+            (None, None) => {
                 let fit = fit_whole_raster_threads(
                     &raster,
                     &bands,
@@ -371,12 +448,21 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         };
         timings.spectral_clusters = t.elapsed();
         self.check_cancel()?;
+        if let Some(w) = &work.0 {
+            w.start(&settings, &model, subsample_pcnt)?;
+        }
 
+        // A resumed job segments only the tiles its work directory does not have.
+        let mut done = vec![false; num_tiles];
+        for t in &resumed_tiles {
+            done[t.index] = true;
+        }
+        let tiles_resumed = resumed_tiles.len();
         let job = TileJob {
             input: self.input.clone(),
             bands: bands.clone(),
             null,
-            grid: grid.clone(),
+            grid: grid.subset(|i| !done[i]),
             model: model.clone(),
             params,
         };
@@ -403,7 +489,13 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 self.progress.as_mut(),
                 self.cancel.clone(),
             );
-            self.executor.run(&job, &mut collector)?;
+            collector.resume(resumed_tiles);
+            if let Some(w) = &work.0 {
+                collector.store_in(w);
+            }
+            if !job.grid.tiles().is_empty() {
+                self.executor.run(&job, &mut collector)?;
+            }
             let max_spectral_diff_used = collector.log.max_spectral_diff_used;
             let threshold = params
                 .max_spectral_diff
@@ -419,6 +511,10 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             let finishing = Instant::now();
             output.finish(&written.report)?;
             timings.finishing = finishing.elapsed();
+            // The output is complete: nothing is left to resume.
+            if let Some(w) = work.0.take() {
+                w.remove();
+            }
             (
                 written.report,
                 max_spectral_diff_used,
@@ -443,6 +539,9 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         Ok(SegmentationReport {
             num_segments: stitched.num_segments,
             num_tiles,
+            tiles_resumed,
+            resume_started_afresh,
+            work_dir: work_path,
             tile_size,
             overlap_size: if params.pyshepseg_compat {
                 self.overlap_size
@@ -461,5 +560,17 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             timings,
             wall: start.elapsed(),
         })
+    }
+}
+
+/// The job's work directory while it runs: on an early return it is kept (unlocked) if it
+/// holds finished tiles, removed otherwise.
+struct WorkGuard(Option<WorkDir>);
+
+impl Drop for WorkGuard {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.keep_or_remove();
+        }
     }
 }

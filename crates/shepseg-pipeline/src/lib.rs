@@ -40,6 +40,7 @@ pub mod error;
 pub mod job;
 mod seamless;
 pub mod timings;
+mod workdir;
 
 pub use error::PipelineError;
 pub use job::{
@@ -48,3 +49,4 @@ pub use job::{
 };
 pub use shepseg_tiling::TileExecutor;
 pub use timings::{PhaseTimer, Timings};
+pub use workdir::default_work_dir;

@@ -16,6 +16,7 @@ use crate::consumer::{ConsumeError, Progress, TileLog};
 use crate::error::PipelineError;
 use crate::job::SeamlessReport;
 use crate::timings::Timings;
+use crate::workdir::{ResumedTile, WorkDir};
 
 /// Keeps every finished tile's node image and table until all are in.
 pub(crate) struct Collector<'a> {
@@ -24,6 +25,8 @@ pub(crate) struct Collector<'a> {
     parts: Vec<Option<TilePart>>,
     grid: &'a TileGrid,
     pub log: TileLog<'a>,
+    /// Where each finished tile is recorded, for a resumed job to find it.
+    store: Option<&'a WorkDir>,
 }
 
 impl<'a> Collector<'a> {
@@ -40,6 +43,24 @@ impl<'a> Collector<'a> {
             parts: vec![None; total],
             grid,
             log: TileLog::new(timings, progress, total, cancel),
+            store: None,
+        }
+    }
+
+    /// Records every tile that arrives in `store` from now on.
+    pub fn store_in(&mut self, store: &'a WorkDir) {
+        self.store = Some(store);
+    }
+
+    /// Takes tiles finished by an earlier run of the job, as if they had just arrived.
+    pub fn resume(&mut self, tiles: Vec<ResumedTile>) {
+        for t in tiles {
+            if t.index < self.parts.len() {
+                self.images[t.index] = Some(t.image);
+                self.parts[t.index] = Some(t.part);
+                self.log.max_spectral_diff_used = t.max_spectral_diff;
+                self.log.done();
+            }
         }
     }
 }
@@ -62,7 +83,13 @@ impl TileConsumer for Collector<'_> {
             ))
             .into());
         }
-        self.images[index] = Some(pack_image(&t.segimg));
+        let image = pack_image(&t.segimg);
+        if let Some(store) = self.store {
+            store
+                .save_tile(index, t.tile.window, &image, &part, t.max_spectral_diff)
+                .map_err(|e| StitchError::Output(e.to_string()))?;
+        }
+        self.images[index] = Some(image);
         self.parts[index] = Some(*part);
         self.log.timings.stitching.record(start.elapsed());
         self.log.done();
@@ -91,6 +118,7 @@ pub(crate) fn join_and_write<S: TileSink>(
         parts,
         grid,
         log,
+        ..
     } = collector;
     let timings = log.timings;
     let t = Instant::now();

@@ -126,12 +126,35 @@ impl TileGrid {
         &self.tiles
     }
 
-    /// The tile at grid column `col`, row `row`.
+    /// The tile at grid column `col`, row `row` (`None` outside the grid, or left out of a
+    /// [`TileGrid::subset`]).
     pub fn tile(&self, col: usize, row: usize) -> Option<&Tile> {
         if col >= self.ncols || row >= self.nrows {
             return None;
         }
-        self.tiles.get(row * self.ncols + col)
+        if self.tiles.len() == self.ncols * self.nrows {
+            return self.tiles.get(row * self.ncols + col);
+        }
+        self.tiles
+            .binary_search_by_key(&(row, col), |t| (t.row, t.col))
+            .ok()
+            .and_then(|i| self.tiles.get(i))
+    }
+
+    /// The same grid with only the tiles for which `keep` (given each tile's row-major index)
+    /// is true: the tiles a resumed job still has to segment. Executors run any grid's
+    /// [`TileGrid::tiles`]; each tile keeps its `col` and `row`.
+    pub fn subset(&self, keep: impl Fn(usize) -> bool) -> TileGrid {
+        TileGrid {
+            tiles: self
+                .tiles
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| keep(i))
+                .map(|(_, &t)| t)
+                .collect(),
+            ..*self
+        }
     }
 
     /// Tiles per row.

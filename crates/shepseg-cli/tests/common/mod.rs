@@ -4,7 +4,7 @@
 
 pub mod moto;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The shipped 4-band test image.
@@ -26,4 +26,37 @@ pub fn shepseg(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run shepseg")
+}
+
+/// Writes a 2000x2000 crop of pyshepseg's synthetic test image with deterministic noise
+/// added (so that its tiles take a while to segment), 3 UInt16 bands, nodata 65535: a job
+/// big enough to kill in the middle of.
+pub fn noisy_crop(path: &Path) {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/reference/synth8000/synthetic_runtests_8000.tif");
+    let ds = gdal::Dataset::open(&src).unwrap();
+    let (n, off) = (2000usize, 3000isize);
+    let out = gdal::DriverManager::get_driver_by_name("GTiff")
+        .unwrap()
+        .create_with_band_type::<u16, _>(path, n, n, 3)
+        .unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for b in 1..=3 {
+        let band = ds.rasterband(b).unwrap();
+        let mut buf = band
+            .read_as::<u16>((off, off), (n, n), (n, n), None)
+            .unwrap();
+        for v in buf.data_mut() {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if *v != 65535 {
+                let noise = ((state >> 33) % 801) as i32 - 400;
+                *v = (*v as i32 + noise).clamp(0, 65534) as u16;
+            }
+        }
+        let mut ob = out.rasterband(b).unwrap();
+        ob.set_no_data_value(Some(65535.0)).unwrap();
+        ob.write((0, 0), (n, n), &mut buf).unwrap();
+    }
 }

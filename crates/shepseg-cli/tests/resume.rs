@@ -1,0 +1,287 @@
+//! Resumable jobs for real: a coordinator SIGKILLed or interrupted part-way, then `shepseg
+//! segment ... --resume` with the threads and processes executors gives the uninterrupted
+//! output byte for byte; a changed parameter or input is refused in one line; a second
+//! coordinator is kept out of a work directory in use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{noisy_crop, tempdir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
+
+/// Small tiles, so that a kill lands with some tiles done and most to do.
+const TILING: [&str; 2] = ["-t", "128"];
+
+struct Job {
+    dir: PathBuf,
+    input: PathBuf,
+    reference: PathBuf,
+}
+
+impl Job {
+    /// The noisy crop and its uninterrupted segmentation.
+    fn new(name: &str) -> Self {
+        let dir = tempdir(&format!("resume-{name}"));
+        let input = dir.join("in.tif");
+        noisy_crop(&input);
+        let reference = dir.join("reference.tif");
+        let out = Self::command_for(&input, &reference, &["-w", "2"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            !work_dir(&reference).exists(),
+            "work dir left after success"
+        );
+        Self {
+            dir,
+            input,
+            reference,
+        }
+    }
+
+    fn command_for(input: &Path, output: &Path, extra: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("segment")
+            .args([input, output])
+            .args(TILING)
+            .args(["--fixed-kmeans-init", "-q", "--json"])
+            .arg(output.with_extension("json"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn command(&self, output: &Path, extra: &[&str]) -> Command {
+        Self::command_for(&self.input, output, extra)
+    }
+
+    /// Starts the job and stops it with `signal` once `tiles` tiles are in its work
+    /// directory; returns its output.
+    fn start_and_stop(&self, output: &Path, extra: &[&str], signal: i32, tiles: usize) -> Output {
+        let child = self.command(output, extra).spawn().unwrap();
+        let t = Instant::now();
+        while tile_files(&work_dir(output)) < tiles {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "no tiles in the work directory"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        signal_and_wait(child, signal)
+    }
+
+    /// The output equals the uninterrupted one, raster and attribute table, byte for byte.
+    fn assert_same(&self, output: &Path) {
+        for ext in ["", ".aux.xml"] {
+            let a = std::fs::read(format!("{}{ext}", self.reference.display())).unwrap();
+            let b = std::fs::read(format!("{}{ext}", output.display())).unwrap();
+            assert!(
+                a == b,
+                "{}{ext} differs from the uninterrupted run",
+                output.display()
+            );
+        }
+    }
+}
+
+fn signal_and_wait(mut child: Child, signal: i32) -> Output {
+    // SAFETY: signalling our own child process, which has not been waited for yet.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.into_bytes(),
+    }
+}
+
+fn work_dir(output: &Path) -> PathBuf {
+    output.with_file_name(format!(
+        ".{}.shepseg-work",
+        output.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+fn tile_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("tile-") && n.ends_with(".bin")
+            })
+            .count()
+    })
+}
+
+fn report(output: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(output.with_extension("json")).unwrap()).unwrap()
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[test]
+fn a_sigkilled_coordinator_resumes_to_the_same_output() {
+    let job = Job::new("kill");
+    for (name, first, resumed) in [
+        ("threads", ["--executor", "threads", "-w", "1"], ["-w", "2"]),
+        (
+            "processes",
+            ["--executor", "processes", "-w", "2"],
+            ["-w", "1"],
+        ),
+    ] {
+        let out = job.dir.join(format!("{name}.tif"));
+        let killed = job.start_and_stop(&out, &first, libc::SIGKILL, 8);
+        assert!(!killed.status.success());
+        assert!(
+            !out.exists(),
+            "{name}: killed before the end, yet OUTPUT exists"
+        );
+        let kept = tile_files(&work_dir(&out));
+        assert!(kept >= 8, "{name}: {kept} tiles kept");
+
+        // A changed parameter is refused, naming it; the work directory stays.
+        let refused = job
+            .command(&out, &["--resume", "-s", "20"])
+            .output()
+            .unwrap();
+        let err = one_line_error(&refused);
+        assert!(
+            err.contains("cannot resume") && err.contains("min_segment_size"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert!(tile_files(&work_dir(&out)) >= kept);
+
+        // The same job resumes, with another worker count (and executor, for processes).
+        let mut extra: Vec<&str> = resumed.to_vec();
+        extra.push("--resume");
+        let done = job.command(&out, &extra).output().unwrap();
+        assert!(done.status.success(), "{name}: {done:?}");
+        job.assert_same(&out);
+        let r = report(&out);
+        let resumed = r["tiles_resumed"].as_u64().unwrap();
+        assert!(
+            resumed >= kept as u64 && resumed < r["num_tiles"].as_u64().unwrap(),
+            "{name}: {resumed} tiles resumed of {}",
+            r["num_tiles"]
+        );
+        assert!(!work_dir(&out).exists(), "{name}: work directory left");
+    }
+    let _ = std::fs::remove_dir_all(&job.dir);
+}
+
+#[test]
+fn an_interrupted_job_says_how_to_resume_and_does() {
+    let job = Job::new("interrupt");
+    let out = job.dir.join("int.tif");
+    let stopped = job.start_and_stop(&out, &["-w", "1"], libc::SIGINT, 4);
+    assert_eq!(stopped.status.code(), Some(130), "{stopped:?}");
+    let msg = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        msg.contains("kept, continue with: shepseg segment") && msg.contains("--resume"),
+        "{msg}"
+    );
+    assert!(!out.exists());
+    assert!(
+        !work_dir(&out).join("lock").exists(),
+        "lock left after Ctrl-C"
+    );
+    // The command the message gives, as given.
+    let command = msg
+        .split("continue with: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let done = Command::new(BIN).args(&args).output().unwrap();
+    assert!(done.status.success(), "{done:?}");
+    job.assert_same(&out);
+    assert!(report(&out)["tiles_resumed"].as_u64().unwrap() >= 4);
+
+    // A changed input is refused: the same size, touched.
+    let out2 = job.dir.join("int2.tif");
+    let stopped = job.start_and_stop(&out2, &["-w", "1"], libc::SIGKILL, 2);
+    assert!(!stopped.status.success());
+    let copy = std::fs::read(&job.input).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&job.input, copy).unwrap();
+    let err = one_line_error(&job.command(&out2, &["--resume"]).output().unwrap());
+    assert!(err.contains("input file differs"), "{err}");
+    assert!(!out2.exists());
+    let _ = std::fs::remove_dir_all(&job.dir);
+}
+
+#[test]
+fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
+    let dir = tempdir("resume-fresh");
+    let rgbn = common::rgbn();
+    let out = dir.join("fresh.tif");
+    let run = Job::command_for(&rgbn, &out, &["--resume"])
+        .arg("--work-dir")
+        .arg(dir.join("wd"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let r = report(&out);
+    assert_eq!(r["tiles_resumed"], 0);
+    assert!(!dir.join("wd").exists());
+    // Not quiet: it says so.
+    let out2 = dir.join("fresh2.tif");
+    let run = Command::new(BIN)
+        .args([
+            "segment",
+            rgbn.to_str().unwrap(),
+            out2.to_str().unwrap(),
+            "--resume",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("started afresh"),
+        "{run:?}"
+    );
+
+    // A work directory locked by a live process (this test) is refused, nothing written.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        busy.join("lock"),
+        format!("{} {}", std::process::id(), host.trim()),
+    )
+    .unwrap();
+    let out3 = dir.join("busy.tif");
+    let err = one_line_error(
+        &Job::command_for(&rgbn, &out3, &["--work-dir", busy.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("in use by process"), "{err}");
+    assert!(!out3.exists());
+    // ... and taken over once its process is gone.
+    std::fs::write(busy.join("lock"), format!("999999999 {}", host.trim())).unwrap();
+    let ok = Job::command_for(&rgbn, &out3, &["--work-dir", busy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
