@@ -288,7 +288,8 @@ def tiled_segment(infile: PathLike, outfile: PathLike, *, bands: Optional[Sequen
                   stats_bands: Sequence[int] = (), stats: Sequence[str] = (),
                   colour_from_bands: Optional[Sequence[int]] = None,
                   gdal_config: Optional[Dict[str, str]] = None, verbose: bool = False,
-                  pyshepseg_compat: bool = False) -> Dict[str, Any]:
+                  pyshepseg_compat: bool = False, work_dir: Optional[PathLike] = None,
+                  resume: bool = False) -> Dict[str, Any]:
     """Segments a raster too large for memory, tile by tile: ``shepseg segment``.
 
     The default mode's result does not depend on the tiles (their size only changes speed and
@@ -312,6 +313,11 @@ def tiled_segment(infile: PathLike, outfile: PathLike, *, bands: Optional[Sequen
     stats_bands, stats :
         Per-segment statistics to compute afterwards (``'mean'``, ``'stddev'``, ``'min'``,
         ``'max'``, ``'median'``, ``'mode'``, ``'count'``, ``'percentile:P'``).
+    work_dir, resume :
+        Where the job keeps its model and finished tiles while it runs (default a hidden
+        folder beside ``outfile``), and whether to continue the job found there after a crash
+        or an interrupt: finished tiles are not segmented again (``tiles_resumed`` in the
+        report), and the output is the uninterrupted run's.
     The other parameters are ``shepseg segment``'s options of the same names.
 
     Returns
@@ -353,7 +359,8 @@ def tiled_segment(infile: PathLike, outfile: PathLike, *, bands: Optional[Sequen
         _count("tile_retries", tile_retries, 1), _number("barrier_timeout", barrier_timeout),
         _number("heartbeat_timeout", heartbeat_timeout),
         _counts("stats_bands", stats_bands), _strings("stats", stats), colour,
-        _worker_command(), list(cfg.items()), _flag("verbose", verbose))
+        _worker_command(), list(cfg.items()), _flag("verbose", verbose),
+        None if work_dir is None else _path("work_dir", work_dir), _flag("resume", resume))
     return json.loads(text)
 
 

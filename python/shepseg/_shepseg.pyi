@@ -30,7 +30,8 @@ def tiled_segment(infile: str, outfile: str, bands: List[int], null_value: Optio
                   advertise: Optional[str], tile_retries: int, barrier_timeout: float,
                   heartbeat_timeout: float, stats_bands: List[int], stats: List[str],
                   colour_from_bands: Optional[List[int]], worker_command: List[str],
-                  gdal_config: List[Tuple[str, str]], verbose: bool) -> str:
+                  gdal_config: List[Tuple[str, str]], verbose: bool,
+                  work_dir: Optional[str], resume: bool) -> str:
     """Runs a tiled segmentation; its report as JSON text."""
 
 def stats(segfile: str, imgfile: str, bands: List[int], stats: List[str],

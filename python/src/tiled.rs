@@ -137,6 +137,8 @@ struct Job {
     model: Option<KMeansModel>,
     output: OutputOptions,
     statistics: Option<(StatsRequest, Option<[usize; 3]>)>,
+    work_dir: Option<PathBuf>,
+    resume: bool,
     exec: Exec,
 }
 
@@ -161,6 +163,8 @@ impl Job {
             .model(self.model)
             .output_options(self.output)
             .threads(self.exec.local_threads())
+            .work_dir(self.work_dir)
+            .resume(self.resume)
             .statistics(self.statistics.map(|(request, colour)| Statistics {
                 request,
                 colour_from_bands: colour,
@@ -204,6 +208,7 @@ fn report_json(
         "tile_cols": tile_cols,
         "tile_rows": tile_rows,
         "num_tiles": r.num_tiles,
+        "tiles_resumed": r.tiles_resumed,
         "tile_size": r.tile_size,
         "overlap_size": r.overlap_size,
         "size": [r.size.0, r.size.1],
@@ -253,7 +258,8 @@ fn seconds(name: &str, v: f64) -> PyResult<Duration> {
     seed, pyshepseg_compat, subsample_pcnt, tile_size, overlap_size, centres, driver,
     creation_options, overwrite, executor, workers, max_concurrent_reads, tile_timeout,
     fargate_config, listen, advertise, tile_retries, barrier_timeout, heartbeat_timeout,
-    stats_bands, stats, colour_from_bands, worker_command, gdal_config, verbose))]
+    stats_bands, stats, colour_from_bands, worker_command, gdal_config, verbose, work_dir,
+    resume))]
 #[allow(clippy::too_many_arguments)]
 pub fn tiled_segment(
     py: Python<'_>,
@@ -293,6 +299,8 @@ pub fn tiled_segment(
     worker_command: Vec<String>,
     gdal_config: Vec<(String, String)>,
     verbose: bool,
+    work_dir: Option<PathBuf>,
+    resume: bool,
 ) -> PyResult<String> {
     let params = params(
         num_clusters,
@@ -382,6 +390,8 @@ pub fn tiled_segment(
             overwrite,
         },
         statistics,
+        work_dir,
+        resume,
         exec: Exec {
             kind: executor,
             workers,

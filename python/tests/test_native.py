@@ -69,6 +69,16 @@ def test_tiled_default_equals_whole_image_for_any_tile_size(rgbn, tmp_path):
         assert rep["num_segments"] == whole.num_segments
 
 
+def test_resume_without_a_job_starts_afresh_and_compat_cannot_resume(rgbn, tmp_path):
+    out, wd = tmp_path / "r.tif", tmp_path / "wd"
+    rep = shepseg.tiled_segment(rgbn.input, out, tile_size=128, work_dir=wd, resume=True)
+    assert rep["tiles_resumed"] == 0 and rep["num_tiles"] > 1
+    assert not wd.exists(), "the work directory goes once the output is complete"
+    with pytest.raises(shepseg.ShepsegError, match="resuming"):
+        shepseg.tiled_segment(rgbn.input, tmp_path / "c.tif", pyshepseg_compat=True, resume=True)
+    assert not (tmp_path / "c.tif").exists()
+
+
 def test_every_executor_gives_the_same_output(rgbn, tmp_path):
     outs = {}
     for executor, workers in (("sequential", None), ("threads", 3), ("processes", 2)):
