@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_stats::{colour::colour_from_columns, compute_stats, Stat, StatsReport, StatsRequest};
-use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher, TileSink};
+use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher};
 use shepseg_tiling::{
     fit_whole_raster_threads, set_block_cache, Raster, SequentialExecutor, TileExecutor, TileGrid,
     TileJob,
@@ -466,7 +466,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             model: model.clone(),
             params,
         };
-        let (stitched, max_spectral_diff_used, seamless) = if params.pyshepseg_compat {
+        let (stitched, max_spectral_diff_used, seamless, staged) = if params.pyshepseg_compat {
             let stitcher = ParallelStitcher::new(grid, true, threads);
             let mut consumer = StitchConsumer::new(
                 stitcher,
@@ -479,9 +479,9 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             self.executor.run(&job, &mut consumer)?;
             let max_spectral_diff_used = consumer.log.max_spectral_diff_used;
             let (stitched, finishing) = consumer.finish()?;
-            output.finish(&stitched)?;
+            let staged = output.finish_unpublished(&stitched)?;
             timings.finishing = finishing.elapsed();
-            (stitched, max_spectral_diff_used, None)
+            (stitched, max_spectral_diff_used, None, staged)
         } else {
             let mut collector = Collector::new(
                 &grid,
@@ -509,33 +509,56 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 &mut output,
             )?;
             let finishing = Instant::now();
-            output.finish(&written.report)?;
+            let staged = output.finish_unpublished(&written.report)?;
             timings.finishing = finishing.elapsed();
-            // The output is complete: nothing is left to resume.
-            if let Some(w) = work.0.take() {
-                w.remove();
-            }
             (
                 written.report,
                 max_spectral_diff_used,
                 Some(written.seamless),
+                staged,
             )
         };
+        // A local output goes in place now: the segmentation is complete even if the
+        // statistics fail. One on object storage, which cannot be updated in place, gets its
+        // statistics first and is uploaded complete.
+        let t = Instant::now();
+        let pending = if shepseg_tiling::vsi::is_virtual(&self.output) {
+            Some(staged)
+        } else {
+            staged.publish()?;
+            // The output is complete: nothing is left to resume.
+            if let Some(w) = work.0.take() {
+                w.remove();
+            }
+            None
+        };
+        timings.finishing += t.elapsed();
 
+        let stats_path = pending
+            .as_ref()
+            .map_or(self.output.clone(), |p| p.path().to_path_buf());
         let stats = match &self.statistics {
             Some(s) => {
                 self.check_cancel()?;
                 let t = Instant::now();
-                let report = compute_stats(&self.output, &self.input, &s.request)?;
+                let report = compute_stats(&stats_path, &self.input, &s.request)?;
                 if let Some(rgb) = s.colour_from_bands {
                     let names = rgb.map(|b| Stat::Mean.column_name(b));
-                    colour_from_columns(&self.output, [&names[0], &names[1], &names[2]])?;
+                    colour_from_columns(&stats_path, [&names[0], &names[1], &names[2]])?;
                 }
                 timings.statistics = t.elapsed();
                 Some(report)
             }
             None => None,
         };
+        if let Some(p) = pending {
+            let t = Instant::now();
+            p.publish()?;
+            if let Some(w) = work.0.take() {
+                w.remove();
+            }
+            timings.finishing += t.elapsed();
+        }
         Ok(SegmentationReport {
             num_segments: stitched.num_segments,
             num_tiles,

@@ -91,7 +91,7 @@ pub fn driver_for(path: &Path, driver: Option<&str>) -> Result<gdal::Driver, Pol
 
 /// Whether `path` is a GDAL virtual path (`/vsis3/…`), which is written locally first.
 fn is_virtual(path: &Path) -> bool {
-    path.to_string_lossy().starts_with("/vsi")
+    shepseg_tiling::vsi::is_virtual(path)
 }
 
 /// Whether something exists at `path` (through GDAL for virtual paths).
@@ -302,7 +302,8 @@ impl VectorOutput {
         if is_virtual(&path) {
             let parent = path.parent().unwrap_or(Path::new("/"));
             for e in entries {
-                upload(&e.path(), &parent.join(e.file_name()))?;
+                let to = parent.join(e.file_name());
+                shepseg_tiling::vsi::upload(&e.path(), &to).map_err(|m| out_err(&to, m))?;
             }
         } else {
             if path.is_dir() {
@@ -348,41 +349,6 @@ impl Drop for VectorOutput {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
         }
     }
-}
-
-/// Copies local file `from` to virtual path `to` through GDAL's VSI layer.
-fn upload(from: &Path, to: &Path) -> Result<(), PolygonizeError> {
-    use std::io::Read;
-    let mut src = std::fs::File::open(from).map_err(|e| out_err(to, e))?;
-    let c = CString::new(to.to_string_lossy().as_bytes()).map_err(|e| out_err(to, e))?;
-    // SAFETY: NUL-terminated path and mode; the handle is closed below.
-    let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"wb".as_ptr()) };
-    if fp.is_null() {
-        return Err(out_err(to, last_ogr_message("cannot open for writing")));
-    }
-    let mut buf = vec![0u8; 8 << 20];
-    let mut result = Ok(());
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                result = Err(out_err(to, e));
-                break;
-            }
-        };
-        // SAFETY: `buf` holds `n` bytes; `fp` is open.
-        let wrote = unsafe { gdal_sys::VSIFWriteL(buf.as_ptr() as *const _, 1, n, fp) };
-        if wrote != n {
-            result = Err(out_err(to, last_ogr_message("write failed")));
-            break;
-        }
-    }
-    // SAFETY: `fp` is open; closing flushes (for S3, completes the upload).
-    if unsafe { gdal_sys::VSIFCloseL(fp) } != 0 && result.is_ok() {
-        result = Err(out_err(to, last_ogr_message("upload failed")));
-    }
-    result
 }
 
 /// GDAL's last error message on this thread, or `fallback`.

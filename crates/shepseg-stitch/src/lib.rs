@@ -27,7 +27,7 @@ pub mod stitcher;
 mod test_util;
 
 pub use error::StitchError;
-pub use output::{GdalOutput, OutputGeometry, OutputOptions};
+pub use output::{GdalOutput, OutputGeometry, OutputOptions, Unpublished};
 pub use overview::{overview_levels, Overview, OverviewBlock};
 pub use parallel::ParallelStitcher;
 pub use sink::{BlockPrep, MemorySink, OutputBlock, TileSink};

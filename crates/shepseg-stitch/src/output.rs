@@ -22,6 +22,7 @@ use gdal::raster::Buffer;
 use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags, Metadata};
 use ndarray::Array2;
 use shepseg_core::rng::SplitMix64;
+use shepseg_tiling::vsi;
 
 use crate::encode::EncodedOverview;
 use crate::error::StitchError;
@@ -134,6 +135,13 @@ impl GdalOutput {
     /// included) takes long enough to be interrupted.
     pub fn partial_dir_for(path: &Path) -> Option<PathBuf> {
         let name = path.file_name()?;
+        if vsi::is_virtual(path) {
+            // Object stores have no folders to rename from: built in a local temporary
+            // folder and uploaded when complete.
+            let mut dir = std::ffi::OsString::from(format!("shepseg-out-{}-", std::process::id()));
+            dir.push(name);
+            return Some(std::env::temp_dir().join(dir));
+        }
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -152,7 +160,12 @@ impl GdalOutput {
         geometry: &OutputGeometry,
         options: &OutputOptions,
     ) -> Result<Self, StitchError> {
-        if path.exists() && !options.overwrite {
+        let exists = if vsi::is_virtual(path) {
+            vsi::stat(path).is_some()
+        } else {
+            path.exists()
+        };
+        if exists && !options.overwrite {
             return Err(StitchError::Exists(path.to_path_buf()));
         }
         let (Some(name), Some(temp_dir)) = (path.file_name(), Self::partial_dir_for(path)) else {
@@ -340,6 +353,31 @@ impl GdalOutput {
     /// Like [`TileSink::finish`], with a table the caller built (for outputs that are not a
     /// stitch, such as a subset); `histogram` gives the `STATISTICS_*` metadata.
     pub fn finish_with_rat(mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
+        self.complete(rat, histogram)?;
+        self.unpublished().publish()
+    }
+
+    /// Like [`TileSink::finish`], but the finished output stays in its temporary folder until
+    /// [`Unpublished::publish`]: so that more can be written to it first (statistics into
+    /// its table) where OUTPUT cannot be updated in place (`/vsis3/`).
+    pub fn finish_unpublished(mut self, report: &StitchReport) -> Result<Unpublished, StitchError> {
+        let rat = default_rat(report)?;
+        self.complete(&rat, &report.histogram)?;
+        Ok(self.unpublished())
+    }
+
+    /// The finished output, handed over (its temporary folder is then the `Unpublished`'s to
+    /// remove).
+    fn unpublished(&mut self) -> Unpublished {
+        Unpublished {
+            final_path: self.final_path.clone(),
+            temp_dir: std::mem::take(&mut self.temp_dir),
+            temp_path: self.temp_path.clone(),
+        }
+    }
+
+    /// Writes the overviews, table and metadata and closes the output in its temporary folder.
+    fn complete(&mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
         if let Some(mut raw) = self.raw.take() {
             // The overviews, part by part in the order they were stitched, into their own
@@ -433,7 +471,7 @@ impl GdalOutput {
         if sidecar_rat {
             self.write_rat_sidecar(rat)?;
         }
-        self.move_into_place()
+        Ok(())
     }
 
     /// Gives the closed GTiff (or COG) its attribute table: written as its `.aux.xml`
@@ -452,19 +490,42 @@ impl GdalOutput {
         }
         Ok(rat.write_pam_sidecar(&aux)?)
     }
+}
 
-    /// Moves every file of the temporary folder beside OUTPUT, sidecars first, OUTPUT last.
-    fn move_into_place(&mut self) -> Result<(), StitchError> {
+/// A finished output not yet at OUTPUT ([`GdalOutput::finish_unpublished`]); dropped
+/// unpublished, it is removed.
+pub struct Unpublished {
+    final_path: PathBuf,
+    temp_dir: PathBuf,
+    temp_path: PathBuf,
+}
+
+impl Unpublished {
+    /// The finished file, in its temporary folder (sidecars beside it).
+    pub fn path(&self) -> &Path {
+        &self.temp_path
+    }
+
+    /// Puts every file of the temporary folder at OUTPUT, sidecars first, OUTPUT last: moved
+    /// beside it, or for `/vsi…` outputs uploaded (a failed upload leaves no OUTPUT object,
+    /// and the sidecars uploaded before it are deleted again).
+    pub fn publish(mut self) -> Result<(), StitchError> {
         let path = self.final_path.clone();
+        let virtual_out = vsi::is_virtual(&path);
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         let main_name = self.temp_path.file_name().unwrap_or_default().to_owned();
         // Old sidecars of a replaced OUTPUT would describe the old raster.
         for ext in [".aux.xml", ".ovr", ".rrd"] {
             let old = sidecar(&path, ext);
-            if old.exists() {
+            if virtual_out {
+                if vsi::stat(&old).is_some() && !vsi::unlink(&old) {
+                    return Err(out_err(&old, "cannot delete the old sidecar"));
+                }
+            } else if old.exists() {
                 std::fs::remove_file(&old).map_err(|e| out_err(&old, e))?;
             }
         }
@@ -473,12 +534,32 @@ impl GdalOutput {
             .collect::<Result<_, _>>()
             .map_err(|e| out_err(&path, e))?;
         entries.sort_by_key(|e| e.file_name() == main_name);
+        let mut uploaded: Vec<PathBuf> = Vec::new();
         for e in entries {
-            std::fs::rename(e.path(), parent.join(e.file_name()))
-                .map_err(|err| out_err(&path, err))?;
+            let to = parent.join(e.file_name());
+            if virtual_out {
+                if let Err(m) = vsi::upload(&e.path(), &to) {
+                    for u in &uploaded {
+                        vsi::unlink(u);
+                    }
+                    return Err(out_err(&to, format!("upload failed: {m}")));
+                }
+                uploaded.push(to);
+            } else {
+                std::fs::rename(e.path(), &to).map_err(|err| out_err(&path, err))?;
+            }
         }
-        std::fs::remove_dir(&self.temp_dir).map_err(|e| out_err(&path, e))?;
+        std::fs::remove_dir_all(&self.temp_dir).map_err(|e| out_err(&path, e))?;
+        self.temp_dir = PathBuf::new();
         Ok(())
+    }
+}
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        if !self.temp_dir.as_os_str().is_empty() && self.temp_dir.exists() {
+            let _ = std::fs::remove_dir_all(&self.temp_dir);
+        }
     }
 }
 
@@ -493,7 +574,7 @@ impl Drop for GdalOutput {
         // Unfinished: close and remove everything, leaving nothing at OUTPUT.
         self.ds.take();
         self.raw.take();
-        if self.temp_dir.exists() {
+        if !self.temp_dir.as_os_str().is_empty() && self.temp_dir.exists() {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
         }
     }
@@ -545,24 +626,31 @@ impl TileSink for GdalOutput {
 
     /// Writes the attribute table and statistics, closes the file and moves it into place.
     fn finish(self, report: &StitchReport) -> Result<(), StitchError> {
-        let rows = report.histogram.len();
-        let mut rat = Rat::new(rows)?;
-        rat.add_histogram(&report.histogram)?;
-        let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
-        for (name, usage) in [
-            ("Red", ColumnUsage::Red),
-            ("Green", ColumnUsage::Green),
-            ("Blue", ColumnUsage::Blue),
-        ] {
-            let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
-            rat.add_column(name, ColumnType::Integer, usage, &col)?;
-        }
-        let alpha: Vec<f64> = (0..rows)
-            .map(|i| if i == 0 { 0.0 } else { 255.0 })
-            .collect();
-        rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
+        let rat = default_rat(report)?;
         self.finish_with_rat(&rat, &report.histogram)
     }
+}
+
+/// The table a stitched output gets: the histogram, random colours (pyshepseg's), and alpha
+/// 0 for the null segment only.
+fn default_rat(report: &StitchReport) -> Result<Rat, StitchError> {
+    let rows = report.histogram.len();
+    let mut rat = Rat::new(rows)?;
+    rat.add_histogram(&report.histogram)?;
+    let mut rng = SplitMix64::new(0x5E65_E6C0_1005);
+    for (name, usage) in [
+        ("Red", ColumnUsage::Red),
+        ("Green", ColumnUsage::Green),
+        ("Blue", ColumnUsage::Blue),
+    ] {
+        let col: Vec<f64> = (0..rows).map(|_| rng.below(256) as f64).collect();
+        rat.add_column(name, ColumnType::Integer, usage, &col)?;
+    }
+    let alpha: Vec<f64> = (0..rows)
+        .map(|i| if i == 0 { 0.0 } else { 255.0 })
+        .collect();
+    rat.add_column("Alpha", ColumnType::Integer, ColumnUsage::Alpha, &alpha)?;
+    Ok(rat)
 }
 
 /// The block's pixels in row-major order: moved out, not copied, when already laid out so.

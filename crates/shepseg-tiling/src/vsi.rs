@@ -20,6 +20,58 @@ pub fn stat(path: &Path) -> Option<(u64, i64)> {
     }
 }
 
+/// Whether `path` is one of GDAL's virtual paths (`/vsis3/…`, `/vsimem/…`).
+pub fn is_virtual(path: &Path) -> bool {
+    path.to_string_lossy().starts_with("/vsi")
+}
+
+/// Copies local file `from` to `to` through GDAL's virtual file system (for `/vsis3/`, one
+/// upload, completed when the file is closed: a failed copy leaves no object). The error
+/// is GDAL's message, or the system's.
+pub fn upload(from: &Path, to: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut src = std::fs::File::open(from).map_err(|e| e.to_string())?;
+    let c = std::ffi::CString::new(to.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
+    let message = |fallback: &str| crate::last_gdal_message().unwrap_or_else(|| fallback.into());
+    // SAFETY: NUL-terminated path and mode; the handle is closed below.
+    let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"wb".as_ptr()) };
+    if fp.is_null() {
+        return Err(message("cannot open for writing"));
+    }
+    let mut buf = vec![0u8; 8 << 20];
+    let mut result = Ok(());
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                result = Err(e.to_string());
+                break;
+            }
+        };
+        // SAFETY: `buf` holds `n` bytes; `fp` is open.
+        let wrote = unsafe { gdal_sys::VSIFWriteL(buf.as_ptr().cast(), 1, n, fp) };
+        if wrote != n {
+            result = Err(message("write failed"));
+            break;
+        }
+    }
+    // SAFETY: `fp` is open; closing flushes (for S3, completes the upload).
+    if unsafe { gdal_sys::VSIFCloseL(fp) } != 0 && result.is_ok() {
+        result = Err(message("upload failed"));
+    }
+    result
+}
+
+/// Deletes `path` through GDAL's virtual file system; whether it did.
+pub fn unlink(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.to_string_lossy().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path.
+    unsafe { gdal_sys::VSIUnlink(c.as_ptr()) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

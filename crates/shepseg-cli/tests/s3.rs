@@ -1,0 +1,126 @@
+//! `shepseg segment` with its input and a single-file output on S3 (moto's server on loopback,
+//! through GDAL's `/vsis3/`): the same pixels and attribute table as the local run, statistics
+//! included; an existing output refused; a failed job leaves no object at OUTPUT's key.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+
+use common::moto::Moto;
+use common::{rgbn, tempdir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
+
+const ARGS: [&str; 8] = [
+    "-t",
+    "128",
+    "--fixed-kmeans-init",
+    "-q",
+    "--stats-bands",
+    "1,4",
+    "--stat",
+    "mean",
+];
+
+fn segment(moto: &Moto, input: &str, output: &str, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["segment", input, output])
+        .args(ARGS)
+        .args(extra)
+        .envs(moto.s3_env())
+        .output()
+        .unwrap()
+}
+
+/// Band 1's pixels and its `Histogram` and `Band_1_mean` columns.
+fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let (c, r) = ds.raster_size();
+    let band = ds.rasterband(1).unwrap();
+    let px = band.read_as::<u32>((0, 0), (c, r), (c, r), None).unwrap();
+    let col = |name: &str| shepseg_tiling::rat::read_column(&band, name).unwrap();
+    (px.data().to_vec(), col("Histogram"), col("Band_1_mean"))
+}
+
+fn exists(path: &str) -> bool {
+    shepseg_tiling::vsi::stat(Path::new(path)).is_some()
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[test]
+fn input_and_output_on_s3_equal_the_local_run() {
+    let moto = Moto::start();
+    moto.create_bucket("data");
+    // This process reads and writes the same S3.
+    for (k, v) in moto.s3_env() {
+        gdal::config::set_config_option(k, &v).unwrap();
+    }
+    let dir = tempdir("s3-segment");
+    let input = "/vsis3/data/in/rgbn.tif";
+    shepseg_tiling::vsi::upload(&rgbn(), Path::new(input)).unwrap();
+
+    let local = dir.join("local.tif");
+    let out = segment(
+        &moto,
+        rgbn().to_str().unwrap(),
+        local.to_str().unwrap(),
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let target = "/vsis3/data/out/seg.tif";
+    let out = segment(&moto, input, target, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(exists(target) && exists(&format!("{target}.aux.xml")));
+    let want = contents(local.to_str().unwrap());
+    assert!(!want.2.is_empty());
+    assert!(
+        contents(target) == want,
+        "S3 output differs from the local one"
+    );
+
+    // Existing now: refused without --overwrite, and replaced with it.
+    let err = one_line_error(&segment(&moto, input, target, &[]));
+    assert!(err.contains("already exists"), "{err}");
+    let out = segment(&moto, input, target, &["--overwrite"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(contents(target) == want);
+
+    // A job that fails after its output was begun leaves no object at OUTPUT's key (nor any
+    // local temporary folder): here its work directory is held by a live process.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        busy.join("lock"),
+        format!("{} {}", std::process::id(), host.trim()),
+    )
+    .unwrap();
+    let failed = "/vsis3/data/out/failed.tif";
+    let err = one_line_error(&segment(
+        &moto,
+        input,
+        failed,
+        &["--work-dir", busy.to_str().unwrap()],
+    ));
+    assert!(err.contains("in use"), "{err}");
+    assert!(!exists(failed) && !exists(&format!("{failed}.aux.xml")));
+    let partial = std::env::temp_dir()
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-failed.tif"))
+        .count();
+    assert_eq!(partial, 0, "a local temporary folder was left");
+    // So does a missing input.
+    let err = one_line_error(&segment(&moto, "/vsis3/data/in/none.tif", failed, &[]));
+    assert!(err.contains("none.tif"), "{err}");
+    assert!(!exists(failed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
