@@ -142,12 +142,15 @@ pub fn stats(
         py,
         crate::watch::OnInterrupt::Cancel(Arc::clone(&cancel)),
         move || {
-            let report = compute_stats(&segfile, &imgfile, &request)?;
-            if let Some(rgb) = colour {
-                let names = rgb.map(|b| Stat::Mean.column_name(b));
-                colour_from_columns(&segfile, [&names[0], &names[1], &names[2]])?;
-            }
-            Ok::<_, StatsError>(report.columns)
+            // A segmentation on S3 is worked on in a local copy and its changes uploaded.
+            shepseg_stats::remote::on_local_copy(&segfile, |seg| {
+                let report = compute_stats(seg, &imgfile, &request)?;
+                if let Some(rgb) = colour {
+                    let names = rgb.map(|b| Stat::Mean.column_name(b));
+                    colour_from_columns(seg, [&names[0], &names[1], &names[2]])?;
+                }
+                Ok::<_, StatsError>(report.columns)
+            })
         },
     )?;
     if let Some(e) = error.lock().ok().and_then(|mut e| e.take()) {

@@ -112,15 +112,19 @@ impl StatsOptions {
             return Ok(());
         };
         let t = Instant::now();
-        let report = compute_stats(segfile, image, &req)?;
-        if !self.colour_from_bands.is_empty() {
-            let names: Vec<String> = self
-                .colour_from_bands
-                .iter()
-                .map(|&b| Stat::Mean.column_name(b))
-                .collect();
-            colour_from_columns(segfile, [&names[0], &names[1], &names[2]])?;
-        }
+        // A segmentation on S3 is worked on in a local copy and its changes uploaded.
+        let report = shepseg_stats::remote::on_local_copy(segfile, |seg| {
+            let report = compute_stats(seg, image, &req)?;
+            if !self.colour_from_bands.is_empty() {
+                let names: Vec<String> = self
+                    .colour_from_bands
+                    .iter()
+                    .map(|&b| Stat::Mean.column_name(b))
+                    .collect();
+                colour_from_columns(seg, [&names[0], &names[1], &names[2]])?;
+            }
+            Ok(report)
+        })?;
         if !quiet {
             let secs = t.elapsed().as_secs_f64();
             eprintln!(

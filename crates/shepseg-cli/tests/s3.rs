@@ -1,6 +1,7 @@
 //! `shepseg segment` with its input and a single-file output on S3 (moto's server on loopback,
 //! through GDAL's `/vsis3/`): the same pixels and attribute table as the local run, statistics
-//! included; an existing output refused; a failed job leaves no object at OUTPUT's key.
+//! included, or added afterwards by `shepseg stats` on the S3 segmentation; an existing output
+//! refused; a failed job leaves no object at OUTPUT's key.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -35,6 +36,8 @@ fn segment(moto: &Moto, input: &str, output: &str, extra: &[&str]) -> Output {
 
 /// Band 1's pixels and its `Histogram` and `Band_1_mean` columns.
 fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
+    // Other processes wrote it: what this one's GDAL remembers of the folder is stale.
+    shepseg_tiling::vsi::forget_cached(Path::new(path));
     let ds = gdal::Dataset::open(path).unwrap();
     let (c, r) = ds.raster_size();
     let band = ds.rasterband(1).unwrap();
@@ -44,6 +47,7 @@ fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
 }
 
 fn exists(path: &str) -> bool {
+    shepseg_tiling::vsi::forget_cached(Path::new(path));
     shepseg_tiling::vsi::stat(Path::new(path)).is_some()
 }
 
@@ -83,6 +87,34 @@ fn input_and_output_on_s3_equal_the_local_run() {
     assert!(
         contents(target) == want,
         "S3 output differs from the local one"
+    );
+
+    // Statistics of an S3 segmentation, afterwards: the same columns.
+    let plain = "/vsis3/data/out/plain.tif";
+    let out = Command::new(BIN)
+        .args(["segment", input, plain])
+        .args(&ARGS[..4])
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(BIN)
+        .args([
+            "stats",
+            plain,
+            rgbn().to_str().unwrap(),
+            "-b",
+            "1,4",
+            "--stat",
+            "mean",
+        ])
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        contents(plain) == want,
+        "stats of the S3 segmentation differ"
     );
 
     // Existing now: refused without --overwrite, and replaced with it.

@@ -16,6 +16,7 @@
 pub mod colour;
 pub mod error;
 mod pass;
+pub mod remote;
 pub mod spatial;
 pub mod stat;
 pub mod subset;

@@ -60,7 +60,45 @@ pub fn upload(from: &Path, to: &Path) -> Result<(), String> {
     if unsafe { gdal_sys::VSIFCloseL(fp) } != 0 && result.is_ok() {
         result = Err(message("upload failed"));
     }
+    forget_cached(to);
     result
+}
+
+/// Drops what GDAL remembers of `path`'s folder on network file systems (its listing, the
+/// files' sizes): after a write, a later open in this process must see the new file.
+pub fn forget_cached(path: &Path) {
+    let folder = path.parent().unwrap_or(path);
+    if let Ok(c) = std::ffi::CString::new(folder.to_string_lossy().as_bytes()) {
+        // SAFETY: a NUL-terminated prefix.
+        unsafe { gdal_sys::VSICurlPartialClearCache(c.as_ptr()) };
+    }
+}
+
+/// Copies `from` (any GDAL path) to local file `to` through GDAL's virtual file system.
+pub fn download(from: &Path, to: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let c = std::ffi::CString::new(from.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
+    let message = |fallback: &str| crate::last_gdal_message().unwrap_or_else(|| fallback.into());
+    // SAFETY: NUL-terminated path and mode; the handle is closed below.
+    let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"rb".as_ptr()) };
+    if fp.is_null() {
+        return Err(message("cannot open for reading"));
+    }
+    let mut result = std::fs::File::create(to).map_err(|e| e.to_string());
+    let mut buf = vec![0u8; 8 << 20];
+    while let Ok(file) = result.as_mut() {
+        // SAFETY: `buf` has room for `buf.len()` bytes; `fp` is open.
+        let n = unsafe { gdal_sys::VSIFReadL(buf.as_mut_ptr().cast(), 1, buf.len(), fp) };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = file.write_all(&buf[..n]) {
+            result = Err(e.to_string());
+        }
+    }
+    // SAFETY: `fp` is open.
+    unsafe { gdal_sys::VSIFCloseL(fp) };
+    result.map(|_| ())
 }
 
 /// Deletes `path` through GDAL's virtual file system; whether it did.
@@ -69,7 +107,9 @@ pub fn unlink(path: &Path) -> bool {
         return false;
     };
     // SAFETY: a NUL-terminated path.
-    unsafe { gdal_sys::VSIUnlink(c.as_ptr()) == 0 }
+    let done = unsafe { gdal_sys::VSIUnlink(c.as_ptr()) == 0 };
+    forget_cached(path);
+    done
 }
 
 #[cfg(test)]

@@ -1,0 +1,79 @@
+//! Statistics of a segmentation on object storage (`/vsis3/…`), which GDAL cannot open for
+//! update: the segmentation and its sidecar are copied to a local temporary folder, the
+//! statistics written there, and the files that changed uploaded back (the sidecar first),
+//! only once everything succeeded.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use shepseg_tiling::vsi;
+
+use crate::error::StatsError;
+
+/// Runs `work` on `segfile` itself, or, for a `/vsi…` path, on a local copy whose changed
+/// files are uploaded afterwards.
+pub fn on_local_copy<T>(
+    segfile: &Path,
+    work: impl FnOnce(&Path) -> Result<T, StatsError>,
+) -> Result<T, StatsError> {
+    if !vsi::is_virtual(segfile) {
+        return work(segfile);
+    }
+    let err = |message: String| StatsError::File {
+        path: segfile.display().to_string(),
+        message,
+    };
+    let name = segfile
+        .file_name()
+        .ok_or_else(|| err("is not a file name".into()))?;
+    let dir = TempDir::new(name)?;
+    let local = dir.0.join(name);
+    vsi::download(segfile, &local).map_err(err)?;
+    let aux_remote = sidecar(segfile);
+    let aux_local = sidecar(&local);
+    if vsi::stat(&aux_remote).is_some() {
+        vsi::download(&aux_remote, &aux_local).map_err(err)?;
+    }
+    let stamp = |p: &Path| -> Option<(u64, SystemTime)> {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.len(), m.modified().ok()?))
+    };
+    let (main_before, aux_before) = (stamp(&local), stamp(&aux_local));
+    let out = work(&local)?;
+    if stamp(&aux_local) != aux_before && aux_local.exists() {
+        vsi::upload(&aux_local, &aux_remote).map_err(err)?;
+    }
+    if stamp(&local) != main_before {
+        vsi::upload(&local, segfile).map_err(err)?;
+    }
+    Ok(out)
+}
+
+fn sidecar(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".aux.xml");
+    PathBuf::from(s)
+}
+
+/// A local temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &std::ffi::OsStr) -> Result<Self, StatsError> {
+        let mut dir = std::ffi::OsString::from(format!("shepseg-stats-{}-", std::process::id()));
+        dir.push(name);
+        let path = std::env::temp_dir().join(dir);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|e| StatsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
