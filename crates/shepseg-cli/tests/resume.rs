@@ -277,11 +277,43 @@ fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
     );
     assert!(err.contains("in use by process"), "{err}");
     assert!(!out3.exists());
-    // ... and taken over once its process is gone.
+    // ... and taken over once its process is gone. A folder the user named keeps what else
+    // it holds.
     std::fs::write(busy.join("lock"), format!("999999999 {}", host.trim())).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
     let ok = Job::command_for(&rgbn, &out3, &["--work-dir", busy.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(ok.status.success(), "{ok:?}");
+    let left: Vec<String> = std::fs::read_dir(&busy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"]);
+
+    // A work directory holding another job (killed part-way) is refused, with or without
+    // --resume, and left as it was.
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(
+        busy.join("job.json"),
+        serde_json::json!({
+            "format": 1, "output": "/elsewhere/x.tif", "input": "/elsewhere/in.tif",
+            "cols": 10, "rows": 10, "geo_transform": null, "band_types": ["Byte"],
+            "file_size": 1, "modified": 1, "bands": [1], "null_value": null,
+            "tile_size": 64, "subsample_pcnt": null, "params": {}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let before = std::fs::read(busy.join("job.json")).unwrap();
+    let out4 = dir.join("other.tif");
+    for extra in [&[][..], &["--resume"][..]] {
+        let mut args = vec!["--work-dir", busy.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let err = one_line_error(&Job::command_for(&rgbn, &out4, &args).output().unwrap());
+        assert!(err.contains("holds another job"), "{err}");
+        assert_eq!(std::fs::read(busy.join("job.json")).unwrap(), before);
+        assert!(!out4.exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -64,6 +64,17 @@ pub enum PipelineError {
         /// What differs.
         what: String,
     },
+    /// The work directory holds another job's state (another input or output), which is
+    /// never cleared.
+    #[error("work directory {} holds another job ({input} into {output}): remove it or choose another", path.display())]
+    WorkDirOtherJob {
+        /// The work directory.
+        path: PathBuf,
+        /// That job's input.
+        input: String,
+        /// That job's output.
+        output: String,
+    },
     /// Another coordinator is using the work directory.
     #[error("work directory {} is in use by process {pid} on {host}", path.display())]
     WorkDirLocked {

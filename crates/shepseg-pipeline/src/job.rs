@@ -370,6 +370,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         }
         let settings = JobSettings::new(
             &self.input,
+            &self.output,
             &raster,
             &bands,
             null,

@@ -43,6 +43,7 @@ pub fn default_work_dir(output: &Path) -> Option<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JobSettings {
     format: u32,
+    output: String,
     input: String,
     cols: usize,
     rows: usize,
@@ -59,9 +60,11 @@ pub(crate) struct JobSettings {
 }
 
 impl JobSettings {
-    /// The settings of a job on `raster` (at `input`).
+    /// The settings of a job on `raster` (at `input`) into `output`.
+    #[allow(clippy::too_many_arguments)] // one per setting recorded
     pub fn new(
         input: &Path,
+        output: &Path,
         raster: &Raster,
         bands: &[usize],
         null_value: Option<f64>,
@@ -81,6 +84,7 @@ impl JobSettings {
         let (file_size, modified) = shepseg_tiling::vsi::stat(input).unzip();
         Self {
             format: FORMAT,
+            output: output.to_string_lossy().into_owned(),
             input: input.to_string_lossy().into_owned(),
             cols,
             rows,
@@ -107,6 +111,9 @@ impl JobSettings {
                 "it was written by another version of shepseg (format {} then, {} now)",
                 self.format, now.format
             ));
+        }
+        if self.output != now.output {
+            return changed("the output", self.output.clone(), now.output.clone());
         }
         if self.input != now.input {
             return changed("the input", self.input.clone(), now.input.clone());
@@ -289,29 +296,40 @@ impl WorkDir {
             tiles: Vec::new(),
             started_afresh: resume && !existed,
         };
-        if resume && existed {
+        if existed {
             let d = &opened.dir;
             let text = std::fs::read_to_string(path.join(JOB_FILE)).map_err(|e| wd_err(path, e))?;
-            let was: JobSettings = serde_json::from_str(&text).map_err(|_| {
+            let Ok(was) = serde_json::from_str::<JobSettings>(&text) else {
                 d.unlock();
-                wd_err(path, "holds no shepseg job (job.json unreadable)")
-            })?;
-            if let Some(what) = was.difference(settings) {
+                return Err(wd_err(path, "holds no shepseg job (job.json unreadable)"));
+            };
+            // Another job's directory is never cleared: its own --resume may still need it.
+            if was.output != settings.output || was.input != settings.input {
                 d.unlock();
-                return Err(PipelineError::ResumeMismatch {
+                return Err(PipelineError::WorkDirOtherJob {
                     path: path.to_path_buf(),
-                    what,
+                    input: was.input,
+                    output: was.output,
                 });
             }
-            opened.model = std::fs::read(path.join(MODEL_FILE))
-                .ok()
-                .and_then(|b| postcard::from_bytes::<(KMeansModel, Option<f64>)>(&b).ok());
-            if opened.model.is_some() {
-                opened.tiles = d.read_tiles(grid);
+            if resume {
+                if let Some(what) = was.difference(settings) {
+                    d.unlock();
+                    return Err(PipelineError::ResumeMismatch {
+                        path: path.to_path_buf(),
+                        what,
+                    });
+                }
+                opened.model = std::fs::read(path.join(MODEL_FILE))
+                    .ok()
+                    .and_then(|b| postcard::from_bytes::<(KMeansModel, Option<f64>)>(&b).ok());
+                if opened.model.is_some() {
+                    opened.tiles = d.read_tiles(grid);
+                }
+                return Ok(opened);
             }
-        } else {
-            opened.dir.clear()?;
         }
+        opened.dir.clear()?;
         Ok(opened)
     }
 
@@ -460,9 +478,12 @@ impl WorkDir {
         out.into_values().collect()
     }
 
-    /// Removes the directory: the job is complete.
+    /// Removes the job's files, and the directory if nothing else is in it (a folder the
+    /// user named may hold other things): the job is complete.
     pub fn remove(self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = self.clear();
+        self.unlock();
+        let _ = std::fs::remove_dir(&self.path);
     }
 
     /// On a failed job: kept, unlocked, if it holds finished tiles; removed otherwise.
