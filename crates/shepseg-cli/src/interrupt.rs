@@ -52,11 +52,9 @@ pub fn kept_note() -> String {
     let Some((dir, command)) = KEPT.lock().ok().and_then(|k| k.clone()) else {
         return String::new();
     };
-    if !dir.join("job.json").exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+    if !shepseg_pipeline::release_work_dir(&dir) {
         return String::new();
     }
-    let _ = std::fs::remove_file(dir.join("lock"));
     format!(
         "; work directory {} kept, continue with: {command}",
         dir.display()

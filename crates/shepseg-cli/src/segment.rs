@@ -323,17 +323,9 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The finished tiles in the work directory `dir`.
+/// The finished tiles in the work directory `dir` (any GDAL path).
 fn tile_count(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.starts_with("tile-") && n.ends_with(".bin")
-            })
-            .count()
-    })
+    shepseg_pipeline::finished_tiles(dir)
 }
 
 /// This command line with `--resume` (once), for the messages that say how to continue.

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 mod common;
 
 use common::moto::Moto;
-use common::{rgbn, tempdir};
+use common::{noisy_crop, rgbn, tempdir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -42,7 +42,7 @@ fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
     let (c, r) = ds.raster_size();
     let band = ds.rasterband(1).unwrap();
     let px = band.read_as::<u32>((0, 0), (c, r), (c, r), None).unwrap();
-    let col = |name: &str| shepseg_tiling::rat::read_column(&band, name).unwrap();
+    let col = |name: &str| shepseg_tiling::rat::read_column(&band, name).unwrap_or_default();
     (px.data().to_vec(), col("Histogram"), col("Band_1_mean"))
 }
 
@@ -62,9 +62,9 @@ fn one_line_error(out: &Output) -> String {
 fn input_and_output_on_s3_equal_the_local_run() {
     let moto = Moto::start();
     moto.create_bucket("data");
-    // This process reads and writes the same S3.
+    // This thread reads and writes the same S3 (thread-local: the tests run side by side).
     for (k, v) in moto.s3_env() {
-        gdal::config::set_config_option(k, &v).unwrap();
+        gdal::config::set_thread_local_config_option(k, &v).unwrap();
     }
     let dir = tempdir("s3-segment");
     let input = "/vsis3/data/in/rgbn.tif";
@@ -154,5 +154,80 @@ fn input_and_output_on_s3_equal_the_local_run() {
     let err = one_line_error(&segment(&moto, "/vsis3/data/in/none.tif", failed, &[]));
     assert!(err.contains("none.tif"), "{err}");
     assert!(!exists(failed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finished tiles in an S3 work directory, as another process wrote them.
+fn s3_tiles(dir: &str) -> usize {
+    shepseg_tiling::vsi::forget_cached(&Path::new(dir).join("x"));
+    shepseg_tiling::vsi::list(Path::new(dir))
+        .iter()
+        .filter(|n| n.starts_with("tile-") && n.ends_with(".bin"))
+        .count()
+}
+
+#[test]
+fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
+    let moto = Moto::start();
+    moto.create_bucket("jobs");
+    for (k, v) in moto.s3_env() {
+        gdal::config::set_thread_local_config_option(k, &v).unwrap();
+    }
+    let dir = tempdir("s3-resume");
+    let input = dir.join("in.tif");
+    noisy_crop(&input);
+    let args = ["-t", "128", "--fixed-kmeans-init", "-q", "-w", "1"];
+    let local = dir.join("local.tif");
+    let out = Command::new(BIN)
+        .args(["segment", input.to_str().unwrap(), local.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // The work directory defaults to a hidden prefix beside OUTPUT, on S3 too.
+    let target = "/vsis3/jobs/out/seg.tif";
+    let work = "/vsis3/jobs/out/.seg.tif.shepseg-work";
+    let mut child = Command::new(BIN)
+        .args(["segment", input.to_str().unwrap(), target])
+        .args(args)
+        .envs(moto.s3_env())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while s3_tiles(work) < 6 {
+        assert!(t.elapsed().as_secs() < 120, "no tiles in {work}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child, not yet waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(!exists(target), "killed, yet OUTPUT exists");
+    let kept = s3_tiles(work);
+
+    let json = dir.join("resumed.json");
+    let out = Command::new(BIN)
+        .args([
+            "segment",
+            input.to_str().unwrap(),
+            target,
+            "--resume",
+            "--json",
+        ])
+        .arg(&json)
+        .args(args)
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(r["tiles_resumed"].as_u64().unwrap() >= kept as u64, "{r}");
+    let (a, b) = (contents(local.to_str().unwrap()), contents(target));
+    assert!(
+        a.0 == b.0 && a.1 == b.1,
+        "resumed S3 output differs from the local run"
+    );
+    assert_eq!(s3_tiles(work), 0, "work directory left on S3");
     let _ = std::fs::remove_dir_all(&dir);
 }

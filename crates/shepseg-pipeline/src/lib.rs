@@ -49,4 +49,4 @@ pub use job::{
 };
 pub use shepseg_tiling::TileExecutor;
 pub use timings::{PhaseTimer, Timings};
-pub use workdir::default_work_dir;
+pub use workdir::{default_work_dir, finished_tiles, release as release_work_dir};

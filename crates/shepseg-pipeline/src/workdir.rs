@@ -2,10 +2,13 @@
 //! model (`model.bin`) and every finished tile (`tile-N.bin`), so that a job whose coordinator
 //! died (SIGKILL, a lost machine, Ctrl-C) resumes without segmenting those tiles again.
 //!
-//! Files are written to a temporary name and renamed into place, so a file under its final
-//! name is complete; each tile file also carries a checksum, and a tile whose file does not
-//! check out is segmented again. A `lock` file names the process using the directory: a second
-//! coordinator is refused while that process lives, and takes over once it is gone.
+//! The directory is any GDAL path: a local folder, or a prefix on object storage
+//! (`/vsis3/…`). Local files are written to a temporary name and renamed into place, objects
+//! are written whole, so a file under its final name is complete; each tile file also carries
+//! a checksum, and a tile whose file does not check out is segmented again. A `lock` file names
+//! the process using the directory: a second coordinator is refused while that process lives,
+//! and takes over once it is gone. (On object storage the lock is checked, then written: two
+//! coordinators started in the same instant could both pass.)
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use shepseg_core::seamless::TilePart;
 use shepseg_core::{KMeansModel, SegmentParams};
-use shepseg_tiling::{Raster, TileGrid, Window};
+use shepseg_tiling::{vsi, Raster, TileGrid, Window};
 
 use crate::error::PipelineError;
 
@@ -25,10 +28,10 @@ const TILE_MAGIC: &[u8; 8] = b"SHEPTILE";
 /// Version of the files' layout; a directory of another version is not resumed.
 const FORMAT: u32 = 1;
 
-/// The default work directory of `output`: a hidden folder beside it. `None` for `/vsi…`
-/// outputs, which have no local folder beside them.
+/// The default work directory of `output`: a hidden folder beside it (on object storage, a
+/// hidden prefix beside it). `None` for `/vsimem/` outputs, which die with the process.
 pub fn default_work_dir(output: &Path) -> Option<PathBuf> {
-    if output.to_string_lossy().starts_with("/vsi") {
+    if output.to_string_lossy().starts_with("/vsimem/") {
         return None;
     }
     let name = output.file_name()?.to_string_lossy().into_owned();
@@ -278,17 +281,16 @@ impl WorkDir {
         grid: &TileGrid,
         resume: bool,
     ) -> Result<Opened, PipelineError> {
-        if path.to_string_lossy().starts_with("/vsi") {
-            return Err(wd_err(path, "must be a local folder"));
-        }
-        let existed = path.join(JOB_FILE).exists();
-        if path.exists() && !path.is_dir() {
-            return Err(wd_err(path, "exists and is not a folder"));
-        }
-        std::fs::create_dir_all(path).map_err(|e| wd_err(path, e))?;
         let dir = WorkDir {
             path: path.to_path_buf(),
         };
+        if !dir.is_virtual() {
+            if path.exists() && !path.is_dir() {
+                return Err(wd_err(path, "exists and is not a folder"));
+            }
+            std::fs::create_dir_all(path).map_err(|e| wd_err(path, e))?;
+        }
+        let existed = dir.exists(JOB_FILE);
         dir.lock()?;
         let mut opened = Opened {
             dir,
@@ -298,8 +300,8 @@ impl WorkDir {
         };
         if existed {
             let d = &opened.dir;
-            let text = std::fs::read_to_string(path.join(JOB_FILE)).map_err(|e| wd_err(path, e))?;
-            let Ok(was) = serde_json::from_str::<JobSettings>(&text) else {
+            let text = d.read(JOB_FILE).unwrap_or_default();
+            let Ok(was) = serde_json::from_slice::<JobSettings>(&text) else {
                 d.unlock();
                 return Err(wd_err(path, "holds no shepseg job (job.json unreadable)"));
             };
@@ -320,8 +322,8 @@ impl WorkDir {
                         what,
                     });
                 }
-                opened.model = std::fs::read(path.join(MODEL_FILE))
-                    .ok()
+                opened.model = d
+                    .read(MODEL_FILE)
                     .and_then(|b| postcard::from_bytes::<(KMeansModel, Option<f64>)>(&b).ok());
                 if opened.model.is_some() {
                     opened.tiles = d.read_tiles(grid);
@@ -333,21 +335,75 @@ impl WorkDir {
         Ok(opened)
     }
 
+    fn is_virtual(&self) -> bool {
+        vsi::is_virtual(&self.path)
+    }
+
+    /// The contents of `name`, if it is there.
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        let p = self.path.join(name);
+        if self.is_virtual() {
+            vsi::stat(&p)?;
+            vsi::read_all(&p).ok()
+        } else {
+            std::fs::read(p).ok()
+        }
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        let p = self.path.join(name);
+        if self.is_virtual() {
+            vsi::stat(&p).is_some()
+        } else {
+            p.exists()
+        }
+    }
+
+    fn delete(&self, name: &str) {
+        let p = self.path.join(name);
+        if self.is_virtual() {
+            vsi::unlink(&p);
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The names of the files in it.
+    fn names(&self) -> Vec<String> {
+        if self.is_virtual() {
+            vsi::forget_cached(&self.path.join(LOCK_FILE));
+            return vsi::list(&self.path);
+        }
+        std::fs::read_dir(&self.path).map_or(Vec::new(), |d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+    }
+
     fn lock(&self) -> Result<(), PipelineError> {
         let lock = self.path.join(LOCK_FILE);
         for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock)
-            {
-                Ok(mut f) => {
-                    return f
-                        .write_all(me().as_bytes())
-                        .map_err(|e| wd_err(&self.path, e));
+            let created = if self.is_virtual() {
+                if vsi::stat(&lock).is_some() {
+                    Err(std::io::ErrorKind::AlreadyExists.into())
+                } else {
+                    vsi::write_all(&lock, me().as_bytes()).map_err(std::io::Error::other)
                 }
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&lock)
+                    .and_then(|mut f| f.write_all(me().as_bytes()))
+            };
+            match created {
+                Ok(()) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+                    let holder = self
+                        .read(LOCK_FILE)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
                     if !holder_gone(&holder) {
                         let mut it = holder.split_whitespace();
                         return Err(PipelineError::WorkDirLocked {
@@ -357,7 +413,7 @@ impl WorkDir {
                         });
                     }
                     // Its coordinator died: take over.
-                    let _ = std::fs::remove_file(&lock);
+                    self.delete(LOCK_FILE);
                 }
                 Err(e) => return Err(wd_err(&self.path, e)),
             }
@@ -367,24 +423,18 @@ impl WorkDir {
 
     /// Releases the lock, keeping everything else.
     pub fn unlock(&self) {
-        let _ = std::fs::remove_file(self.path.join(LOCK_FILE));
+        self.delete(LOCK_FILE);
     }
 
     /// Removes every file of an earlier job (the lock stays).
     fn clear(&self) -> Result<(), PipelineError> {
-        let entries = std::fs::read_dir(&self.path).map_err(|e| wd_err(&self.path, e))?;
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name == LOCK_FILE {
-                continue;
-            }
+        for name in self.names() {
             if name == JOB_FILE
                 || name == MODEL_FILE
                 || name.starts_with("tile-")
                 || name.ends_with(".tmp")
             {
-                std::fs::remove_file(e.path()).map_err(|err| wd_err(&self.path, err))?;
+                self.delete(&name);
             }
         }
         Ok(())
@@ -392,6 +442,9 @@ impl WorkDir {
 
     /// Writes `bytes` to `name` in the directory, complete or not at all.
     fn put(&self, name: &str, bytes: &[u8]) -> Result<(), PipelineError> {
+        if self.is_virtual() {
+            return vsi::write_all(&self.path.join(name), bytes).map_err(|e| wd_err(&self.path, e));
+        }
         let tmp = self.path.join(format!("{name}.tmp"));
         std::fs::write(&tmp, bytes).map_err(|e| wd_err(&self.path, e))?;
         std::fs::rename(&tmp, self.path.join(name)).map_err(|e| wd_err(&self.path, e))
@@ -449,7 +502,7 @@ impl WorkDir {
     fn read_tiles(&self, grid: &TileGrid) -> Vec<ResumedTile> {
         let mut out = BTreeMap::new();
         for (index, tile) in grid.tiles().iter().enumerate() {
-            let Ok(bytes) = std::fs::read(self.path.join(format!("tile-{index}.bin"))) else {
+            let Some(bytes) = self.read(&format!("tile-{index}.bin")) else {
                 continue;
             };
             if bytes.len() < 20
@@ -483,7 +536,9 @@ impl WorkDir {
     pub fn remove(self) {
         let _ = self.clear();
         self.unlock();
-        let _ = std::fs::remove_dir(&self.path);
+        if !self.is_virtual() {
+            let _ = std::fs::remove_dir(&self.path);
+        }
     }
 
     /// On a failed job: kept, unlocked, if it holds finished tiles; removed otherwise.
@@ -497,13 +552,34 @@ impl WorkDir {
 
     /// Whether it holds any finished tile.
     pub fn has_tiles(&self) -> bool {
-        std::fs::read_dir(&self.path).is_ok_and(|d| {
-            d.flatten().any(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.starts_with("tile-") && n.ends_with(".bin")
-            })
-        })
+        finished_tiles(&self.path) > 0
+    }
+}
+
+/// The finished tiles in the work directory at `path`.
+pub fn finished_tiles(path: &Path) -> usize {
+    WorkDir {
+        path: path.to_path_buf(),
+    }
+    .names()
+    .iter()
+    .filter(|n| n.starts_with("tile-") && n.ends_with(".bin"))
+    .count()
+}
+
+/// For a process about to end without cleaning up (an interrupt): releases the work
+/// directory at `path` and says whether it holds a job to resume; one that holds none (the
+/// job had not started) is removed.
+pub fn release(path: &Path) -> bool {
+    let dir = WorkDir {
+        path: path.to_path_buf(),
+    };
+    if dir.exists(JOB_FILE) {
+        dir.unlock();
+        true
+    } else {
+        dir.remove();
+        false
     }
 }
 
@@ -540,6 +616,10 @@ mod tests {
             default_work_dir(Path::new("seg.tif")),
             Some(PathBuf::from(".seg.tif.shepseg-work"))
         );
-        assert_eq!(default_work_dir(Path::new("/vsis3/b/seg.tif")), None);
+        assert_eq!(
+            default_work_dir(Path::new("/vsis3/b/seg.tif")),
+            Some(PathBuf::from("/vsis3/b/.seg.tif.shepseg-work"))
+        );
+        assert_eq!(default_work_dir(Path::new("/vsimem/seg.tif")), None);
     }
 }

@@ -65,7 +65,8 @@ pub fn upload(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// Drops what GDAL remembers of `path`'s folder on network file systems (its listing, the
-/// files' sizes): after a write, a later open in this process must see the new file.
+/// files' sizes): after a write, a later open in this process must see the new file. (To
+/// forget a folder's own listing, pass a path inside it.)
 pub fn forget_cached(path: &Path) {
     let folder = path.parent().unwrap_or(path);
     if let Ok(c) = std::ffi::CString::new(folder.to_string_lossy().as_bytes()) {
@@ -99,6 +100,79 @@ pub fn download(from: &Path, to: &Path) -> Result<(), String> {
     // SAFETY: `fp` is open.
     unsafe { gdal_sys::VSIFCloseL(fp) };
     result.map(|_| ())
+}
+
+/// The whole of `path` (any GDAL path), or why not.
+pub fn read_all(path: &Path) -> Result<Vec<u8>, String> {
+    let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: NUL-terminated path and mode; the handle is closed below.
+    let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"rb".as_ptr()) };
+    if fp.is_null() {
+        return Err(crate::last_gdal_message().unwrap_or_else(|| "cannot open for reading".into()));
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        // SAFETY: `buf` has room for `buf.len()` bytes; `fp` is open.
+        let n = unsafe { gdal_sys::VSIFReadL(buf.as_mut_ptr().cast(), 1, buf.len(), fp) };
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    // SAFETY: `fp` is open.
+    unsafe { gdal_sys::VSIFCloseL(fp) };
+    Ok(out)
+}
+
+/// Writes `bytes` as the whole of `path` (any GDAL path; on S3 one object, there complete or
+/// not at all).
+pub fn write_all(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
+    let message = |fallback: &str| crate::last_gdal_message().unwrap_or_else(|| fallback.into());
+    // SAFETY: NUL-terminated path and mode; the handle is closed below.
+    let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"wb".as_ptr()) };
+    if fp.is_null() {
+        return Err(message("cannot open for writing"));
+    }
+    // SAFETY: `bytes` holds `bytes.len()` bytes; `fp` is open.
+    let wrote = unsafe { gdal_sys::VSIFWriteL(bytes.as_ptr().cast(), 1, bytes.len(), fp) };
+    // SAFETY: `fp` is open; closing completes the write (for S3, the upload).
+    let closed = unsafe { gdal_sys::VSIFCloseL(fp) } == 0;
+    forget_cached(path);
+    if wrote != bytes.len() || !closed {
+        return Err(message("write failed"));
+    }
+    Ok(())
+}
+
+/// The names in folder `dir` (any GDAL path; for object stores, the keys under its prefix).
+pub fn list(dir: &Path) -> Vec<String> {
+    let Ok(c) = std::ffi::CString::new(dir.to_string_lossy().as_bytes()) else {
+        return Vec::new();
+    };
+    // SAFETY: a NUL-terminated path; the list GDAL returns is read, then freed with CSLDestroy.
+    unsafe {
+        let list = gdal_sys::VSIReadDir(c.as_ptr());
+        if list.is_null() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut i = 0;
+        loop {
+            let p = *list.add(i);
+            if p.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+            if name != "." && name != ".." {
+                out.push(name);
+            }
+            i += 1;
+        }
+        gdal_sys::CSLDestroy(list);
+        out
+    }
 }
 
 /// Deletes `path` through GDAL's virtual file system; whether it did.
