@@ -231,3 +231,44 @@ fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
     assert_eq!(s3_tiles(work), 0, "work directory left on S3");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn unreachable_s3_and_missing_credentials_are_one_line_errors() {
+    let dir = tempdir("s3-bad");
+    let out = dir.join("out.tif");
+    // No credentials anywhere.
+    let no_creds = Command::new(BIN)
+        .args([
+            "segment",
+            "/vsis3/no-such-bucket-xyz/in.tif",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", dir.join("nohome"))
+        .output()
+        .unwrap();
+    // An endpoint nothing listens on.
+    let unreachable = Command::new(BIN)
+        .args(["segment", "/vsis3/bkt/in.tif", out.to_str().unwrap()])
+        .envs([
+            ("AWS_S3_ENDPOINT", "127.0.0.1:9"),
+            ("AWS_HTTPS", "NO"),
+            ("AWS_VIRTUAL_HOSTING", "FALSE"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "y"),
+            ("GDAL_HTTP_MAX_RETRY", "0"),
+        ])
+        .output()
+        .unwrap();
+    for (what, run) in [("no credentials", no_creds), ("unreachable", unreachable)] {
+        let err = one_line_error(&run);
+        assert!(
+            err.contains("in.tif") && err.contains("cannot be reached"),
+            "{what}: {err}"
+        );
+        assert!(!out.exists(), "{what}: OUTPUT written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

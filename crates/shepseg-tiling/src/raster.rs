@@ -199,6 +199,19 @@ impl Raster {
                 reason: "no such file".into(),
             });
         }
+        if virtual_path {
+            // On object storage the cause of a failure is usually the connection, the
+            // credentials or a missing key: GDAL says which when first asked.
+            // SAFETY: clears this thread's last GDAL error; no pointer involved.
+            unsafe { gdal_sys::CPLErrorReset() };
+            if crate::vsi::stat(&path).is_none() {
+                let reason = match last_gdal_message() {
+                    Some(m) => format!("cannot be reached: {m}"),
+                    None => "cannot be reached (no such object, or no access to it)".into(),
+                };
+                return Err(TilingError::Open { path, reason });
+            }
+        }
         let ds = Dataset::open(&path).map_err(|_| TilingError::Open {
             path: path.clone(),
             reason: "not a raster GDAL can read".into(),
