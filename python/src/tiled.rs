@@ -235,6 +235,8 @@ fn report_json(
             "connections_refused": w.connections_refused,
             "tiles_requeued": w.tiles_requeued,
             "replacements": w.replacements,
+            "coordinator_bytes_in": w.coordinator_bytes_in,
+            "coordinator_bytes_out": w.coordinator_bytes_out,
             "log": w.log,
         })),
     })

@@ -63,6 +63,8 @@ pub fn json(
             "connections_refused": r.connections_refused,
             "tiles_requeued": r.tiles_requeued,
             "replacements": r.replacements,
+            "coordinator_bytes_in": r.coordinator_bytes_in,
+            "coordinator_bytes_out": r.coordinator_bytes_out,
             "log": r.log,
         })),
     }))

@@ -233,6 +233,15 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
     f.assert_same_as_threads(&out);
     let r = report(&out);
     assert_eq!(r["workers"]["lost"], 1, "{log}");
+    // Every tile's pixels and table came back through the coordinator; leases went out.
+    let (bytes_in, bytes_out) = (
+        r["workers"]["coordinator_bytes_in"].as_u64().unwrap(),
+        r["workers"]["coordinator_bytes_out"].as_u64().unwrap(),
+    );
+    assert!(
+        bytes_out > 0 && bytes_in > 10 * bytes_out,
+        "{bytes_in} in, {bytes_out} out"
+    );
     assert!(
         r["workers"]["tiles_requeued"].as_u64().unwrap() >= 1,
         "the killed worker held a tile: {log}"

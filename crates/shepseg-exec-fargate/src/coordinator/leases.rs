@@ -63,6 +63,9 @@ pub(super) struct Shared {
     pub(super) events: mpsc::Sender<Event>,
     /// Authenticated connections still open.
     pub(super) connections: std::sync::atomic::AtomicUsize,
+    /// Bytes the coordinator received from workers and sent to them, frames whole.
+    pub(super) bytes_in: std::sync::atomic::AtomicU64,
+    pub(super) bytes_out: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {

@@ -143,6 +143,10 @@ pub struct RemoteReport {
     pub tiles_requeued: usize,
     /// Replacement workers launched.
     pub replacements: usize,
+    /// Bytes the coordinator received from workers (every frame, handshakes included).
+    pub coordinator_bytes_in: u64,
+    /// Bytes the coordinator sent to workers.
+    pub coordinator_bytes_out: u64,
     /// Log lines (joins, losses, refusals, worker exits), in order.
     pub log: Vec<String>,
 }
@@ -308,6 +312,8 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
                 + (1 << 16),
             events: tx,
             connections: Default::default(),
+            bytes_in: Default::default(),
+            bytes_out: Default::default(),
         });
         rt.spawn(accept_loop(listener, Arc::clone(&shared)));
 
@@ -340,6 +346,10 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
         }
         drop(launcher);
         rt.shutdown_timeout(Duration::from_secs(2));
+        self.bump(|r| {
+            r.coordinator_bytes_in = shared.bytes_in.load(Ordering::SeqCst);
+            r.coordinator_bytes_out = shared.bytes_out.load(Ordering::SeqCst);
+        });
         match (result, cleanup) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(ExecError::Workers(format!("cleaning up workers: {e}"))),

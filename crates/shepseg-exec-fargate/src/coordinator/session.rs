@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::leases::{Event, Lease, Shared};
 use crate::error::RemoteError;
 use crate::protocol::{
-    decode, random_bytes, read_frame, write_msg, CoordMsg, Role, WorkerMsg, MAX_HANDSHAKE_FRAME,
+    decode, encode, random_bytes, read_frame, CoordMsg, Role, WorkerMsg, MAX_HANDSHAKE_FRAME,
     PROTOCOL_VERSION,
 };
 
@@ -62,9 +62,10 @@ async fn connection(socket: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Sh
     // permit is noticed.
     let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<WorkerMsg, RemoteError>>(4);
     let max_frame = shared.max_frame;
+    let counted = Arc::clone(&shared);
     let read_task = tokio::spawn(async move {
         loop {
-            let msg = match read_frame(&mut reader, max_frame).await {
+            let msg = match recv_frame(&mut reader, max_frame, &counted).await {
                 Ok(p) => decode::<WorkerMsg>(&p),
                 Err(e) => Err(e),
             };
@@ -117,25 +118,26 @@ async fn handshake(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     shared: &Shared,
 ) -> Result<String, RemoteError> {
-    let hello = decode::<WorkerMsg>(&read_frame(reader, MAX_HANDSHAKE_FRAME).await?)?;
+    let hello = decode::<WorkerMsg>(&recv_frame(reader, MAX_HANDSHAKE_FRAME, shared).await?)?;
     let WorkerMsg::Hello { version, name } = hello else {
         return Err(RemoteError::Protocol("expected hello".into()));
     };
     if version != PROTOCOL_VERSION {
         let reason =
             format!("protocol version {version}, this coordinator speaks {PROTOCOL_VERSION}");
-        let _ = write_msg(
+        let _ = send(
             writer,
             &CoordMsg::Refused {
                 reason: reason.clone(),
             },
+            shared,
         )
         .await;
         return Err(RemoteError::Protocol(reason));
     }
     let nonce_c = random_bytes()?;
-    write_msg(writer, &CoordMsg::Challenge { nonce: nonce_c }).await?;
-    let proof = decode::<WorkerMsg>(&read_frame(reader, MAX_HANDSHAKE_FRAME).await?)?;
+    send(writer, &CoordMsg::Challenge { nonce: nonce_c }, shared).await?;
+    let proof = decode::<WorkerMsg>(&recv_frame(reader, MAX_HANDSHAKE_FRAME, shared).await?)?;
     let WorkerMsg::Proof {
         mac,
         nonce: nonce_w,
@@ -144,18 +146,19 @@ async fn handshake(
         return Err(RemoteError::Protocol("expected proof".into()));
     };
     if !shared.secret.verify(Role::Worker, &nonce_c, &nonce_w, &mac) {
-        let _ = write_msg(
+        let _ = send(
             writer,
             &CoordMsg::Refused {
                 reason: "authentication failed".into(),
             },
+            shared,
         )
         .await;
         return Err(RemoteError::Secret(format!(
             "worker {name:?} failed authentication"
         )));
     }
-    write_msg(
+    send(
         writer,
         &CoordMsg::Welcome {
             mac: shared.secret.mac(Role::Coordinator, &nonce_c, &nonce_w),
@@ -163,6 +166,7 @@ async fn handshake(
             heartbeat_ms: shared.heartbeat.as_millis() as u64,
             max_frame: shared.max_frame as u64,
         },
+        shared,
     )
     .await?;
     Ok(name.chars().take(100).collect())
@@ -204,12 +208,13 @@ async fn serve(
                                 tile: i as u32,
                                 window,
                             },
+                            shared,
                         )
                         .await?;
                         break;
                     }
                     Lease::Over => {
-                        let _ = send_msg(writer, CoordMsg::NoMoreTiles).await;
+                        let _ = send_msg(writer, CoordMsg::NoMoreTiles, shared).await;
                         return Ok(Ended::Done);
                     }
                     Lease::Wait => {}
@@ -240,7 +245,7 @@ async fn serve(
                     }
                 };
                 *permit = Some(p);
-                send_msg(writer, CoordMsg::ReadGranted { tile }).await?;
+                send_msg(writer, CoordMsg::ReadGranted { tile }, shared).await?;
             }
             WorkerMsg::ReadDone { .. } => {
                 *permit = None;
@@ -309,8 +314,38 @@ async fn next_msg(
 async fn send_msg(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     msg: CoordMsg,
+    shared: &Shared,
 ) -> Result<(), String> {
-    write_msg(writer, &msg).await.map_err(|e| e.to_string())
+    send(writer, &msg, shared).await.map_err(|e| e.to_string())
+}
+
+/// Writes one message and flushes, counting the bytes sent.
+async fn send(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    msg: &CoordMsg,
+    shared: &Shared,
+) -> Result<(), RemoteError> {
+    use tokio::io::AsyncWriteExt;
+    let bytes = encode(msg)?;
+    writer.write_all(&bytes).await?;
+    writer.flush().await?;
+    shared
+        .bytes_out
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Reads one frame's payload (at most `max` bytes), counting the bytes received.
+async fn recv_frame(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    max: usize,
+    shared: &Shared,
+) -> Result<Vec<u8>, RemoteError> {
+    let payload = read_frame(reader, max).await?;
+    shared
+        .bytes_in
+        .fetch_add(4 + payload.len() as u64, Ordering::Relaxed);
+    Ok(payload)
 }
 
 /// A message's name, for errors.
