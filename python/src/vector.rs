@@ -28,7 +28,7 @@ pub fn polygonize<'py>(
         Some(w) => w.min(4096),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let existed = shepseg_polygonize::write::output_exists(&output);
+    let existed = shepseg_tiling::vsi::exists(&output);
     let job = PolygonizeJob {
         segfile,
         output: output.clone(),

@@ -153,7 +153,7 @@ pub fn check_vector_output(
         };
         anyhow::Error::new(e).context(flag)
     })?;
-    if !overwrite && shepseg_polygonize::write::output_exists(output) {
+    if !overwrite && shepseg_tiling::vsi::exists(output) {
         anyhow::bail!(
             "{}: already exists (use --overwrite to replace it)",
             output.display()

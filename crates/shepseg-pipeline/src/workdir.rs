@@ -339,53 +339,29 @@ impl WorkDir {
         vsi::is_virtual(&self.path)
     }
 
-    /// The contents of `name`, if it is there.
+    /// The contents of `name`, if it is there (GDAL reads local paths and `/vsi…` alike).
     fn read(&self, name: &str) -> Option<Vec<u8>> {
-        let p = self.path.join(name);
-        if self.is_virtual() {
-            vsi::stat(&p)?;
-            vsi::read_all(&p).ok()
-        } else {
-            std::fs::read(p).ok()
-        }
+        vsi::read_all(&self.path.join(name)).ok()
     }
 
     fn exists(&self, name: &str) -> bool {
-        let p = self.path.join(name);
-        if self.is_virtual() {
-            vsi::stat(&p).is_some()
-        } else {
-            p.exists()
-        }
+        vsi::exists(&self.path.join(name))
     }
 
     fn delete(&self, name: &str) {
-        let p = self.path.join(name);
-        if self.is_virtual() {
-            vsi::unlink(&p);
-        } else {
-            let _ = std::fs::remove_file(p);
-        }
+        vsi::unlink(&self.path.join(name));
     }
 
     /// The names of the files in it.
     fn names(&self) -> Vec<String> {
-        if self.is_virtual() {
-            vsi::forget_cached(&self.path.join(LOCK_FILE));
-            return vsi::list(&self.path);
-        }
-        std::fs::read_dir(&self.path).map_or(Vec::new(), |d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        vsi::list(&self.path)
     }
 
     fn lock(&self) -> Result<(), PipelineError> {
         let lock = self.path.join(LOCK_FILE);
         for _ in 0..2 {
             let created = if self.is_virtual() {
-                if vsi::stat(&lock).is_some() {
+                if self.exists(LOCK_FILE) {
                     Err(std::io::ErrorKind::AlreadyExists.into())
                 } else {
                     vsi::write_all(&lock, me().as_bytes()).map_err(std::io::Error::other)

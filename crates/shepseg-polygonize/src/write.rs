@@ -14,6 +14,8 @@ use gdal::Metadata;
 use gdal::{Dataset, DriverManager};
 use gdal_sys::{OGRFieldType, OGRwkbGeometryType};
 
+use shepseg_tiling::vsi;
+
 use crate::error::PolygonizeError;
 
 /// Features per transaction, for drivers that have them (GeoPackage: one commit per feature
@@ -89,23 +91,10 @@ pub fn driver_for(path: &Path, driver: Option<&str>) -> Result<gdal::Driver, Pol
     ))
 }
 
-/// Whether `path` is a GDAL virtual path (`/vsis3/…`), which is written locally first.
-fn is_virtual(path: &Path) -> bool {
-    shepseg_tiling::vsi::is_virtual(path)
-}
-
-/// Whether something exists at `path` (through GDAL for virtual paths).
-pub fn output_exists(path: &Path) -> bool {
-    if !is_virtual(path) {
-        return path.exists();
-    }
-    shepseg_tiling::vsi::stat(path).is_some()
-}
-
 /// The folder a vector output is built in: beside OUTPUT, hidden (`.NAME.shepseg-partial`),
 /// or for virtual outputs a fresh local temporary folder. Removing it abandons the output.
 pub fn partial_dir_for(path: &Path) -> Option<PathBuf> {
-    if is_virtual(path) {
+    if vsi::is_virtual(path) {
         let name = path.file_name()?;
         let mut dir = std::ffi::OsString::from("shepseg-vector-");
         dir.push(std::process::id().to_string());
@@ -150,7 +139,7 @@ impl VectorOutput {
         srs: Option<&SpatialRef>,
         fields: &[FieldSpec],
     ) -> Result<Self, PolygonizeError> {
-        if output_exists(path) && !overwrite {
+        if vsi::exists(path) && !overwrite {
             return Err(PolygonizeError::Exists(path.to_path_buf()));
         }
         let drv = driver_for(path, driver)?;
@@ -299,11 +288,11 @@ impl VectorOutput {
             .map_err(|e| out_err(&path, e))?
             .collect::<Result<_, _>>()
             .map_err(|e| out_err(&path, e))?;
-        if is_virtual(&path) {
+        if vsi::is_virtual(&path) {
             let parent = path.parent().unwrap_or(Path::new("/"));
             for e in entries {
                 let to = parent.join(e.file_name());
-                shepseg_tiling::vsi::upload(&e.path(), &to).map_err(|m| out_err(&to, m))?;
+                vsi::upload(&e.path(), &to).map_err(|m| out_err(&to, m))?;
             }
         } else {
             if path.is_dir() {

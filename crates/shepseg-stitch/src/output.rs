@@ -160,12 +160,7 @@ impl GdalOutput {
         geometry: &OutputGeometry,
         options: &OutputOptions,
     ) -> Result<Self, StitchError> {
-        let exists = if vsi::is_virtual(path) {
-            vsi::stat(path).is_some()
-        } else {
-            path.exists()
-        };
-        if exists && !options.overwrite {
+        if vsi::exists(path) && !options.overwrite {
             return Err(StitchError::Exists(path.to_path_buf()));
         }
         let (Some(name), Some(temp_dir)) = (path.file_name(), Self::partial_dir_for(path)) else {
@@ -521,12 +516,8 @@ impl Unpublished {
         // Old sidecars of a replaced OUTPUT would describe the old raster.
         for ext in [".aux.xml", ".ovr", ".rrd"] {
             let old = sidecar(&path, ext);
-            if virtual_out {
-                if vsi::stat(&old).is_some() && !vsi::unlink(&old) {
-                    return Err(out_err(&old, "cannot delete the old sidecar"));
-                }
-            } else if old.exists() {
-                std::fs::remove_file(&old).map_err(|e| out_err(&old, e))?;
+            if vsi::exists(&old) && !vsi::unlink(&old) {
+                return Err(out_err(&old, "cannot delete the old sidecar"));
             }
         }
         let mut entries: Vec<_> = std::fs::read_dir(&self.temp_dir)

@@ -20,6 +20,16 @@ pub fn stat(path: &Path) -> Option<(u64, i64)> {
     }
 }
 
+/// Whether something is at `path`: a local file or folder, or (for `/vsi…` paths) what
+/// GDAL can stat there.
+pub fn exists(path: &Path) -> bool {
+    if is_virtual(path) {
+        stat(path).is_some()
+    } else {
+        path.exists()
+    }
+}
+
 /// Whether `path` is one of GDAL's virtual paths (`/vsis3/…`, `/vsimem/…`).
 pub fn is_virtual(path: &Path) -> bool {
     path.to_string_lossy().starts_with("/vsi")
@@ -65,11 +75,14 @@ pub fn upload(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 /// Drops what GDAL remembers of `path`'s folder on network file systems (its listing, the
-/// files' sizes): after a write, a later open in this process must see the new file. (To
-/// forget a folder's own listing, pass a path inside it.)
+/// files' sizes): after a write, a later open in this process must see the new file.
 pub fn forget_cached(path: &Path) {
-    let folder = path.parent().unwrap_or(path);
-    if let Ok(c) = std::ffi::CString::new(folder.to_string_lossy().as_bytes()) {
+    forget_prefix(path.parent().unwrap_or(path));
+}
+
+/// Drops what GDAL remembers of every path starting with `prefix`.
+fn forget_prefix(prefix: &Path) {
+    if let Ok(c) = std::ffi::CString::new(prefix.to_string_lossy().as_bytes()) {
         // SAFETY: a NUL-terminated prefix.
         unsafe { gdal_sys::VSICurlPartialClearCache(c.as_ptr()) };
     }
@@ -146,8 +159,10 @@ pub fn write_all(path: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The names in folder `dir` (any GDAL path; for object stores, the keys under its prefix).
+/// The names in folder `dir` (any GDAL path; for object stores, the keys under its prefix),
+/// as they are now: not from a listing GDAL cached earlier.
 pub fn list(dir: &Path) -> Vec<String> {
+    forget_prefix(dir);
     let Ok(c) = std::ffi::CString::new(dir.to_string_lossy().as_bytes()) else {
         return Vec::new();
     };
