@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::leases::{Event, Lease, Shared};
 use crate::error::RemoteError;
 use crate::protocol::{
-    decode, encode, random_bytes, read_frame, CoordMsg, Role, WorkerMsg, MAX_HANDSHAKE_FRAME,
+    decode, random_bytes, read_frame, write_msg, CoordMsg, Role, WorkerMsg, MAX_HANDSHAKE_FRAME,
     PROTOCOL_VERSION,
 };
 
@@ -319,19 +319,14 @@ async fn send_msg(
     send(writer, &msg, shared).await.map_err(|e| e.to_string())
 }
 
-/// Writes one message and flushes, counting the bytes sent.
+/// [`write_msg`], counting the bytes sent.
 async fn send(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     msg: &CoordMsg,
     shared: &Shared,
 ) -> Result<(), RemoteError> {
-    use tokio::io::AsyncWriteExt;
-    let bytes = encode(msg)?;
-    writer.write_all(&bytes).await?;
-    writer.flush().await?;
-    shared
-        .bytes_out
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let sent = write_msg(writer, msg).await?;
+    shared.bytes_out.fetch_add(sent as u64, Ordering::Relaxed);
     Ok(())
 }
 

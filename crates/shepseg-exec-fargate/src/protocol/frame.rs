@@ -55,14 +55,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     Ok(buf)
 }
 
-/// Writes one message and flushes.
+/// Writes one message and flushes; returns the bytes written (the frame, prefix included).
 pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
     msg: &T,
-) -> Result<(), RemoteError> {
-    w.write_all(&encode(msg)?).await?;
+) -> Result<usize, RemoteError> {
+    let frame = encode(msg)?;
+    w.write_all(&frame).await?;
     w.flush().await?;
-    Ok(())
+    Ok(frame.len())
 }
 
 /// [`read_frame`] from a blocking stream.
@@ -72,7 +73,7 @@ pub fn read_frame_blocking(r: &mut impl Read, max: usize) -> Result<Vec<u8>, Rem
 
 /// [`write_msg`] to a blocking stream.
 pub fn write_msg_blocking<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), RemoteError> {
-    complete(write_msg(&mut Blocking(w), msg))
+    complete(write_msg(&mut Blocking(w), msg)).map(|_| ())
 }
 
 /// A blocking stream seen as an async one: every operation blocks, then completes.
