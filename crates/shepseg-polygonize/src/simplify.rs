@@ -251,33 +251,17 @@ impl Simplifier {
 }
 
 /// `pts` (a closed ring, first vertex not repeated) without the vertices where it runs
-/// straight on.
-fn drop_collinear(mut pts: Vec<Pt>) -> Vec<Pt> {
-    loop {
-        let n = pts.len();
-        if n < 4 {
-            return pts;
-        }
-        let keep: Vec<bool> = (0..n)
-            .map(|i| orient(pts[(i + n - 1) % n], pts[i], pts[(i + 1) % n]) != 0)
-            .collect();
-        if keep.iter().all(|&k| k) {
-            return pts;
-        }
-        // Drop every other straight vertex per pass, so that a dropped vertex's neighbours
-        // are judged again against the ones that stay.
-        let mut dropped_last = false;
-        let mut out = Vec::with_capacity(n);
-        for (i, &p) in pts.iter().enumerate() {
-            if !keep[i] && !dropped_last {
-                dropped_last = true;
-            } else {
-                out.push(p);
-                dropped_last = false;
-            }
-        }
-        pts = out;
+/// straight on. One pass is enough: in a ring that never doubles back on itself (the chord
+/// checks rule that out), dropping a straight vertex leaves its neighbours' turns as they were.
+fn drop_collinear(pts: Vec<Pt>) -> Vec<Pt> {
+    let n = pts.len();
+    if n < 4 {
+        return pts;
     }
+    (0..n)
+        .filter(|&i| orient(pts[(i + n - 1) % n], pts[i], pts[(i + 1) % n]) != 0)
+        .map(|i| pts[i])
+        .collect()
 }
 
 /// Whether the chord from `run`'s first vertex to its last may replace it: no boundary edge
