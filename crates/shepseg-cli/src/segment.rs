@@ -204,23 +204,13 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
         crate::interrupt::abandon_on_interrupt(&dir);
     }
-    let work_dir = if params.pyshepseg_compat {
-        if args.resume || args.work_dir.is_some() {
-            let flag = if args.resume {
-                "--resume"
-            } else {
-                "--work-dir"
-            };
-            anyhow::bail!("{flag}: resuming needs the default mode, not --pyshepseg-compat");
-        }
-        None
-    } else {
-        args.work_dir
-            .clone()
-            .or_else(|| shepseg_pipeline::default_work_dir(&args.output))
-    };
-    if let Some(dir) = &work_dir {
-        crate::interrupt::keep_on_interrupt(dir, &resume_command());
+    if params.pyshepseg_compat && (args.resume || args.work_dir.is_some()) {
+        let flag = if args.resume {
+            "--resume"
+        } else {
+            "--work-dir"
+        };
+        anyhow::bail!("{flag}: resuming needs the default mode, not --pyshepseg-compat");
     }
     if args.overlap_size.is_some() && !params.pyshepseg_compat && !args.quiet {
         eprintln!(
@@ -247,20 +237,28 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
             overwrite: args.overwrite,
         })
         .threads(args.exec.local_threads())
-        .work_dir(work_dir.clone())
+        .work_dir(args.work_dir.clone())
         .resume(args.resume)
         .statistics(statistics)
         .on_progress(crate::progress::progress_bar(
             !args.quiet && std::io::stderr().is_terminal(),
             "tiles",
         ));
-    let tiles_before = work_dir.as_deref().map_or(0, tile_count);
+    let work_dir = job.work_dir_used();
+    if let Some(dir) = &work_dir {
+        crate::interrupt::keep_on_interrupt(dir, &resume_command());
+    }
+    let tiles_before = work_dir
+        .as_deref()
+        .map_or(0, shepseg_pipeline::finished_tiles);
     let (report, workers) = match args.exec.run(job, fargate, &args.config, args.quiet) {
         Ok(r) => r,
         Err(e) => {
             // Tiles finished by this run are kept: say how to continue, on the error's one
             // line (not when the run was refused before segmenting, e.g. by --resume).
-            let kept = work_dir.as_deref().filter(|d| tile_count(d) > tiles_before);
+            let kept = work_dir
+                .as_deref()
+                .filter(|d| shepseg_pipeline::finished_tiles(d) > tiles_before);
             return Err(match kept {
                 Some(d) => e.context(format!(
                     "finished tiles kept in {}; continue with: {}",
@@ -321,11 +319,6 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         .context("--vector")?;
     }
     Ok(())
-}
-
-/// The finished tiles in the work directory `dir` (any GDAL path).
-fn tile_count(dir: &std::path::Path) -> usize {
-    shepseg_pipeline::finished_tiles(dir)
 }
 
 /// This command line with `--resume` (once), for the messages that say how to continue.

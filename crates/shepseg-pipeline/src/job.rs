@@ -290,6 +290,18 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         self
     }
 
+    /// The work directory the job will use: the one given, else [`default_work_dir`] of the
+    /// output; none in compatibility mode. Callers use it to find what a failed or
+    /// interrupted job kept.
+    pub fn work_dir_used(&self) -> Option<PathBuf> {
+        if self.params.pyshepseg_compat {
+            return None;
+        }
+        self.work_dir
+            .clone()
+            .or_else(|| default_work_dir(&self.output))
+    }
+
     /// Fails with [`PipelineError::Cancelled`] once the cancel flag is raised.
     fn check_cancel(&self) -> Result<(), PipelineError> {
         if is_cancelled(self.cancel.as_ref()) {
@@ -378,13 +390,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             self.subsample_pcnt,
             &params,
         );
-        let work_path = if params.pyshepseg_compat {
-            None
-        } else {
-            self.work_dir
-                .clone()
-                .or_else(|| default_work_dir(&self.output))
-        };
+        let work_path = self.work_dir_used();
         let mut work = WorkGuard(None);
         let mut resumed_tiles = Vec::new();
         let mut resumed_model = None;
@@ -527,10 +533,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             Some(staged)
         } else {
             staged.publish()?;
-            // The output is complete: nothing is left to resume.
-            if let Some(w) = work.0.take() {
-                w.remove();
-            }
+            work.complete();
             None
         };
         timings.finishing += t.elapsed();
@@ -555,9 +558,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         if let Some(p) = pending {
             let t = Instant::now();
             p.publish()?;
-            if let Some(w) = work.0.take() {
-                w.remove();
-            }
+            work.complete();
             timings.finishing += t.elapsed();
         }
         Ok(SegmentationReport {
@@ -590,6 +591,15 @@ impl<E: TileExecutor> TiledSegmentation<E> {
 /// The job's work directory while it runs: on an early return it is kept (unlocked) if it
 /// holds finished tiles, removed otherwise.
 struct WorkGuard(Option<WorkDir>);
+
+impl WorkGuard {
+    /// The output is complete: nothing is left to resume, so the directory goes.
+    fn complete(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.remove();
+        }
+    }
+}
 
 impl Drop for WorkGuard {
     fn drop(&mut self) {
