@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::moto::Moto;
-use common::{rgbn, shepseg, tempdir};
+use common::{one_line_error, rgbn, shepseg, tempdir};
 use gdal::vector::LayerAccess;
 use gdal::Dataset;
 
@@ -35,14 +35,6 @@ fn layer_info(path: &str) -> (u64, Vec<String>) {
     let layer = ds.layer(0).unwrap();
     let names = layer.defn().fields().map(|f| f.name()).collect();
     (layer.feature_count(), names)
-}
-
-fn one_line_error(out: &std::process::Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("shepseg: error: "), "{err}");
-    err
 }
 
 /// Nothing at `out`, and no hidden partial folder beside it.

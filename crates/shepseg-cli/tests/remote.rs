@@ -17,7 +17,7 @@ use shepseg_exec_fargate::protocol::{
 mod common;
 
 use common::moto::{free_port, Moto, RunTaskFaults};
-use common::noisy_crop;
+use common::{assert_same_files, noisy_crop, report};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -93,15 +93,7 @@ impl Fixture {
 
     /// The output (raster and its RAT sidecar) equals the threads executor's, byte for byte.
     fn assert_same_as_threads(&self, output: &Path) {
-        for ext in ["", ".aux.xml"] {
-            let a = std::fs::read(format!("{}{ext}", self.reference.display())).unwrap();
-            let b = std::fs::read(format!("{}{ext}", output.display())).unwrap();
-            assert!(
-                a == b,
-                "{}{ext} differs from the threads output",
-                output.display()
-            );
-        }
+        assert_same_files(&self.reference, output, "the threads output");
     }
 }
 
@@ -149,10 +141,6 @@ impl Running {
         std::thread::sleep(Duration::from_millis(100));
         (status.success(), self.lines.lock().unwrap().join("\n"))
     }
-}
-
-fn report(output: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(output.with_extension("json")).unwrap()).unwrap()
 }
 
 /// Child processes of `pid`.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{noisy_crop, tempdir};
+use common::{assert_same_files, noisy_crop, one_line_error, report, tempdir};
+use shepseg_pipeline::finished_tiles;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -66,7 +67,7 @@ impl Job {
     fn start_and_stop(&self, output: &Path, extra: &[&str], signal: i32, tiles: usize) -> Output {
         let child = self.command(output, extra).spawn().unwrap();
         let t = Instant::now();
-        while tile_files(&work_dir(output)) < tiles {
+        while finished_tiles(&work_dir(output)) < tiles {
             assert!(
                 t.elapsed() < Duration::from_secs(120),
                 "no tiles in the work directory"
@@ -78,16 +79,13 @@ impl Job {
 
     /// The output equals the uninterrupted one, raster and attribute table, byte for byte.
     fn assert_same(&self, output: &Path) {
-        for ext in ["", ".aux.xml"] {
-            let a = std::fs::read(format!("{}{ext}", self.reference.display())).unwrap();
-            let b = std::fs::read(format!("{}{ext}", output.display())).unwrap();
-            assert!(
-                a == b,
-                "{}{ext} differs from the uninterrupted run",
-                output.display()
-            );
-        }
+        assert_same_files(&self.reference, output, "the uninterrupted run");
     }
+}
+
+/// The work directory a job into `output` uses.
+fn work_dir(output: &Path) -> PathBuf {
+    shepseg_pipeline::default_work_dir(output).unwrap()
 }
 
 fn signal_and_wait(mut child: Child, signal: i32) -> Output {
@@ -104,35 +102,6 @@ fn signal_and_wait(mut child: Child, signal: i32) -> Output {
         stdout: Vec::new(),
         stderr: stderr.into_bytes(),
     }
-}
-
-fn work_dir(output: &Path) -> PathBuf {
-    output.with_file_name(format!(
-        ".{}.shepseg-work",
-        output.file_name().unwrap().to_string_lossy()
-    ))
-}
-
-fn tile_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("tile-") && n.ends_with(".bin")
-            })
-            .count()
-    })
-}
-
-fn report(output: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(output.with_extension("json")).unwrap()).unwrap()
-}
-
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    err
 }
 
 #[test]
@@ -153,7 +122,7 @@ fn a_sigkilled_coordinator_resumes_to_the_same_output() {
             !out.exists(),
             "{name}: killed before the end, yet OUTPUT exists"
         );
-        let kept = tile_files(&work_dir(&out));
+        let kept = finished_tiles(&work_dir(&out));
         assert!(kept >= 8, "{name}: {kept} tiles kept");
 
         // A changed parameter is refused, naming it; the work directory stays.
@@ -167,7 +136,7 @@ fn a_sigkilled_coordinator_resumes_to_the_same_output() {
             "{err}"
         );
         assert!(!out.exists());
-        assert!(tile_files(&work_dir(&out)) >= kept);
+        assert!(finished_tiles(&work_dir(&out)) >= kept);
 
         // The same job resumes, with another worker count (and executor, for processes).
         let mut extra: Vec<&str> = resumed.to_vec();

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 mod common;
 
 use common::moto::Moto;
-use common::{noisy_crop, rgbn, tempdir};
+use common::{noisy_crop, one_line_error, rgbn, tempdir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -49,13 +49,6 @@ fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
 fn exists(path: &str) -> bool {
     shepseg_tiling::vsi::forget_cached(Path::new(path));
     shepseg_tiling::vsi::stat(Path::new(path)).is_some()
-}
-
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    err
 }
 
 #[test]
@@ -157,15 +150,6 @@ fn input_and_output_on_s3_equal_the_local_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Finished tiles in an S3 work directory, as another process wrote them.
-fn s3_tiles(dir: &str) -> usize {
-    shepseg_tiling::vsi::forget_cached(&Path::new(dir).join("x"));
-    shepseg_tiling::vsi::list(Path::new(dir))
-        .iter()
-        .filter(|n| n.starts_with("tile-") && n.ends_with(".bin"))
-        .count()
-}
-
 #[test]
 fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
     let moto = Moto::start();
@@ -195,7 +179,7 @@ fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
         .spawn()
         .unwrap();
     let t = std::time::Instant::now();
-    while s3_tiles(work) < 6 {
+    while shepseg_pipeline::finished_tiles(Path::new(work)) < 6 {
         assert!(t.elapsed().as_secs() < 120, "no tiles in {work}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -203,7 +187,7 @@ fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     child.wait().unwrap();
     assert!(!exists(target), "killed, yet OUTPUT exists");
-    let kept = s3_tiles(work);
+    let kept = shepseg_pipeline::finished_tiles(Path::new(work));
 
     let json = dir.join("resumed.json");
     let out = Command::new(BIN)
@@ -228,7 +212,11 @@ fn a_job_writing_to_s3_resumes_from_its_work_directory_there() {
         a.0 == b.0 && a.1 == b.1,
         "resumed S3 output differs from the local run"
     );
-    assert_eq!(s3_tiles(work), 0, "work directory left on S3");
+    assert_eq!(
+        shepseg_pipeline::finished_tiles(Path::new(work)),
+        0,
+        "work directory left on S3"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,6 +7,30 @@ pub mod moto;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A refusal as users see it: exit status 1 and one line, `shepseg: error: ...`; returns it.
+pub fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("shepseg: error: "), "{err}");
+    err
+}
+
+/// The `--json` report a run wrote beside `output` (as `output` with the extension `.json`).
+pub fn report(output: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(output.with_extension("json")).unwrap()).unwrap()
+}
+
+/// `output` (the raster and its attribute-table sidecar) equals `reference` byte for byte;
+/// `what` names the reference in the message.
+pub fn assert_same_files(reference: &Path, output: &Path, what: &str) {
+    for ext in ["", ".aux.xml"] {
+        let a = std::fs::read(format!("{}{ext}", reference.display())).unwrap();
+        let b = std::fs::read(format!("{}{ext}", output.display())).unwrap();
+        assert!(a == b, "{}{ext} differs from {what}", output.display());
+    }
+}
+
 /// The shipped 4-band test image.
 pub fn rgbn() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif")
