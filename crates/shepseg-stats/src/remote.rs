@@ -29,8 +29,8 @@ pub fn on_local_copy<T>(
     let dir = TempDir::new(name)?;
     let local = dir.0.join(name);
     vsi::download(segfile, &local).map_err(err)?;
-    let aux_remote = sidecar(segfile);
-    let aux_local = sidecar(&local);
+    let aux_remote = vsi::sidecar(segfile, ".aux.xml");
+    let aux_local = vsi::sidecar(&local, ".aux.xml");
     if vsi::stat(&aux_remote).is_some() {
         vsi::download(&aux_remote, &aux_local).map_err(err)?;
     }
@@ -47,12 +47,6 @@ pub fn on_local_copy<T>(
         vsi::upload(&local, segfile).map_err(err)?;
     }
     Ok(out)
-}
-
-fn sidecar(p: &Path) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(".aux.xml");
-    PathBuf::from(s)
 }
 
 /// A local temporary folder, removed when dropped.

@@ -448,7 +448,7 @@ impl GdalOutput {
                 .map_err(|e| out_err(&path, e))?;
             drop(gtiff);
             std::fs::remove_file(&self.temp_path).map_err(|e| out_err(&path, e))?;
-            let aux = sidecar(&self.temp_path, ".aux.xml");
+            let aux = vsi::sidecar(&self.temp_path, ".aux.xml");
             if aux.exists() {
                 // Whatever GDAL kept in the source's sidecar, the copy carries in its own (the
                 // table is added to the copy afterwards).
@@ -474,7 +474,7 @@ impl GdalOutput {
     /// could not hold), into which GDAL then merges the table.
     fn write_rat_sidecar(&self, rat: &Rat) -> Result<(), StitchError> {
         let path = &self.final_path;
-        let aux = sidecar(&self.temp_path, ".aux.xml");
+        let aux = vsi::sidecar(&self.temp_path, ".aux.xml");
         if aux.exists() {
             let ds = Dataset::open(&self.temp_path).map_err(|e| out_err(path, e))?;
             let band = ds.rasterband(1).map_err(|e| out_err(path, e))?;
@@ -515,7 +515,7 @@ impl Unpublished {
         let main_name = self.temp_path.file_name().unwrap_or_default().to_owned();
         // Old sidecars of a replaced OUTPUT would describe the old raster.
         for ext in [".aux.xml", ".ovr", ".rrd"] {
-            let old = sidecar(&path, ext);
+            let old = vsi::sidecar(&path, ext);
             if vsi::exists(&old) && !vsi::unlink(&old) {
                 return Err(out_err(&old, "cannot delete the old sidecar"));
             }
@@ -552,12 +552,6 @@ impl Drop for Unpublished {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
         }
     }
-}
-
-fn sidecar(path: &Path, ext: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(ext);
-    PathBuf::from(s)
 }
 
 impl Drop for GdalOutput {

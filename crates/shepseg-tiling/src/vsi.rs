@@ -30,6 +30,13 @@ pub fn exists(path: &Path) -> bool {
     }
 }
 
+/// The sidecar of `path` with extension `ext` (`.aux.xml`, `.ovr`): `path` with `ext` appended.
+pub fn sidecar(path: &Path, ext: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(ext);
+    s.into()
+}
+
 /// Whether `path` is one of GDAL's virtual paths (`/vsis3/…`, `/vsimem/…`).
 pub fn is_virtual(path: &Path) -> bool {
     path.to_string_lossy().starts_with("/vsi")
