@@ -6,30 +6,13 @@ use std::collections::{HashMap, VecDeque};
 use gdal::Dataset;
 
 use crate::simplify::Labels;
+use crate::trace::Strip;
 
-/// A strip buffer as [`crate::trace::Strip`] has it: pixel rows `r0 - 1 ..= r1`, each
-/// `cols + 2` wide with a 0 column either side; nulls already 0.
-pub struct StripLabels<'a> {
-    /// The buffer.
-    pub buf: &'a [u32],
-    /// Image width.
-    pub cols: usize,
-    /// First vertex row of the strip.
-    pub r0: usize,
-}
-
-impl Labels for StripLabels<'_> {
+/// A traced strip's own buffer, for the segments that lie inside it.
+impl Labels for Strip<'_> {
     #[inline]
     fn label(&mut self, col: i64, row: i64) -> u32 {
-        let w = self.cols as i64 + 2;
-        let r = row - self.r0 as i64 + 1;
-        if col < -1 || col > self.cols as i64 || r < 0 {
-            return 0;
-        }
-        self.buf
-            .get((r * w + col + 1) as usize)
-            .copied()
-            .unwrap_or(0)
+        self.px_or_null(col, row)
     }
 }
 

@@ -13,7 +13,7 @@ use shepseg_tiling::Raster;
 
 use crate::error::PolygonizeError;
 use crate::geometry::{polygons, polygons_wkb, GeoTransform};
-use crate::labels::{RasterLabels, StripLabels};
+use crate::labels::RasterLabels;
 use crate::rings::{Assembler, AssemblerError};
 use crate::simplify::{Labels, Simplifier};
 use crate::trace::{Ring, Strip, StripTrace};
@@ -369,13 +369,19 @@ struct FeatureContext<'a> {
 }
 
 impl FeatureContext<'_> {
-    /// Segment `label`'s feature from its rings (pinches already cut); `labels` are read
+    /// Segment `label`'s feature from its rings (pinches already cut); `labels` (given
+    /// whenever simplifying) are read around them.
     /// around them when simplifying.
-    fn feature<L: Labels + ?Sized>(&self, label: u32, rings: Vec<Ring>, labels: &mut L) -> Feature {
+    fn feature<L: Labels + ?Sized>(
+        &self,
+        label: u32,
+        rings: Vec<Ring>,
+        labels: Option<&mut L>,
+    ) -> Feature {
         let mut wkb = Vec::new();
         let multi = rings.iter().filter(|r| r.area2 > 0).count() > 1;
         let mut polys = polygons(rings);
-        if let Some(s) = &self.simplifier {
+        if let (Some(s), Some(labels)) = (&self.simplifier, labels) {
             for (outer, holes) in &mut polys {
                 *outer = s.ring(labels, outer);
                 for h in holes.iter_mut() {
@@ -411,7 +417,7 @@ impl FeatureContext<'_> {
     /// Takes out of `trace` the segments that lie wholly inside its strip (no open chain, and
     /// closed rings enclosing all their pixels) and makes their features, so that the strip
     /// workers, in parallel, build most features and the assembler only those crossing strips.
-    fn finish_local(&self, trace: &mut StripTrace, labels: &mut StripLabels) -> Vec<Feature> {
+    fn finish_local(&self, trace: &mut StripTrace, strip: &mut Strip) -> Vec<Feature> {
         let open: HashSet<u32> = trace.chains.iter().map(|c| c.label).collect();
         let mut area: HashMap<u32, i64> = HashMap::new();
         for r in trace.rings.iter().filter(|r| !open.contains(&r.label)) {
@@ -435,7 +441,7 @@ impl FeatureContext<'_> {
         }
         by_label
             .into_iter()
-            .map(|(label, rings)| self.feature(label, rings, labels))
+            .map(|(label, rings)| self.feature(label, rings, Some(&mut *strip)))
             .collect()
     }
 }
@@ -566,7 +572,7 @@ pub fn polygonize(
                         .and_then(|()| {
                             let read = t.elapsed();
                             let t = Instant::now();
-                            let strip = Strip {
+                            let mut strip = Strip {
                                 labels: &buf,
                                 cols: src.cols,
                                 r0,
@@ -576,12 +582,7 @@ pub fn polygonize(
                             strip
                                 .trace()
                                 .map(|mut tr| {
-                                    let mut labels = StripLabels {
-                                        buf: &buf,
-                                        cols: src.cols,
-                                        r0,
-                                    };
-                                    let local = ctx.finish_local(&mut tr, &mut labels);
+                                    let local = ctx.finish_local(&mut tr, &mut strip);
                                     (tr, local, read, t.elapsed())
                                 })
                                 .map_err(|e| PolygonizeError::Assembly {
@@ -607,11 +608,6 @@ pub fn polygonize(
             let mut file_labels = labels_raster
                 .as_ref()
                 .map(|r| RasterLabels::new(r.dataset(), src.cols, src.rows, src.null));
-            let mut no_labels = StripLabels {
-                buf: &[],
-                cols: src.cols,
-                r0: 0,
-            };
             let mut asm = Assembler::new(&counts);
             let mut waiting: BTreeMap<usize, StripTrace> = BTreeMap::new();
             let mut next_strip = 0;
@@ -651,11 +647,7 @@ pub fn polygonize(
                     next_strip += 1;
                     gate.advance(next_strip);
                     for (label, rings) in asm.add_strip(trace).map_err(asm_err)? {
-                        let labels: &mut dyn Labels = match file_labels.as_mut() {
-                            Some(l) => l,
-                            None => &mut no_labels,
-                        };
-                        let f = ctx.feature(label, rings, labels);
+                        let f = ctx.feature(label, rings, file_labels.as_mut());
                         report.multipolygons += u64::from(f.multi);
                         report.vertices += f.vertices as u64;
                         finished.insert(label, (f.values, f.wkb));

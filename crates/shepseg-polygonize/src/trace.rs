@@ -227,6 +227,19 @@ impl Strip<'_> {
         self.labels[i]
     }
 
+    /// [`Strip::px`] for any pixel: those outside the buffer (beyond the halo rows and the
+    /// 0 columns) are null. What the simplifier reads for segments inside the strip.
+    pub(crate) fn px_or_null(&self, c: i64, r: i64) -> u32 {
+        let r = r - self.r0 as i64 + 1;
+        if c < -1 || c > self.cols as i64 || r < 0 {
+            return 0;
+        }
+        self.labels
+            .get(r as usize * self.width() + (c + 1) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
     #[inline]
     fn owned(&self, r: i64) -> bool {
         r >= self.r0 as i64 && (r < self.r1 as i64 || (self.last && r == self.r1 as i64))
