@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The folder to remove on interrupt, if any.
-static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The folders to remove on interrupt.
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// What an interrupt keeps for `--resume`: the work directory and the command to continue.
 static KEPT: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
@@ -15,12 +15,12 @@ static KEPT: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
 /// Set on the first Ctrl-C when a job asked to stop gracefully (see [`graceful`]).
 static CANCEL: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-/// On Ctrl-C (or SIGTERM or SIGHUP), remove `dir` and exit with status 130 — unless [`graceful`] was
+/// On Ctrl-C (or SIGTERM or SIGHUP), remove `dir` (and any other folder registered so) and exit with status 130 — unless [`graceful`] was
 /// called, in which case the first Ctrl-C only raises the cancel flag and the job cleans up
 /// itself; a second one exits at once.
 pub fn abandon_on_interrupt(dir: &Path) {
     if let Ok(mut p) = PARTIAL.lock() {
-        *p = Some(dir.to_path_buf());
+        p.push(dir.to_path_buf());
     }
     // A second registration fails harmlessly: the first handler reads the same slot.
     let _ = ctrlc::set_handler(|| {
@@ -30,7 +30,11 @@ pub fn abandon_on_interrupt(dir: &Path) {
                 return;
             }
         }
-        if let Some(dir) = PARTIAL.lock().ok().and_then(|mut p| p.take()) {
+        for dir in PARTIAL
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+        {
             let _ = std::fs::remove_dir_all(dir);
         }
         eprintln!("shepseg: interrupted; no output written{}", kept_note());

@@ -204,6 +204,15 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
     if let Some(dir) = GdalOutput::partial_dir_for(&args.output) {
         crate::interrupt::abandon_on_interrupt(&dir);
     }
+    // A mosaic's tiles are written straight into their folder beside OUTPUT (a local one is
+    // removed on interrupt; one on object storage when the job stops gracefully).
+    let tiles = shepseg_stitch::tiles_dir_for(&args.output);
+    if shepseg_stitch::is_mosaic(&args.output, &args.driver)
+        && !shepseg_tiling::vsi::is_virtual(&tiles)
+        && (args.overwrite || !tiles.exists())
+    {
+        crate::interrupt::abandon_on_interrupt(&tiles);
+    }
     if params.pyshepseg_compat && (args.resume || args.work_dir.is_some()) {
         let flag = if args.resume {
             "--resume"

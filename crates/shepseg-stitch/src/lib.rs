@@ -16,6 +16,7 @@
 
 mod encode;
 pub mod error;
+pub mod mosaic;
 pub mod output;
 pub mod overview;
 pub mod parallel;
@@ -27,6 +28,7 @@ pub mod stitcher;
 mod test_util;
 
 pub use error::StitchError;
+pub use mosaic::{is_mosaic, tiles_dir_for};
 pub use output::{GdalOutput, OutputGeometry, OutputOptions, Unpublished};
 pub use overview::{overview_levels, Overview, OverviewBlock};
 pub use parallel::ParallelStitcher;

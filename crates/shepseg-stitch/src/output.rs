@@ -26,6 +26,7 @@ use shepseg_tiling::vsi;
 
 use crate::encode::EncodedOverview;
 use crate::error::StitchError;
+use crate::mosaic::{is_mosaic, relativise, remove_tree, Mosaic};
 use crate::overview::{overview_levels, Overview};
 use crate::rawtiff::RawTiff;
 use crate::sink::{BlockData, BlockPrep, OutputBlock, TileSink};
@@ -110,6 +111,9 @@ pub struct GdalOutput {
     raw_overviews: Vec<(usize, EncodedOverview)>,
     /// Dataset metadata written by `finish` (what made the output: version, mode, parameters).
     metadata: Vec<(String, String)>,
+    /// A mosaic output (`.vrt`): its tiles are written by the block prep, and `ds` is the
+    /// VRT, made at the end.
+    mosaic: Option<Mosaic>,
 }
 
 /// Opens `path` through GDAL for update.
@@ -187,6 +191,25 @@ impl GdalOutput {
         std::fs::create_dir(&temp_dir)
             .map_err(|e| out_err(path, format!("cannot write here: {e}")))?;
         let temp_path = temp_dir.join(name);
+        if is_mosaic(path, &options.driver) {
+            let mosaic = Mosaic::create(path, geometry, options.overwrite);
+            if mosaic.is_err() {
+                let _ = std::fs::remove_dir_all(&temp_dir);
+            }
+            return Ok(Self {
+                ds: None,
+                final_path: path.to_path_buf(),
+                temp_dir,
+                temp_path,
+                overviews: Vec::new(),
+                cog: false,
+                options: options.clone(),
+                raw: None,
+                raw_overviews: Vec::new(),
+                metadata: Vec::new(),
+                mosaic: Some(mosaic?),
+            });
+        }
         let mut co: Vec<String> = options.creation_options.clone();
         // With shepseg's own GTiff options (none given), the stitch pool compresses the tiles
         // and they are written raw (see `crate::rawtiff`): GDAL creates the file with no tile
@@ -304,6 +327,7 @@ impl GdalOutput {
                 raw,
                 raw_overviews: Vec::new(),
                 metadata: Vec::new(),
+                mosaic: None,
             })
         })();
         if result.is_err() {
@@ -368,12 +392,20 @@ impl GdalOutput {
             final_path: self.final_path.clone(),
             temp_dir: std::mem::take(&mut self.temp_dir),
             temp_path: self.temp_path.clone(),
+            mosaic: self.mosaic.take().map(|m| {
+                let (abs, rel) = m.names();
+                (m.tiles.dir.clone(), abs, rel)
+            }),
         }
     }
 
     /// Writes the overviews, table and metadata and closes the output in its temporary folder.
     fn complete(&mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
+        if let Some(m) = &self.mosaic {
+            m.write_vrt(&self.temp_path)?;
+            self.ds = Some(open_update(&self.temp_path)?);
+        }
         if let Some(mut raw) = self.raw.take() {
             // The overviews, part by part in the order they were stitched, into their own
             // directories; then GDAL takes the file back.
@@ -402,7 +434,8 @@ impl GdalOutput {
         }
         // GTiff (and so COG) keeps the table in its `.aux.xml`, which is written directly
         // once the raster is closed; other drivers take it through GDAL.
-        let sidecar_rat = self.cog || self.options.driver.eq_ignore_ascii_case("GTiff");
+        let sidecar_rat = self.mosaic.is_none()
+            && (self.cog || self.options.driver.eq_ignore_ascii_case("GTiff"));
         {
             let ds = self.dataset()?;
             let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
@@ -493,6 +526,8 @@ pub struct Unpublished {
     final_path: PathBuf,
     temp_dir: PathBuf,
     temp_path: PathBuf,
+    /// A mosaic's tile folder, and its name in the VRT's sources now and once published.
+    mosaic: Option<(PathBuf, String, String)>,
 }
 
 impl Unpublished {
@@ -513,6 +548,12 @@ impl Unpublished {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let main_name = self.temp_path.file_name().unwrap_or_default().to_owned();
+        if let Some((_, abs, rel)) = &self.mosaic {
+            // The VRT names its tiles relative to itself once it is beside them.
+            let xml = std::fs::read_to_string(&self.temp_path).map_err(|e| out_err(&path, e))?;
+            std::fs::write(&self.temp_path, relativise(&xml, abs, rel))
+                .map_err(|e| out_err(&path, e))?;
+        }
         // Old sidecars of a replaced OUTPUT would describe the old raster.
         for ext in [".aux.xml", ".ovr", ".rrd"] {
             let old = vsi::sidecar(&path, ext);
@@ -542,6 +583,7 @@ impl Unpublished {
         }
         std::fs::remove_dir_all(&self.temp_dir).map_err(|e| out_err(&path, e))?;
         self.temp_dir = PathBuf::new();
+        self.mosaic = None;
         Ok(())
     }
 }
@@ -550,6 +592,9 @@ impl Drop for Unpublished {
     fn drop(&mut self) {
         if !self.temp_dir.as_os_str().is_empty() && self.temp_dir.exists() {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
+        }
+        if let Some((dir, _, _)) = self.mosaic.take() {
+            remove_tree(&dir);
         }
     }
 }
@@ -562,6 +607,9 @@ impl Drop for GdalOutput {
         if !self.temp_dir.as_os_str().is_empty() && self.temp_dir.exists() {
             let _ = std::fs::remove_dir_all(&self.temp_dir);
         }
+        if let Some(m) = self.mosaic.take() {
+            remove_tree(&m.tiles.dir);
+        }
     }
 }
 
@@ -569,6 +617,9 @@ impl TileSink for GdalOutput {
     type Finished = ();
 
     fn block_prep(&self) -> BlockPrep {
+        if let Some(m) = &self.mosaic {
+            return BlockPrep::mosaic(std::sync::Arc::clone(&m.tiles));
+        }
         match &self.raw {
             Some(raw) => BlockPrep::encoded(self.overviews.clone(), raw.encoder()),
             None => BlockPrep::with_overviews(self.overviews.clone()),
@@ -592,7 +643,22 @@ impl TileSink for GdalOutput {
                 }
                 Ok(())
             }
+            BlockData::Written => {
+                let m = self
+                    .mosaic
+                    .as_mut()
+                    .ok_or_else(|| out_err(&path, format!("block {w:?}: not a mosaic")))?;
+                m.written.push(w);
+                Ok(())
+            }
             BlockData::Pixels { block, overviews } => {
+                if let Some(m) = self.mosaic.as_mut() {
+                    // A block prepared without the mosaic's prep: written as a tile here.
+                    drop(overviews);
+                    m.tiles.write(w, &row_major(block))?;
+                    m.written.push(w);
+                    return Ok(());
+                }
                 let ds = self.dataset()?;
                 let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
                 for (j, sub) in overviews.into_iter().enumerate() {

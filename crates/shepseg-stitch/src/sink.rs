@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use ndarray::{s, Array2};
-use shepseg_tiling::Window;
+use shepseg_tiling::{MosaicTiles, Window};
 
 use crate::encode::{encode_block, EncodedBlock};
 use crate::error::StitchError;
@@ -23,6 +23,9 @@ use crate::stitcher::StitchReport;
 pub struct BlockPrep {
     overviews: Arc<[Overview]>,
     encoder: Option<TileEncoder>,
+    /// For a mosaic output: every block is written as its own tile here, by the thread that
+    /// prepares it.
+    mosaic: Option<Arc<MosaicTiles>>,
 }
 
 impl BlockPrep {
@@ -31,6 +34,16 @@ impl BlockPrep {
         Self {
             overviews: overviews.into(),
             encoder: None,
+            mosaic: None,
+        }
+    }
+
+    /// Blocks written as tiles of a mosaic ([`MosaicTiles::write`]) as they are prepared.
+    pub fn mosaic(tiles: Arc<MosaicTiles>) -> Self {
+        Self {
+            overviews: Vec::new().into(),
+            encoder: None,
+            mosaic: Some(tiles),
         }
     }
 
@@ -39,11 +52,22 @@ impl BlockPrep {
         Self {
             overviews: overviews.into(),
             encoder: Some(encoder),
+            mosaic: None,
         }
     }
 
     /// Prepares `block` (output IDs, 0 = null) for `window` of the output.
     pub fn prepare(&self, window: Window, block: Array2<u32>) -> Result<OutputBlock, StitchError> {
+        if let Some(m) = &self.mosaic {
+            match block.as_slice() {
+                Some(labels) => m.write(window, labels)?,
+                None => m.write(window, &block.iter().copied().collect::<Vec<_>>())?,
+            };
+            return Ok(OutputBlock {
+                window,
+                data: BlockData::Written,
+            });
+        }
         let overviews = self
             .overviews
             .iter()
@@ -72,6 +96,8 @@ pub(crate) enum BlockData {
         overviews: Vec<Option<OverviewBlock>>,
     },
     Encoded(EncodedBlock),
+    /// Already written where the sink's prep said (a mosaic's tile).
+    Written,
 }
 
 impl OutputBlock {
@@ -86,8 +112,8 @@ impl OutputBlock {
     pub fn into_pixels(self) -> Result<(Array2<u32>, Vec<Option<OverviewBlock>>), StitchError> {
         match self.data {
             BlockData::Pixels { block, overviews } => Ok((block, overviews)),
-            BlockData::Encoded(_) => Err(StitchError::Output(format!(
-                "block {:?} was compressed for another sink",
+            BlockData::Encoded(_) | BlockData::Written => Err(StitchError::Output(format!(
+                "block {:?} was prepared for another sink",
                 self.window
             ))),
         }

@@ -104,6 +104,15 @@ pub enum TilingError {
     /// Tile size and overlap that make no grid.
     #[error("{0}")]
     TileGrid(String),
+
+    /// A file could not be written.
+    #[error("{}: cannot write: {reason}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What GDAL or the system said.
+        reason: String,
+    },
     /// Reading or writing a raster attribute table failed.
     #[error("attribute table: {0}")]
     Table(String),

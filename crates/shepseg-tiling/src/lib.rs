@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cog;
 pub mod error;
 pub mod exec;
 pub mod grid;
@@ -31,6 +32,7 @@ pub mod sample;
 pub mod shared_blocks;
 pub mod vsi;
 
+pub use cog::MosaicTiles;
 pub use error::TilingError;
 pub use exec::{
     read_tile, read_window, segment_read, shared_blocks, tile_frame, work_on, ExecError,

@@ -1,0 +1,179 @@
+//! A mosaic output: OUTPUT ends in `.vrt`, and the segmentation is a folder of tiles beside it
+//! (`out.vrt` → `out.tiles/`), each a Cloud-Optimised GeoTIFF written by whoever relabelled it
+//! ([`MosaicTiles::write`]), and the VRT that assembles them with the attribute table and the
+//! statistics metadata. No pixel has to pass through the process that writes the VRT.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use shepseg_tiling::{vsi, MosaicTiles, Window};
+
+use crate::error::StitchError;
+use crate::output::OutputGeometry;
+
+/// Whether `path` (with driver `driver`) is written as a mosaic: it ends in `.vrt`, or the
+/// driver is VRT.
+pub fn is_mosaic(path: &Path, driver: &str) -> bool {
+    driver.eq_ignore_ascii_case("VRT")
+        || path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("vrt"))
+}
+
+/// The folder of a mosaic's tiles: beside it, named after it (`out.vrt` → `out.tiles`).
+pub fn tiles_dir_for(path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default();
+    let mut name = stem.to_owned();
+    name.push(".tiles");
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// Removes folder `dir` and everything in it (any GDAL path; on object stores, every key
+/// under its prefix). Best effort: used to clean up.
+pub fn remove_tree(dir: &Path) {
+    if vsi::is_virtual(dir) {
+        for name in vsi::list(dir) {
+            vsi::unlink(&dir.join(name));
+        }
+        vsi::forget_cached(&dir.join("x"));
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A mosaic being written: its tile folder and the tiles written so far.
+pub(crate) struct Mosaic {
+    pub tiles: Arc<MosaicTiles>,
+    pub written: Vec<Window>,
+    geometry: OutputGeometry,
+    /// The folder's name as the published VRT gives it (relative to the VRT).
+    dir_name: String,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Mosaic {
+    /// Prepares the tile folder of mosaic `path`: refused if it exists unless `overwrite`, in
+    /// which case the old mosaic (its VRT first, so that nothing finished-looking refers to
+    /// tiles being replaced) is deleted.
+    pub fn create(
+        path: &Path,
+        geometry: &OutputGeometry,
+        overwrite: bool,
+    ) -> Result<Self, StitchError> {
+        let dir = tiles_dir_for(path);
+        let fail = |what: String| StitchError::Output(format!("{}: {what}", dir.display()));
+        if vsi::exists(&dir) {
+            if !overwrite {
+                return Err(StitchError::Exists(dir));
+            }
+            if vsi::exists(path) && !vsi::unlink(path) {
+                return Err(StitchError::Output(format!(
+                    "{}: cannot delete the old mosaic",
+                    path.display()
+                )));
+            }
+            remove_tree(&dir);
+        }
+        // A local folder is named absolutely in the VRT while it is built elsewhere (its
+        // hidden folder), and relatively once published.
+        let dir = if vsi::is_virtual(&dir) {
+            dir
+        } else {
+            std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create: {e}")))?;
+            std::path::absolute(&dir).map_err(|e| fail(e.to_string()))?
+        };
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            tiles: Arc::new(MosaicTiles {
+                dir,
+                projection: geometry.projection.clone(),
+                geo_transform: geometry.geo_transform,
+            }),
+            written: Vec::new(),
+            geometry: geometry.clone(),
+            dir_name,
+        })
+    }
+
+    /// Writes the VRT assembling the tiles written to `vrt` (sources named absolutely; see
+    /// [`Mosaic::relativise`]).
+    pub fn write_vrt(&self, vrt: &Path) -> Result<(), StitchError> {
+        let geometry = &self.geometry;
+        let mut tiles = self.written.clone();
+        tiles.sort_by_key(|w| (w.yoff, w.xoff));
+        let covered: usize = tiles.iter().map(|w| w.xsize * w.ysize).sum();
+        if covered != geometry.cols * geometry.rows {
+            return Err(StitchError::Output(format!(
+                "{}: the tiles written cover {covered} of {} pixels",
+                vrt.display(),
+                geometry.cols * geometry.rows
+            )));
+        }
+        let mut x = String::new();
+        x.push_str(&format!(
+            "<VRTDataset rasterXSize=\"{}\" rasterYSize=\"{}\">\n",
+            geometry.cols, geometry.rows
+        ));
+        if !geometry.projection.is_empty() {
+            x.push_str(&format!(
+                "  <SRS>{}</SRS>\n",
+                xml_escape(&geometry.projection)
+            ));
+        }
+        if let Some(gt) = geometry.geo_transform {
+            let gt: Vec<String> = gt.iter().map(|v| format!("{v:?}")).collect();
+            x.push_str(&format!(
+                "  <GeoTransform>{}</GeoTransform>\n",
+                gt.join(", ")
+            ));
+        }
+        x.push_str("  <VRTRasterBand dataType=\"UInt32\" band=\"1\">\n");
+        x.push_str(
+            "    <Metadata>\n      <MDI key=\"LAYER_TYPE\">thematic</MDI>\n    </Metadata>\n",
+        );
+        x.push_str("    <NoDataValue>0</NoDataValue>\n");
+        for w in &tiles {
+            let file = xml_escape(&self.tiles.tile_path(*w).to_string_lossy());
+            let (bx, by) = (w.xsize.min(512), w.ysize.min(512));
+            x.push_str(&format!(
+                "    <SimpleSource>\n      <SourceFilename relativeToVRT=\"0\">{file}</SourceFilename>\n      <SourceBand>1</SourceBand>\n      <SourceProperties RasterXSize=\"{xs}\" RasterYSize=\"{ys}\" DataType=\"UInt32\" BlockXSize=\"{bx}\" BlockYSize=\"{by}\" />\n      <SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{xs}\" ySize=\"{ys}\" />\n      <DstRect xOff=\"{xo}\" yOff=\"{yo}\" xSize=\"{xs}\" ySize=\"{ys}\" />\n    </SimpleSource>\n",
+                xs = w.xsize,
+                ys = w.ysize,
+                xo = w.xoff,
+                yo = w.yoff,
+            ));
+        }
+        x.push_str("  </VRTRasterBand>\n</VRTDataset>\n");
+        std::fs::write(vrt, x).map_err(|e| StitchError::Output(format!("{}: {e}", vrt.display())))
+    }
+
+    /// The folder's absolute name as written in the VRT's sources, and its name relative to
+    /// the published VRT.
+    pub fn names(&self) -> (String, String) {
+        (
+            xml_escape(&self.tiles.dir.to_string_lossy()),
+            xml_escape(&self.dir_name),
+        )
+    }
+}
+
+/// The VRT text `xml` with the sources in folder `abs` named relative to the VRT, as folder
+/// `rel` beside it.
+pub(crate) fn relativise(xml: &str, abs: &str, rel: &str) -> String {
+    xml.replace(
+        &format!("relativeToVRT=\"0\">{abs}/"),
+        &format!("relativeToVRT=\"1\">{rel}/"),
+    )
+}
