@@ -28,5 +28,6 @@ pub fn rgbn_job() -> TileJob {
         grid: TileGrid::new(cols, rows, 128, 32).unwrap(),
         model,
         params,
+        mosaic: None,
     }
 }

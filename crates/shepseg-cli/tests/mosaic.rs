@@ -146,28 +146,41 @@ fn a_vrt_output_is_refused_replaced_and_cleaned_up_as_others_are() {
         args.extend_from_slice(extra);
         shepseg(&args)
     };
-    // An existing output, or only its tile folder, is refused without --overwrite.
+    // An existing output, or its tile folder holding anything else, is refused without
+    // --overwrite.
     let err = one_line_error(&run(&vrt, &[]));
     assert!(
         err.contains("seg.vrt") && err.contains("--overwrite"),
         "{err}"
     );
     std::fs::remove_file(&vrt).unwrap();
+    std::fs::write(tiles.join("notes.txt"), b"mine").unwrap();
     let err = one_line_error(&run(&vrt, &[]));
     assert!(
         err.contains("seg.tiles") && err.contains("--overwrite"),
         "{err}"
     );
-    assert!(!vrt.exists());
-    // --overwrite replaces the mosaic: no tile of the old one is left.
-    std::fs::write(tiles.join("x9999_y9999.tif"), b"stale").unwrap();
-    let o = run(&vrt, &["--overwrite"]);
+    assert!(!vrt.exists() && tiles.join("notes.txt").exists());
+    std::fs::remove_file(tiles.join("notes.txt")).unwrap();
+    // Tiles and node images without their VRT are what an interrupted job left: taken over,
+    // and what the new tiling does not use is deleted.
+    let strays = [tiles.join("x9999_y9999.tif"), tiles.join(".x9999_y0.nodes")];
+    for f in &strays {
+        std::fs::write(f, b"stale").unwrap();
+    }
+    let o = run(&vrt, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!tiles.join("x9999_y9999.tif").exists());
+    assert!(strays.iter().all(|f| !f.exists()));
     assert!(
         pixels(&vrt) == first,
         "the tile size does not change the result"
     );
+    // --overwrite replaces the mosaic, foreign files and all.
+    std::fs::write(tiles.join("notes.txt"), b"mine").unwrap();
+    let o = run(&vrt, &["--overwrite"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!tiles.join("notes.txt").exists());
+    assert!(pixels(&vrt) == first);
     // A job that fails leaves neither the VRT nor its tiles.
     let broken = dir.join("broken.tif");
     let bytes = std::fs::read(rgbn()).unwrap();

@@ -237,6 +237,51 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
     assert!(log.contains("lost"), "{log}");
 }
 
+/// Band 1 of `path`, row-major.
+fn pixels(path: &Path) -> Vec<u32> {
+    let r = shepseg_tiling::Raster::open(path).unwrap();
+    r.read::<u32>(&[1], r.full_window())
+        .unwrap()
+        .into_raw_vec_and_offset()
+        .0
+}
+
+#[test]
+fn workers_write_a_mosaic_themselves_even_when_one_is_killed() {
+    let f = fixture("mosaic");
+    let tif = f.dir.join("single.tif");
+    let run = Running::start(f.command(&tif, &["--executor", "processes", "-w", "2"]));
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    let vrt = f.dir.join("mosaic.vrt");
+    let run = Running::start(f.command(&vrt, &["--executor", "processes", "-w", "2"]));
+    signal_a_worker(&run, "-9");
+    let (ok, log) = run.finish();
+    assert!(ok, "{log}");
+    assert!(pixels(&vrt) == pixels(&f.reference), "the mosaic differs");
+    let (single, mosaic) = (report(&tif), report(&vrt));
+    assert_eq!(mosaic["workers"]["lost"], 1, "{log}");
+    // Segmenting and writing are two runs of workers (the killed one replaced).
+    assert_eq!(mosaic["workers"]["joined"], 5, "{log}");
+    // The tables came to the coordinator; the pixels stayed with the workers.
+    let bytes_in = |r: &Value| r["workers"]["coordinator_bytes_in"].as_u64().unwrap();
+    assert!(
+        bytes_in(&mosaic) < bytes_in(&single),
+        "{} in for the mosaic, {} for the GTiff",
+        bytes_in(&mosaic),
+        bytes_in(&single)
+    );
+    let left: Vec<String> = std::fs::read_dir(f.dir.join("mosaic.tiles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| n.ends_with(".tif") && !n.starts_with('.')),
+        "{left:?}"
+    );
+}
+
 #[test]
 fn a_worker_sent_sigterm_hands_its_tile_back_and_the_job_succeeds() {
     let f = fixture("term");

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shepseg_tiling::{read_window, work_on, Raster, Window};
+use shepseg_core::seamless::relabel;
+use shepseg_tiling::packed::{pack_image, unpack_labels};
+use shepseg_tiling::{read_window, vsi, work_on, MosaicJob, MosaicTiles, Raster, Window};
 
 use crate::error::RemoteError;
 use crate::protocol::{
@@ -180,12 +182,13 @@ fn work(
     let hold = |t: Option<u32>| *held.lock().unwrap_or_else(|e| e.into_inner()) = t;
     let mut summary = WorkerSummary::default();
     let mut raster: Option<Raster> = None;
+    let mosaic = job.mosaic.as_ref().map(|m| (m.tiles(), m.write));
     loop {
         send(&WorkerMsg::Ready)?;
-        let (tile, window) = match recv()? {
-            CoordMsg::Lease { tile, window } => {
+        let (tile, window, map) = match recv()? {
+            CoordMsg::Lease { tile, window, map } => {
                 hold(Some(tile));
-                (tile, Window::from(window))
+                (tile, Window::from(window), map)
             }
             CoordMsg::NoMoreTiles => return Ok(summary),
             other => {
@@ -194,6 +197,35 @@ fn work(
                 )))
             }
         };
+        let empty = |segment_us: u64, part| {
+            WorkerMsg::TileDone(TileResult {
+                tile,
+                rows: window.ysize as u32,
+                cols: window.xsize as u32,
+                lz4: Vec::new(),
+                part,
+                max_spectral_diff: 0.0,
+                read_us: 0,
+                segment_us,
+            })
+        };
+        // Writing a mosaic's tile: from the node image kept when it was segmented, if it is
+        // still there (else the tile is segmented again below, to the same nodes).
+        if let Some((tiles, true)) = &mosaic {
+            let t = Instant::now();
+            let kept = vsi::read_all(&MosaicJob::nodes_path(tiles, window))
+                .ok()
+                .and_then(|b| unpack_labels(&b, window.xsize * window.ysize));
+            if let Some(nodes) = kept {
+                match write_tile(tiles, window, nodes, map.as_ref()) {
+                    Ok(()) => send(&empty(t.elapsed().as_micros() as u64, None))?,
+                    Err(error) => send(&WorkerMsg::TileFailed { tile, error })?,
+                }
+                hold(None);
+                summary.tiles_done += 1;
+                continue;
+            }
+        }
         send(&WorkerMsg::ReadRequest { tile })?;
         match recv()? {
             CoordMsg::ReadGranted { tile: t } if t == tile => {}
@@ -240,6 +272,29 @@ fn work(
             Ok(Err(e)) => Err(e.to_string()),
             Err(p) => Err(panic_message(p)),
         };
+        let outcome = match (&mosaic, outcome) {
+            (Some((tiles, keep_or_write)), Ok(res)) => {
+                let nodes = MosaicJob::nodes_path(tiles, window);
+                let done = if *keep_or_write {
+                    let labels = res.segimg.iter().copied().collect();
+                    write_tile(tiles, window, labels, map.as_ref()).map(|()| None)
+                } else {
+                    vsi::write_all(&nodes, &pack_image(&res.segimg))
+                        .map(|()| res.part)
+                        .map_err(|e| format!("{}: cannot write: {e}", nodes.display()))
+                };
+                match done {
+                    Ok(part) => {
+                        send(&empty(t1.elapsed().as_micros() as u64, part))?;
+                        hold(None);
+                        summary.tiles_done += 1;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (_, outcome) => outcome,
+        };
         match outcome {
             Ok(res) => {
                 let (rows, cols) = res.segimg.dim();
@@ -263,6 +318,25 @@ fn work(
             }
         }
     }
+}
+
+/// Relabels a tile's node image through its packed map and writes it as the mosaic's tile;
+/// the node image kept for it is then deleted.
+fn write_tile(
+    tiles: &MosaicTiles,
+    window: Window,
+    mut labels: Vec<u32>,
+    map: Option<&(u32, Vec<u8>)>,
+) -> Result<(), String> {
+    let (len, packed) = map.ok_or("the lease came without the tile's map")?;
+    let map = unpack_labels(packed, *len as usize).ok_or("the tile's map is corrupt")?;
+    relabel(&mut labels, &map);
+    tiles.write(window, &labels).map_err(|e| e.to_string())?;
+    let nodes = MosaicJob::nodes_path(tiles, window);
+    if vsi::exists(&nodes) {
+        vsi::unlink(&nodes);
+    }
+    Ok(())
 }
 
 /// A panic's message.

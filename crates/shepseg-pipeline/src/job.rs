@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_stats::{colour::colour_from_columns, compute_stats, Stat, StatsReport, StatsRequest};
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher};
+use shepseg_tiling::packed::pack_image;
 use shepseg_tiling::{
-    fit_whole_raster_threads, set_block_cache, Raster, SequentialExecutor, TileExecutor, TileGrid,
-    TileJob,
+    fit_whole_raster_threads, set_block_cache, FnConsumer, MosaicJob, Raster, SegmentedTile,
+    SequentialExecutor, TileExecutor, TileGrid, TileJob,
 };
 
-use crate::consumer::{is_cancelled, Progress, StitchConsumer};
+use crate::consumer::{is_cancelled, ConsumeError, Progress, StitchConsumer};
 use crate::error::PipelineError;
-use crate::seamless::{join_and_write, Collector};
+use crate::seamless::{join_collected, write_joined, Collector, JoinedTiles};
 use crate::timings::Timings;
 use crate::workdir::{default_work_dir, JobSettings, WorkDir};
 
@@ -465,6 +466,12 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             done[t.index] = true;
         }
         let tiles_resumed = resumed_tiles.len();
+        // A mosaic's tiles are written by remote workers themselves, where the executor has
+        // them: they keep each tile's pixels until the join has numbered its segments.
+        let remote_mosaic = match output.mosaic_tiles() {
+            Some(t) if !params.pyshepseg_compat && self.executor.writes_mosaic_tiles() => Some(t),
+            _ => None,
+        };
         let job = TileJob {
             input: self.input.clone(),
             bands: bands.clone(),
@@ -472,6 +479,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             grid: grid.subset(|i| !done[i]),
             model: model.clone(),
             params,
+            mosaic: remote_mosaic.clone().map(MosaicJob::KeepNodes),
         };
         let (stitched, max_spectral_diff_used, seamless, staged) = if params.pyshepseg_compat {
             let stitcher = ParallelStitcher::new(grid, true, threads);
@@ -507,14 +515,60 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             let threshold = params
                 .max_spectral_diff
                 .resolve(&model, params.spect_dist_pcntile);
-            let written = join_and_write(
+            let JoinedTiles {
+                mut images,
+                maps,
+                written,
+            } = join_collected(
                 collector,
                 params.min_segment_size,
                 threshold.squared(),
                 params.four_connected,
                 threads,
-                &mut output,
             )?;
+            let ncols = grid.ncols();
+            let index = |t: &SegmentedTile| t.tile.row * ncols + t.tile.col;
+            if let Some(tiles) = remote_mosaic {
+                // The workers relabel and write every tile (from the node images they kept,
+                // or segmenting a tile again where one is gone).
+                let write_job = TileJob {
+                    grid: grid.clone(),
+                    mosaic: Some(MosaicJob::Write {
+                        tiles,
+                        maps: Arc::new(maps),
+                    }),
+                    ..job
+                };
+                let timings = &mut timings;
+                let output = &mut output;
+                self.executor.run(
+                    &write_job,
+                    &mut FnConsumer(|t: SegmentedTile| -> Result<(), ConsumeError> {
+                        output.mosaic_tile_written(t.tile.window);
+                        timings.stitching.record(t.segment_time);
+                        Ok(())
+                    }),
+                )?;
+            } else {
+                // Tiles whose pixels remote workers kept in an earlier run of a resumed job
+                // are segmented again here (to the same nodes).
+                let missing: Vec<bool> = images.iter().map(Vec::is_empty).collect();
+                if missing.iter().any(|&m| m) {
+                    let again = TileJob {
+                        grid: grid.subset(|i| missing[i]),
+                        mosaic: None,
+                        ..job
+                    };
+                    self.executor.run(
+                        &again,
+                        &mut FnConsumer(|t: SegmentedTile| -> Result<(), ConsumeError> {
+                            images[index(&t)] = pack_image(&t.segimg);
+                            Ok(())
+                        }),
+                    )?;
+                }
+                write_joined(images, maps, &grid, threads, &mut output, &mut timings)?;
+            }
             let finishing = Instant::now();
             let staged = output.finish_unpublished(&written.report)?;
             timings.finishing = finishing.elapsed();

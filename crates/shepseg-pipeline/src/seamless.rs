@@ -83,7 +83,12 @@ impl TileConsumer for Collector<'_> {
             ))
             .into());
         }
-        let image = pack_image(&t.segimg);
+        // Remote workers writing a mosaic keep their pixels: the image is empty.
+        let image = if t.segimg.is_empty() {
+            Vec::new()
+        } else {
+            pack_image(&t.segimg)
+        };
         if let Some(store) = self.store {
             store
                 .save_tile(index, t.tile.window, &image, &part, t.max_spectral_diff)
@@ -103,22 +108,24 @@ pub(crate) struct Written {
     pub seamless: SeamlessReport,
 }
 
-/// Joins the collected tiles and writes them through `sink`'s block preparation on `threads`
-/// threads; records the join's time and each tile's relabelling and writing.
-pub(crate) fn join_and_write<S: TileSink>(
+/// The collected tiles joined: each tile's node image (packed; empty where a remote worker
+/// kept it) and map to final IDs, by tile index.
+pub(crate) struct JoinedTiles {
+    pub images: Vec<Vec<u8>>,
+    pub maps: Vec<Vec<u32>>,
+    pub written: Written,
+}
+
+/// Joins the collected tiles' tables; records the join's time.
+pub(crate) fn join_collected(
     collector: Collector<'_>,
     min_segment_size: usize,
     threshold_sq: f64,
     four: bool,
     threads: usize,
-    sink: &mut S,
-) -> Result<Written, PipelineError> {
+) -> Result<JoinedTiles, PipelineError> {
     let Collector {
-        images,
-        parts,
-        grid,
-        log,
-        ..
+        images, parts, log, ..
     } = collector;
     let timings = log.timings;
     let t = Instant::now();
@@ -151,24 +158,40 @@ pub(crate) fn join_and_write<S: TileSink>(
         small_merged,
     } = joined;
 
-    let prep = sink.block_prep();
-    let windows: Vec<_> = grid.tiles().iter().map(|t| t.window).collect();
-    relabel_and_write(tiles, maps, &windows, threads, &prep, sink, timings)?;
-    Ok(Written {
-        report: StitchReport {
-            histogram,
-            num_segments,
-            fallbacks: 0,
-            empty_ids: 0,
-        },
-        seamless: SeamlessReport {
-            singles_joined,
-            small_merged,
-            table_bytes,
-            nodes,
-            undecided_singles,
+    Ok(JoinedTiles {
+        images: tiles,
+        maps,
+        written: Written {
+            report: StitchReport {
+                histogram,
+                num_segments,
+                fallbacks: 0,
+                empty_ids: 0,
+            },
+            seamless: SeamlessReport {
+                singles_joined,
+                small_merged,
+                table_bytes,
+                nodes,
+                undecided_singles,
+            },
         },
     })
+}
+
+/// Relabels the joined tiles of `grid` and writes them through `sink`'s block preparation on
+/// `threads` threads; records each tile's relabelling and writing.
+pub(crate) fn write_joined<S: TileSink>(
+    images: Vec<Vec<u8>>,
+    maps: Vec<Vec<u32>>,
+    grid: &TileGrid,
+    threads: usize,
+    sink: &mut S,
+    timings: &mut Timings,
+) -> Result<(), PipelineError> {
+    let prep = sink.block_prep();
+    let windows: Vec<_> = grid.tiles().iter().map(|t| t.window).collect();
+    relabel_and_write(images, maps, &windows, threads, &prep, sink, timings)
 }
 
 /// One tile relabelled and prepared for the sink, and the time it took.

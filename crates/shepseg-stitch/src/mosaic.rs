@@ -53,6 +53,30 @@ pub(crate) struct Mosaic {
     dir_name: String,
 }
 
+/// Whether `name` is one of the files a mosaic's folder holds: a tile (`x0_y512.tif`) or a
+/// node image waiting to be written (`.x0_y512.nodes`).
+fn ours(name: &str) -> bool {
+    let offsets = |s: &str| {
+        s.strip_prefix('x')
+            .and_then(|s| s.split_once("_y"))
+            .is_some_and(|(x, y)| {
+                [x, y]
+                    .iter()
+                    .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    if let Some(s) = name.strip_suffix(".tif") {
+        offsets(s)
+    } else if let Some(s) = name
+        .strip_prefix('.')
+        .and_then(|s| s.strip_suffix(".nodes"))
+    {
+        offsets(s)
+    } else {
+        false
+    }
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -63,7 +87,9 @@ fn xml_escape(s: &str) -> String {
 impl Mosaic {
     /// Prepares the tile folder of mosaic `path`: refused if it exists unless `overwrite`, in
     /// which case the old mosaic (its VRT first, so that nothing finished-looking refers to
-    /// tiles being replaced) is deleted.
+    /// tiles being replaced) is deleted. A folder without its VRT holding nothing but tiles
+    /// and node images is what an interrupted job left: it is taken over (a resumed job's
+    /// workers find the node images they kept there).
     pub fn create(
         path: &Path,
         geometry: &OutputGeometry,
@@ -72,9 +98,12 @@ impl Mosaic {
         let dir = tiles_dir_for(path);
         let fail = |what: String| StitchError::Output(format!("{}: {what}", dir.display()));
         if vsi::exists(&dir) {
-            if !overwrite {
+            let leftover = !vsi::exists(path) && vsi::list(&dir).iter().all(|n| ours(n));
+            if !overwrite && !leftover {
                 return Err(StitchError::Exists(dir));
             }
+        }
+        if overwrite && vsi::exists(&dir) {
             if vsi::exists(path) && !vsi::unlink(path) {
                 return Err(StitchError::Output(format!(
                     "{}: cannot delete the old mosaic",
@@ -159,6 +188,21 @@ impl Mosaic {
         std::fs::write(vrt, x).map_err(|e| StitchError::Output(format!("{}: {e}", vrt.display())))
     }
 
+    /// Deletes whatever the folder holds besides the tiles written (node images kept for
+    /// writing, tiles of an interrupted job with another tiling).
+    pub fn remove_strays(&self) {
+        let keep: std::collections::HashSet<String> = self
+            .written
+            .iter()
+            .map(|w| MosaicTiles::tile_name(*w))
+            .collect();
+        for name in vsi::list(&self.tiles.dir) {
+            if !keep.contains(&name) && ours(&name) {
+                vsi::unlink(&self.tiles.dir.join(name));
+            }
+        }
+    }
+
     /// The folder's absolute name as written in the VRT's sources, and its name relative to
     /// the published VRT.
     pub fn names(&self) -> (String, String) {
@@ -176,4 +220,26 @@ pub(crate) fn relativise(xml: &str, abs: &str, rel: &str) -> String {
         &format!("relativeToVRT=\"0\">{abs}/"),
         &format!("relativeToVRT=\"1\">{rel}/"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mosaic_folder_holds_tiles_and_node_images_only() {
+        for n in ["x0_y0.tif", "x4096_y512.tif", ".x0_y1024.nodes"] {
+            assert!(ours(n), "{n}");
+        }
+        for n in [
+            "notes.txt",
+            "x_y0.tif",
+            "x0_y0.tiff",
+            "x0y0.tif",
+            ".x0_y0.tif",
+            "xa_y0.tif",
+        ] {
+            assert!(!ours(n), "{n}");
+        }
+    }
 }

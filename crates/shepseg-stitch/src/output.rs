@@ -363,6 +363,19 @@ impl GdalOutput {
         band.write((xoff as isize, yoff as isize), (cols, rows), &mut buf)
     }
 
+    /// For a mosaic output: where its tiles go, for workers that write them
+    /// ([`GdalOutput::mosaic_tile_written`]).
+    pub fn mosaic_tiles(&self) -> Option<shepseg_tiling::MosaicTiles> {
+        self.mosaic.as_ref().map(|m| (*m.tiles).clone())
+    }
+
+    /// Records that the mosaic's tile at `window` was written by a worker.
+    pub fn mosaic_tile_written(&mut self, window: Window) {
+        if let Some(m) = self.mosaic.as_mut() {
+            m.written.push(window);
+        }
+    }
+
     /// Adds a dataset metadata item, written when the output is finished (e.g. how it was
     /// made, so a reader can tell a default-mode output from a pyshepseg-compatible one).
     pub fn add_metadata(&mut self, key: &str, value: &str) {
@@ -404,6 +417,7 @@ impl GdalOutput {
         let path = self.final_path.clone();
         if let Some(m) = &self.mosaic {
             m.write_vrt(&self.temp_path)?;
+            m.remove_strays();
             self.ds = Some(open_update(&self.temp_path)?);
         }
         if let Some(mut raw) = self.raw.take() {

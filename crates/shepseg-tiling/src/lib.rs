@@ -36,8 +36,8 @@ pub use cog::MosaicTiles;
 pub use error::TilingError;
 pub use exec::{
     read_tile, read_window, segment_read, shared_blocks, tile_frame, work_on, ExecError,
-    FnConsumer, Gate, Reorder, SegmentedTile, SequentialExecutor, TileConsumer, TileExecutor,
-    TileFailure, TileJob, TileWork,
+    FnConsumer, Gate, MosaicJob, Reorder, SegmentedTile, SequentialExecutor, TileConsumer,
+    TileExecutor, TileFailure, TileJob, TileWork,
 };
 pub use grid::{Tile, TileGrid};
 pub use raster::{last_gdal_message, set_block_cache, BandStack, PixelType, Raster, Window};

@@ -55,6 +55,8 @@ pub(super) struct Shared {
     pub(super) secret: Secret,
     pub(super) job: JobSpec,
     pub(super) tiles: Vec<Tile>,
+    /// When the job writes a mosaic's tiles: each tile's map, sent with its lease.
+    pub(super) maps: Option<Arc<Vec<Vec<u32>>>>,
     /// Which tiles may be leased.
     pub(super) gate: Gate,
     pub(super) retries: usize,

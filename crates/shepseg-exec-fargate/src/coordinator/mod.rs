@@ -24,13 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shepseg_tiling::{
-    ExecError, Gate, Reorder, Tile, TileConsumer, TileExecutor, TileFailure, TileJob,
+    ExecError, Gate, MosaicJob, Reorder, Tile, TileConsumer, TileExecutor, TileFailure, TileJob,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::error::RemoteError;
-use crate::protocol::{JobSpec, Secret, SECRET_ENV};
+use crate::protocol::{JobSpec, Secret, WireMosaic, SECRET_ENV};
 use leases::{Event, Shared, State};
 use session::accept_loop;
 
@@ -222,7 +222,6 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
         job: &TileJob,
         consumer: &mut C,
     ) -> Result<(), ExecError<C::Error>> {
-        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = RemoteReport::default();
         let setup = |e: String| ExecError::Workers(e);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -299,8 +298,24 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
                 model: job.model.clone(),
                 params: job.params,
                 gdal_config: forwarded.clone(),
+                mosaic: job.mosaic.as_ref().map(|m| {
+                    let (tiles, write) = match m {
+                        MosaicJob::KeepNodes(t) => (t, false),
+                        MosaicJob::Write { tiles, .. } => (tiles, true),
+                    };
+                    WireMosaic {
+                        dir: tiles.dir.to_string_lossy().into_owned(),
+                        projection: tiles.projection.clone(),
+                        geo_transform: tiles.geo_transform,
+                        write,
+                    }
+                }),
             },
             tiles: tiles.clone(),
+            maps: match &job.mosaic {
+                Some(MosaicJob::Write { maps, .. }) => Some(Arc::clone(maps)),
+                _ => None,
+            },
             gate: Gate::for_grid(&job.grid, workers, self.options.max_waiting),
             retries: self.options.tile_retries.max(1),
             heartbeat: self.options.heartbeat_timeout,
@@ -347,14 +362,20 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
         drop(launcher);
         rt.shutdown_timeout(Duration::from_secs(2));
         self.bump(|r| {
-            r.coordinator_bytes_in = shared.bytes_in.load(Ordering::SeqCst);
-            r.coordinator_bytes_out = shared.bytes_out.load(Ordering::SeqCst);
+            // A job may run more than once (a mosaic's tiles are written by a second run):
+            // the report covers them all.
+            r.coordinator_bytes_in += shared.bytes_in.load(Ordering::SeqCst);
+            r.coordinator_bytes_out += shared.bytes_out.load(Ordering::SeqCst);
         });
         match (result, cleanup) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(e)) => Err(ExecError::Workers(format!("cleaning up workers: {e}"))),
             (Ok(()), Ok(())) => Ok(()),
         }
+    }
+
+    fn writes_mosaic_tiles(&self) -> bool {
+        true
     }
 }
 

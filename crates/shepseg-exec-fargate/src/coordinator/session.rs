@@ -162,7 +162,7 @@ async fn handshake(
         writer,
         &CoordMsg::Welcome {
             mac: shared.secret.mac(Role::Coordinator, &nonce_c, &nonce_w),
-            job: shared.job.clone(),
+            job: Box::new(shared.job.clone()),
             heartbeat_ms: shared.heartbeat.as_millis() as u64,
             max_frame: shared.max_frame as u64,
         },
@@ -202,11 +202,17 @@ async fn serve(
                 match shared.try_lease(id) {
                     Lease::Tile(i) => {
                         let window = shared.tiles[i].window.into();
+                        let map = shared
+                            .maps
+                            .as_ref()
+                            .and_then(|m| m.get(i))
+                            .map(|m| (m.len() as u32, shepseg_tiling::packed::pack_labels(m)));
                         send_msg(
                             writer,
                             CoordMsg::Lease {
                                 tile: i as u32,
                                 window,
+                                map,
                             },
                             shared,
                         )
@@ -265,12 +271,20 @@ async fn serve(
                         result.cols, result.rows, tile.window.xsize, tile.window.ysize
                     ));
                 }
-                let segimg = tokio::task::spawn_blocking(move || {
-                    result.unpack_image().map(|img| (img, result))
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-                let (segimg, result) = segimg.map_err(|e| e.to_string())?;
+                // A mosaic's workers keep their tiles' pixels: only the table comes.
+                let (segimg, result) = if shared.job.mosaic.is_some() {
+                    if !result.lz4.is_empty() {
+                        return Err(format!("tile {index} came with pixels it should keep"));
+                    }
+                    (ndarray::Array2::zeros((0, 0)), result)
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        result.unpack_image().map(|img| (img, result))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                };
                 let done = SegmentedTile {
                     tile,
                     segimg,

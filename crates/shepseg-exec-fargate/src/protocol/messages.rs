@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use shepseg_core::seamless::TilePart;
 use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_tiling::packed::{pack_image, unpack_labels};
-use shepseg_tiling::Window;
+use shepseg_tiling::{MosaicTiles, Window};
 
 use super::auth::Nonce;
 use crate::error::RemoteError;
@@ -27,6 +27,33 @@ pub struct JobSpec {
     /// GDAL configuration options the worker sets before opening the input (`--config`),
     /// secrets excepted.
     pub gdal_config: Vec<(String, String)>,
+    /// For a mosaic output, what the worker does with its tiles ([`shepseg_tiling::MosaicJob`]).
+    pub mosaic: Option<WireMosaic>,
+}
+
+/// A mosaic job on the wire: where the tiles go, and whether this run writes them (each
+/// lease then carries the tile's map) or keeps their node images for a later run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireMosaic {
+    /// The tiles' folder, any GDAL path.
+    pub dir: String,
+    /// The raster's projection (WKT).
+    pub projection: String,
+    /// The raster's geotransform.
+    pub geo_transform: Option<[f64; 6]>,
+    /// Whether this run writes the tiles (else it keeps node images).
+    pub write: bool,
+}
+
+impl WireMosaic {
+    /// The tiles' destination.
+    pub fn tiles(&self) -> MosaicTiles {
+        MosaicTiles {
+            dir: self.dir.clone().into(),
+            projection: self.projection.clone(),
+            geo_transform: self.geo_transform,
+        }
+    }
 }
 
 /// A pixel window on the wire.
@@ -166,7 +193,7 @@ pub enum CoordMsg {
         /// HMAC proving the coordinator knows the secret.
         mac: [u8; 32],
         /// The job.
-        job: JobSpec,
+        job: Box<JobSpec>,
         /// The worker must send something at least this often (it sends a heartbeat every
         /// third of it).
         heartbeat_ms: u64,
@@ -184,6 +211,9 @@ pub enum CoordMsg {
         tile: u32,
         /// Its window.
         window: WireWindow,
+        /// When the job writes a mosaic's tiles: the tile's map from node to final ID,
+        /// packed ([`shepseg_tiling::packed::pack_labels`]), with its length.
+        map: Option<(u32, Vec<u8>)>,
     },
     /// Permission to read.
     ReadGranted {

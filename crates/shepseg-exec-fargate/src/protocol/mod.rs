@@ -34,10 +34,10 @@ pub use auth::{random_bytes, Nonce, Role, Secret};
 pub use frame::{
     decode, encode, frame_len, read_frame, read_frame_blocking, write_msg, write_msg_blocking,
 };
-pub use messages::{CoordMsg, JobSpec, TileResult, WireWindow, WorkerMsg};
+pub use messages::{CoordMsg, JobSpec, TileResult, WireMosaic, WireWindow, WorkerMsg};
 
 /// The protocol version; a peer speaking another is refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame accepted before a peer has authenticated.
 pub const MAX_HANDSHAKE_FRAME: usize = 64 * 1024;

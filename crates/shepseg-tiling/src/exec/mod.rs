@@ -19,12 +19,14 @@
 pub mod order;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 use shepseg_core::seamless::{TileFrame, TilePart};
 use shepseg_core::{KMeansModel, SegmentParams};
 
+use crate::cog::MosaicTiles;
 use crate::error::TilingError;
 use crate::grid::{Tile, TileGrid};
 use crate::raster::{BandStack, Raster, Window};
@@ -46,6 +48,35 @@ pub struct TileJob {
     pub model: KMeansModel,
     /// Segmentation parameters.
     pub params: SegmentParams,
+    /// For a mosaic output whose tiles the workers write themselves
+    /// ([`TileExecutor::writes_mosaic_tiles`]): what they do with them. `None` otherwise.
+    pub mosaic: Option<MosaicJob>,
+}
+
+/// What the workers of a mosaic output do with its tiles, so that no pixel passes through
+/// the process that joins the tables.
+#[derive(Debug, Clone)]
+pub enum MosaicJob {
+    /// Segment as usual, but keep each tile's node image beside the mosaic's tiles
+    /// ([`MosaicJob::nodes_path`]) and hand back an empty image with the tile's table.
+    KeepNodes(MosaicTiles),
+    /// Relabel each tile's node image (segmenting the tile again where it is missing) through
+    /// its map, write it as the mosaic's tile, and hand back an empty image.
+    Write {
+        /// Where the tiles go.
+        tiles: MosaicTiles,
+        /// Each tile's map from node to final ID, by tile index in the grid.
+        maps: Arc<Vec<Vec<u32>>>,
+    },
+}
+
+impl MosaicJob {
+    /// Where the node image of the tile at `window` waits between segmenting and writing.
+    pub fn nodes_path(tiles: &MosaicTiles, window: Window) -> PathBuf {
+        tiles
+            .dir
+            .join(format!(".x{}_y{}.nodes", window.xoff, window.yoff))
+    }
 }
 
 /// One tile, segmented (local IDs from 1, 0 = null), with what it cost.
@@ -197,6 +228,13 @@ pub trait TileExecutor {
     fn concurrency(&self) -> usize {
         1
     }
+
+    /// Whether this executor's workers write a mosaic's tiles themselves ([`MosaicJob`]): those
+    /// of remote executors, so that the coordinator handles tables, not pixels. In-process
+    /// executors leave it to the pipeline, which holds their tiles anyway.
+    fn writes_mosaic_tiles(&self) -> bool {
+        false
+    }
 }
 
 impl<X: TileExecutor + ?Sized> TileExecutor for &X {
@@ -210,6 +248,10 @@ impl<X: TileExecutor + ?Sized> TileExecutor for &X {
 
     fn concurrency(&self) -> usize {
         (**self).concurrency()
+    }
+
+    fn writes_mosaic_tiles(&self) -> bool {
+        (**self).writes_mosaic_tiles()
     }
 }
 
