@@ -286,3 +286,49 @@ fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Band 1 of `path`, row-major.
+fn pixels(path: &Path) -> Vec<u32> {
+    let r = shepseg_tiling::Raster::open(path).unwrap();
+    r.read::<u32>(&[1], r.full_window())
+        .unwrap()
+        .into_raw_vec_and_offset()
+        .0
+}
+
+#[test]
+fn a_sigkilled_mosaic_job_resumes_to_the_same_pixels_with_either_executor() {
+    let job = Job::new("mosaic");
+    let want = pixels(&job.reference);
+    for (name, resumed) in [
+        ("threads", ["--executor", "threads", "-w", "2"]),
+        ("processes", ["--executor", "processes", "-w", "2"]),
+    ] {
+        // Remote workers kept the finished tiles' pixels beside the mosaic's tiles.
+        let out = job.dir.join(format!("{name}.vrt"));
+        let killed = job.start_and_stop(
+            &out,
+            &["--executor", "processes", "-w", "2"],
+            libc::SIGKILL,
+            8,
+        );
+        assert!(!killed.status.success());
+        assert!(
+            !out.exists(),
+            "{name}: killed before the end, yet OUTPUT exists"
+        );
+        let mut extra = resumed.to_vec();
+        extra.push("--resume");
+        let done = job.command(&out, &extra).output().unwrap();
+        assert!(done.status.success(), "{name}: {done:?}");
+        assert!(pixels(&out) == want, "{name}: the resumed mosaic differs");
+        assert!(report(&out)["tiles_resumed"].as_u64().unwrap() >= 8);
+        let left: Vec<String> = std::fs::read_dir(job.dir.join(format!("{name}.tiles")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.starts_with('.')), "{name}: {left:?}");
+        assert!(!work_dir(&out).exists(), "{name}: work directory left");
+    }
+    let _ = std::fs::remove_dir_all(&job.dir);
+}

@@ -260,3 +260,63 @@ fn unreachable_s3_and_missing_credentials_are_one_line_errors() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_vrt_mosaic_on_s3_equals_the_local_run_with_every_executor() {
+    let moto = Moto::start();
+    moto.create_bucket("mosaic");
+    for (k, v) in moto.s3_env() {
+        gdal::config::set_thread_local_config_option(k, &v).unwrap();
+    }
+    let dir = tempdir("s3-mosaic");
+    let input = "/vsis3/mosaic/in/rgbn.tif";
+    shepseg_tiling::vsi::upload(&rgbn(), Path::new(input)).unwrap();
+    let local = dir.join("local.tif");
+    let out = segment(
+        &moto,
+        rgbn().to_str().unwrap(),
+        local.to_str().unwrap(),
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let want = contents(local.to_str().unwrap());
+    for (name, extra) in [
+        ("threads", vec![]),
+        ("procs", vec!["--executor", "processes", "-w", "2"]),
+    ] {
+        let target = format!("/vsis3/mosaic/out/{name}.vrt");
+        let out = segment(&moto, input, &target, &extra);
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert!(contents(&target) == want, "{name}: the S3 mosaic differs");
+        // Its tiles are objects beside it, and no node image is left.
+        let tiles = format!("/vsis3/mosaic/out/{name}.tiles");
+        let names = shepseg_tiling::vsi::list(Path::new(&tiles));
+        assert!(names.len() > 4, "{name}: {names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with('x') && n.ends_with(".tif")),
+            "{name}: {names:?}"
+        );
+    }
+    // A job that fails leaves no VRT and no tile.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        busy.join("lock"),
+        format!("{} {}", std::process::id(), host.trim()),
+    )
+    .unwrap();
+    let failed = "/vsis3/mosaic/out/failed.vrt";
+    let err = one_line_error(&segment(
+        &moto,
+        input,
+        failed,
+        &["--work-dir", busy.to_str().unwrap()],
+    ));
+    assert!(err.contains("in use"), "{err}");
+    assert!(!exists(failed));
+    assert!(shepseg_tiling::vsi::list(Path::new("/vsis3/mosaic/out/failed.tiles")).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

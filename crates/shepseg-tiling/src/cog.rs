@@ -11,6 +11,7 @@ use gdal::{DriverManager, Metadata};
 
 use crate::error::TilingError;
 use crate::raster::Window;
+use crate::vsi;
 
 /// Where a mosaic's tiles lie in its raster: the raster's georeferencing and the folder the
 /// tiles go to (any GDAL path, `/vsis3/` included).
@@ -99,10 +100,27 @@ impl MosaicTiles {
         for (k, v) in options {
             csl.set_name_value(k, v).map_err(|e| fail(e.to_string()))?;
         }
-        let out = ds
-            .create_copy(&cog, &path, &csl)
-            .map_err(|e| fail(e.to_string()))?;
-        out.close().map_err(|e| fail(e.to_string()))?;
-        Ok(path)
+        // GDAL writes a COG with random access; object stores take it whole, so a tile bound
+        // there is made locally and uploaded.
+        if !vsi::is_virtual(&path) {
+            let out = ds
+                .create_copy(&cog, &path, &csl)
+                .map_err(|e| fail(e.to_string()))?;
+            out.close().map_err(|e| fail(e.to_string()))?;
+            return Ok(path);
+        }
+        let local = std::env::temp_dir().join(format!(
+            "shepseg-tile-{}-{:?}-{}",
+            std::process::id(),
+            std::thread::current().id(),
+            Self::tile_name(window)
+        ));
+        let made = ds
+            .create_copy(&cog, &local, &csl)
+            .and_then(|out| out.close())
+            .map_err(|e| fail(e.to_string()))
+            .and_then(|()| vsi::upload(&local, &path).map_err(fail));
+        let _ = std::fs::remove_file(&local);
+        made.map(|()| path)
     }
 }
