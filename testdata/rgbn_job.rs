@@ -28,6 +28,7 @@ pub fn rgbn_job() -> TileJob {
         grid: TileGrid::new(cols, rows, 128, 32).unwrap(),
         model,
         params,
+        sample_skip: None,
         mosaic: None,
     }
 }

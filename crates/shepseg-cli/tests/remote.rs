@@ -283,6 +283,46 @@ fn workers_write_a_mosaic_themselves_even_when_one_is_killed() {
 }
 
 #[test]
+fn workers_read_the_kmeans_sample_and_fit_the_threads_model() {
+    let f = fixture("sample");
+    let run = |name: &str, extra: &[&str]| {
+        let (out, model) = (
+            f.dir.join(format!("{name}.tif")),
+            f.dir.join(format!("{name}.json")),
+        );
+        let o = Command::new(BIN)
+            .arg("segment")
+            .args([&f.input, &out])
+            .args(TILING)
+            .args(["-q", "--fixed-kmeans-init", "--kmeans-out"])
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {o:?}");
+        (out, std::fs::read_to_string(model).unwrap())
+    };
+    let (threads, want) = run("fit-threads", &[]);
+    let json = f.dir.join("fit-procs.report");
+    let (procs, got) = run(
+        "fit-procs",
+        &[
+            "--executor",
+            "processes",
+            "-w",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(got, want, "the workers' sample fits another model");
+    assert_same_files(&threads, &procs, "the threads output");
+    // Two workers read the sample's two rows of blocks, two more segmented.
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["workers"]["joined"], 4, "{r}");
+}
+
+#[test]
 fn a_worker_sent_sigterm_hands_its_tile_back_and_the_job_succeeds() {
     let f = fixture("term");
     let out = f.dir.join("term.tif");

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use shepseg_core::seamless::relabel;
 use shepseg_tiling::packed::{pack_image, unpack_labels};
+use shepseg_tiling::sample::{sample_bytes, SAMPLE_BLOCK};
 use shepseg_tiling::{read_window, vsi, work_on, MosaicJob, MosaicTiles, Raster, Window};
 
 use crate::error::RemoteError;
@@ -204,6 +205,7 @@ fn work(
                 cols: window.xsize as u32,
                 lz4: Vec::new(),
                 part,
+                sample: None,
                 max_spectral_diff: 0.0,
                 read_us: 0,
                 segment_us,
@@ -236,27 +238,45 @@ fn work(
             }
         }
         let t0 = Instant::now();
-        let read = catch_unwind(AssertUnwindSafe(|| -> Result<_, RemoteError> {
-            if raster.is_none() {
-                let r = Raster::open(std::path::Path::new(&job.input))?;
-                // Before the first block is read: GDAL's block cache sized to this worker's
-                // reads (one tile at a time), unless GDAL_CACHEMAX came from the environment
-                // or the coordinator.
-                let given = std::env::var_os("GDAL_CACHEMAX").is_some()
-                    || job
-                        .gdal_config
-                        .iter()
-                        .any(|(k, _)| k.eq_ignore_ascii_case("GDAL_CACHEMAX"));
-                if !given {
-                    let bytes = r.block_cache_bytes(2 * window.xsize, 1);
-                    // SAFETY: sets a process-wide size; GDAL synchronises its cache.
-                    unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
+        if let Some(skip) = job.sample_skip {
+            // The k-means sample's job: this row of blocks' share of the sample.
+            let got = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u8>, RemoteError> {
+                let r = open_raster(&mut raster, job, window)?;
+                let by = window.yoff / SAMPLE_BLOCK;
+                Ok(sample_bytes(r, &job.bands, skip as usize, by..by + 1)?)
+            }));
+            send(&WorkerMsg::ReadDone { tile })?;
+            match got {
+                Ok(Ok(bytes)) => {
+                    send(&WorkerMsg::TileDone(TileResult {
+                        tile,
+                        rows: window.ysize as u32,
+                        cols: window.xsize as u32,
+                        lz4: Vec::new(),
+                        part: None,
+                        sample: Some(bytes),
+                        max_spectral_diff: 0.0,
+                        read_us: t0.elapsed().as_micros() as u64,
+                        segment_us: 0,
+                    }))?;
+                    summary.tiles_done += 1;
                 }
-                raster = Some(r);
+                Ok(Err(e)) => {
+                    let error = e.to_string();
+                    send(&WorkerMsg::TileFailed { tile, error })?;
+                    summary.tiles_failed += 1;
+                }
+                Err(p) => {
+                    let error = panic_message(p);
+                    send(&WorkerMsg::TileFailed { tile, error })?;
+                    summary.tiles_failed += 1;
+                }
             }
-            let r = raster
-                .as_ref()
-                .ok_or_else(|| RemoteError::Protocol("no raster".into()))?;
+            hold(None);
+            continue;
+        }
+        let read = catch_unwind(AssertUnwindSafe(|| -> Result<_, RemoteError> {
+            let r = open_raster(&mut raster, job, window)?;
             let read = read_window(&job.params, window, r.size());
             Ok((r.read_stack(&job.bands, read)?, r.size()))
         }));
@@ -304,6 +324,7 @@ fn work(
                     cols: cols as u32,
                     lz4: TileResult::pack_image(&res.segimg),
                     part: res.part,
+                    sample: None,
                     max_spectral_diff: res.max_spectral_diff,
                     read_us,
                     segment_us: t1.elapsed().as_micros() as u64,
@@ -318,6 +339,33 @@ fn work(
             }
         }
     }
+}
+
+/// The job's input, opened on first use. Before its first block is read, GDAL's block cache
+/// is sized to this worker's reads (one `window` at a time), unless GDAL_CACHEMAX came from the
+/// environment or the coordinator.
+fn open_raster<'a>(
+    raster: &'a mut Option<Raster>,
+    job: &JobSpec,
+    window: Window,
+) -> Result<&'a Raster, RemoteError> {
+    if raster.is_none() {
+        let r = Raster::open(std::path::Path::new(&job.input))?;
+        let given = std::env::var_os("GDAL_CACHEMAX").is_some()
+            || job
+                .gdal_config
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("GDAL_CACHEMAX"));
+        if !given {
+            let bytes = r.block_cache_bytes(2 * window.xsize, 1);
+            // SAFETY: sets a process-wide size; GDAL synchronises its cache.
+            unsafe { gdal_sys::GDALSetCacheMax64(bytes as i64) };
+        }
+        *raster = Some(r);
+    }
+    raster
+        .as_ref()
+        .ok_or_else(|| RemoteError::Protocol("no raster".into()))
 }
 
 /// Relabels a tile's node image through its packed map and writes it as the mosaic's tile;

@@ -9,6 +9,7 @@ use shepseg_core::{KMeansModel, SegmentParams};
 use shepseg_stats::{colour::colour_from_columns, compute_stats, Stat, StatsReport, StatsRequest};
 use shepseg_stitch::{GdalOutput, OutputGeometry, OutputOptions, ParallelStitcher};
 use shepseg_tiling::packed::pack_image;
+use shepseg_tiling::sample::{fit_sample_bytes, sample_skip, SAMPLE_BLOCK};
 use shepseg_tiling::{
     fit_whole_raster_threads, set_block_cache, FnConsumer, MosaicJob, Raster, SegmentedTile,
     SequentialExecutor, TileExecutor, TileGrid, TileJob,
@@ -441,6 +442,35 @@ impl<E: TileExecutor> TiledSegmentation<E> {
         let (model, subsample_pcnt) = match (resumed_model, self.model.take()) {
             (Some(resumed), _) => resumed,
             (None, Some(m)) => (m, None),
+            (None, None) if self.executor.samples_on_workers() => {
+                // Remote workers read the sample, each a share of the rows of blocks, so
+                // that this process does not read the whole input first.
+                let (skip, pcnt) = sample_skip((cols, rows), self.subsample_pcnt)?;
+                let sample_job = TileJob {
+                    input: self.input.clone(),
+                    bands: bands.clone(),
+                    null,
+                    grid: TileGrid::block_rows(cols, rows, SAMPLE_BLOCK)?,
+                    // Not used by a sample job.
+                    model: KMeansModel::new(vec![vec![0.0; bands.len()]])
+                        .map_err(|e| PipelineError::Tiling(e.into()))?,
+                    params,
+                    sample_skip: Some(skip),
+                    mosaic: None,
+                };
+                let mut sample = Vec::new();
+                self.executor.run(
+                    &sample_job,
+                    &mut FnConsumer(|t: SegmentedTile| -> Result<(), ConsumeError> {
+                        sample.extend(t.sample.unwrap_or_default());
+                        Ok(())
+                    }),
+                )?;
+                timings.sample_read = t.elapsed();
+                let (model, _) =
+                    fit_sample_bytes(&raster, &bands, null, &sample, &params, threads)?;
+                (model, Some(pcnt))
+            }
             (None, None) => {
                 let fit = fit_whole_raster_threads(
                     &raster,
@@ -479,6 +509,7 @@ impl<E: TileExecutor> TiledSegmentation<E> {
             grid: grid.subset(|i| !done[i]),
             model: model.clone(),
             params,
+            sample_skip: None,
             mosaic: remote_mosaic.clone().map(MosaicJob::KeepNodes),
         };
         let (stitched, max_spectral_diff_used, seamless, staged) = if params.pyshepseg_compat {

@@ -121,6 +121,35 @@ impl TileGrid {
         })
     }
 
+    /// The rows of `block`-pixel blocks of a `cols x rows` raster, each one tile the width of
+    /// the raster (the last one shorter): the units of work of a sample read apart.
+    pub fn block_rows(cols: usize, rows: usize, block: usize) -> Result<Self, TilingError> {
+        if block == 0 || cols == 0 || rows == 0 {
+            return Err(TilingError::TileGrid(format!(
+                "no rows of {block}-pixel blocks in a {cols} x {rows} raster"
+            )));
+        }
+        let tiles: Vec<Tile> = (0..rows.div_ceil(block))
+            .map(|row| Tile {
+                col: 0,
+                row,
+                window: Window {
+                    xoff: 0,
+                    yoff: row * block,
+                    xsize: cols,
+                    ysize: block.min(rows - row * block),
+                },
+            })
+            .collect();
+        Ok(Self {
+            nrows: tiles.len(),
+            tiles,
+            ncols: 1,
+            tile_size: block,
+            overlap: 0,
+        })
+    }
+
     /// All tiles, row-major.
     pub fn tiles(&self) -> &[Tile] {
         &self.tiles

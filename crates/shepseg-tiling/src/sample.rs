@@ -13,8 +13,10 @@ use shepseg_core::{fit, FitInfo, KMeansModel, Pixel, SegmentParams};
 use crate::error::TilingError;
 use crate::raster::{null_as, NullCast, PixelType, Raster, ReadAs, Window};
 
-/// Block size of the sampled reads (pyshepseg's `TILESIZE`).
-const BLOCK: usize = 1024;
+/// Block size of the sampled reads (pyshepseg's `TILESIZE`): the sample is defined per row of
+/// blocks, so that rows of blocks can be sampled apart (by remote workers) and joined in order.
+pub const SAMPLE_BLOCK: usize = 1024;
+const BLOCK: usize = SAMPLE_BLOCK;
 
 /// The outcome of [`fit_whole_raster`]. Two fits are equal when their results are (model,
 /// sampling and fit information), whatever their timings.
@@ -62,16 +64,7 @@ pub fn fit_whole_raster_threads(
     params: &SegmentParams,
     threads: usize,
 ) -> Result<WholeRasterFit, TilingError> {
-    let (cols, rows) = raster.size();
-    let (prop, pcnt) = match subsample_pcnt {
-        None => {
-            let prop = (1e6 / (cols as f64 * rows as f64)).sqrt().min(1.0);
-            (prop, 100.0 * prop * prop)
-        }
-        Some(p) if p > 0.0 && p <= 100.0 => ((p / 100.0).sqrt(), p),
-        Some(p) => return Err(TilingError::SubsamplePcnt(p)),
-    };
-    let skip = ((1.0 / prop).round_ties_even() as usize).max(1);
+    let (skip, pcnt) = sample_skip(raster.size(), subsample_pcnt)?;
     let (model, info, sample_read) = match raster.pixel_type(bands)? {
         PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params, threads)?,
         PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params, threads)?,
@@ -92,6 +85,138 @@ pub fn fit_whole_raster_threads(
     })
 }
 
+/// Every how many rows and columns of a `(cols, rows)` raster the sample takes a pixel, and the
+/// percentage of pixels that is (`subsample_pcnt` if given, else about a million pixels).
+pub fn sample_skip(
+    (cols, rows): (usize, usize),
+    subsample_pcnt: Option<f64>,
+) -> Result<(usize, f64), TilingError> {
+    let (prop, pcnt) = match subsample_pcnt {
+        None => {
+            let prop = (1e6 / (cols as f64 * rows as f64)).sqrt().min(1.0);
+            (prop, 100.0 * prop * prop)
+        }
+        Some(p) if p > 0.0 && p <= 100.0 => ((p / 100.0).sqrt(), p),
+        Some(p) => return Err(TilingError::SubsamplePcnt(p)),
+    };
+    Ok((((1.0 / prop).round_ties_even() as usize).max(1), pcnt))
+}
+
+/// A pixel value as little-endian bytes, for a sample read in one process and fitted in another.
+trait WireValue: Sized + Copy {
+    const SIZE: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn get(b: &[u8]) -> Self;
+}
+
+macro_rules! wire_value {
+    ($($t:ty),*) => {$(
+        impl WireValue for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(b: &[u8]) -> Self {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(b);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    )*};
+}
+wire_value!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+/// Dispatches `$f::<T>` on a [`PixelType`].
+macro_rules! by_type {
+    ($pt:expr, $f:ident, $($arg:expr),*) => {
+        match $pt {
+            PixelType::U8 => $f::<u8>($($arg),*),
+            PixelType::U16 => $f::<u16>($($arg),*),
+            PixelType::I16 => $f::<i16>($($arg),*),
+            PixelType::U32 => $f::<u32>($($arg),*),
+            PixelType::I32 => $f::<i32>($($arg),*),
+            PixelType::F32 => $f::<f32>($($arg),*),
+            PixelType::I8 => $f::<i8>($($arg),*),
+            PixelType::U64 => $f::<u64>($($arg),*),
+            PixelType::I64 => $f::<i64>($($arg),*),
+            PixelType::F64 => $f::<f64>($($arg),*),
+        }
+    };
+}
+
+/// The whole-raster sample's share of `block_rows` (rows of [`SAMPLE_BLOCK`]-pixel blocks),
+/// every `skip`-th row and column, as little-endian bytes of the bands' type: what a remote
+/// worker sends. The shares of all rows of blocks, in order, are the sample
+/// [`fit_whole_raster`] reads ([`fit_sample_bytes`] fits it).
+pub fn sample_bytes(
+    raster: &Raster,
+    bands: &[usize],
+    skip: usize,
+    block_rows: std::ops::Range<usize>,
+) -> Result<Vec<u8>, TilingError> {
+    fn typed<T: Pixel + ReadAs + WireValue>(
+        raster: &Raster,
+        bands: &[usize],
+        skip: usize,
+        block_rows: std::ops::Range<usize>,
+    ) -> Result<Vec<u8>, TilingError> {
+        let sample = sample_typed::<T>(raster, bands, skip, block_rows)?;
+        let mut out = Vec::with_capacity(sample.len() * T::SIZE);
+        for v in sample {
+            v.put(&mut out);
+        }
+        Ok(out)
+    }
+    by_type!(
+        raster.pixel_type(bands)?,
+        typed,
+        raster,
+        bands,
+        skip,
+        block_rows
+    )
+}
+
+/// Fits the model `params` ask for on a whole-raster sample gathered as [`sample_bytes`]
+/// (every share, in order) from `raster`'s `bands`; `null` pixels are dropped.
+pub fn fit_sample_bytes(
+    raster: &Raster,
+    bands: &[usize],
+    null: Option<f64>,
+    sample: &[u8],
+    params: &SegmentParams,
+    threads: usize,
+) -> Result<(KMeansModel, FitInfo), TilingError> {
+    fn typed<T: Pixel + NullCast + WireValue>(
+        raster: &Raster,
+        bands: &[usize],
+        null: Option<f64>,
+        sample: &[u8],
+        params: &SegmentParams,
+        threads: usize,
+    ) -> Result<(KMeansModel, FitInfo), TilingError> {
+        if !sample.len().is_multiple_of(T::SIZE * bands.len().max(1)) {
+            return Err(TilingError::Read {
+                path: raster.path().to_path_buf(),
+                band: bands.first().copied().unwrap_or(0),
+                reason: "the sample gathered does not hold whole pixels".into(),
+            });
+        }
+        let values = sample.chunks_exact(T::SIZE).map(T::get).collect();
+        fit_sample(raster, bands, null, values, params, threads)
+    }
+    by_type!(
+        raster.pixel_type(bands)?,
+        typed,
+        raster,
+        bands,
+        null,
+        sample,
+        params,
+        threads
+    )
+}
+
 fn fit_typed<T: Pixel + NullCast + ReadAs>(
     raster: &Raster,
     bands: &[usize],
@@ -100,10 +225,23 @@ fn fit_typed<T: Pixel + NullCast + ReadAs>(
     params: &SegmentParams,
     threads: usize,
 ) -> Result<(KMeansModel, FitInfo, Duration), TilingError> {
-    let null = null_as::<T>(null)?;
     let t = Instant::now();
     let sample = sample_threads::<T>(raster, bands, skip, threads)?;
     let sample_read = t.elapsed();
+    let (model, info) = fit_sample(raster, bands, null, sample, params, threads)?;
+    Ok((model, info, sample_read))
+}
+
+/// The fit on a sample (band-interleaved pixels), null pixels dropped first.
+fn fit_sample<T: Pixel + NullCast>(
+    raster: &Raster,
+    bands: &[usize],
+    null: Option<f64>,
+    sample: Vec<T>,
+    params: &SegmentParams,
+    threads: usize,
+) -> Result<(KMeansModel, FitInfo), TilingError> {
+    let null = null_as::<T>(null)?;
     let nb = bands.len();
     let kept: Vec<T> = sample
         .chunks_exact(nb)
@@ -122,8 +260,7 @@ fn fit_typed<T: Pixel + NullCast + ReadAs>(
         threads,
         ..params.kmeans_params(k)
     };
-    let (model, info) = fit(&kept, nb, &kp)?;
-    Ok((model, info, sample_read))
+    Ok(fit(&kept, nb, &kp)?)
 }
 
 /// [`sample_typed`] with the rows of blocks split into `threads` contiguous runs, each read
@@ -290,6 +427,27 @@ mod tests {
                     );
                     assert!(got == want, "{name}, bands {bands:?}, skip {skip}");
                 }
+            }
+            // Rows of blocks sampled apart (as remote workers do) and joined in order fit
+            // the same model.
+            let bands = [3, 1];
+            let params = SegmentParams {
+                num_clusters: 8,
+                ..Default::default()
+            };
+            for pcnt in [None, Some(4.0)] {
+                let whole = fit_whole_raster(&raster, &bands, Some(7.0), pcnt, &params).unwrap();
+                let (skip, got_pcnt) = sample_skip(raster.size(), pcnt).unwrap();
+                assert_eq!(got_pcnt, whole.subsample_pcnt);
+                let mut sample = Vec::new();
+                for by in 0..rows.div_ceil(SAMPLE_BLOCK) {
+                    sample.extend(sample_bytes(&raster, &bands, skip, by..by + 1).unwrap());
+                }
+                let (model, info) =
+                    fit_sample_bytes(&raster, &bands, Some(7.0), &sample, &params, 2).unwrap();
+                assert_eq!(model, whole.model, "{name}, {pcnt:?}");
+                assert_eq!(info, whole.info, "{name}, {pcnt:?}");
+                assert!(fit_sample_bytes(&raster, &bands, None, &sample[1..], &params, 1).is_err());
             }
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -298,6 +298,7 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
                 model: job.model.clone(),
                 params: job.params,
                 gdal_config: forwarded.clone(),
+                sample_skip: job.sample_skip.map(|s| s as u64),
                 mosaic: job.mosaic.as_ref().map(|m| {
                     let (tiles, write) = match m {
                         MosaicJob::KeepNodes(t) => (t, false),
@@ -375,6 +376,10 @@ impl<L: WorkerLauncher> TileExecutor for RemoteExecutor<L> {
     }
 
     fn writes_mosaic_tiles(&self) -> bool {
+        true
+    }
+
+    fn samples_on_workers(&self) -> bool {
         true
     }
 }

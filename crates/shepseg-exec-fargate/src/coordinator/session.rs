@@ -272,23 +272,25 @@ async fn serve(
                     ));
                 }
                 // A mosaic's workers keep their tiles' pixels: only the table comes.
-                let (segimg, result) = if shared.job.mosaic.is_some() {
-                    if !result.lz4.is_empty() {
-                        return Err(format!("tile {index} came with pixels it should keep"));
-                    }
-                    (ndarray::Array2::zeros((0, 0)), result)
-                } else {
-                    tokio::task::spawn_blocking(move || {
-                        result.unpack_image().map(|img| (img, result))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-                };
+                let (segimg, result) =
+                    if shared.job.mosaic.is_some() || shared.job.sample_skip.is_some() {
+                        if !result.lz4.is_empty() {
+                            return Err(format!("tile {index} came with pixels it should keep"));
+                        }
+                        (ndarray::Array2::zeros((0, 0)), result)
+                    } else {
+                        tokio::task::spawn_blocking(move || {
+                            result.unpack_image().map(|img| (img, result))
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?
+                    };
                 let done = SegmentedTile {
                     tile,
                     segimg,
                     part: result.part,
+                    sample: result.sample,
                     max_spectral_diff: result.max_spectral_diff,
                     read_time: Duration::from_micros(result.read_us),
                     segment_time: Duration::from_micros(result.segment_us),

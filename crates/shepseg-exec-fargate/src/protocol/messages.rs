@@ -29,6 +29,9 @@ pub struct JobSpec {
     pub gdal_config: Vec<(String, String)>,
     /// For a mosaic output, what the worker does with its tiles ([`shepseg_tiling::MosaicJob`]).
     pub mosaic: Option<WireMosaic>,
+    /// For the k-means sample's job: every how many rows and columns to sample each leased row
+    /// of blocks ([`shepseg_tiling::TileJob::sample_skip`]).
+    pub sample_skip: Option<u64>,
 }
 
 /// A mosaic job on the wire: where the tiles go, and whether this run writes them (each
@@ -104,6 +107,8 @@ pub struct TileResult {
     pub lz4: Vec<u8>,
     /// The tile's seamless table (default mode).
     pub part: Option<Box<TilePart>>,
+    /// A sample job's share of the sample ([`shepseg_tiling::sample::sample_bytes`]).
+    pub sample: Option<Vec<u8>>,
     /// maxSpectralDiff used.
     pub max_spectral_diff: f64,
     /// Reading time, microseconds.
@@ -237,6 +242,7 @@ mod tests {
             cols: 5,
             lz4: TileResult::pack_image(&img),
             part: None,
+            sample: None,
             max_spectral_diff: 1.0,
             read_us: 0,
             segment_us: 0,

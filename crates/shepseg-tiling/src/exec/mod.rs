@@ -48,6 +48,11 @@ pub struct TileJob {
     pub model: KMeansModel,
     /// Segmentation parameters.
     pub params: SegmentParams,
+    /// When set, the job is the whole-raster k-means sample's, not a segmentation: each tile
+    /// is a row of [`crate::sample::SAMPLE_BLOCK`]-pixel blocks ([`TileGrid::block_rows`]),
+    /// sampled every this many rows and columns into [`SegmentedTile::sample`]
+    /// ([`crate::sample::sample_bytes`]); `model` is not used.
+    pub sample_skip: Option<usize>,
     /// For a mosaic output whose tiles the workers write themselves
     /// ([`TileExecutor::writes_mosaic_tiles`]): what they do with them. `None` otherwise.
     pub mosaic: Option<MosaicJob>,
@@ -89,6 +94,8 @@ pub struct SegmentedTile {
     pub segimg: Array2<u32>,
     /// The tile's table for the join, in the seamless (default) mode.
     pub part: Option<Box<TilePart>>,
+    /// A sample job's share of the sample ([`TileJob::sample_skip`]); `segimg` is then empty.
+    pub sample: Option<Vec<u8>>,
     /// The maxSpectralDiff used.
     pub max_spectral_diff: f64,
     /// Time reading the tile.
@@ -235,6 +242,14 @@ pub trait TileExecutor {
     fn writes_mosaic_tiles(&self) -> bool {
         false
     }
+
+    /// Whether the whole-raster k-means sample should be read by this executor's workers
+    /// (a job with [`TileJob::sample_skip`]): those of remote executors, so that the
+    /// coordinator does not read the whole input before the first tile starts. In-process
+    /// executors leave it to the pipeline, which reads it on its own threads.
+    fn samples_on_workers(&self) -> bool {
+        false
+    }
 }
 
 impl<X: TileExecutor + ?Sized> TileExecutor for &X {
@@ -252,6 +267,10 @@ impl<X: TileExecutor + ?Sized> TileExecutor for &X {
 
     fn writes_mosaic_tiles(&self) -> bool {
         (**self).writes_mosaic_tiles()
+    }
+
+    fn samples_on_workers(&self) -> bool {
+        (**self).samples_on_workers()
     }
 }
 
@@ -362,6 +381,11 @@ pub fn segment_read(
     raster_size: (usize, usize),
     (stack, read_time): (BandStack, Duration),
 ) -> Result<SegmentedTile, TilingError> {
+    if job.sample_skip.is_some() {
+        return Err(TilingError::TileGrid(
+            "a sample job needs an executor that samples on its workers".into(),
+        ));
+    }
     let t = Instant::now();
     let w = work_on(
         &stack,
@@ -375,6 +399,7 @@ pub fn segment_read(
         tile,
         segimg: w.segimg,
         part: w.part,
+        sample: None,
         max_spectral_diff: w.max_spectral_diff,
         read_time,
         segment_time: t.elapsed(),
