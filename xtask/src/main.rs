@@ -10,8 +10,11 @@
 //! * `bench-stats`: per-segment statistics for each worker count;
 //! * `bench-rat`: writing and reading a 1-million-row attribute table in GTiff and HFA;
 //! * `bench-pyshepseg`: pyshepseg and `shepseg segment` side by side on the same image;
-//! * `bench-polygonize`: `shepseg polygonize`, `gdal_polygonize.py` and an `ogr2ogr` copy.
+//! * `bench-polygonize`: `shepseg polygonize`, `gdal_polygonize.py` and an `ogr2ogr` copy;
+//! * `bench-coordinator`: one coordinator serving simulated workers that replay a real tile's
+//!   result, and how many real workers it would keep busy.
 
+mod bench_coordinator;
 mod bench_core;
 mod bench_polygonize;
 mod bench_pyshepseg;
@@ -54,6 +57,12 @@ enum Task {
     BenchPolygonize(bench_polygonize::BenchPolygonizeArgs),
     /// Benchmark the in-memory call from Python against the same call from Rust.
     BenchPython(bench_python::BenchPythonArgs),
+    /// One coordinator and simulated workers replaying a real tile: tiles/s, CPU per tile,
+    /// and the real workers it keeps busy.
+    BenchCoordinator(bench_coordinator::BenchCoordinatorArgs),
+    /// A simulated worker for bench-coordinator (started by it).
+    #[command(hide = true)]
+    Replay(bench_coordinator::ReplayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,5 +78,7 @@ fn main() -> anyhow::Result<()> {
         Task::BenchPyshepseg(a) => bench_pyshepseg::bench(&a),
         Task::BenchPolygonize(a) => bench_polygonize::bench(&a),
         Task::BenchPython(a) => bench_python::bench(&a),
+        Task::BenchCoordinator(a) => bench_coordinator::bench(&a),
+        Task::Replay(a) => bench_coordinator::replay(&a),
     }
 }
