@@ -454,6 +454,8 @@ struct Runtime<'a> {
     fail_next: usize,
     /// Start no worker for now (tasks stay pending).
     hold: bool,
+    /// Rounds of workers the job runs (each registers a task definition of its own).
+    rounds: usize,
 }
 
 impl<'a> Runtime<'a> {
@@ -466,6 +468,7 @@ impl<'a> Runtime<'a> {
             clusters: Vec::new(),
             fail_next: 0,
             hold: false,
+            rounds: 1,
         }
     }
 
@@ -650,7 +653,7 @@ impl<'a> Runtime<'a> {
             json!({"Path": "/shepseg", "Recursive": true}),
         );
         assert_eq!(params["Parameters"], json!([]), "secret parameter deleted");
-        assert_eq!(self.task_definitions.len(), 1);
+        assert_eq!(self.task_definitions.len(), self.rounds);
         for td in &self.task_definitions {
             let d = self
                 .moto
@@ -743,6 +746,25 @@ fn fargate_executor_against_moto() {
         assert_eq!(log.matches("Fargate task").count(), 2, "{log}");
         assert!(log.contains("stopped: shepseg job over"), "{log}");
     });
+}
+
+#[test]
+fn fargate_workers_write_a_mosaic_in_a_second_round_of_tasks() {
+    fargate_job(
+        "fargate-mosaic",
+        "fargate.vrt",
+        &[],
+        |f, out, mut run, rt| {
+            rt.serve_until_exit(&mut run, &|_| {});
+            let (ok, log) = run.finish();
+            assert!(ok, "{log}");
+            assert!(pixels(out) == pixels(&f.reference), "the mosaic differs");
+            // Two tasks segmented, two more wrote the tiles; each round cleaned up after.
+            assert_eq!(rt.started.len(), 4, "four tasks run: {log}");
+            rt.rounds = 2;
+            assert_eq!(report(out)["workers"]["joined"], 4, "{log}");
+        },
+    );
 }
 
 #[test]
