@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::io::Write as _;
+
+use shepseg_tiling::rat::Rat;
 use shepseg_tiling::{vsi, MosaicTiles, Window};
 
 use crate::error::StitchError;
@@ -137,8 +140,16 @@ impl Mosaic {
     }
 
     /// Writes the VRT assembling the tiles written to `vrt` (sources named absolutely; see
-    /// [`Mosaic::relativise`]).
-    pub fn write_vrt(&self, vrt: &Path) -> Result<(), StitchError> {
+    /// [`relativise`]), with the dataset's `metadata`, the band's `band_metadata` and its
+    /// attribute table: the whole text written here, since GDAL's serialiser takes about a
+    /// second per quarter of a million rows.
+    pub fn write_vrt(
+        &self,
+        vrt: &Path,
+        metadata: &[(String, String)],
+        band_metadata: &[(&str, String)],
+        rat: &Rat,
+    ) -> Result<(), StitchError> {
         let geometry = &self.geometry;
         let mut tiles = self.written.clone();
         tiles.sort_by_key(|w| (w.yoff, w.xoff));
@@ -150,11 +161,17 @@ impl Mosaic {
                 geometry.cols * geometry.rows
             )));
         }
-        let mut x = String::new();
-        x.push_str(&format!(
+        let mdi = |x: &mut String, indent: &str, k: &str, v: &str| {
+            x.push_str(&format!(
+                "{indent}<MDI key=\"{}\">{}</MDI>\n",
+                xml_escape(k),
+                xml_escape(v)
+            ));
+        };
+        let mut x = format!(
             "<VRTDataset rasterXSize=\"{}\" rasterYSize=\"{}\">\n",
             geometry.cols, geometry.rows
-        ));
+        );
         if !geometry.projection.is_empty() {
             x.push_str(&format!(
                 "  <SRS>{}</SRS>\n",
@@ -168,11 +185,19 @@ impl Mosaic {
                 gt.join(", ")
             ));
         }
-        x.push_str("  <VRTRasterBand dataType=\"UInt32\" band=\"1\">\n");
-        x.push_str(
-            "    <Metadata>\n      <MDI key=\"LAYER_TYPE\">thematic</MDI>\n    </Metadata>\n",
-        );
-        x.push_str("    <NoDataValue>0</NoDataValue>\n");
+        if !metadata.is_empty() {
+            x.push_str("  <Metadata>\n");
+            for (k, v) in metadata {
+                mdi(&mut x, "    ", k, v);
+            }
+            x.push_str("  </Metadata>\n");
+        }
+        x.push_str("  <VRTRasterBand dataType=\"UInt32\" band=\"1\">\n    <Metadata>\n");
+        mdi(&mut x, "      ", "LAYER_TYPE", "thematic");
+        for (k, v) in band_metadata {
+            mdi(&mut x, "      ", k, v);
+        }
+        x.push_str("    </Metadata>\n    <NoDataValue>0</NoDataValue>\n");
         for w in &tiles {
             let file = xml_escape(&self.tiles.tile_path(*w).to_string_lossy());
             let (bx, by) = (w.xsize.min(512), w.ysize.min(512));
@@ -184,8 +209,14 @@ impl Mosaic {
                 yo = w.yoff,
             ));
         }
-        x.push_str("  </VRTRasterBand>\n</VRTDataset>\n");
-        std::fs::write(vrt, x).map_err(|e| StitchError::Output(format!("{}: {e}", vrt.display())))
+        let err = |e: std::io::Error| StitchError::Output(format!("{}: {e}", vrt.display()));
+        let file = std::fs::File::create(vrt).map_err(err)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(x.as_bytes()).map_err(err)?;
+        rat.write_xml(&mut out, "    ").map_err(err)?;
+        out.write_all(b"  </VRTRasterBand>\n</VRTDataset>\n")
+            .map_err(err)?;
+        out.flush().map_err(err)
     }
 
     /// Deletes whatever the folder holds besides the tiles written (node images kept for

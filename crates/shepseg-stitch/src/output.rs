@@ -416,9 +416,10 @@ impl GdalOutput {
     fn complete(&mut self, rat: &Rat, histogram: &[u64]) -> Result<(), StitchError> {
         let path = self.final_path.clone();
         if let Some(m) = &self.mosaic {
-            m.write_vrt(&self.temp_path)?;
+            let metadata = std::mem::take(&mut self.metadata);
+            m.write_vrt(&self.temp_path, &metadata, &statistics(histogram), rat)?;
             m.remove_strays();
-            self.ds = Some(open_update(&self.temp_path)?);
+            return Ok(());
         }
         if let Some(mut raw) = self.raw.take() {
             // The overviews, part by part in the order they were stitched, into their own
@@ -448,8 +449,7 @@ impl GdalOutput {
         }
         // GTiff (and so COG) keeps the table in its `.aux.xml`, which is written directly
         // once the raster is closed; other drivers take it through GDAL.
-        let sidecar_rat = self.mosaic.is_none()
-            && (self.cog || self.options.driver.eq_ignore_ascii_case("GTiff"));
+        let sidecar_rat = self.cog || self.options.driver.eq_ignore_ascii_case("GTiff");
         {
             let ds = self.dataset()?;
             let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;

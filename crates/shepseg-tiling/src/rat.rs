@@ -202,13 +202,26 @@ impl Rat {
     /// the same text directly. Reals are written in the shortest form that reads back to the
     /// same value (GDAL's `%.16g` can lose the last digit), integers as integers.
     pub fn write_pam_sidecar(&self, path: &std::path::Path) -> Result<(), TilingError> {
-        use std::fmt::Write as _;
         use std::io::Write as _;
         let err = |e: std::io::Error| TilingError::Table(format!("{}: {e}", path.display()));
-        let mut head = String::from(
-            "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n    \
-             <GDALRasterAttributeTable tableType=\"thematic\">\n",
-        );
+        let file = std::fs::File::create(path).map_err(err)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(b"<PAMDataset>\n  <PAMRasterBand band=\"1\">\n")
+            .map_err(err)?;
+        self.write_xml(&mut out, "    ").map_err(err)?;
+        out.write_all(b"  </PAMRasterBand>\n</PAMDataset>\n")
+            .map_err(err)?;
+        out.into_inner()
+            .map_err(|e| err(e.into_error()))?
+            .sync_all()
+            .map_err(err)
+    }
+
+    /// Writes the table as the `GDALRasterAttributeTable` element GDAL serialises (in a PAM
+    /// sidecar, or inside a VRT's band), each line after `indent`.
+    pub fn write_xml(&self, out: &mut impl std::io::Write, indent: &str) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let mut head = format!("{indent}<GDALRasterAttributeTable tableType=\"thematic\">\n");
         for (i, c) in self.columns.iter().enumerate() {
             let ty = match c.ty {
                 ColumnType::Integer => 0,
@@ -217,33 +230,28 @@ impl Rat {
             // Infallible: writing to a String.
             let _ = write!(
                 head,
-                "      <FieldDefn index=\"{i}\">\n        <Name>{}</Name>\n        \
-                 <Type>{ty}</Type>\n        <Usage>{}</Usage>\n      </FieldDefn>\n",
+                "{indent}  <FieldDefn index=\"{i}\">\n{indent}    <Name>{}</Name>\n{indent}    \
+                 <Type>{ty}</Type>\n{indent}    <Usage>{}</Usage>\n{indent}  </FieldDefn>\n",
                 xml_escape(&c.name),
                 c.usage.raw()
             );
         }
-        let file = std::fs::File::create(path).map_err(err)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        out.write_all(head.as_bytes()).map_err(err)?;
+        out.write_all(head.as_bytes())?;
         let mut line = String::new();
         for row in 0..self.rows {
             line.clear();
-            let _ = writeln!(line, "      <Row index=\"{row}\">");
+            let _ = writeln!(line, "{indent}  <Row index=\"{row}\">");
             for c in &self.columns {
-                line.push_str("        <F>");
+                line.push_str(indent);
+                line.push_str("    <F>");
                 push_value(&mut line, c.ty, c.values[row]);
                 line.push_str("</F>\n");
             }
-            line.push_str("      </Row>\n");
-            out.write_all(line.as_bytes()).map_err(err)?;
+            line.push_str(indent);
+            line.push_str("  </Row>\n");
+            out.write_all(line.as_bytes())?;
         }
-        out.write_all(b"    </GDALRasterAttributeTable>\n  </PAMRasterBand>\n</PAMDataset>\n")
-            .map_err(err)?;
-        out.into_inner()
-            .map_err(|e| err(e.into_error()))?
-            .sync_all()
-            .map_err(err)
+        out.write_all(format!("{indent}</GDALRasterAttributeTable>\n").as_bytes())
     }
 }
 
