@@ -95,6 +95,20 @@ def test_every_executor_gives_the_same_output(rgbn, tmp_path):
     assert (outs["sequential"] == outs["processes"]).all()
 
 
+def test_a_vrt_output_is_a_mosaic_written_by_python_workers(rgbn, tmp_path):
+    single = tmp_path / "single.tif"
+    shepseg.tiled_segment(rgbn.input, single, tile_size=128, fixed_kmeans_init=True)
+    mosaic = tmp_path / "mosaic.vrt"
+    rep = shepseg.tiled_segment(rgbn.input, mosaic, tile_size=128, executor="processes",
+                                workers=2, fixed_kmeans_init=True, barrier_timeout=60)
+    assert (shepseg.read_raster(mosaic)[0] == shepseg.read_raster(single)[0]).all()
+    tiles = sorted(p.name for p in (tmp_path / "mosaic.tiles").iterdir())
+    assert len(tiles) > 4 and all(t.startswith("x") and t.endswith(".tif") for t in tiles)
+    # The workers (python -m shepseg worker) read the sample, segmented and wrote the tiles:
+    # the coordinator received tables, not pixels.
+    assert rep["workers"]["joined"] >= 3
+
+
 def test_statistics_subset_polygonize_and_table(rgbn, tmp_path):
     seg = tmp_path / "seg.tif"
     rep = shepseg.tiled_segment(rgbn.input, seg, tile_size=128, stats_bands=[1, 2],
