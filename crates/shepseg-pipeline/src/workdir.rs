@@ -26,7 +26,7 @@ const MODEL_FILE: &str = "model.bin";
 const LOCK_FILE: &str = "lock";
 const TILE_MAGIC: &[u8; 8] = b"SHEPTILE";
 /// Version of the files' layout; a directory of another version is not resumed.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The default work directory of `output`: a hidden folder beside it (on object storage, a
 /// hidden prefix beside it). `None` for `/vsimem/` outputs, which die with the process.

@@ -134,13 +134,16 @@ pub struct CrossingPixel {
 }
 
 /// One tile's segment table: its nodes (pieces of segments), how they touch, and what the join
-/// needs at its edges.
+/// needs at its edges. Serialised as [`PartWire`]: the same values with the ones that grow
+/// with the node IDs or the pixel indices written as differences, which postcard's varints
+/// then keep short.
 ///
 /// Node IDs run from 1 (0 is null); per-node vectors have `nodes + 1` entries. A node is a
 /// clump's part in the tile with the single pixels that joined it in the tile, or the single
 /// pixels that joined a pixel of the next tile (an *external* node, [`TilePart::ext`]), or
 /// one single pixel the join decides ([`TilePart::crossing`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "PartWire", try_from = "PartWire")]
 pub struct TilePart {
     /// Where the tile lies.
     pub frame: TileFrame,
@@ -193,5 +196,202 @@ impl TilePart {
             + edges
             + self.ext.len() * 16
             + crossing
+    }
+}
+
+/// [`TilePart`] as it travels and is stored: `first` as the difference from the previous
+/// node's (nodes are numbered in the order of their first pixel), `key` as the difference from
+/// the node's `first`, the neighbour lists as their lengths and each neighbour's difference from
+/// its node. Differences wrap, so every value round-trips exactly; neighbour lists that do not
+/// match their lengths are refused.
+#[derive(Serialize, Deserialize)]
+struct PartWire {
+    frame: TileFrame,
+    bands: usize,
+    unit: f64,
+    size: Vec<u32>,
+    sum: ExactSums,
+    first: Vec<i64>,
+    key: Vec<i64>,
+    adj_len: Vec<u32>,
+    adj: Vec<i32>,
+    edge_nodes: [Vec<u32>; 4],
+    edge_clusters: [Vec<u32>; 4],
+    ext: Vec<(u32, u64)>,
+    crossing: Vec<CrossingPixel>,
+    singles_joined: u64,
+}
+
+impl From<TilePart> for PartWire {
+    fn from(p: TilePart) -> Self {
+        let mut prev = 0u64;
+        let first = p
+            .first
+            .iter()
+            .map(|&f| {
+                let d = f.wrapping_sub(prev) as i64;
+                prev = f;
+                d
+            })
+            .collect();
+        let key = p
+            .key
+            .iter()
+            .zip(&p.first)
+            .map(|(&k, &f)| k.wrapping_sub(f) as i64)
+            .collect();
+        let adj_len = p
+            .adj_start
+            .windows(2)
+            .map(|w| w[1].wrapping_sub(w[0]))
+            .collect();
+        // Each list's entries less its owner, the node whose range holds them (entries outside
+        // every range, in a malformed table, as they are).
+        let mut adj: Vec<i32> = p.adj.iter().map(|&m| m as i32).collect();
+        for (owner, range) in p.adj_start.windows(2).enumerate() {
+            let (a, b) = (range[0] as usize, range[1] as usize);
+            if a <= b && b <= adj.len() {
+                for d in &mut adj[a..b] {
+                    *d = d.wrapping_sub(owner as i32);
+                }
+            }
+        }
+        PartWire {
+            frame: p.frame,
+            bands: p.bands,
+            unit: p.unit,
+            size: p.size,
+            sum: p.sum,
+            first,
+            key,
+            adj_len,
+            adj,
+            edge_nodes: p.edge_nodes,
+            edge_clusters: p.edge_clusters,
+            ext: p.ext,
+            crossing: p.crossing,
+            singles_joined: p.singles_joined,
+        }
+    }
+}
+
+impl TryFrom<PartWire> for TilePart {
+    type Error = String;
+    fn try_from(w: PartWire) -> Result<Self, String> {
+        // In place: the vectors of differences become the vectors of values.
+        let mut prev = 0u64;
+        let first: Vec<u64> = w
+            .first
+            .into_iter()
+            .map(|d| {
+                prev = prev.wrapping_add(d as u64);
+                prev
+            })
+            .collect();
+        if w.key.len() != first.len() {
+            return Err("tile table: keys and first pixels differ in number".into());
+        }
+        let key = w
+            .key
+            .into_iter()
+            .zip(&first)
+            .map(|(d, &f)| f.wrapping_add(d as u64))
+            .collect();
+        let mut adj_start = Vec::with_capacity(w.adj_len.len() + 1);
+        let mut at = 0u32;
+        adj_start.push(0u32);
+        for &len in &w.adj_len {
+            at = at
+                .checked_add(len)
+                .ok_or("tile table: neighbour lists overflow")?;
+            adj_start.push(at);
+        }
+        // The owners as the encoder saw them: only well-formed lists are accepted.
+        if adj_start.windows(2).any(|p| p[0] > p[1])
+            || adj_start.last().map(|&e| e as usize) != Some(w.adj.len())
+        {
+            return Err("tile table: neighbour lists do not match their lengths".into());
+        }
+        // In place, each difference becomes its neighbour, list by list.
+        let mut adj = w.adj;
+        for (owner, range) in adj_start.windows(2).enumerate() {
+            for d in &mut adj[range[0] as usize..range[1] as usize] {
+                *d = d.wrapping_add(owner as i32);
+            }
+        }
+        let adj: Vec<u32> = adj.into_iter().map(|d| d as u32).collect();
+        Ok(TilePart {
+            frame: w.frame,
+            bands: w.bands,
+            unit: w.unit,
+            size: w.size,
+            sum: w.sum,
+            first,
+            key,
+            adj_start,
+            adj,
+            edge_nodes: w.edge_nodes,
+            edge_clusters: w.edge_clusters,
+            ext: w.ext,
+            crossing: w.crossing,
+            singles_joined: w.singles_joined,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part() -> TilePart {
+        TilePart {
+            frame: TileFrame {
+                raster_rows: 100,
+                raster_cols: 100,
+                row0: 10,
+                col0: 20,
+                rows: 5,
+                cols: 5,
+            },
+            bands: 2,
+            unit: 1.0,
+            size: vec![0, 3, 1, 2, 4],
+            sum: ExactSums::I64(vec![0, 0, 5, -7, 1, 2, 9, 9, i64::MIN, i64::MAX]),
+            first: vec![u64::MAX, 1020, 1021, 1023, 1120],
+            key: vec![u64::MAX, 1020, u64::MAX, 1024, 1121],
+            adj_start: vec![0, 0, 2, 2, 5, 6],
+            adj: vec![2, 4, 1, 2, 1, 3],
+            edge_nodes: [vec![1, 1, 2], vec![4], vec![], vec![3, 3]],
+            edge_clusters: [vec![7, 7, 8], vec![1], vec![], vec![2, 2]],
+            ext: vec![(2, 1019)],
+            crossing: vec![CrossingPixel {
+                node: 2,
+                pixel: 1021,
+                joined: None,
+                nbrs: vec![(NbrRef::Node(1), 5), (NbrRef::Pixel(1019), 9)],
+            }],
+            singles_joined: 3,
+        }
+    }
+
+    #[test]
+    fn a_table_travels_as_differences_and_comes_back_whole() {
+        let p = part();
+        let wire = PartWire::from(p.clone());
+        assert_eq!(wire.first[2], 1, "first pixels as differences");
+        assert_eq!(wire.key[4], 1, "keys from their first pixels");
+        assert_eq!(wire.adj, vec![1, 3, -2, -1, -2, -1]);
+        assert_eq!(wire.adj_len, vec![0, 2, 0, 3, 1]);
+        assert_eq!(TilePart::try_from(wire), Ok(p));
+    }
+
+    #[test]
+    fn neighbour_lists_that_do_not_add_up_are_refused() {
+        let mut wire = PartWire::from(part());
+        wire.adj_len[1] += 1;
+        assert!(TilePart::try_from(wire).is_err());
+        let mut wire = PartWire::from(part());
+        wire.key.pop();
+        assert!(TilePart::try_from(wire).is_err());
     }
 }

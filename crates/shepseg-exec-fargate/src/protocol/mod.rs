@@ -37,7 +37,7 @@ pub use frame::{
 pub use messages::{CoordMsg, JobSpec, TileResult, WireMosaic, WireWindow, WorkerMsg};
 
 /// The protocol version; a peer speaking another is refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest frame accepted before a peer has authenticated.
 pub const MAX_HANDSHAKE_FRAME: usize = 64 * 1024;
