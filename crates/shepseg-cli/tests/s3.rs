@@ -299,6 +299,36 @@ fn a_vrt_mosaic_on_s3_equals_the_local_run_with_every_executor() {
             "{name}: {names:?}"
         );
     }
+    // Statistics of an S3 mosaic, afterwards: its sources stay named relative to it.
+    let plain = "/vsis3/mosaic/out/plain.vrt";
+    let out = Command::new(BIN)
+        .args(["segment", input, plain])
+        .args(&ARGS[..4])
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(BIN)
+        .args([
+            "stats",
+            plain,
+            rgbn().to_str().unwrap(),
+            "-b",
+            "1,4",
+            "--stat",
+            "mean",
+        ])
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(contents(plain) == want, "stats of the S3 mosaic differ");
+    shepseg_tiling::vsi::forget_cached(Path::new(plain));
+    let xml = String::from_utf8(shepseg_tiling::vsi::read_all(Path::new(plain)).unwrap()).unwrap();
+    assert!(
+        xml.contains("relativeToVRT=\"1\">plain.tiles/") && !xml.contains("/vsis3/"),
+        "{xml:.2000}"
+    );
     // A job that fails leaves no VRT and no tile.
     let busy = dir.join("busy");
     std::fs::create_dir_all(&busy).unwrap();
