@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use shepseg_core::seamless::relabel;
 use shepseg_tiling::packed::{pack_image, unpack_labels};
 use shepseg_tiling::sample::{sample_bytes, SAMPLE_BLOCK};
-use shepseg_tiling::{read_window, vsi, work_on, MosaicJob, MosaicTiles, Raster, Window};
+use shepseg_tiling::{
+    read_window, vsi, work_on, BandStack, MosaicJob, MosaicTiles, Raster, Window,
+};
 
 use crate::error::RemoteError;
 use crate::protocol::{
@@ -198,147 +200,150 @@ fn work(
                 )))
             }
         };
-        let empty = |segment_us: u64, part| {
-            WorkerMsg::TileDone(TileResult {
-                tile,
-                rows: window.ysize as u32,
-                cols: window.xsize as u32,
-                lz4: Vec::new(),
-                part,
-                sample: None,
-                max_spectral_diff: 0.0,
-                read_us: 0,
-                segment_us,
-            })
+        let lease = Leased {
+            tile,
+            window,
+            map: map.as_ref(),
         };
-        // Writing a mosaic's tile: from the node image kept when it was segmented, if it is
-        // still there (else the tile is segmented again below, to the same nodes).
-        if let Some((tiles, true)) = &mosaic {
-            let t = Instant::now();
-            let kept = vsi::read_all(&MosaicJob::nodes_path(tiles, window))
-                .ok()
-                .and_then(|b| unpack_labels(&b, window.xsize * window.ysize));
-            if let Some(nodes) = kept {
-                match write_tile(tiles, window, nodes, map.as_ref()) {
-                    Ok(()) => send(&empty(t.elapsed().as_micros() as u64, None))?,
-                    Err(error) => send(&WorkerMsg::TileFailed { tile, error })?,
-                }
-                hold(None);
-                summary.tiles_done += 1;
-                continue;
-            }
-        }
-        send(&WorkerMsg::ReadRequest { tile })?;
-        match recv()? {
-            CoordMsg::ReadGranted { tile: t } if t == tile => {}
-            other => {
-                return Err(RemoteError::Protocol(format!(
-                    "expected a read permit, got {other:?}"
-                )))
-            }
-        }
-        let t0 = Instant::now();
-        if let Some(skip) = job.sample_skip {
-            // The k-means sample's job: this row of blocks' share of the sample.
-            let got = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<u8>, RemoteError> {
-                let r = open_raster(&mut raster, job, window)?;
-                let by = window.yoff / SAMPLE_BLOCK;
-                Ok(sample_bytes(r, &job.bands, skip as usize, by..by + 1)?)
-            }));
-            send(&WorkerMsg::ReadDone { tile })?;
-            match got {
-                Ok(Ok(bytes)) => {
-                    send(&WorkerMsg::TileDone(TileResult {
-                        tile,
-                        rows: window.ysize as u32,
-                        cols: window.xsize as u32,
-                        lz4: Vec::new(),
-                        part: None,
-                        sample: Some(bytes),
-                        max_spectral_diff: 0.0,
-                        read_us: t0.elapsed().as_micros() as u64,
-                        segment_us: 0,
-                    }))?;
-                    summary.tiles_done += 1;
-                }
-                Ok(Err(e)) => {
-                    let error = e.to_string();
-                    send(&WorkerMsg::TileFailed { tile, error })?;
-                    summary.tiles_failed += 1;
-                }
-                Err(p) => {
-                    let error = panic_message(p);
-                    send(&WorkerMsg::TileFailed { tile, error })?;
-                    summary.tiles_failed += 1;
-                }
-            }
-            hold(None);
-            continue;
-        }
-        let read = catch_unwind(AssertUnwindSafe(|| -> Result<_, RemoteError> {
-            let r = open_raster(&mut raster, job, window)?;
-            let read = read_window(&job.params, window, r.size());
-            Ok((r.read_stack(&job.bands, read)?, r.size()))
-        }));
-        send(&WorkerMsg::ReadDone { tile })?;
-        let read_us = t0.elapsed().as_micros() as u64;
-        let t1 = Instant::now();
-        let outcome = match read {
-            Ok(Ok((stack, size))) => catch_unwind(AssertUnwindSafe(|| {
-                work_on(&stack, window, size, job.null, &job.params, &job.model)
-            }))
-            .map_err(panic_message)
-            .and_then(|r| r.map_err(|e| e.to_string())),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(panic_message(p)),
-        };
-        let outcome = match (&mosaic, outcome) {
-            (Some((tiles, keep_or_write)), Ok(res)) => {
-                let nodes = MosaicJob::nodes_path(tiles, window);
-                let done = if *keep_or_write {
-                    let labels = res.segimg.iter().copied().collect();
-                    write_tile(tiles, window, labels, map.as_ref()).map(|()| None)
-                } else {
-                    vsi::write_all(&nodes, &pack_image(&res.segimg))
-                        .map(|()| res.part)
-                        .map_err(|e| format!("{}: cannot write: {e}", nodes.display()))
-                };
-                match done {
-                    Ok(part) => {
-                        send(&empty(t1.elapsed().as_micros() as u64, part))?;
-                        hold(None);
-                        summary.tiles_done += 1;
-                        continue;
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            (_, outcome) => outcome,
-        };
-        match outcome {
-            Ok(res) => {
-                let (rows, cols) = res.segimg.dim();
-                send(&WorkerMsg::TileDone(TileResult {
-                    tile,
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    lz4: TileResult::pack_image(&res.segimg),
-                    part: res.part,
-                    sample: None,
-                    max_spectral_diff: res.max_spectral_diff,
-                    read_us,
-                    segment_us: t1.elapsed().as_micros() as u64,
-                }))?;
-                hold(None);
+        match do_tile(job, mosaic.as_ref(), &mut raster, &lease, &send, recv)? {
+            Ok(result) => {
+                send(&WorkerMsg::TileDone(result))?;
                 summary.tiles_done += 1;
             }
             Err(error) => {
                 send(&WorkerMsg::TileFailed { tile, error })?;
-                hold(None);
                 summary.tiles_failed += 1;
             }
         }
+        hold(None);
     }
+}
+
+/// A tile leased to this worker.
+struct Leased<'a> {
+    tile: u32,
+    window: Window,
+    /// A mosaic writing job's map for the tile, packed, with its length.
+    map: Option<&'a (u32, Vec<u8>)>,
+}
+
+/// What a tile's read gave: a share of the k-means sample, or the bands to segment.
+enum Read {
+    Sample(Vec<u8>),
+    Stack(BandStack, (usize, usize)),
+}
+
+/// Does one leased tile: the result to send, or why the tile failed (`Err` outside: the
+/// connection failed). Segments it (or samples it, or writes a mosaic's tile from the node
+/// image kept for it), holding a read permit while it reads.
+fn do_tile(
+    job: &JobSpec,
+    mosaic: Option<&(MosaicTiles, bool)>,
+    raster: &mut Option<Raster>,
+    lease: &Leased<'_>,
+    send: &impl Fn(&WorkerMsg) -> Result<(), RemoteError>,
+    recv: &mut impl FnMut() -> Result<CoordMsg, RemoteError>,
+) -> Result<Result<TileResult, String>, RemoteError> {
+    let (tile, window, map) = (lease.tile, lease.window, lease.map);
+    let us = |t: Instant| t.elapsed().as_micros() as u64;
+    let bare = TileResult {
+        tile,
+        rows: window.ysize as u32,
+        cols: window.xsize as u32,
+        lz4: Vec::new(),
+        part: None,
+        sample: None,
+        max_spectral_diff: 0.0,
+        read_us: 0,
+        segment_us: 0,
+    };
+    // Writing a mosaic's tile: from the node image kept when it was segmented, if it is still
+    // there (else the tile is segmented again below, to the same nodes).
+    if let Some((tiles, true)) = mosaic {
+        let t = Instant::now();
+        let kept = vsi::read_all(&MosaicJob::nodes_path(tiles, window))
+            .ok()
+            .and_then(|b| unpack_labels(&b, window.xsize * window.ysize));
+        if let Some(nodes) = kept {
+            return Ok(write_tile(tiles, window, nodes, map).map(|()| TileResult {
+                segment_us: us(t),
+                ..bare
+            }));
+        }
+    }
+    send(&WorkerMsg::ReadRequest { tile })?;
+    match recv()? {
+        CoordMsg::ReadGranted { tile: t } if t == tile => {}
+        other => {
+            return Err(RemoteError::Protocol(format!(
+                "expected a read permit, got {other:?}"
+            )))
+        }
+    }
+    let t0 = Instant::now();
+    let read = catch_unwind(AssertUnwindSafe(|| -> Result<Read, RemoteError> {
+        let r = open_raster(raster, job, window)?;
+        if let Some(skip) = job.sample_skip {
+            // The k-means sample's job: this row of blocks' share of the sample.
+            let by = window.yoff / SAMPLE_BLOCK;
+            return Ok(Read::Sample(sample_bytes(
+                r,
+                &job.bands,
+                skip as usize,
+                by..by + 1,
+            )?));
+        }
+        let read = read_window(&job.params, window, r.size());
+        Ok(Read::Stack(r.read_stack(&job.bands, read)?, r.size()))
+    }));
+    send(&WorkerMsg::ReadDone { tile })?;
+    let read_us = us(t0);
+    let (stack, size) = match read.map_err(panic_message) {
+        Ok(Ok(Read::Sample(bytes))) => {
+            return Ok(Ok(TileResult {
+                sample: Some(bytes),
+                read_us,
+                ..bare
+            }))
+        }
+        Ok(Ok(Read::Stack(stack, size))) => (stack, size),
+        Ok(Err(e)) => return Ok(Err(e.to_string())),
+        Err(e) => return Ok(Err(e)),
+    };
+    let t1 = Instant::now();
+    let res = match catch_unwind(AssertUnwindSafe(|| {
+        work_on(&stack, window, size, job.null, &job.params, &job.model)
+    }))
+    .map_err(panic_message)
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        Ok(res) => res,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (segimg, part, max_spectral_diff) = (res.segimg, res.part, res.max_spectral_diff);
+    let done = |part| TileResult {
+        part,
+        max_spectral_diff,
+        read_us,
+        segment_us: us(t1),
+        ..bare.clone()
+    };
+    Ok(match mosaic {
+        None => Ok(TileResult {
+            lz4: TileResult::pack_image(&segimg),
+            ..done(part)
+        }),
+        Some((tiles, true)) => {
+            let labels = segimg.iter().copied().collect();
+            write_tile(tiles, window, labels, map).map(|()| done(None))
+        }
+        Some((tiles, false)) => {
+            let nodes = MosaicJob::nodes_path(tiles, window);
+            vsi::write_all(&nodes, &pack_image(&segimg))
+                .map(|()| done(part))
+                .map_err(|e| format!("{}: cannot write: {e}", nodes.display()))
+        }
+    })
 }
 
 /// The job's input, opened on first use. Before its first block is read, GDAL's block cache
@@ -380,10 +385,7 @@ fn write_tile(
     let map = unpack_labels(packed, *len as usize).ok_or("the tile's map is corrupt")?;
     relabel(&mut labels, &map);
     tiles.write(window, &labels).map_err(|e| e.to_string())?;
-    let nodes = MosaicJob::nodes_path(tiles, window);
-    if vsi::exists(&nodes) {
-        vsi::unlink(&nodes);
-    }
+    vsi::unlink(&MosaicJob::nodes_path(tiles, window));
     Ok(())
 }
 

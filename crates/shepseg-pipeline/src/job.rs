@@ -557,8 +557,6 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 params.four_connected,
                 threads,
             )?;
-            let ncols = grid.ncols();
-            let index = |t: &SegmentedTile| t.tile.row * ncols + t.tile.col;
             if let Some(tiles) = remote_mosaic {
                 // The workers relabel and write every tile (from the node images they kept,
                 // or segmenting a tile again where one is gone).
@@ -585,6 +583,8 @@ impl<E: TileExecutor> TiledSegmentation<E> {
                 // are segmented again here (to the same nodes).
                 let missing: Vec<bool> = images.iter().map(Vec::is_empty).collect();
                 if missing.iter().any(|&m| m) {
+                    let ncols = grid.ncols();
+                    let index = |t: &SegmentedTile| t.tile.row * ncols + t.tile.col;
                     let again = TileJob {
                         grid: grid.subset(|i| missing[i]),
                         mosaic: None,

@@ -666,13 +666,6 @@ impl TileSink for GdalOutput {
                 Ok(())
             }
             BlockData::Pixels { block, overviews } => {
-                if let Some(m) = self.mosaic.as_mut() {
-                    // A block prepared without the mosaic's prep: written as a tile here.
-                    drop(overviews);
-                    m.tiles.write(w, &row_major(block))?;
-                    m.written.push(w);
-                    return Ok(());
-                }
                 let ds = self.dataset()?;
                 let mut band = ds.rasterband(1).map_err(|e| out_err(&path, e))?;
                 for (j, sub) in overviews.into_iter().enumerate() {

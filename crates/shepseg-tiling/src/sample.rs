@@ -41,6 +41,24 @@ impl PartialEq for WholeRasterFit {
     }
 }
 
+/// Dispatches `$f::<T>` on a [`PixelType`].
+macro_rules! by_type {
+    ($pt:expr, $f:ident, $($arg:expr),*) => {
+        match $pt {
+            PixelType::U8 => $f::<u8>($($arg),*),
+            PixelType::U16 => $f::<u16>($($arg),*),
+            PixelType::I16 => $f::<i16>($($arg),*),
+            PixelType::U32 => $f::<u32>($($arg),*),
+            PixelType::I32 => $f::<i32>($($arg),*),
+            PixelType::F32 => $f::<f32>($($arg),*),
+            PixelType::I8 => $f::<i8>($($arg),*),
+            PixelType::U64 => $f::<u64>($($arg),*),
+            PixelType::I64 => $f::<i64>($($arg),*),
+            PixelType::F64 => $f::<f64>($($arg),*),
+        }
+    };
+}
+
 /// Samples `bands` of `raster` and fits the clusters `params` ask for (`num_clusters`,
 /// `fixed_kmeans_init`, `seed`). `subsample_pcnt` overrides the one-million-pixel default;
 /// `null` is the null value (pixels with it in any band are not sampled).
@@ -65,18 +83,16 @@ pub fn fit_whole_raster_threads(
     threads: usize,
 ) -> Result<WholeRasterFit, TilingError> {
     let (skip, pcnt) = sample_skip(raster.size(), subsample_pcnt)?;
-    let (model, info, sample_read) = match raster.pixel_type(bands)? {
-        PixelType::U8 => fit_typed::<u8>(raster, bands, null, skip, params, threads)?,
-        PixelType::U16 => fit_typed::<u16>(raster, bands, null, skip, params, threads)?,
-        PixelType::I16 => fit_typed::<i16>(raster, bands, null, skip, params, threads)?,
-        PixelType::U32 => fit_typed::<u32>(raster, bands, null, skip, params, threads)?,
-        PixelType::I32 => fit_typed::<i32>(raster, bands, null, skip, params, threads)?,
-        PixelType::F32 => fit_typed::<f32>(raster, bands, null, skip, params, threads)?,
-        PixelType::I8 => fit_typed::<i8>(raster, bands, null, skip, params, threads)?,
-        PixelType::U64 => fit_typed::<u64>(raster, bands, null, skip, params, threads)?,
-        PixelType::I64 => fit_typed::<i64>(raster, bands, null, skip, params, threads)?,
-        PixelType::F64 => fit_typed::<f64>(raster, bands, null, skip, params, threads)?,
-    };
+    let (model, info, sample_read) = by_type!(
+        raster.pixel_type(bands)?,
+        fit_typed,
+        raster,
+        bands,
+        null,
+        skip,
+        params,
+        threads
+    )?;
     Ok(WholeRasterFit {
         model,
         subsample_pcnt: pcnt,
@@ -125,24 +141,6 @@ macro_rules! wire_value {
     )*};
 }
 wire_value!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
-
-/// Dispatches `$f::<T>` on a [`PixelType`].
-macro_rules! by_type {
-    ($pt:expr, $f:ident, $($arg:expr),*) => {
-        match $pt {
-            PixelType::U8 => $f::<u8>($($arg),*),
-            PixelType::U16 => $f::<u16>($($arg),*),
-            PixelType::I16 => $f::<i16>($($arg),*),
-            PixelType::U32 => $f::<u32>($($arg),*),
-            PixelType::I32 => $f::<i32>($($arg),*),
-            PixelType::F32 => $f::<f32>($($arg),*),
-            PixelType::I8 => $f::<i8>($($arg),*),
-            PixelType::U64 => $f::<u64>($($arg),*),
-            PixelType::I64 => $f::<i64>($($arg),*),
-            PixelType::F64 => $f::<f64>($($arg),*),
-        }
-    };
-}
 
 /// The whole-raster sample's share of `block_rows` (rows of [`SAMPLE_BLOCK`]-pixel blocks),
 /// every `skip`-th row and column, as little-endian bytes of the bands' type: what a remote

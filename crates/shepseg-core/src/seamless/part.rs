@@ -142,8 +142,8 @@ pub struct CrossingPixel {
 /// clump's part in the tile with the single pixels that joined it in the tile, or the single
 /// pixels that joined a pixel of the next tile (an *external* node, [`TilePart::ext`]), or
 /// one single pixel the join decides ([`TilePart::crossing`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "PartWire", try_from = "PartWire")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "PartWire")]
 pub struct TilePart {
     /// Where the tile lies.
     pub frame: TileFrame,
@@ -204,7 +204,7 @@ impl TilePart {
 /// the node's `first`, the neighbour lists as their lengths and each neighbour's difference from
 /// its node. Differences wrap, so every value round-trips exactly; neighbour lists that do not
 /// match their lengths are refused.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct PartWire {
     frame: TileFrame,
     bands: usize,
@@ -222,8 +222,28 @@ struct PartWire {
     singles_joined: u64,
 }
 
-impl From<TilePart> for PartWire {
-    fn from(p: TilePart) -> Self {
+/// [`PartWire`] borrowed from a [`TilePart`] being written (the same fields in the same order,
+/// so the same encoding), so that writing a table copies only its differences.
+#[derive(Serialize)]
+struct PartWireRef<'a> {
+    frame: TileFrame,
+    bands: usize,
+    unit: f64,
+    size: &'a [u32],
+    sum: &'a ExactSums,
+    first: Vec<i64>,
+    key: Vec<i64>,
+    adj_len: Vec<u32>,
+    adj: Vec<i32>,
+    edge_nodes: &'a [Vec<u32>; 4],
+    edge_clusters: &'a [Vec<u32>; 4],
+    ext: &'a [(u32, u64)],
+    crossing: &'a [CrossingPixel],
+    singles_joined: u64,
+}
+
+impl<'a> From<&'a TilePart> for PartWireRef<'a> {
+    fn from(p: &'a TilePart) -> Self {
         let mut prev = 0u64;
         let first = p
             .first
@@ -256,22 +276,28 @@ impl From<TilePart> for PartWire {
                 }
             }
         }
-        PartWire {
+        PartWireRef {
             frame: p.frame,
             bands: p.bands,
             unit: p.unit,
-            size: p.size,
-            sum: p.sum,
+            size: &p.size,
+            sum: &p.sum,
             first,
             key,
             adj_len,
             adj,
-            edge_nodes: p.edge_nodes,
-            edge_clusters: p.edge_clusters,
-            ext: p.ext,
-            crossing: p.crossing,
+            edge_nodes: &p.edge_nodes,
+            edge_clusters: &p.edge_clusters,
+            ext: &p.ext,
+            crossing: &p.crossing,
             singles_joined: p.singles_joined,
         }
+    }
+}
+
+impl Serialize for TilePart {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PartWireRef::from(self).serialize(s)
     }
 }
 
@@ -374,10 +400,31 @@ mod tests {
         }
     }
 
+    /// What a reader decodes from `p` as written.
+    fn as_read(p: &TilePart) -> PartWire {
+        let r = PartWireRef::from(p);
+        PartWire {
+            frame: r.frame,
+            bands: r.bands,
+            unit: r.unit,
+            size: r.size.to_vec(),
+            sum: r.sum.clone(),
+            first: r.first,
+            key: r.key,
+            adj_len: r.adj_len,
+            adj: r.adj,
+            edge_nodes: r.edge_nodes.clone(),
+            edge_clusters: r.edge_clusters.clone(),
+            ext: r.ext.to_vec(),
+            crossing: r.crossing.to_vec(),
+            singles_joined: r.singles_joined,
+        }
+    }
+
     #[test]
     fn a_table_travels_as_differences_and_comes_back_whole() {
         let p = part();
-        let wire = PartWire::from(p.clone());
+        let wire = as_read(&p);
         assert_eq!(wire.first[2], 1, "first pixels as differences");
         assert_eq!(wire.key[4], 1, "keys from their first pixels");
         assert_eq!(wire.adj, vec![1, 3, -2, -1, -2, -1]);
@@ -387,10 +434,10 @@ mod tests {
 
     #[test]
     fn neighbour_lists_that_do_not_add_up_are_refused() {
-        let mut wire = PartWire::from(part());
+        let mut wire = as_read(&part());
         wire.adj_len[1] += 1;
         assert!(TilePart::try_from(wire).is_err());
-        let mut wire = PartWire::from(part());
+        let mut wire = as_read(&part());
         wire.key.pop();
         assert!(TilePart::try_from(wire).is_err());
     }
