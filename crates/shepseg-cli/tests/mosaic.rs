@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use gdal::{Dataset, Metadata};
-use ndarray::{Array2, Axis};
-use shepseg_tiling::Raster;
+use std::process::Output;
 
 mod common;
-use common::{one_line_error, rgbn, shepseg, tempdir};
+use common::{one_line_error, pixels, rgbn, shepseg, tempdir};
 
 fn model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,37 +19,24 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Segments rgbn into `out` with the shared model, 128-pixel tiles, band means and `extra`.
-fn segment(out: &Path, extra: &[&str]) {
-    let (model, input) = (model(), rgbn());
-    let mut args = vec![
-        "segment",
-        s(&input),
-        s(out),
-        "-q",
-        "-t",
-        "128",
-        "--kmeans-in",
-        s(&model),
-        "--stat",
-        "mean",
-        "--stats-bands",
-        "1,3",
-    ];
+/// `shepseg segment INPUT OUT -q` with the shared model and `extra`.
+fn run(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let model = model();
+    let mut args = vec!["segment", s(input), s(out), "-q", "--kmeans-in", s(&model)];
     args.extend_from_slice(extra);
-    let o = shepseg(&args);
+    shepseg(&args)
+}
+
+/// Segments rgbn into `out` at 128-pixel tiles, with band means and `extra`.
+fn segment(out: &Path, extra: &[&str]) {
+    let mut args = vec!["-t", "128", "--stat", "mean", "--stats-bands", "1,3"];
+    args.extend_from_slice(extra);
+    let o = run(&rgbn(), out, &args);
     assert!(
         o.status.success(),
         "{extra:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-fn pixels(path: &Path) -> Array2<u32> {
-    let r = Raster::open(path).unwrap();
-    r.read::<u32>(&[1], r.full_window())
-        .unwrap()
-        .index_axis_move(Axis(0), 0)
 }
 
 /// The attribute table's columns that both outputs have, by name.
@@ -131,31 +117,23 @@ fn a_vrt_output_is_refused_replaced_and_cleaned_up_as_others_are() {
     let tiles = dir.join("seg.tiles");
     segment(&vrt, &[]);
     let first = pixels(&vrt);
-    let (model, input) = (model(), rgbn());
-    let run = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "segment",
-            s(&input),
-            s(out),
-            "-q",
-            "-t",
-            "200",
-            "--kmeans-in",
-            s(&model),
-        ];
+    // Another tile size from here on: it does not change the result.
+    let input = rgbn();
+    let again = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["-t", "200"];
         args.extend_from_slice(extra);
-        shepseg(&args)
+        run(&input, out, &args)
     };
     // An existing output, or its tile folder holding anything else, is refused without
     // --overwrite.
-    let err = one_line_error(&run(&vrt, &[]));
+    let err = one_line_error(&again(&vrt, &[]));
     assert!(
         err.contains("seg.vrt") && err.contains("--overwrite"),
         "{err}"
     );
     std::fs::remove_file(&vrt).unwrap();
     std::fs::write(tiles.join("notes.txt"), b"mine").unwrap();
-    let err = one_line_error(&run(&vrt, &[]));
+    let err = one_line_error(&again(&vrt, &[]));
     assert!(
         err.contains("seg.tiles") && err.contains("--overwrite"),
         "{err}"
@@ -168,7 +146,7 @@ fn a_vrt_output_is_refused_replaced_and_cleaned_up_as_others_are() {
     for f in &strays {
         std::fs::write(f, b"stale").unwrap();
     }
-    let o = run(&vrt, &[]);
+    let o = again(&vrt, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(strays.iter().all(|f| !f.exists()));
     assert!(
@@ -177,7 +155,7 @@ fn a_vrt_output_is_refused_replaced_and_cleaned_up_as_others_are() {
     );
     // --overwrite replaces the mosaic, foreign files and all.
     std::fs::write(tiles.join("notes.txt"), b"mine").unwrap();
-    let o = run(&vrt, &["--overwrite"]);
+    let o = again(&vrt, &["--overwrite"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!tiles.join("notes.txt").exists());
     assert!(pixels(&vrt) == first);
@@ -186,16 +164,7 @@ fn a_vrt_output_is_refused_replaced_and_cleaned_up_as_others_are() {
     let bytes = std::fs::read(rgbn()).unwrap();
     std::fs::write(&broken, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let out = dir.join("failed.vrt");
-    let o = shepseg(&[
-        "segment",
-        s(&broken),
-        s(&out),
-        "-q",
-        "-t",
-        "128",
-        "--kmeans-in",
-        s(&model),
-    ]);
+    let o = run(&broken, &out, &["-t", "128"]);
     let err = one_line_error(&o);
     assert!(err.contains("broken.tif"), "{err}");
     assert!(!out.exists() && !dir.join("failed.tiles").exists());

@@ -17,7 +17,7 @@ use shepseg_exec_fargate::protocol::{
 mod common;
 
 use common::moto::{free_port, Moto, RunTaskFaults};
-use common::{assert_same_files, noisy_crop, report};
+use common::{assert_same_files, noisy_crop, pixels, report};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -235,15 +235,6 @@ fn a_killed_worker_costs_a_retry_not_the_job() {
         "the killed worker held a tile: {log}"
     );
     assert!(log.contains("lost"), "{log}");
-}
-
-/// Band 1 of `path`, row-major.
-fn pixels(path: &Path) -> Vec<u32> {
-    let r = shepseg_tiling::Raster::open(path).unwrap();
-    r.read::<u32>(&[1], r.full_window())
-        .unwrap()
-        .into_raw_vec_and_offset()
-        .0
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{assert_same_files, noisy_crop, one_line_error, report, tempdir};
+use common::{
+    assert_same_files, busy_work_dir, noisy_crop, one_line_error, pixels, report, tempdir,
+};
 use shepseg_pipeline::finished_tiles;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
@@ -230,14 +232,7 @@ fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
     );
 
     // A work directory locked by a live process (this test) is refused, nothing written.
-    let busy = dir.join("busy");
-    std::fs::create_dir_all(&busy).unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    std::fs::write(
-        busy.join("lock"),
-        format!("{} {}", std::process::id(), host.trim()),
-    )
-    .unwrap();
+    let busy = busy_work_dir(&dir);
     let out3 = dir.join("busy.tif");
     let err = one_line_error(
         &Job::command_for(&rgbn, &out3, &["--work-dir", busy.to_str().unwrap()])
@@ -248,6 +243,7 @@ fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
     assert!(!out3.exists());
     // ... and taken over once its process is gone. A folder the user named keeps what else
     // it holds.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     std::fs::write(busy.join("lock"), format!("999999999 {}", host.trim())).unwrap();
     std::fs::write(busy.join("notes.txt"), "mine").unwrap();
     let ok = Job::command_for(&rgbn, &out3, &["--work-dir", busy.to_str().unwrap()])
@@ -285,15 +281,6 @@ fn resume_without_a_job_starts_afresh_and_a_busy_work_dir_is_refused() {
         assert!(!out4.exists());
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Band 1 of `path`, row-major.
-fn pixels(path: &Path) -> Vec<u32> {
-    let r = shepseg_tiling::Raster::open(path).unwrap();
-    r.read::<u32>(&[1], r.full_window())
-        .unwrap()
-        .into_raw_vec_and_offset()
-        .0
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 mod common;
 
 use common::moto::Moto;
-use common::{noisy_crop, one_line_error, rgbn, tempdir};
+use common::{busy_work_dir, noisy_crop, one_line_error, rgbn, tempdir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shepseg");
 
@@ -44,6 +44,34 @@ fn contents(path: &str) -> (Vec<u32>, Vec<f64>, Vec<f64>) {
     let px = band.read_as::<u32>((0, 0), (c, r), (c, r), None).unwrap();
     let col = |name: &str| shepseg_tiling::rat::read_column(&band, name).unwrap_or_default();
     (px.data().to_vec(), col("Histogram"), col("Band_1_mean"))
+}
+
+/// Segments `input` into `output` without statistics, then adds band 1 and 4 means with
+/// `shepseg stats`.
+fn segment_then_stats(moto: &Moto, input: &str, output: &str) {
+    let out = Command::new(BIN)
+        .args(["segment", input, output])
+        .args(&ARGS[..4])
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rgbn = rgbn();
+    let stats = [
+        "stats",
+        output,
+        rgbn.to_str().unwrap(),
+        "-b",
+        "1,4",
+        "--stat",
+        "mean",
+    ];
+    let out = Command::new(BIN)
+        .args(stats)
+        .envs(moto.s3_env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }
 
 fn exists(path: &str) -> bool {
@@ -84,27 +112,7 @@ fn input_and_output_on_s3_equal_the_local_run() {
 
     // Statistics of an S3 segmentation, afterwards: the same columns.
     let plain = "/vsis3/data/out/plain.tif";
-    let out = Command::new(BIN)
-        .args(["segment", input, plain])
-        .args(&ARGS[..4])
-        .envs(moto.s3_env())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let out = Command::new(BIN)
-        .args([
-            "stats",
-            plain,
-            rgbn().to_str().unwrap(),
-            "-b",
-            "1,4",
-            "--stat",
-            "mean",
-        ])
-        .envs(moto.s3_env())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    segment_then_stats(&moto, input, plain);
     assert!(
         contents(plain) == want,
         "stats of the S3 segmentation differ"
@@ -119,14 +127,7 @@ fn input_and_output_on_s3_equal_the_local_run() {
 
     // A job that fails after its output was begun leaves no object at OUTPUT's key (nor any
     // local temporary folder): here its work directory is held by a live process.
-    let busy = dir.join("busy");
-    std::fs::create_dir_all(&busy).unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    std::fs::write(
-        busy.join("lock"),
-        format!("{} {}", std::process::id(), host.trim()),
-    )
-    .unwrap();
+    let busy = busy_work_dir(&dir);
     let failed = "/vsis3/data/out/failed.tif";
     let err = one_line_error(&segment(
         &moto,
@@ -301,43 +302,15 @@ fn a_vrt_mosaic_on_s3_equals_the_local_run_with_every_executor() {
     }
     // Statistics of an S3 mosaic, afterwards: its sources stay named relative to it.
     let plain = "/vsis3/mosaic/out/plain.vrt";
-    let out = Command::new(BIN)
-        .args(["segment", input, plain])
-        .args(&ARGS[..4])
-        .envs(moto.s3_env())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let out = Command::new(BIN)
-        .args([
-            "stats",
-            plain,
-            rgbn().to_str().unwrap(),
-            "-b",
-            "1,4",
-            "--stat",
-            "mean",
-        ])
-        .envs(moto.s3_env())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    segment_then_stats(&moto, input, plain);
     assert!(contents(plain) == want, "stats of the S3 mosaic differ");
-    shepseg_tiling::vsi::forget_cached(Path::new(plain));
     let xml = String::from_utf8(shepseg_tiling::vsi::read_all(Path::new(plain)).unwrap()).unwrap();
     assert!(
         xml.contains("relativeToVRT=\"1\">plain.tiles/") && !xml.contains("/vsis3/"),
         "{xml:.2000}"
     );
     // A job that fails leaves no VRT and no tile.
-    let busy = dir.join("busy");
-    std::fs::create_dir_all(&busy).unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    std::fs::write(
-        busy.join("lock"),
-        format!("{} {}", std::process::id(), host.trim()),
-    )
-    .unwrap();
+    let busy = busy_work_dir(&dir);
     let failed = "/vsis3/mosaic/out/failed.vrt";
     let err = one_line_error(&segment(
         &moto,

@@ -31,6 +31,28 @@ pub fn assert_same_files(reference: &Path, output: &Path, what: &str) {
     }
 }
 
+/// Band 1 of raster `path`, row-major.
+pub fn pixels(path: &Path) -> Vec<u32> {
+    let r = shepseg_tiling::Raster::open(path).unwrap();
+    r.read::<u32>(&[1], r.full_window())
+        .unwrap()
+        .into_raw_vec_and_offset()
+        .0
+}
+
+/// A work directory `dir/busy` locked by a live process (this test's).
+pub fn busy_work_dir(dir: &Path) -> PathBuf {
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        busy.join("lock"),
+        format!("{} {}", std::process::id(), host.trim()),
+    )
+    .unwrap();
+    busy
+}
+
 /// The shipped 4-band test image.
 pub fn rgbn() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/reference/rgbn/rgbn.tif")
